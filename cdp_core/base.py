@@ -1,0 +1,198 @@
+"""Base classes a plugin subclasses: sources and their streams, transforms, destinations.
+
+The vocabulary follows dlt and Airbyte: a *source* offers named *streams*; a
+stream reads *pages* of records from a *cursor* and reports the cursor to resume
+from after each page. A *transform* maps a batch to a batch. A *destination*
+writes a batch and is durable when ``write`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from cdp_core.records import JsonValue, Record, RecordKind, Rejected
+
+if TYPE_CHECKING:
+    from cdp_core.store.checkpoint import Checkpoint
+
+
+class PluginConfig(BaseModel):
+    """Base for every plugin's config model.
+
+    Unknown keys are errors (``extra="forbid"``): a typo in connectors.toml must
+    never be silently ignored. The registry refuses config models that allow extras.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoOptions(PluginConfig):
+    """The config model of a plugin that takes no options."""
+
+
+@dataclass
+class ConnectorContext:
+    """What the core hands a source or destination when it builds one.
+
+    :param name: the connector's name in connectors.toml (``[connectors.NAME]``).
+    :param store_url: the profile store's database URL (``[store] url``).
+    :param base_dir: the folder of connectors.toml; relative paths in options
+        resolve against it, wherever ``cdp`` was started.
+    :param logger: a logger named for the connector.
+    :param services: extra services the core offers (the HTTP client factory, the
+        identity rules); keyed by name so new services never break old plugins.
+    """
+
+    name: str
+    store_url: str = "sqlite:///cdp.sqlite"
+    base_dir: Path = field(default_factory=Path.cwd)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("cdp"))
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, relative to the folder of connectors.toml."""
+        return self.base_dir / Path(path).expanduser()
+
+
+@dataclass
+class Page:
+    """One page read from a stream.
+
+    :param records: the records of this page.
+    :param cursor: the cursor to resume from after this page (JSON-safe), or
+        ``None`` if the stream is not incremental.
+    :param rejects: input the stream could not turn into records (a malformed
+        line, a payload that fails the record model): quarantined, not lost.
+    """
+
+    records: list[Record]
+    cursor: JsonValue = None
+    rejects: list[Rejected] = field(default_factory=list)
+
+
+class Stream(ABC):
+    """A named, resumable sequence of records offered by a source.
+
+    Subclasses set the class attributes (or instance attributes for streams whose
+    shape depends on config) and implement :meth:`read`.
+    """
+
+    name: str
+    kind: RecordKind = RecordKind.profile
+    primary_key: tuple[str, ...] = ("id",)
+    cursor_field: str | None = None
+    record_model: type[BaseModel] | None = None
+
+    @abstractmethod
+    def read(self, cursor: JsonValue) -> Iterator[Page]:
+        """Yield pages starting after ``cursor`` (``None``: from the beginning).
+
+        Each page's ``cursor`` must be enough to resume right after it: reading
+        again from it never repeats a record of that page or earlier ones.
+        """
+
+
+class Source(ABC):
+    """A configured origin of records: a CRM account, a file folder, a survey tool."""
+
+    config_model: ClassVar[type[PluginConfig]] = NoOptions
+
+    def __init__(self, config: PluginConfig, context: ConnectorContext) -> None:
+        self.config = config
+        self.context = context
+
+    @abstractmethod
+    def streams(self) -> Sequence[Stream]:
+        """The streams this source offers. Must not do I/O: ``cdp validate`` calls it."""
+
+    def stream(self, name: str) -> Stream:
+        for stream in self.streams():
+            if stream.name == name:
+                return stream
+        known = ", ".join(s.name for s in self.streams()) or "none"
+        raise KeyError(f"no stream {name!r} (streams: {known})")
+
+    def close(self) -> None:
+        """Release connections; called once after the run."""
+
+
+class TransformContext:
+    """Collects what a transform rejects while it processes one batch."""
+
+    def __init__(self, node: str, logger: logging.Logger | None = None) -> None:
+        self.node = node
+        self.logger = logger or logging.getLogger(f"cdp.transform.{node}")
+        self.rejected: list[Rejected] = []
+
+    def reject(self, record: Record, reason: str) -> None:
+        """Send ``record`` to quarantine with ``reason``; the sync goes on."""
+        self.rejected.append(Rejected(reason=reason, raw=record.raw(), key=record.key))
+
+
+class Transform(ABC):
+    """Batch in, batch out. Pure: no I/O except through the context it is given.
+
+    To drop a record, leave it out of the result; to reject one (quarantine),
+    call ``ctx.reject(record, reason)`` and leave it out.
+    """
+
+    config_model: ClassVar[type[PluginConfig]] = NoOptions
+
+    def __init__(self, config: PluginConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        """Return the records to pass on."""
+
+
+class WriteMode(StrEnum):
+    """How a destination treats a record delivered again with the same key."""
+
+    append = "append"
+    """Every delivery is written: a re-delivered record may appear twice."""
+    upsert = "upsert"
+    """Keyed by ``Record.key``: a re-delivered record replaces the earlier one."""
+
+
+class Destination(ABC):
+    """Where records go: the profile store, a file, a vendor API.
+
+    ``write`` returns only once the batch is durable. A destination that keeps
+    the sync state in its own transaction (the profile store) sets
+    ``commits_checkpoint = True`` and, when handed a checkpoint, commits it in the
+    same transaction as the batch: that makes delivery exactly-once.
+    """
+
+    config_model: ClassVar[type[PluginConfig]] = NoOptions
+    options_model: ClassVar[type[PluginConfig]] = NoOptions
+    """Per-node options (``[syncs.G.nodes.N] options = {...}``)."""
+    write_mode: ClassVar[WriteMode] = WriteMode.append
+    accepts: ClassVar[frozenset[RecordKind] | None] = None
+    """The record kinds it takes; ``None`` takes any."""
+    commits_checkpoint: ClassVar[bool] = False
+
+    def __init__(
+        self, config: PluginConfig, context: ConnectorContext, options: PluginConfig | None = None
+    ) -> None:
+        self.config = config
+        self.context = context
+        self.options = options if options is not None else self.options_model()
+
+    def open(self) -> None:
+        """Prepare for writing; called once before the first batch of a run."""
+
+    @abstractmethod
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+        """Write ``batch`` durably. If ``checkpoint`` is given, commit it with the batch."""
+
+    def close(self) -> None:
+        """Flush and release; called once after the run, also when it failed."""

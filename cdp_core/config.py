@@ -1,0 +1,303 @@
+"""connectors.toml: read with tomllib, interpolate ``${ENV}`` secrets, validate into models.
+
+Every problem is collected (not just the first) as a :class:`ConfigIssue` naming
+the file, the key path (``syncs.nightly.nodes.clean.inputs[0]``) and, where it
+can be found, the line. A secret's value never appears in an issue.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cdp_core.base import PluginConfig
+from cdp_core.plugins import Plugins, Registration
+from cdp_core.secrets import Redactor
+
+DEFAULT_STORE_URL = "sqlite:///cdp.sqlite"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+PathPart = str | int
+
+
+def format_path(parts: tuple[PathPart, ...] | list[PathPart]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+            out += f".{text}" if out else text
+    return out
+
+
+@dataclass
+class ConfigIssue:
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.path or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """connectors.toml cannot be used; ``issues`` lists every problem found."""
+
+    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+        self.file = file
+        self.issues = issues
+        super().__init__("\n".join(issue.render(file) for issue in issues))
+
+
+# -- the models of connectors.toml ---------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreConfig(_Strict):
+    url: str = DEFAULT_STORE_URL
+
+
+class NodeConfig(_Strict):
+    """One node of a sync graph: exactly one of ``source``, ``transform``, ``destination``."""
+
+    source: str | None = Field(default=None, description="CONNECTOR.STREAM")
+    transform: str | None = Field(default=None, description="a registered transform type")
+    destination: str | None = Field(default=None, description="a connector name")
+    inputs: list[str] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_role(self) -> NodeConfig:
+        roles = [r for r in ("source", "transform", "destination") if getattr(self, r) is not None]
+        if len(roles) != 1:
+            raise ValueError("a node sets exactly one of 'source', 'transform' or 'destination'")
+        return self
+
+    @property
+    def role(self) -> str:
+        return next(r for r in ("source", "transform", "destination") if getattr(self, r) is not None)
+
+    @property
+    def ref(self) -> str:
+        return getattr(self, self.role)
+
+
+class GraphConfig(_Strict):
+    description: str | None = None
+    schedule: str | None = Field(default=None, description="a 5-field cron expression")
+    every: str | None = Field(default=None, description="an interval such as 30s, 10m, 1h30m, 1d")
+    timezone: str = "UTC"
+    depends_on: list[str] = Field(default_factory=list)
+    retries: int = Field(default=0, ge=0)
+    nodes: dict[str, NodeConfig]
+
+
+class RootConfig(_Strict):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    syncs: dict[str, GraphConfig] = Field(default_factory=dict)
+
+
+@dataclass
+class Connector:
+    """A configured instance of a plugin: ``[connectors.NAME]``."""
+
+    name: str
+    type: str
+    config: PluginConfig
+    roles: dict[str, Registration]
+
+
+@dataclass
+class Config:
+    """A validated connectors.toml."""
+
+    path: Path
+    root: RootConfig
+    connectors: dict[str, Connector]
+    redact: Redactor
+    text: str = ""
+    graphs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store_url(self) -> str:
+        return self.root.store.url
+
+
+# -- loading -------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a connectors.toml; raise :class:`ConfigError` listing every issue."""
+    from cdp_core.graph import build_graphs  # graph validation needs the config models above
+
+    file = Path(path)
+    env = dict(os.environ) if env is None else env
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
+        raise ConfigError(str(file), [ConfigIssue("", f"not valid TOML: {exc}", line)]) from None
+
+    locate = _Locator(text)
+    issues: list[ConfigIssue] = []
+    redact = Redactor()
+    secret_paths: set[tuple[PathPart, ...]] = set()
+    raw = _interpolate(raw, (), env, redact, secret_paths, issues)
+
+    def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
+        for err in exc.errors(include_url=False):
+            loc = prefix + tuple(err["loc"])
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif "input" in err and not _is_secret(loc, secret_paths) and _short(err["input"]):
+                message += f" (got {err['input']!r})"
+            issues.append(ConfigIssue(format_path(loc), message, locate(loc)))
+
+    root: RootConfig | None = None
+    try:
+        root = RootConfig.model_validate(raw)
+    except ValidationError as exc:
+        add_validation_errors(exc, ())
+        # Keep checking what can be checked: connectors are validated from the raw tables.
+    connectors: dict[str, Connector] = {}
+    raw_connectors = raw.get("connectors", {}) if isinstance(raw.get("connectors", {}), dict) else {}
+    for name, table in raw_connectors.items():
+        if not isinstance(table, dict):
+            continue
+        prefix: tuple[PathPart, ...] = ("connectors", name)
+        type_name = table.get("type")
+        if not isinstance(type_name, str):
+            issues.append(ConfigIssue(format_path(prefix + ("type",)), "missing 'type' (the plugin type)", locate(prefix)))
+            continue
+        regs = [r for r in plugins.registry.roles_of(type_name) if r.role != "transform"]
+        if not regs:
+            issues.append(
+                ConfigIssue(format_path(prefix + ("type",)), _unknown_type(plugins, type_name), locate(prefix + ("type",)))
+            )
+            continue
+        model = regs[0].cls.config_model
+        options = {k: v for k, v in table.items() if k != "type"}
+        try:
+            config = model.model_validate(options)
+        except ValidationError as exc:
+            add_validation_errors(exc, prefix)
+            continue
+        connectors[name] = Connector(name, type_name, config, {r.role: r for r in regs})
+
+    config = Config(path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text)
+    if root is not None:
+        graphs, graph_issues = build_graphs(root, raw_connectors, connectors, plugins)
+        for issue in graph_issues:
+            if issue.line is None:
+                issue.line = locate(issue.parts)
+            issues.append(ConfigIssue(issue.path, issue.message, issue.line))
+        config.graphs = graphs
+    if issues:
+        raise ConfigError(str(file), issues)
+    return config
+
+
+def _unknown_type(plugins: Plugins, type_name: str) -> str:
+    for role in ("source", "destination"):
+        conflict = plugins.registry.conflict_message(role, type_name)
+        if conflict:
+            return conflict
+    known = sorted(set(plugins.registry.names("source")) | set(plugins.registry.names("destination")))
+    message = f"unknown plugin type {type_name!r}; known types: {', '.join(known) or 'none'}"
+    if plugins.broken:
+        message += f" (broken plugins, see `cdp plugins`: {', '.join(p.name for p in plugins.broken)})"
+    return message
+
+
+def _interpolate(
+    value: Any,
+    path: tuple[PathPart, ...],
+    env: dict[str, str],
+    redact: Redactor,
+    secret_paths: set[tuple[PathPart, ...]],
+    issues: list[ConfigIssue],
+) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, path + (k,), env, redact, secret_paths, issues) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, path + (i,), env, redact, secret_paths, issues) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    missing = [name for name in _ENV_REF.findall(value) if name not in env]
+    if missing:
+        for name in missing:
+            issues.append(ConfigIssue(format_path(path), f"environment variable {name} is not set"))
+        return value
+    secret_paths.add(path)
+    resolved = _ENV_REF.sub(lambda m: env[m.group(1)], value)
+    for name in _ENV_REF.findall(value):
+        redact.add(env[name])
+    return resolved
+
+
+def _is_secret(loc: tuple[PathPart, ...], secret_paths: set[tuple[PathPart, ...]]) -> bool:
+    return any(loc[: len(p)] == p for p in secret_paths)
+
+
+def _short(value: Any) -> bool:
+    return isinstance(value, (int, float, bool, str)) and len(repr(value)) <= 80
+
+
+def _line_from_message(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+class _Locator:
+    """Finds the line that defines a key path, for error messages.
+
+    tomllib keeps no positions, so this scans table headers and ``key =`` lines;
+    it answers the line of the deepest prefix of the path it finds (a key inside
+    an inline table points at the line of that table).
+    """
+
+    _header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _assign = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.entries: list[tuple[tuple[str, ...], int]] = []
+        table: tuple[str, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._header.match(line)
+            if header:
+                table = _split_key(header.group(1))
+                self.entries.append((table, number))
+                continue
+            assign = self._assign.match(line)
+            if assign:
+                self.entries.append((table + _split_key(assign.group(1)), number))
+
+    def __call__(self, loc: tuple[PathPart, ...] | list[PathPart]) -> int | None:
+        keys = tuple(str(p) for p in loc if isinstance(p, str))
+        best, best_len = None, 0
+        for entry, number in self.entries:
+            if len(entry) > best_len and keys[: len(entry)] == entry:
+                best, best_len = number, len(entry)
+        return best
+
+
+def _split_key(key: str) -> tuple[str, ...]:
+    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
+    return tuple(a or b or c for a, b, c in parts)

@@ -1,0 +1,300 @@
+"""Sync graphs: a DAG of source streams, transforms and destinations, validated whole.
+
+Validation reports every problem with its key path: an unknown node or
+connector, a transform or destination without input, a source with inputs, a
+cycle, bad options, a bad schedule, an unknown ``depends_on``.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from cdp_core.base import ConnectorContext, PluginConfig, Source
+
+if TYPE_CHECKING:
+    from cdp_core.config import Connector, GraphConfig, NodeConfig, PathPart, RootConfig
+    from cdp_core.plugins import Plugins
+
+
+@dataclass
+class GraphIssue:
+    parts: tuple[Any, ...]
+    message: str
+    line: int | None = None
+
+    @property
+    def path(self) -> str:
+        from cdp_core.config import format_path
+
+        return format_path(self.parts)
+
+
+@dataclass
+class Node:
+    """A validated node: its role, what it refers to, its inputs and its parsed options."""
+
+    name: str
+    role: str
+    ref: str
+    inputs: list[str]
+    options: PluginConfig | None = None
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def connector(self) -> str:
+        return self.ref.split(".", 1)[0]
+
+    @property
+    def stream(self) -> str:
+        return self.ref.split(".", 1)[1]
+
+
+@dataclass
+class SyncGraph:
+    name: str
+    config: GraphConfig
+    nodes: dict[str, Node]
+    order: list[str]
+    """Topological order: every node after all its inputs."""
+
+    def sources(self) -> list[Node]:
+        return [self.nodes[n] for n in self.order if self.nodes[n].role == "source"]
+
+    def destinations(self) -> list[Node]:
+        return [self.nodes[n] for n in self.order if self.nodes[n].role == "destination"]
+
+
+_INTERVAL = re.compile(r"(\d+)\s*(d|h|m|s)")
+_UNIT = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_every(text: str) -> timedelta:
+    """``"30s"``, ``"10m"``, ``"1h30m"``, ``"1d"`` -> timedelta; ValueError otherwise."""
+    compact = text.replace(" ", "")
+    parts = _INTERVAL.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"not an interval: {text!r} (use e.g. 30s, 10m, 1h30m, 1d)")
+    delta = timedelta(**{_UNIT[u]: 0 for u in _UNIT})
+    for number, unit in parts:
+        delta += timedelta(**{_UNIT[unit]: int(number)})
+    if delta <= timedelta(0):
+        raise ValueError(f"interval must be positive: {text!r}")
+    return delta
+
+
+def build_graphs(
+    root: RootConfig,
+    raw_connectors: dict[str, Any],
+    connectors: dict[str, Connector],
+    plugins: Plugins,
+) -> tuple[dict[str, SyncGraph], list[GraphIssue]]:
+    graphs: dict[str, SyncGraph] = {}
+    issues: list[GraphIssue] = []
+    for name, config in root.syncs.items():
+        graph = _build_graph(name, config, raw_connectors, connectors, plugins, issues)
+        if graph is not None:
+            graphs[name] = graph
+    _check_depends_on(root, issues)
+    return graphs, issues
+
+
+def _build_graph(
+    name: str,
+    config: GraphConfig,
+    raw_connectors: dict[str, Any],
+    connectors: dict[str, Connector],
+    plugins: Plugins,
+    issues: list[GraphIssue],
+) -> SyncGraph | None:
+    prefix: tuple[PathPart, ...] = ("syncs", name)
+    start = len(issues)
+    _check_schedule(config, prefix, issues)
+    if not config.nodes:
+        issues.append(GraphIssue(prefix + ("nodes",), "a graph needs at least one node"))
+    nodes: dict[str, Node] = {}
+    for node_name, node_cfg in config.nodes.items():
+        node = _build_node(node_name, node_cfg, prefix + ("nodes", node_name), raw_connectors, connectors, plugins, issues)
+        if node is not None:
+            nodes[node_name] = node
+    for node_name, node_cfg in config.nodes.items():
+        for i, input_name in enumerate(node_cfg.inputs):
+            where = prefix + ("nodes", node_name, "inputs", i)
+            if input_name not in config.nodes:
+                issues.append(GraphIssue(where, f"unknown node {input_name!r}; nodes: {', '.join(config.nodes)}"))
+            elif config.nodes[input_name].role == "destination":
+                issues.append(GraphIssue(where, f"{input_name!r} is a destination; it has no output"))
+            elif node_name in nodes:
+                if input_name in nodes:
+                    nodes[input_name].children.append(node_name)
+    order, cycle = _toposort({n: c.inputs for n, c in config.nodes.items()})
+    if cycle:
+        issues.append(GraphIssue(prefix + ("nodes", cycle[0]), "cycle: " + " -> ".join(cycle)))
+    if len(issues) > start:
+        return None
+    for node in nodes.values():
+        if node.role != "destination" and not node.children:
+            issues.append(GraphIssue(prefix + ("nodes", node.name), f"{node.role} {node.name!r} feeds no node"))
+    if not any(n.role == "source" for n in nodes.values()):
+        issues.append(GraphIssue(prefix + ("nodes",), "a graph needs at least one source node"))
+    if len(issues) > start:
+        return None
+    return SyncGraph(name=name, config=config, nodes=nodes, order=order)
+
+
+def _build_node(
+    name: str,
+    cfg: NodeConfig,
+    where: tuple[PathPart, ...],
+    raw_connectors: dict[str, Any],
+    connectors: dict[str, Connector],
+    plugins: Plugins,
+    issues: list[GraphIssue],
+) -> Node | None:
+    role, ref = cfg.role, cfg.ref
+    if role == "source":
+        if cfg.inputs:
+            issues.append(GraphIssue(where + ("inputs",), "a source node takes no inputs"))
+        if cfg.options:
+            issues.append(GraphIssue(where + ("options",), "a source node takes no options; set them on the connector"))
+        connector_name, _, stream_name = ref.partition(".")
+        if not stream_name:
+            issues.append(GraphIssue(where + ("source",), f"expected CONNECTOR.STREAM, got {ref!r}"))
+            return None
+        connector = _connector(connector_name, "source", where + ("source",), raw_connectors, connectors, issues)
+        if connector is None:
+            return None
+        try:
+            source: Source = connector.roles["source"].cls(connector.config, ConnectorContext(name=connector_name))
+            streams = [s.name for s in source.streams()]
+        except Exception as exc:  # noqa: BLE001 - a plugin bug is reported where it is used
+            issues.append(GraphIssue(where + ("source",), f"source {connector_name!r} cannot list its streams: {exc}"))
+            return None
+        if stream_name not in streams:
+            issues.append(
+                GraphIssue(where + ("source",), f"connector {connector_name!r} has no stream {stream_name!r}; streams: {', '.join(streams) or 'none'}")
+            )
+            return None
+        return Node(name, role, ref, [])
+    if not cfg.inputs:
+        issues.append(GraphIssue(where + ("inputs",), f"a {role} node needs at least one input"))
+    if role == "transform":
+        reg = plugins.registry.get("transform", ref)
+        if reg is None:
+            conflict = plugins.registry.conflict_message("transform", ref)
+            known = ", ".join(plugins.registry.names("transform"))
+            issues.append(GraphIssue(where + ("transform",), conflict or f"unknown transform type {ref!r}; known: {known}"))
+            return None
+        options = _options(reg.cls.config_model, cfg.options, where, issues)
+        return Node(name, role, ref, list(cfg.inputs), options) if options is not None else None
+    connector = _connector(ref, "destination", where + ("destination",), raw_connectors, connectors, issues)
+    if connector is None:
+        return None
+    options = _options(connector.roles["destination"].cls.options_model, cfg.options, where, issues)
+    return Node(name, role, ref, list(cfg.inputs), options) if options is not None else None
+
+
+def _connector(
+    name: str,
+    role: str,
+    where: tuple[PathPart, ...],
+    raw_connectors: dict[str, Any],
+    connectors: dict[str, Connector],
+    issues: list[GraphIssue],
+) -> Connector | None:
+    if name not in raw_connectors:
+        known = ", ".join(raw_connectors) or "none"
+        issues.append(GraphIssue(where, f"unknown connector {name!r}; connectors: {known}"))
+        return None
+    connector = connectors.get(name)
+    if connector is None:
+        return None  # its own table is invalid, and already reported
+    if role not in connector.roles:
+        issues.append(GraphIssue(where, f"connector {name!r} (type {connector.type!r}) is not a {role}"))
+        return None
+    return connector
+
+
+def _options(
+    model: type[PluginConfig], options: dict[str, Any], where: tuple[PathPart, ...], issues: list[GraphIssue]
+) -> PluginConfig | None:
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            if err["type"] != "extra_forbidden" and isinstance(err.get("input"), (int, float, str, bool)):
+                message += f" (got {err['input']!r})"
+            issues.append(GraphIssue(where + ("options",) + tuple(err["loc"]), message))
+        return None
+
+
+def _check_schedule(config: GraphConfig, prefix: tuple[PathPart, ...], issues: list[GraphIssue]) -> None:
+    try:
+        zone = zoneinfo.ZoneInfo(config.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        issues.append(GraphIssue(prefix + ("timezone",), f"unknown time zone {config.timezone!r}"))
+        zone = None
+    if config.schedule and config.every:
+        issues.append(GraphIssue(prefix + ("every",), "set either 'schedule' (cron) or 'every', not both"))
+    if config.schedule:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(config.schedule, timezone=zone or "UTC")
+        except ValueError as exc:
+            issues.append(GraphIssue(prefix + ("schedule",), f"not a valid cron expression: {exc}"))
+    if config.every:
+        try:
+            parse_every(config.every)
+        except ValueError as exc:
+            issues.append(GraphIssue(prefix + ("every",), str(exc)))
+
+
+def _check_depends_on(root: RootConfig, issues: list[GraphIssue]) -> None:
+    for name, config in root.syncs.items():
+        for i, dep in enumerate(config.depends_on):
+            if dep not in root.syncs:
+                issues.append(GraphIssue(("syncs", name, "depends_on", i), f"unknown sync graph {dep!r}"))
+            elif dep == name:
+                issues.append(GraphIssue(("syncs", name, "depends_on", i), "a graph cannot depend on itself"))
+    _, cycle = _toposort({n: [d for d in c.depends_on if d in root.syncs] for n, c in root.syncs.items()})
+    if cycle and len(cycle) > 2:
+        issues.append(GraphIssue(("syncs", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
+
+
+def _toposort(inputs: dict[str, Iterable[str]]) -> tuple[list[str], list[str]]:
+    """Kahn's algorithm over known names; returns (order, a cycle as a path or [])."""
+    deps = {n: [i for i in ins if i in inputs] for n, ins in inputs.items()}
+    remaining = {n: len(d) for n, d in deps.items()}
+    children: dict[str, list[str]] = {n: [] for n in deps}
+    for n, ds in deps.items():
+        for d in ds:
+            children[d].append(n)
+    ready = [n for n, count in remaining.items() if count == 0]
+    order: list[str] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for child in children[n]:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(child)
+    if len(order) == len(deps):
+        return order, []
+    # Walk back along inputs inside the unresolved part until a node repeats.
+    stuck = {n for n in deps if n not in order}
+    node = min(stuck)
+    path: list[str] = []
+    while node not in path:
+        path.append(node)
+        node = next(d for d in deps[node] if d in stuck)
+    cycle = path[path.index(node) :] + [node]
+    cycle.reverse()
+    return order, cycle

@@ -1,0 +1,58 @@
+"""The record: the one shape every source emits and every destination receives.
+
+design.md section 3: a record carries the stream it came from, its kind, its data,
+the person's identifiers, when it happened and a stable key for idempotency.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JsonValue = Any
+"""A value that survives ``json.dumps``: cursors and raw payloads are stored as JSON."""
+
+
+class RecordKind(StrEnum):
+    """What a record says about a person; the profile store understands each kind."""
+
+    profile = "profile"
+    event = "event"
+    order = "order"
+    nps_response = "nps_response"
+    consent = "consent"
+
+
+class Record(BaseModel):
+    """One unit of customer data flowing through a sync graph.
+
+    ``key`` is stable across deliveries of the same fact (for example
+    ``"<contact id>"`` for a CRM contact, ``"<order id>"`` for an order), so a
+    destination that upserts by key never stores it twice.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    stream: str
+    kind: RecordKind = RecordKind.profile
+    key: str
+    data: dict[str, Any] = Field(default_factory=dict)
+    identifiers: dict[str, str] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+    def raw(self) -> dict[str, Any]:
+        """The record as JSON-safe data, as kept in quarantine."""
+        return self.model_dump(mode="json")
+
+
+class Rejected(BaseModel):
+    """A record that could not be processed, with why and where, bound for quarantine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str
+    raw: JsonValue
+    key: str | None = None

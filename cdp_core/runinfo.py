@@ -1,0 +1,55 @@
+"""What observers and the CLI learn about a run: its identity, status and per-node counts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunStatus(StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+@dataclass
+class NodeStats:
+    """Counts for one node of one run.
+
+    ``records_in`` is what reached the node, ``records_out`` what it passed on
+    (for a destination: what it wrote), ``rejected`` what went to quarantine.
+    """
+
+    kind: str
+    records_in: int = 0
+    records_out: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def per_second(self) -> float:
+        handled = max(self.records_in, self.records_out)
+        return handled / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunInfo:
+    """One run of one sync graph."""
+
+    id: str
+    graph: str
+    started_at: datetime
+    status: RunStatus = RunStatus.running
+    finished_at: datetime | None = None
+    error: str | None = None
+    nodes: dict[str, NodeStats] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = str(self.status)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return data

@@ -1,0 +1,218 @@
+"""Runs a sync graph: pages stream from each source through transforms to destinations.
+
+Memory stays bounded by one page per source: a page is pushed through the whole
+graph and made durable before the next is read. A source's cursor is committed
+only once every destination it feeds has its batch durably; the last destination
+that shares the store's database commits it in the same transaction as its batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cdp_core.base import ConnectorContext, Destination, Source, Transform, TransformContext
+from cdp_core.config import Config
+from cdp_core.graph import Node, SyncGraph
+from cdp_core.plugins import Plugins
+from cdp_core.records import Record, Rejected
+from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
+from cdp_core.store import Checkpoint, SystemStore
+
+log = logging.getLogger("cdp.runner")
+
+ProgressCallback = Callable[[RunInfo], None]
+
+
+class RunFailed(Exception):
+    """A node of the run failed; the run is recorded and state stays at the last commit."""
+
+
+class Runner:
+    """Runs the graphs of one loaded config against one store."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Plugins,
+        system: SystemStore | None = None,
+        *,
+        services: dict[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.system = system or SystemStore(config.store_url).create()
+        self.services = services or {}
+        self.on_progress = on_progress
+        self.should_stop = should_stop or (lambda: False)
+
+    def run(self, graph_name: str) -> RunInfo:
+        graph: SyncGraph = self.config.graphs[graph_name]
+        run = RunInfo(id=uuid.uuid4().hex, graph=graph_name, started_at=datetime.now(UTC))
+        run.nodes = {name: NodeStats(kind=node.role) for name, node in graph.nodes.items()}
+        self.system.start_run(run)
+        self.plugins.notify("cdp_run_started", run=run)
+        execution = _Execution(self, graph, run)
+        error = execution.execute()
+        run.finished_at = datetime.now(UTC)
+        if error is None:
+            run.status = RunStatus.succeeded
+            self.system.save_run(run)
+            self.plugins.notify("cdp_run_finished", run=run)
+        else:
+            run.status = RunStatus.failed
+            run.error = self.config.redact(f"{type(error).__name__}: {error}")
+            self.system.save_run(run)
+            self.plugins.notify("cdp_run_failed", run=run, error=error)
+        return run
+
+    def context(self, connector: str) -> ConnectorContext:
+        return ConnectorContext(
+            name=connector,
+            store_url=self.config.store_url,
+            base_dir=self.config.path.parent.resolve(),
+            logger=logging.getLogger(f"cdp.connector.{connector}"),
+            services=dict(self.services),
+        )
+
+
+class _Execution:
+    """The state of one run: the built plugin instances and the per-node counters."""
+
+    def __init__(self, runner: Runner, graph: SyncGraph, run: RunInfo) -> None:
+        self.runner = runner
+        self.graph = graph
+        self.run = run
+        self.sources: dict[str, Source] = {}
+        self.transforms: dict[str, Transform] = {}
+        self.destinations: dict[str, Destination] = {}
+        self.redact = runner.config.redact
+
+    def execute(self) -> BaseException | None:
+        first_error: BaseException | None = None
+        try:
+            self._build()
+            for dest in self.destinations.values():
+                dest.open()
+            for node in self.graph.sources():
+                if self.runner.should_stop():
+                    break
+                try:
+                    self._run_source(node)
+                except Exception as exc:  # noqa: BLE001 - other sources of the graph still run
+                    log.error("run %s: source node %s failed: %s", self.run.id, node.name, self.redact(str(exc)))
+                    self.run.nodes[node.name].error = self.redact(f"{type(exc).__name__}: {exc}")
+                    first_error = first_error or exc
+        except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
+            first_error = first_error or exc
+        finally:
+            for name, closable in [*self.destinations.items(), *self.sources.items()]:
+                try:
+                    closable.close()
+                except Exception as exc:  # noqa: BLE001
+                    log.error("run %s: closing %s failed: %s", self.run.id, name, self.redact(str(exc)))
+                    first_error = first_error or exc
+        return first_error
+
+    def _build(self) -> None:
+        config, registry = self.runner.config, self.runner.plugins.registry
+        for node in self.graph.nodes.values():
+            if node.role == "source" and node.connector not in self.sources:
+                connector = config.connectors[node.connector]
+                cls = connector.roles["source"].cls
+                self.sources[node.connector] = cls(connector.config, self.runner.context(node.connector))
+            elif node.role == "transform":
+                reg = registry.get("transform", node.ref)
+                assert reg is not None, node.ref  # validated when the config was loaded
+                self.transforms[node.name] = reg.cls(node.options)
+            elif node.role == "destination":
+                connector = config.connectors[node.ref]
+                cls = connector.roles["destination"].cls
+                self.destinations[node.name] = cls(connector.config, self.runner.context(node.ref), node.options)
+
+    def _run_source(self, node: Node) -> None:
+        stats = self.run.nodes[node.name]
+        stream = self.sources[node.connector].stream(node.stream)
+        cursor = self.runner.system.cursor(self.graph.name, node.name)
+        pages = iter(stream.read(cursor))
+        while True:
+            started = time.perf_counter()
+            page = next(pages, None)
+            stats.seconds += time.perf_counter() - started
+            if page is None:
+                break
+            stats.records_out += len(page.records)
+            stats.rejected += len(page.rejects)
+            rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
+            batches: dict[str, list[Record]] = {}
+            self._push(node.name, page.records, batches, rejected)
+            checkpoint = Checkpoint(self.graph.name, self.run.id, {node.name: page.cursor}, rejected)
+            self._deliver(batches, checkpoint)
+            for where, rej in rejected:
+                self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
+            if self.runner.on_progress:
+                self.runner.on_progress(self.run)
+            if self.runner.should_stop():
+                log.info("run %s: stop requested; %s stopped after a committed page", self.run.id, node.name)
+                break
+
+    def _push(
+        self, origin: str, records: list[Record], batches: dict[str, list[Record]], rejected: list[tuple[str, Rejected]]
+    ) -> None:
+        children = self.graph.nodes[origin].children
+        for i, child in enumerate(children):
+            # Transforms may change records in place (it is much faster); on a
+            # fan-out every branch but the last gets its own copy.
+            branch = records if i == len(children) - 1 else [r.model_copy(deep=True) for r in records]
+            node = self.graph.nodes[child]
+            stats = self.run.nodes[child]
+            stats.records_in += len(branch)
+            if node.role == "destination":
+                batches.setdefault(child, []).extend(branch)
+                continue
+            ctx = TransformContext(child)
+            started = time.perf_counter()
+            out = self.transforms[child].process(branch, ctx)
+            stats.seconds += time.perf_counter() - started
+            stats.records_out += len(out)
+            stats.rejected += len(ctx.rejected)
+            rejected.extend((child, r) for r in ctx.rejected)
+            if out:
+                self._push(child, out, batches, rejected)
+
+    def _deliver(self, batches: dict[str, list[Record]], checkpoint: Checkpoint) -> None:
+        for name, batch in batches.items():
+            accepts = self.destinations[name].accepts
+            if accepts is not None:
+                kept = [r for r in batch if r.kind in accepts]
+                if len(kept) != len(batch):
+                    for r in batch:
+                        if r.kind not in accepts:
+                            reason = f"destination {name!r} does not accept records of kind {r.kind!r}"
+                            checkpoint.rejected.append((name, Rejected(reason=reason, raw=r.raw(), key=r.key)))
+                    self.run.nodes[name].rejected += len(batch) - len(kept)
+                    batches[name] = kept
+        committer = next(
+            (n for n in reversed(list(batches)) if batches[n] and self.destinations[n].commits_checkpoint), None
+        )
+        order = [n for n in batches if n != committer] + ([committer] if committer else [])
+        for name in order:
+            batch = batches[name]
+            if not batch:
+                continue
+            stats = self.run.nodes[name]
+            started = time.perf_counter()
+            self.destinations[name].write(batch, checkpoint if name == committer else None)
+            stats.seconds += time.perf_counter() - started
+            stats.records_out += len(batch)
+            self.runner.plugins.notify("cdp_batch_written", run=self.run, node=name, count=len(batch))
+        if committer is not None and not checkpoint.committed:
+            raise RunFailed(f"destination {committer!r} did not commit the checkpoint it was handed")
+        if not checkpoint.committed:
+            self.runner.system.commit(checkpoint)

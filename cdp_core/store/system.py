@@ -1,0 +1,114 @@
+"""Reads and writes of the system tables, shared by the runner, the CLI and the scheduler."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlmodel import SQLModel
+
+from cdp_core.records import JsonValue
+from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
+from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.store.engine import make_engine
+from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
+
+_runs = SyncRun.__table__
+_state = SyncState.__table__
+_quarantine = QuarantineRecord.__table__
+
+
+class SystemStore:
+    """Sync state, runs and quarantine in the store database."""
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+
+    def create(self) -> SystemStore:
+        SQLModel.metadata.create_all(self.engine, tables=[_runs, _state, _quarantine])  # type: ignore[list-item]
+        return self
+
+    # -- state -------------------------------------------------------------------------
+    def cursor(self, graph: str, node: str) -> JsonValue:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(_state.c.cursor).where(_state.c.graph == graph, _state.c.node == node)
+            ).scalar_one_or_none()
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        with self.engine.begin() as conn:
+            checkpoint.write(conn)
+
+    def reset(self, graph: str, node: str | None = None) -> int:
+        stmt = delete(_state).where(_state.c.graph == graph)
+        if node is not None:
+            stmt = stmt.where(_state.c.node == node)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount
+
+    # -- runs --------------------------------------------------------------------------
+    def start_run(self, run: RunInfo) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(_runs).values(**_run_row(run)))
+
+    def save_run(self, run: RunInfo) -> None:
+        row = _run_row(run)
+        with self.engine.begin() as conn:
+            conn.execute(update(_runs).where(_runs.c.id == run.id).values(**row))
+
+    def runs(self, graph: str | None = None, limit: int = 20) -> list[RunInfo]:
+        stmt = select(_runs).order_by(_runs.c.started_at.desc()).limit(limit)
+        if graph is not None:
+            stmt = stmt.where(_runs.c.graph == graph)
+        with self.engine.connect() as conn:
+            return [_run_from_row(row._mapping) for row in conn.execute(stmt)]
+
+    # -- quarantine --------------------------------------------------------------------
+    def quarantine(
+        self, graph: str | None = None, node: str | None = None, run_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        stmt = select(_quarantine).order_by(_quarantine.c.id).limit(limit)
+        for column, value in (("graph", graph), ("node", node), ("run_id", run_id)):
+            if value is not None:
+                stmt = stmt.where(_quarantine.c[column] == value)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    def quarantine_count(self, graph: str | None = None) -> int:
+        stmt = select(func.count()).select_from(_quarantine)
+        if graph is not None:
+            stmt = stmt.where(_quarantine.c.graph == graph)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+
+def _run_row(run: RunInfo) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "graph": run.graph,
+        "status": str(run.status),
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "nodes": {name: vars(stats) for name, stats in run.nodes.items()},
+    }
+
+
+def _run_from_row(row: Any) -> RunInfo:
+    return RunInfo(
+        id=row["id"],
+        graph=row["graph"],
+        status=RunStatus(row["status"]),
+        started_at=_aware(row["started_at"]),
+        finished_at=_aware(row["finished_at"]) if row["finished_at"] else None,
+        error=row["error"],
+        nodes={name: NodeStats(**stats) for name, stats in (row["nodes"] or {}).items()},
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything cdp writes is UTC.
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
