@@ -17,31 +17,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cdp_core.base import PluginConfig
+from cdp_core.graph import SyncGraph, build_graphs
+from cdp_core.keypaths import PathPart, did_you_mean, format_path
 from cdp_core.plugins import Plugins, Registration
 from cdp_core.secrets import Redactor
 
 DEFAULT_STORE_URL = "sqlite:///cdp.sqlite"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-PathPart = str | int
-
-
-def format_path(parts: tuple[PathPart, ...] | list[PathPart]) -> str:
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            text = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
-            out += f".{text}" if out else text
-    return out
-
-
 @dataclass
 class ConfigIssue:
     path: str
     message: str
     line: int | None = None
+    parts: tuple[PathPart, ...] = field(default=(), repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "message": self.message, "line": self.line}
 
     def render(self, file: str) -> str:
         where = f"{file}:{self.line}" if self.line else file
@@ -100,13 +92,14 @@ class GraphConfig(_Strict):
     timezone: str = "UTC"
     depends_on: list[str] = Field(default_factory=list)
     retries: int = Field(default=0, ge=0)
-    nodes: dict[str, NodeConfig]
+    nodes: dict[str, NodeConfig] = Field(default_factory=dict)
 
 
 class RootConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    syncs: dict[str, GraphConfig] = Field(default_factory=dict)
+    syncs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Validated graph by graph (see load_config), so one bad graph hides no other's problems."""
 
 
 @dataclass
@@ -128,7 +121,7 @@ class Config:
     connectors: dict[str, Connector]
     redact: Redactor
     text: str = ""
-    graphs: dict[str, Any] = field(default_factory=dict)
+    graphs: dict[str, SyncGraph] = field(default_factory=dict)
 
     @property
     def store_url(self) -> str:
@@ -140,8 +133,6 @@ class Config:
 
 def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, str] | None = None) -> Config:
     """Read, interpolate and validate a connectors.toml; raise :class:`ConfigError` listing every issue."""
-    from cdp_core.graph import build_graphs  # graph validation needs the config models above
-
     file = Path(path)
     env = dict(os.environ) if env is None else env
     try:
@@ -159,6 +150,8 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
     redact = Redactor()
     secret_paths: set[tuple[PathPart, ...]] = set()
     raw = _interpolate(raw, (), env, redact, secret_paths, issues)
+    for issue in issues:
+        issue.line = locate(issue.parts)
 
     def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
         for err in exc.errors(include_url=False):
@@ -203,13 +196,36 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
 
     config = Config(path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text)
     if root is not None:
-        graphs, graph_issues = build_graphs(root, raw_connectors, connectors, plugins)
+        graph_configs: dict[str, GraphConfig] = {}
+        invalid_nodes: dict[str, set[str]] = {}
+        for name, table in root.syncs.items():
+            # Nodes one by one: a bad node must not hide the problems of its neighbours.
+            raw_nodes = table.get("nodes", {})
+            try:
+                graph_config = GraphConfig.model_validate({k: v for k, v in table.items() if k != "nodes"})
+            except ValidationError as exc:
+                add_validation_errors(exc, ("syncs", name))
+                continue
+            if not isinstance(raw_nodes, dict):
+                issues.append(ConfigIssue(f"syncs.{name}.nodes", "must be a table of nodes", locate(("syncs", name, "nodes"))))
+                continue
+            for node_name, node_table in raw_nodes.items():
+                try:
+                    graph_config.nodes[node_name] = NodeConfig.model_validate(node_table)
+                except ValidationError as exc:
+                    add_validation_errors(exc, ("syncs", name, "nodes", node_name))
+                    invalid_nodes.setdefault(name, set()).add(node_name)
+            graph_configs[name] = graph_config
+        graphs, graph_issues = build_graphs(
+            graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins
+        )
         for issue in graph_issues:
             if issue.line is None:
                 issue.line = locate(issue.parts)
             issues.append(ConfigIssue(issue.path, issue.message, issue.line))
         config.graphs = graphs
     if issues:
+        issues.sort(key=lambda i: i.line or 0)
         raise ConfigError(str(file), issues)
     return config
 
@@ -220,7 +236,7 @@ def _unknown_type(plugins: Plugins, type_name: str) -> str:
         if conflict:
             return conflict
     known = sorted(set(plugins.registry.names("source")) | set(plugins.registry.names("destination")))
-    message = f"unknown plugin type {type_name!r}; known types: {', '.join(known) or 'none'}"
+    message = f"unknown plugin type {type_name!r}{did_you_mean(type_name, known)}; known types: {', '.join(known) or 'none'}"
     if plugins.broken:
         message += f" (broken plugins, see `cdp plugins`: {', '.join(p.name for p in plugins.broken)})"
     return message
@@ -243,7 +259,7 @@ def _interpolate(
     missing = [name for name in _ENV_REF.findall(value) if name not in env]
     if missing:
         for name in missing:
-            issues.append(ConfigIssue(format_path(path), f"environment variable {name} is not set"))
+            issues.append(ConfigIssue(format_path(path), f"environment variable {name} is not set", parts=path))
         return value
     secret_paths.add(path)
     resolved = _ENV_REF.sub(lambda m: env[m.group(1)], value)

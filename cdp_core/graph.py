@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig, Source
+from cdp_core.keypaths import PathPart, did_you_mean, format_path
 
 if TYPE_CHECKING:
-    from cdp_core.config import Connector, GraphConfig, NodeConfig, PathPart, RootConfig
+    from cdp_core.config import Connector, GraphConfig, NodeConfig
     from cdp_core.plugins import Plugins
 
 
@@ -31,8 +32,6 @@ class GraphIssue:
 
     @property
     def path(self) -> str:
-        from cdp_core.config import format_path
-
         return format_path(self.parts)
 
 
@@ -90,24 +89,27 @@ def parse_every(text: str) -> timedelta:
 
 
 def build_graphs(
-    root: RootConfig,
+    configs: dict[str, GraphConfig],
+    all_names: set[str],
+    invalid_nodes: dict[str, set[str]],
     raw_connectors: dict[str, Any],
     connectors: dict[str, Connector],
     plugins: Plugins,
 ) -> tuple[dict[str, SyncGraph], list[GraphIssue]]:
     graphs: dict[str, SyncGraph] = {}
     issues: list[GraphIssue] = []
-    for name, config in root.syncs.items():
-        graph = _build_graph(name, config, raw_connectors, connectors, plugins, issues)
+    for name, config in configs.items():
+        graph = _build_graph(name, config, invalid_nodes.get(name, set()), raw_connectors, connectors, plugins, issues)
         if graph is not None:
             graphs[name] = graph
-    _check_depends_on(root, issues)
+    _check_depends_on(configs, all_names, issues)
     return graphs, issues
 
 
 def _build_graph(
     name: str,
     config: GraphConfig,
+    invalid: set[str],
     raw_connectors: dict[str, Any],
     connectors: dict[str, Connector],
     plugins: Plugins,
@@ -116,7 +118,7 @@ def _build_graph(
     prefix: tuple[PathPart, ...] = ("syncs", name)
     start = len(issues)
     _check_schedule(config, prefix, issues)
-    if not config.nodes:
+    if not config.nodes and not invalid:
         issues.append(GraphIssue(prefix + ("nodes",), "a graph needs at least one node"))
     nodes: dict[str, Node] = {}
     for node_name, node_cfg in config.nodes.items():
@@ -126,17 +128,20 @@ def _build_graph(
     for node_name, node_cfg in config.nodes.items():
         for i, input_name in enumerate(node_cfg.inputs):
             where = prefix + ("nodes", node_name, "inputs", i)
+            if input_name in invalid:
+                continue
             if input_name not in config.nodes:
-                issues.append(GraphIssue(where, f"unknown node {input_name!r}; nodes: {', '.join(config.nodes)}"))
+                hint = did_you_mean(input_name, list(config.nodes))
+                issues.append(GraphIssue(where, f"unknown node {input_name!r}{hint}; nodes: {', '.join(config.nodes)}"))
             elif config.nodes[input_name].role == "destination":
                 issues.append(GraphIssue(where, f"{input_name!r} is a destination; it has no output"))
             elif node_name in nodes:
                 if input_name in nodes:
                     nodes[input_name].children.append(node_name)
-    order, cycle = _toposort({n: c.inputs for n, c in config.nodes.items()})
-    if cycle:
+    order, cycle = toposort({n: c.inputs for n, c in config.nodes.items()})
+    if cycle and not invalid:
         issues.append(GraphIssue(prefix + ("nodes", cycle[0]), "cycle: " + " -> ".join(cycle)))
-    if len(issues) > start:
+    if len(issues) > start or invalid:
         return None
     for node in nodes.values():
         if node.role != "destination" and not node.children:
@@ -189,7 +194,10 @@ def _build_node(
         if reg is None:
             conflict = plugins.registry.conflict_message("transform", ref)
             known = ", ".join(plugins.registry.names("transform"))
-            issues.append(GraphIssue(where + ("transform",), conflict or f"unknown transform type {ref!r}; known: {known}"))
+            hint = did_you_mean(ref, plugins.registry.names("transform"))
+            issues.append(
+                GraphIssue(where + ("transform",), conflict or f"unknown transform type {ref!r}{hint}; known: {known or 'none'}")
+            )
             return None
         options = _options(reg.cls.config_model, cfg.options, where, issues)
         return Node(name, role, ref, list(cfg.inputs), options) if options is not None else None
@@ -210,7 +218,8 @@ def _connector(
 ) -> Connector | None:
     if name not in raw_connectors:
         known = ", ".join(raw_connectors) or "none"
-        issues.append(GraphIssue(where, f"unknown connector {name!r}; connectors: {known}"))
+        hint = did_you_mean(name, list(raw_connectors))
+        issues.append(GraphIssue(where, f"unknown connector {name!r}{hint}; connectors: {known}"))
         return None
     connector = connectors.get(name)
     if connector is None:
@@ -257,19 +266,19 @@ def _check_schedule(config: GraphConfig, prefix: tuple[PathPart, ...], issues: l
             issues.append(GraphIssue(prefix + ("every",), str(exc)))
 
 
-def _check_depends_on(root: RootConfig, issues: list[GraphIssue]) -> None:
-    for name, config in root.syncs.items():
+def _check_depends_on(configs: dict[str, GraphConfig], all_names: set[str], issues: list[GraphIssue]) -> None:
+    for name, config in configs.items():
         for i, dep in enumerate(config.depends_on):
-            if dep not in root.syncs:
+            if dep not in all_names:
                 issues.append(GraphIssue(("syncs", name, "depends_on", i), f"unknown sync graph {dep!r}"))
             elif dep == name:
                 issues.append(GraphIssue(("syncs", name, "depends_on", i), "a graph cannot depend on itself"))
-    _, cycle = _toposort({n: [d for d in c.depends_on if d in root.syncs] for n, c in root.syncs.items()})
+    _, cycle = toposort({n: [d for d in c.depends_on if d in configs] for n, c in configs.items()})
     if cycle and len(cycle) > 2:
         issues.append(GraphIssue(("syncs", cycle[0], "depends_on"), "dependency cycle: " + " -> ".join(cycle)))
 
 
-def _toposort(inputs: dict[str, Iterable[str]]) -> tuple[list[str], list[str]]:
+def toposort(inputs: dict[str, Iterable[str]]) -> tuple[list[str], list[str]]:
     """Kahn's algorithm over known names; returns (order, a cycle as a path or [])."""
     deps = {n: [i for i in ins if i in inputs] for n, ins in inputs.items()}
     remaining = {n: len(d) for n, d in deps.items()}

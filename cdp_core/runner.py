@@ -194,7 +194,7 @@ class _Execution:
                 if len(kept) != len(batch):
                     for r in batch:
                         if r.kind not in accepts:
-                            reason = f"destination {name!r} does not accept records of kind {r.kind!r}"
+                            reason = f"destination {name!r} does not accept records of kind {str(r.kind)!r}"
                             checkpoint.rejected.append((name, Rejected(reason=reason, raw=r.raw(), key=r.key)))
                     self.run.nodes[name].rejected += len(batch) - len(kept)
                     batches[name] = kept

@@ -1,0 +1,3 @@
+from cdp_core.cli import main
+
+main()

@@ -1,0 +1,186 @@
+"""The commands of ``cdp``: validate, plugins, sync, runs, quarantine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cdp_core.cli import common
+from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, JsonOption, emit_json, stderr, stdout
+from cdp_core.cli.progress import ProgressView, run_table
+from cdp_core.config import ConfigError, load_config
+from cdp_core.graph import SyncGraph, toposort
+from cdp_core.runinfo import RunInfo, RunStatus
+from cdp_core.runner import Runner
+from cdp_core.store import SystemStore
+
+app = typer.Typer(
+    name="cdp",
+    help="Collect, clean and unify customer data from many tools, through plugins.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+quarantine_app = typer.Typer(help="Records rejected by a sync, with reason and raw payload.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@app.callback()
+def _root(log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR.")) -> None:
+    common.setup_logging(log_level)
+
+
+@app.command()
+def validate(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
+    """Check connectors.toml, plugins and graphs; list every problem at once (exit 2 if any)."""
+    loaded = common.plugins()
+    try:
+        cfg = load_config(config, loaded)
+    except ConfigError as exc:
+        if as_json:
+            emit_json({"valid": False, "file": exc.file, "issues": [i.to_dict() for i in exc.issues]})
+        else:
+            common.print_config_error(exc, stdout)
+        raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        emit_json({"valid": True, "file": str(config), "connectors": sorted(cfg.connectors), "graphs": sorted(cfg.graphs)})
+        return
+    stdout.print(
+        f"[green]ok[/] {config}: {len(cfg.connectors)} connectors, {len(cfg.graphs)} sync graphs "
+        f"({', '.join(sorted(cfg.graphs)) or 'none'})",
+        highlight=False,
+    )
+    for plugin in loaded.broken:
+        stderr.print(f"[yellow]warning:[/] plugin {plugin.name} is broken: {plugin.error}", highlight=False)
+
+
+@app.command()
+def plugins(as_json: bool = JsonOption) -> None:
+    """Every plugin, its distribution and version, and what it registered; broken ones with their error."""
+    loaded = common.plugins()
+    infos = [info.to_dict() for info in loaded.info.values()]
+    if as_json:
+        emit_json(infos)
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("plugin", "distribution", "version", "status", "registered"):
+        table.add_column(column)
+    for info in infos:
+        registered = "; ".join(f"{role}: {', '.join(names)}" for role, names in info["registered"].items())
+        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(info["status"], "[red]broken[/]")
+        table.add_row(info["name"], info["distribution"] or "", info["version"] or "", status, registered or info["error"] or "")
+    stdout.print(table)
+    for info in infos:
+        if info["status"] == "broken":
+            stderr.print(f"[red]{info['name']}[/]: {info['error']}", highlight=False)
+
+
+@app.command()
+def sync(
+    graph: str | None = typer.Argument(None, help="The sync graph to run."),
+    all_graphs: bool = typer.Option(False, "--all", help="Run every graph, dependencies first."),
+    config: Path = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run one sync graph, or all of them; exit 1 if any run failed."""
+    if (graph is None) == (not all_graphs):
+        common.fail("name one GRAPH or pass --all")
+    cfg, loaded = common.load(config)
+    if graph is not None and graph not in cfg.graphs:
+        common.fail(f"no sync graph {graph!r} in {config}; graphs: {', '.join(sorted(cfg.graphs)) or 'none'}")
+    names = _in_dependency_order(cfg.graphs) if all_graphs else [graph]
+    runs: list[RunInfo] = []
+    failed: set[str] = set()
+    system = SystemStore(cfg.store_url).create()
+    for name in names:
+        assert name is not None
+        blocked = [d for d in cfg.graphs[name].config.depends_on if d in failed]
+        if blocked:
+            failed.add(name)
+            stderr.print(f"[yellow]skipped[/] {name}: depends on failed {', '.join(blocked)}", highlight=False)
+            continue
+        with ProgressView(stderr, enabled=not as_json) as view:
+            run = Runner(cfg, loaded, system, on_progress=view.update).run(name)
+        runs.append(run)
+        if run.status is not RunStatus.succeeded:
+            failed.add(name)
+        if not as_json:
+            colour = "green" if run.status is RunStatus.succeeded else "red"
+            stdout.print(run_table(run, f"{name}: [{colour}]{run.status}[/] in {_duration(run)} (run {run.id[:8]})"))
+            if run.error:
+                stdout.print(f"  [red]{run.error}[/]", highlight=False, markup=False)
+    if as_json:
+        emit_json([run.to_dict() for run in runs])
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+@app.command()
+def runs(
+    graph: str | None = typer.Option(None, "--graph", help="Only this graph."),
+    limit: int = typer.Option(20, "--limit", min=1),
+    config: Path = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Recent sync runs, newest first, with status, counts and duration."""
+    cfg, _ = common.load(config)
+    history = SystemStore(cfg.store_url).create().runs(graph, limit)
+    if as_json:
+        emit_json([run.to_dict() for run in history])
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "error"):
+        table.add_column(column)
+    for run in history:
+        nodes = run.nodes.values()
+        table.add_row(
+            run.id[:8],
+            run.graph,
+            str(run.status),
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _duration(run),
+            f"{sum(s.records_out for s in nodes if s.kind == 'source'):,}",
+            f"{sum(s.records_out for s in nodes if s.kind == 'destination'):,}",
+            f"{sum(s.rejected for s in nodes):,}",
+            (run.error or "")[:80],
+        )
+    stdout.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    graph: str | None = typer.Option(None, "--graph"),
+    node: str | None = typer.Option(None, "--node"),
+    run: str | None = typer.Option(None, "--run", help="A run id."),
+    limit: int = typer.Option(100, "--limit", min=1),
+    config: Path = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Rejected records with the node, run, reason and raw payload."""
+    cfg, _ = common.load(config)
+    rows = SystemStore(cfg.store_url).create().quarantine(graph, node, run, limit)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("id", "graph", "node", "run", "reason", "payload"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        payload = json.dumps(row["payload"], default=str, ensure_ascii=False)
+        table.add_row(str(row["id"]), row["graph"], row["node"], row["run_id"][:8], row["reason"], payload[:120])
+    stdout.print(table)
+    if not rows:
+        stderr.print("quarantine is empty" + (" for that filter" if graph or node or run else ""))
+
+
+def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:
+    order, _ = toposort({name: graph.config.depends_on for name, graph in graphs.items()})
+    return order
+
+
+def _duration(run: RunInfo) -> str:
+    if run.finished_at is None:
+        return "running"
+    return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"

@@ -1,0 +1,76 @@
+"""What every command shares: loading plugins and config, the consoles, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from cdp_core.config import Config, ConfigError, load_config
+from cdp_core.plugins import Plugins, load_plugins
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Piped output is read by people too (CI logs, `| less`): don't squeeze tables into 80 columns.
+stdout = Console(width=None if sys.stdout.isatty() else 200)
+stderr = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+ConfigOption = typer.Option(
+    Path("connectors.toml"),
+    "-c",
+    "--config",
+    envvar="CDP_CONFIG",
+    help="The connectors.toml to use.",
+    show_default=True,
+)
+JsonOption = typer.Option(False, "--json", help="Machine-readable output on stdout, nothing else.")
+
+
+def setup_logging(level: str = "WARNING") -> None:
+    root = logging.getLogger()
+    if not any(getattr(h, "_cdp", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._cdp = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(os.environ.get("CDP_LOG_LEVEL", level).upper())
+
+
+def plugins() -> Plugins:
+    return load_plugins()
+
+
+def load(path: Path, loaded: Plugins | None = None) -> tuple[Config, Plugins]:
+    """Load plugins and config; on a config error print every issue and exit 2."""
+    loaded = loaded or plugins()
+    try:
+        config = load_config(path, loaded)
+    except ConfigError as exc:
+        print_config_error(exc, stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(config.redact.filter())
+    return config, loaded
+
+
+def print_config_error(exc: ConfigError, console: Console) -> None:
+    count = len(exc.issues)
+    console.print(f"[bold red]{exc.file}: {count} problem{'s' if count != 1 else ''}[/]", highlight=False)
+    for issue in exc.issues:
+        console.print(f"  {issue.render(exc.file)}", highlight=False, markup=False)
+
+
+def emit_json(data: Any) -> None:
+    # Plain print, not rich: scripts parse this and rich would wrap or colour it.
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)

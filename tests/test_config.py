@@ -1,0 +1,224 @@
+"""connectors.toml: every mistake reported at once, with key path and line; secrets never shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cdp_core.config import ConfigError, load_config
+from cdp_core.graph import parse_every
+from cdp_core.plugins import load_plugins
+
+SECRET = "s3cr3t-value-never-shown"
+
+FIVE_MISTAKES = """
+[connectors.crm]
+type = "hubspott"
+
+[connectors.files]
+type = "csv"
+streams.people = { path = "people.csv", batch_size = "lots" }
+
+[connectors.out]
+type = "jsonl_file"
+path = "${OUT_PATH}"
+colour = "blue"
+
+[connectors.shop]
+type = "jsonl"
+streams.orders = { path = "${SHOP_TOKEN}", batch_size = -5 }
+
+[syncs.nightly.nodes.people]
+source = "files.people"
+
+[syncs.nightly.nodes.a]
+destination = "out"
+inputs = ["people", "b"]
+
+[syncs.nightly.nodes.b]
+source = "files.people"
+inputs = ["a"]
+"""
+
+CYCLE = """
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "people.jsonl" }
+
+[connectors.out]
+type = "jsonl_file"
+path = "out.jsonl"
+
+[syncs.g.nodes.people]
+source = "files.people"
+
+[syncs.g.nodes.a]
+transform = "noop"
+inputs = ["people", "b"]
+
+[syncs.g.nodes.b]
+transform = "noop"
+inputs = ["a"]
+
+[syncs.g.nodes.out]
+destination = "out"
+inputs = ["b"]
+"""
+
+
+def _issues(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    path = tmp_path / "connectors.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, load_plugins(entry_points=False), env=env or {})
+    rendered = str(info.value)
+    for secret in (env or {}).values():
+        assert secret not in rendered
+    return {issue.path: issue.message for issue in info.value.issues}
+
+
+def test_five_kinds_of_mistake_are_all_reported_with_their_key_paths(tmp_path: Path) -> None:
+    issues = _issues(tmp_path, FIVE_MISTAKES, env={"OUT_PATH": SECRET, "SHOP_TOKEN": SECRET})
+    assert "unknown plugin type 'hubspott'" in issues["connectors.crm.type"]
+    assert "valid integer" in issues["connectors.files.streams.people.batch_size"]
+    assert issues["connectors.out.colour"] == "unknown key"
+    assert "greater than or equal to 1" in issues["connectors.shop.streams.orders.batch_size"]
+    assert "source node takes no inputs" in issues["syncs.nightly.nodes.b.inputs"]
+
+
+def test_missing_env_var_names_the_key_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text('[connectors.out]\ntype = "jsonl_file"\npath = "${NOT_SET_ANYWHERE}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, load_plugins(entry_points=False), env={})
+    (issue,) = info.value.issues
+    assert (issue.path, issue.line) == ("connectors.out.path", 3)
+    assert "NOT_SET_ANYWHERE is not set" in issue.message
+    assert f"{path}:3: connectors.out.path:" in str(info.value)
+
+
+def test_cycle_is_named_with_its_path(tmp_path: Path) -> None:
+    from cdp_core import Transform, hookimpl
+
+    class Noop(Transform):
+        def process(self, batch, ctx):  # type: ignore[no-untyped-def]
+            return batch
+
+    class Plugin:
+        @hookimpl
+        def cdp_register_transforms(self, register):  # type: ignore[no-untyped-def]
+            register("noop", Noop)
+
+    path = tmp_path / "connectors.toml"
+    path.write_text(CYCLE)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, load_plugins(entry_points=False, extra=[("noop", Plugin())]), env={})
+    messages = [i.message for i in info.value.issues]
+    assert any(m in ("cycle: a -> b -> a", "cycle: b -> a -> b") for m in messages), messages
+
+
+def test_unknown_input_and_connector_suggest_the_close_name(tmp_path: Path) -> None:
+    text = CYCLE.replace('inputs = ["people", "b"]', 'inputs = ["peeple"]').replace('inputs = ["a"]', 'inputs = ["a"]')
+    text = text.replace('destination = "out"', 'destination = "outt"')
+    issues = _issues(tmp_path, text)
+    assert "unknown node 'peeple' (did you mean 'people'?)" in issues["syncs.g.nodes.a.inputs[0]"]
+    assert "unknown connector 'outt' (did you mean 'out'?)" in issues["syncs.g.nodes.out.destination"]
+
+
+def test_graph_shape_rules(tmp_path: Path) -> None:
+    text = """
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "p.jsonl" }
+[connectors.out]
+type = "jsonl_file"
+path = "o.jsonl"
+[syncs.g.nodes.people]
+source = "files.nope"
+[syncs.g.nodes.out]
+destination = "out"
+[syncs.g.nodes.both]
+source = "files.people"
+destination = "out"
+[syncs.h]
+every = "often"
+timezone = "Mars/Olympus"
+depends_on = ["g", "missing"]
+[syncs.h.nodes.people]
+source = "files.people"
+[syncs.i]
+schedule = "61 * * * *"
+[syncs.i.nodes.people]
+source = "files.people"
+"""
+    issues = _issues(tmp_path, text)
+    assert "no stream 'nope'" in issues["syncs.g.nodes.people.source"]
+    assert "needs at least one input" in issues["syncs.g.nodes.out.inputs"]
+    assert "exactly one of" in issues["syncs.g.nodes.both"]
+    assert "not an interval" in issues["syncs.h.every"]
+    assert "unknown time zone" in issues["syncs.h.timezone"]
+    assert "unknown sync graph 'missing'" in issues["syncs.h.depends_on[1]"]
+    assert "cron" in issues["syncs.i.schedule"]
+
+
+def test_unknown_top_level_table_is_an_error(tmp_path: Path) -> None:
+    issues = _issues(tmp_path, '[stor]\nurl = "sqlite:///x.sqlite"\n')
+    assert issues == {"stor": "unknown key"}
+
+
+def test_invalid_toml_reports_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text('[store]\nurl = "unterminated\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, load_plugins(entry_points=False), env={})
+    assert info.value.issues[0].line == 2
+    assert "not valid TOML" in info.value.issues[0].message
+
+
+def test_secret_is_resolved_but_redacted(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text('[connectors.out]\ntype = "jsonl_file"\npath = "${OUT}/x.jsonl"\n')
+    config = load_config(path, load_plugins(entry_points=False), env={"OUT": SECRET})
+    assert config.connectors["out"].config.path == f"{SECRET}/x.jsonl"  # type: ignore[attr-defined]
+    assert config.redact(f"failed to open {SECRET}/x.jsonl") == "failed to open ***/x.jsonl"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("10m", 600), ("1h30m", 5400), ("1d", 86400), ("2h 5s", 7205)]
+)
+def test_parse_every(text: str, seconds: int) -> None:
+    assert parse_every(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10", "m", "5x", "0s", "10m junk"])
+def test_parse_every_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_every(text)
+
+
+def test_cdp_validate_exits_2_lists_all_and_prints_no_secret(tmp_path: Path) -> None:
+    (tmp_path / "connectors.toml").write_text(FIVE_MISTAKES)
+    env = {"PATH": "/usr/bin:/bin", "OUT_PATH": SECRET, "SHOP_TOKEN": SECRET, "CDP_DISABLE_PLUGINS": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "cdp_core.cli", "validate", "-c", "connectors.toml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    output = result.stdout + result.stderr
+    assert SECRET not in output
+    for path in (
+        "connectors.crm.type",
+        "connectors.files.streams.people.batch_size",
+        "connectors.out.colour",
+        "connectors.shop.streams.orders.batch_size",
+        "syncs.nightly.nodes.b.inputs",
+    ):
+        assert path in output
+    assert "connectors.toml:3: connectors.crm.type" in output
