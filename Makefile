@@ -1,0 +1,62 @@
+# cdp developer targets (GNU make).
+#
+#   make demo    install the core and every plugin into .venv, then sync all graphs of connectors.toml
+#   make test    the same with dev extras, then every test suite against SQLite and a throwaway PostgreSQL
+#   make bench   the 1M-record pipeline benchmark (bench/README.md)
+#   make install / make install-dev   only the install steps
+#
+# Installs are stamped: they run again only when a pyproject.toml changes or a plugin
+# folder appears or goes away. Delete .venv to start over.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONFIG ?= connectors.toml
+PYTEST_ARGS ?=
+
+PLUGIN_PYPROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGIN_PYPROJECTS))
+STAMP := $(VENV)/.cdp-install
+STAMP_DEV := $(VENV)/.cdp-install-dev
+INSTALL_DEPS := pyproject.toml $(PLUGIN_PYPROJECTS) scripts/install.sh
+
+# A plugin folder that went away (or came back with an old mtime) reinstalls too.
+ifneq ($(PLUGIN_DIRS),$(sort $(shell cat $(VENV)/.cdp-plugins 2>/dev/null)))
+$(shell rm -f $(STAMP) $(STAMP_DEV))
+endif
+
+export VENV PYTHON
+
+.PHONY: help demo test bench install install-dev clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+install: $(STAMP)
+
+install-dev: $(STAMP_DEV)
+
+$(STAMP): $(INSTALL_DEPS)
+	scripts/install.sh
+	touch $@
+
+$(STAMP_DEV): $(INSTALL_DEPS)
+	scripts/install.sh --dev
+	touch $@ $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cdp sync --all -c $(CONFIG)
+
+test: $(STAMP_DEV)
+	scripts/pgtest.sh run -- scripts/run-tests.sh $(PYTEST_ARGS)
+
+bench: $(STAMP_DEV)
+	$(PY) bench/pipeline_rss.py
+
+clean:
+	rm -rf bench/out .pytest_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
