@@ -166,10 +166,12 @@ class WriteMode(StrEnum):
 class Destination(ABC):
     """Where records go: the profile store, a file, a vendor API.
 
-    ``write`` returns only once the batch is durable. A destination that keeps
-    the sync state in its own transaction (the profile store) sets
-    ``commits_checkpoint = True`` and, when handed a checkpoint, commits it in the
-    same transaction as the batch: that makes delivery exactly-once.
+    ``write`` returns only once the batch is durable. A record the destination
+    cannot take goes to quarantine with ``checkpoint.reject(record, reason)``.
+    A destination that keeps the sync state in its own database (the profile
+    store) sets ``commits_checkpoint = True``: the runner then writes to it last
+    and it calls ``checkpoint.write(connection)`` inside the transaction that
+    writes the batch, so batch and cursor land together (exactly-once).
     """
 
     config_model: ClassVar[type[PluginConfig]] = NoOptions
@@ -191,8 +193,8 @@ class Destination(ABC):
         """Prepare for writing; called once before the first batch of a run."""
 
     @abstractmethod
-    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
-        """Write ``batch`` durably. If ``checkpoint`` is given, commit it with the batch."""
+    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
+        """Write ``batch`` durably; commit ``checkpoint`` with it if ``commits_checkpoint``."""
 
     def close(self) -> None:
         """Flush and release; called once after the run, also when it failed."""

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs
+from cdp_core.identity import IdentityConfig
 from cdp_core.keypaths import PathPart, did_you_mean, format_path
 from cdp_core.plugins import Plugins, Registration
 from cdp_core.secrets import Redactor
@@ -97,6 +98,7 @@ class GraphConfig(_Strict):
 
 class RootConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     syncs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Validated graph by graph (see load_config), so one bad graph hides no other's problems."""

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cdp.files", "cdp_core.builtins.files"),
     ("cdp.transforms", "cdp_core.transforms"),
     ("cdp.observers", "cdp_core.builtins.observers"),
+    ("cdp.profile_store", "cdp_core.builtins.profile_store"),
 )
 """(plugin name, module) of the builtins, registered through the same hooks as any plugin."""
 

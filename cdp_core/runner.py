@@ -78,7 +78,7 @@ class Runner:
             store_url=self.config.store_url,
             base_dir=self.config.path.parent.resolve(),
             logger=logging.getLogger(f"cdp.connector.{connector}"),
-            services=dict(self.services),
+            services={"identity": self.config.root.identity, **self.services},
         )
 
 
@@ -201,17 +201,22 @@ class _Execution:
         committer = next(
             (n for n in reversed(list(batches)) if batches[n] and self.destinations[n].commits_checkpoint), None
         )
+        checkpoint.commit_by = committer
         order = [n for n in batches if n != committer] + ([committer] if committer else [])
         for name in order:
             batch = batches[name]
             if not batch:
                 continue
             stats = self.run.nodes[name]
+            before = len(checkpoint.rejected)
+            checkpoint.node = name
             started = time.perf_counter()
-            self.destinations[name].write(batch, checkpoint if name == committer else None)
+            self.destinations[name].write(batch, checkpoint)
             stats.seconds += time.perf_counter() - started
-            stats.records_out += len(batch)
-            self.runner.plugins.notify("cdp_batch_written", run=self.run, node=name, count=len(batch))
+            refused = len(checkpoint.rejected) - before
+            stats.records_out += len(batch) - refused
+            stats.rejected += refused
+            self.runner.plugins.notify("cdp_batch_written", run=self.run, node=name, count=len(batch) - refused)
         if committer is not None and not checkpoint.committed:
             raise RunFailed(f"destination {committer!r} did not commit the checkpoint it was handed")
         if not checkpoint.committed:

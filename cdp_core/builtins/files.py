@@ -284,7 +284,7 @@ class JsonlDestination(_FileDestination):
 
     config_model = FileDestinationConfig
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:  # noqa: ARG002
         assert self._handle is not None, "open() was not called"
         dumps = json.dumps
         self._handle.write("".join(dumps(self._payload(r), default=str, ensure_ascii=False) + "\n" for r in batch))
@@ -307,8 +307,10 @@ class CsvDestination(_FileDestination):
         elif config.columns:
             self._columns = [*config.columns, "_extra"]
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:  # noqa: ARG002
         assert self._handle is not None, "open() was not called"
+        if not batch:
+            return  # the header comes from the first real batch's keys
         config: Any = self.config
         if self._columns is None:
             seen: dict[str, None] = {}

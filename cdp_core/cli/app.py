@@ -111,7 +111,7 @@ def sync(
             colour = "green" if run.status is RunStatus.succeeded else "red"
             stdout.print(run_table(run, f"{name}: [{colour}]{run.status}[/] in {_duration(run)} (run {run.id[:8]})"))
             if run.error:
-                stdout.print(f"  [red]{run.error}[/]", highlight=False, markup=False)
+                stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
     if as_json:
         emit_json([run.to_dict() for run in runs])
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

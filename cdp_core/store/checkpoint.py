@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
-from cdp_core.records import JsonValue, Rejected
+from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.store.models import QuarantineRecord, SyncState
 from cdp_core.store.sql import upsert
 
@@ -28,9 +28,25 @@ class Checkpoint:
     cursors: dict[str, JsonValue] = field(default_factory=dict)
     rejected: list[tuple[str, Rejected]] = field(default_factory=list)
     committed: bool = False
+    node: str = ""
+    """The destination node being written to now (set by the runner)."""
+    commit_by: str | None = None
+    """The one destination node that commits this checkpoint in its transaction, if any."""
+
+    def reject(self, record: Record, reason: str) -> None:
+        """Quarantine a record the current destination cannot take; the batch goes on."""
+        self.rejected.append((self.node, Rejected(reason=reason, raw=record.raw(), key=record.key)))
 
     def write(self, conn: Connection) -> None:
-        """Write the cursors and quarantine rows through ``conn``, in its transaction."""
+        """Write the cursors and quarantine rows through ``conn``, in its transaction.
+
+        Only the destination named by ``commit_by`` may call this (the runner
+        commits the checkpoint itself otherwise).
+        """
+        if self.committed:
+            raise RuntimeError("checkpoint already committed")
+        if self.commit_by is not None and self.node != self.commit_by:
+            raise RuntimeError(f"destination {self.node!r} may not commit a checkpoint owned by {self.commit_by!r}")
         now = datetime.now(UTC)
         upsert(
             conn,

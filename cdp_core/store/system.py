@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlmodel import SQLModel
 
 from cdp_core.records import JsonValue
 from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
+from cdp_core.store.schema import create_schema
 
 _runs = SyncRun.__table__
 _state = SyncState.__table__
@@ -26,7 +26,7 @@ class SystemStore:
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
 
     def create(self) -> SystemStore:
-        SQLModel.metadata.create_all(self.engine, tables=[_runs, _state, _quarantine])  # type: ignore[list-item]
+        create_schema(self.engine)
         return self
 
     # -- state -------------------------------------------------------------------------
