@@ -184,3 +184,8 @@ def _duration(run: RunInfo) -> str:
     if run.finished_at is None:
         return "running"
     return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
+
+
+# Command groups in their own modules register themselves on `app` when imported.
+from cdp_core.cli import nps as _nps  # noqa: E402, F401
+from cdp_core.cli import profiles as _profiles  # noqa: E402, F401
