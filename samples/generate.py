@@ -108,6 +108,15 @@ NPS_COMMENTS = {
         "Abo ließ sich nicht kündigen!!", "Falsche Sorte geliefert, Rücksendung war umständlich.", "",
     ],
 }
+# Two people written into every file in known shapes, so a demo can show them being unified.
+SHOWCASE = {
+    0: {"first": "Anna", "last": "Schmidt", "city": "Berlin", "email": "anna.schmidt@example.com", "phone": "1711234567",
+        "crm_email": "  Anna.Schmidt@Example.com", "crm_phone": "0171 1234567", "shop_email": "anna.schmidt@example.com",
+        "nl_email": "Anna.Schmidt@example.com", "nps_email": "anna.schmidt@example.com "},
+    1: {"first": "Jürgen", "last": "Müller", "city": "München", "email": "juergen.mueller@example.de", "phone": "1717654321",
+        "crm_email": "juergen.mueller@example.de", "crm_phone": "+49 (0)171-7654321", "shop_email": "j.mueller@example.net",
+        "nl_email": "Juergen.Mueller@Example.de", "nps_email": "JUERGEN.MUELLER@EXAMPLE.DE"},
+}
 TAGS = ["Kunde", "VIP", "Gewinnspiel 2024", "Espresso-Fans", "Abo", "Weihnachtsmarkt"]
 
 
@@ -235,6 +244,13 @@ class Generator:
                 "nps": rng.random() < 0.45,
                 "has_phone": rng.random() < 0.8,
             }
+            if n in SHOWCASE:
+                show = SHOWCASE[n]
+                city = next(c for c in CITIES if c[0] == show["city"])
+                p = Person(n, show["first"], show["last"], "f" if n == 0 else "m", city[0], city[1], city[2], show["email"],
+                           show["phone"], "49", False, p.since, show["shop_email"] if n == 1 else None)
+                self.used_emails.update({show["email"], show["shop_email"]})
+                p.flags = dict.fromkeys(("crm", "shop", "newsletter", "nps", "has_phone"), True)
             self.people.append(p)
 
     # -- HubSpot ---------------------------------------------------------------------------------
@@ -251,25 +267,26 @@ class Generator:
             stage = self.weighted(LIFECYCLE)[0]
             if p.flags["shop"] and rng.random() < 0.8:
                 stage = "customer"
+            show = SHOWCASE.get(p.n)
             rows.append([
                 str(next_id),
-                self.email_variant(p.email, 0.12),
+                show["crm_email"] if show else self.email_variant(p.email, 0.12),
                 p.first if rng.random() > 0.03 else p.first.upper(),
                 p.last,
-                self.phone(p) if p.flags["has_phone"] and rng.random() < 0.9 else "",
+                show["crm_phone"] if show else self.phone(p) if p.flags["has_phone"] and rng.random() < 0.9 else "",
                 p.city if rng.random() > 0.05 else "",
                 p.country_text,
                 stage,
                 hubspot_time(modified),
             ])
         # Duplicate contacts: the same person entered twice (another id, the email typed differently).
-        for p in rng.sample([p for p in self.people if p.flags["crm"]], 6):
+        for p in rng.sample([p for p in self.people if p.flags["crm"] and p.n not in SHOWCASE], 6):
             next_id += rng.randint(1, 40)
             rows.append([str(next_id), f"  {p.email.upper()}", p.first, p.last, self.phone(p, "intl0"), p.city,
                          p.country_text, "lead", hubspot_time(self.when())])
         # Broken rows for quarantine.
         donor = rng.sample(self.people, 8)
-        rows.append(["", donor[0].email, donor[0].first, donor[0].last, "", donor[0].city, "Germany", "lead",
+        rows.append(["", donor[0].email, donor[0].first, donor[0].last, "", donor[0].city, donor[0].country_text, "lead",
                      hubspot_time(self.when())])  # missing id
         rows.append(["", "", "Unbekannt", "", "", "", "", "subscriber", hubspot_time(self.when())])  # missing id, nothing
         rows.append([str(next_id + 11), "anna.schmidt@", "Anna", "Schmidt", "0171 0000000", "Berlin", "Germany", "lead",
@@ -315,9 +332,11 @@ class Generator:
             currency = "CHF" if p is not None and p.country == "CH" else "EUR"
             if p is not None:
                 email = p.alt_email if p.alt_email and rng.random() < 0.7 else p.email
-                if rng.random() < 0.05:  # the shop keeps what the customer typed, trimmed
+                if p.n in SHOWCASE:
+                    email = SHOWCASE[p.n]["shop_email"]
+                elif rng.random() < 0.05:  # the shop keeps what the customer typed, trimmed
                     email = self.email_variant(email, 1.0).strip()
-                phone = f"+{p.phone_cc}{p.phone_national}" if p.flags["has_phone"] and rng.random() < 0.75 else None
+                phone = f"+{p.phone_cc}{p.phone_national}" if p.flags["has_phone"] and (p.n in SHOWCASE or rng.random() < 0.75) else None
                 customer = {"id": customer_ids[p.n], "email": email, "phone": phone, "first_name": p.first, "last_name": p.last}
             else:
                 first, _ = rng.choice(FIRST_NAMES)
@@ -367,7 +386,7 @@ class Generator:
         for p in self.people:
             if not p.flags["newsletter"]:
                 continue
-            email = self.email_variant(p.email, 0.08).strip()
+            email = SHOWCASE[p.n]["nl_email"] if p.n in SHOWCASE else self.email_variant(p.email, 0.08).strip()
             status = rng.choices(["subscribed", "unsubscribed", "cleaned", "pending"], weights=[70, 15, 7, 8])[0]
             tags = rng.sample(TAGS, rng.choices([0, 1, 2], weights=[50, 35, 15])[0])
             if p.flags["shop"] and "Kunde" not in tags and rng.random() < 0.6:
@@ -404,8 +423,13 @@ class Generator:
                          "detractor": rng.choices(range(7), weights=[2, 1, 2, 3, 4, 6, 8])[0]}[category]
                 channel = rng.choices(["email", "web", "app", "sms"], weights=[55, 25, 15, 5])[0]
                 email = self.email_variant(p.email, 0.15) if channel != "web" or rng.random() < 0.6 else ""
+                if p.n in SHOWCASE:
+                    email, score, category = SHOWCASE[p.n]["nps_email"], (10 if p.n == 0 else 3), "x"
+                    comment = "Bester Espresso, den ich je zu Hause hatte." if p.n == 0 else "Abo ließ sich nicht kündigen!!"
+                else:
+                    comment = rng.choice(NPS_COMMENTS[category])
                 rows.append([token(rng), typeform_time(self.when(max(p.since, START), END)), email, str(score),
-                             rng.choice(NPS_COMMENTS[category]), channel])
+                             comment, channel])
         # Anonymous web answers, and broken ones.
         for _ in range(6):
             rows.append([token(rng), typeform_time(self.when()), "", str(rng.randint(0, 10)), "", "web"])
