@@ -228,7 +228,9 @@ class Generator:
                     nat = prefix + "".join(rng.choices(string.digits, k=10 - len(prefix)))
                     nat = prefix + str(rng.randint(1, 9)) + nat[len(prefix) + 1 :]
                 else:
-                    nat = rng.choice(DE_MOBILE) + str(rng.randint(1, 9)) + "".join(rng.choices(string.digits, k=rng.choice([6, 7])))
+                    prefix = rng.choice(DE_MOBILE)
+                    length = 7 if prefix.startswith("15") else rng.choice([6, 7])  # 015x numbers have 11 digits
+                    nat = prefix + str(rng.randint(1, 9)) + "".join(rng.choices(string.digits, k=length))
             elif country == "AT":
                 cc, nat = "43", rng.choice(["664", "676", "699"]) + str(rng.randint(1, 9)) + "".join(rng.choices(string.digits, k=6))
             else:
