@@ -46,8 +46,7 @@ DEFAULT_BLOCKED = [
     "email:noreply@*",
     "email:no-reply@*",
     "email:donotreply@*",
-    r"phone:re:^\+\d{1,3}0+$",
-    r"phone:re:^\+\d{0,3}(\d)\1{6,}$",
+    r"phone:re:^\+\d*?(\d)\1{6,}$",  # placeholder numbers: +49 171 0000000, +49 30 9999999
 ]
 
 

@@ -148,11 +148,11 @@ class ProfileWriter:
         now = datetime.now(UTC)
         old_sets = self._old_sets(conn, prepared)
         self._store_records(conn, prepared, run_id, now)
-        orphans = self._drop_orphans(conn, {s for s in old_sets.values()} - {p.set_id for p in prepared})
-        frontier = {i for p in prepared for i in p.identifiers} | orphans
-        component = self._component(conn, {p.set_id for p in prepared}, frontier)
+        orphan_ids, orphan_profiles = self._drop_orphans(conn, set(old_sets.values()) - {p.set_id for p in prepared})
+        frontier = {i for p in prepared for i in p.identifiers} | orphan_ids
+        component = self._component(conn, {p.set_id for p in prepared}, frontier, orphan_profiles)
         resolution = resolve([s.node for s in component.values()], self.rules)
-        self._apply(conn, component, resolution, run_id, now)
+        self._apply(conn, component, resolution, orphan_profiles, run_id, now)
 
     def _old_sets(self, conn: Connection, prepared: list[_Prepared]) -> dict[tuple[str, str], str]:
         keys = [(p.record.stream, p.record.key) for p in prepared]
@@ -205,28 +205,40 @@ class ProfileWriter:
         for kind, rows in by_kind.items():
             upsert(conn, KIND_TABLES[kind], rows, keys=("stream", "key"))
 
-    def _drop_orphans(self, conn: Connection, candidates: set[str]) -> set[Identifier]:
-        """Sets no record uses any more (a record changed its identifiers): remove them, return their identifiers."""
+    def _drop_orphans(self, conn: Connection, candidates: set[str]) -> tuple[set[Identifier], set[str]]:
+        """Sets no record uses any more (a record changed its identifiers): remove them.
+
+        Returns their identifiers and the profiles they belonged to: both must be resolved again.
+        """
         if not candidates:
-            return set()
+            return set(), set()
         used: set[str] = set()
         for part in chunks(sorted(candidates)):
             used.update(conn.execute(select(_index.c.set_id).where(_index.c.set_id.in_(part)).distinct()).scalars())
         orphans = sorted(candidates - used)
         identifiers: set[Identifier] = set()
+        profiles: set[str] = set()
         for part in chunks(orphans):
             rows = conn.execute(select(_members.c.type, _members.c.value).where(_members.c.set_id.in_(part)))
             identifiers.update((r.type, r.value) for r in rows)
+            stmt = select(_sets.c.profile_id).where(_sets.c.id.in_(part), _sets.c.profile_id.is_not(None))
+            profiles.update(conn.execute(stmt).scalars())
             conn.execute(delete(_members).where(_members.c.set_id.in_(part)))
             conn.execute(delete(_sets).where(_sets.c.id.in_(part)))
-        return identifiers
+        return identifiers, profiles
 
-    def _component(self, conn: Connection, seeds: set[str], frontier: set[Identifier]) -> dict[str, _ComponentSet]:
+    def _component(
+        self, conn: Connection, seeds: set[str], frontier: set[Identifier], seed_profiles: set[str]
+    ) -> dict[str, _ComponentSet]:
         """Every set connected to the seeds through shared identifiers or a shared profile."""
         known: set[str] = set(seeds)
         seen_ids: set[Identifier] = set()
-        seen_profiles: set[str] = set()
+        seen_profiles: set[str] = set(seed_profiles)
         new_sets = set(seeds)
+        for part in chunks(sorted(seed_profiles)):
+            found = set(conn.execute(select(_sets.c.id).where(_sets.c.profile_id.in_(part))).scalars())
+            new_sets |= found
+            known |= found
         loaded: dict[str, _ComponentSet] = {}
         while new_sets or frontier:
             if frontier:
@@ -270,10 +282,16 @@ class ProfileWriter:
 
     # -- mapping groups onto profiles ---------------------------------------------------
     def _apply(
-        self, conn: Connection, component: dict[str, _ComponentSet], resolution: Resolution, run_id: str, now: datetime
+        self,
+        conn: Connection,
+        component: dict[str, _ComponentSet],
+        resolution: Resolution,
+        emptied: set[str],
+        run_id: str,
+        now: datetime,
     ) -> None:
         old_of_set = {sid: s.profile_id for sid, s in component.items() if s.profile_id}
-        old_profiles = sorted(set(old_of_set.values()))
+        old_profiles = sorted(set(old_of_set.values()) | emptied)
         old_rows = {}
         for part in chunks(old_profiles):
             old_rows.update({r.id: r for r in conn.execute(select(_profiles).where(_profiles.c.id.in_(part)))})
@@ -291,6 +309,7 @@ class ProfileWriter:
             keeper_of[group.index] = keeper
         group_by_index = {g.index: g for g in resolution.groups}
         merged: dict[str, str] = {}
+        dead: list[str] = []
         merge_rows = []
         for profile_id in old_profiles:
             if profile_id in claimed:
@@ -302,12 +321,15 @@ class ProfileWriter:
                 if s in group_of:
                     by_group[group_of[s]] += 1
             if not by_group:
+                dead.append(profile_id)  # every record it had now belongs elsewhere or is gone
                 continue
             target = max(by_group, key=lambda g: (by_group[g], -g))
             winner = keeper_of[target]
             merged[profile_id] = winner
             merge_rows.append(self._merge_row(profile_id, winner, group_by_index[target], its_sets, component, resolution, run_id, now))
         self._write_profiles(conn, resolution, keeper_of, merged, old_rows, now)
+        for part in chunks(dead):
+            conn.execute(delete(_profiles).where(_profiles.c.id.in_(part)))
         if merge_rows:
             conn.execute(insert(_merges), merge_rows)
         conn.execute(
