@@ -15,6 +15,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy.exc
+
 from cdp_core.base import ConnectorContext, Destination, Source, Transform, TransformContext
 from cdp_core.config import Config
 from cdp_core.graph import Node, SyncGraph
@@ -26,6 +28,23 @@ from cdp_core.store import Checkpoint, SystemStore
 log = logging.getLogger("cdp.runner")
 
 ProgressCallback = Callable[[RunInfo], None]
+
+
+MAX_ERROR = 500
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, single-paragraph error text for runs, logs and the CLI.
+
+    Database errors carry their SQL parameters, which hold customer data: only
+    the driver's message is kept, never the statement or the rows.
+    """
+    if isinstance(exc, sqlalchemy.exc.StatementError) and exc.orig is not None:
+        text = f"{type(exc).__name__} ({type(exc.orig).__name__}): {str(exc.orig).splitlines()[0] if str(exc.orig) else ''}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
 
 
 class RunFailed(Exception):
@@ -67,7 +86,7 @@ class Runner:
             self.plugins.notify("cdp_run_finished", run=run)
         else:
             run.status = RunStatus.failed
-            run.error = self.config.redact(f"{type(error).__name__}: {error}")
+            run.error = self.config.redact(describe_error(error))
             self.system.save_run(run)
             self.plugins.notify("cdp_run_failed", run=run, error=error)
         return run
@@ -106,8 +125,9 @@ class _Execution:
                 try:
                     self._run_source(node)
                 except Exception as exc:  # noqa: BLE001 - other sources of the graph still run
-                    log.error("run %s: source node %s failed: %s", self.run.id, node.name, self.redact(str(exc)))
-                    self.run.nodes[node.name].error = self.redact(f"{type(exc).__name__}: {exc}")
+                    message = self.redact(describe_error(exc))
+                    log.error("run %s: source node %s failed: %s", self.run.id, node.name, message)
+                    self.run.nodes[node.name].error = message
                     first_error = first_error or exc
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
@@ -116,7 +136,7 @@ class _Execution:
                 try:
                     closable.close()
                 except Exception as exc:  # noqa: BLE001
-                    log.error("run %s: closing %s failed: %s", self.run.id, name, self.redact(str(exc)))
+                    log.error("run %s: closing %s failed: %s", self.run.id, name, self.redact(describe_error(exc)))
                     first_error = first_error or exc
         return first_error
 

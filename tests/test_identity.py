@@ -230,3 +230,18 @@ def test_same_result_for_any_batch_size_and_order(
     assert any(len(p) > 2 for p in expected_partition)  # and some that needed merging
     assert partition == expected_partition
     assert traits == expected_traits
+
+
+def test_anonymous_answers_and_orders_are_kept_unlinked(engine: Engine) -> None:
+    anonymous = [
+        Record(stream="survey.answers", kind="nps_response", key="t1", data={"score": 3}, occurred_at=T0),
+        Record(stream="shop.orders", kind="order", key="o1", data={"total_price": "9.50"}, occurred_at=T0),
+        Record(stream="crm.contacts", kind="profile", key="c1", data={"city": "Ulm"}),
+    ]
+    rejected = write(engine, anonymous)
+    assert [(r.key, r.reason) for r in rejected] == [("c1", "no usable identifier to link to a person")]
+    with engine.connect() as conn:
+        rows = conn.execute(select(m.RecordIndex.key, m.RecordIndex.set_id).order_by(m.RecordIndex.key)).all()
+        assert [(r.key, r.set_id) for r in rows] == [("o1", None), ("t1", None)]
+        assert conn.execute(select(m.NpsResponse.category)).scalar_one() == "detractor"
+    assert people(engine) == set()

@@ -8,7 +8,8 @@ the result independent of batch size and record order.
 - ``id_sets``: each distinct set of normalized identifiers seen on a record, with
   the canonical ``sort_key`` of its earliest record and the profile it resolved to.
 - ``id_set_members``: (type, value) -> set: the edges of the identity graph.
-- ``record_index``: every stored record -> its kind and identifier set.
+- ``record_index``: every stored record -> its kind and identifier set (none for
+  an anonymous event, order or NPS answer: it counts, but belongs to nobody).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class RecordIndex(SQLModel, table=True):
     stream: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     kind: str
-    set_id: str
+    set_id: str | None = Field(default=None, description="None: an anonymous record (no identifier), linked to nobody")
     occurred_at: datetime | None = None
     updated_at: datetime
     run_id: str | None = None

@@ -68,11 +68,15 @@ def set_id(identifiers: Iterable[Identifier]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+ANONYMOUS_KINDS = frozenset({RecordKind.event, RecordKind.order, RecordKind.nps_response})
+"""Kinds that still count without a person: an anonymous NPS answer is part of the score."""
+
+
 @dataclass
 class _Prepared:
     record: Record
     identifiers: tuple[Identifier, ...]
-    set_id: str
+    set_id: str | None
     sort_key: str
     row: dict[str, Any]
 
@@ -120,7 +124,7 @@ class ProfileWriter:
                     problems.append(f"{type_name}: {why}")
                 else:
                     identifiers.append((type_name, normalized))
-            if not identifiers:
+            if not identifiers and record.kind not in ANONYMOUS_KINDS:
                 detail = f" ({'; '.join(problems)})" if problems else ""
                 checkpoint.reject(record, f"no usable identifier to link to a person{detail}")
                 continue
@@ -131,7 +135,9 @@ class ProfileWriter:
                 continue
             ids = tuple(sorted(identifiers))
             prepared.append(
-                _Prepared(record, ids, set_id(ids), sort_key(record.occurred_at, record.stream, record.key), row)
+                _Prepared(
+                    record, ids, set_id(ids) if ids else None, sort_key(record.occurred_at, record.stream, record.key), row
+                )
             )
         return prepared
 
@@ -148,15 +154,18 @@ class ProfileWriter:
         now = datetime.now(UTC)
         old_sets = self._old_sets(conn, prepared)
         self._store_records(conn, prepared, run_id, now)
-        orphan_ids, orphan_profiles = self._drop_orphans(conn, set(old_sets.values()) - {p.set_id for p in prepared})
+        new_sets = {p.set_id for p in prepared if p.set_id is not None}
+        orphan_ids, orphan_profiles = self._drop_orphans(conn, {s for s in old_sets.values() if s} - new_sets)
         frontier = {i for p in prepared for i in p.identifiers} | orphan_ids
-        component = self._component(conn, {p.set_id for p in prepared}, frontier, orphan_profiles)
+        if not new_sets and not orphan_profiles and not frontier:
+            return  # only anonymous records: nobody to resolve
+        component = self._component(conn, new_sets, frontier, orphan_profiles)
         resolution = resolve([s.node for s in component.values()], self.rules)
         self._apply(conn, component, resolution, orphan_profiles, run_id, now)
 
-    def _old_sets(self, conn: Connection, prepared: list[_Prepared]) -> dict[tuple[str, str], str]:
+    def _old_sets(self, conn: Connection, prepared: list[_Prepared]) -> dict[tuple[str, str], str | None]:
         keys = [(p.record.stream, p.record.key) for p in prepared]
-        found: dict[tuple[str, str], str] = {}
+        found: dict[tuple[str, str], str | None] = {}
         for part in chunks(keys):
             rows = conn.execute(
                 select(_index.c.stream, _index.c.key, _index.c.set_id).where(tuple_(_index.c.stream, _index.c.key).in_(part))
@@ -167,6 +176,8 @@ class ProfileWriter:
     def _store_records(self, conn: Connection, prepared: list[_Prepared], run_id: str, now: datetime) -> None:
         sets: dict[str, tuple[tuple[Identifier, ...], str]] = {}
         for p in prepared:
+            if p.set_id is None:
+                continue
             known = sets.get(p.set_id)
             if known is None or p.sort_key < known[1]:
                 sets[p.set_id] = (p.identifiers, p.sort_key)

@@ -29,7 +29,8 @@ def upsert(
     columns = list(update) if update is not None else [c for c in rows[0] if c not in keys]
     if columns:
         stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys), set_={c: getattr(stmt.excluded, c) for c in columns}
+            # excluded[c], not getattr: a column named like a collection method ("items") must not resolve to it
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in columns}
         )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
