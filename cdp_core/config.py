@@ -241,6 +241,9 @@ def _unknown_type(plugins: Plugins, type_name: str) -> str:
     message = f"unknown plugin type {type_name!r}{did_you_mean(type_name, known)}; known types: {', '.join(known) or 'none'}"
     if plugins.broken:
         message += f" (broken plugins, see `cdp plugins`: {', '.join(p.name for p in plugins.broken)})"
+    disabled = [p.name for p in plugins.info.values() if p.status == "disabled"]
+    if disabled:
+        message += f" (disabled by CDP_DISABLE_PLUGINS: {', '.join(disabled)})"
     return message
 
 

@@ -116,7 +116,8 @@ def _compile(pattern: str) -> tuple[str | None, re.Pattern[str]]:
             return type_name, re.compile(body[3:])
         except re.error as exc:
             raise ValueError(f"blocked pattern {pattern!r}: bad regular expression: {exc}") from None
-    return type_name, re.compile(fnmatch.translate(body.lower()))
+    # Globs ignore case (EMAIL:NoReply@* blocks noreply@...); a re: pattern says what it means itself.
+    return type_name, re.compile(fnmatch.translate(body), re.IGNORECASE)
 
 
 class IdentityRules:

@@ -103,6 +103,11 @@ class Registry:
             return
         self._by_role[role][type_name] = Registration(type_name, role, cls, plugin)
 
+    def remove_plugin(self, plugin: str) -> None:
+        for regs in self._by_role.values():
+            for type_name in [t for t, r in regs.items() if r.plugin == plugin]:
+                del regs[type_name]
+
     def get(self, role: Role, type_name: str) -> Registration | None:
         return self._by_role[role].get(type_name)
 
@@ -193,7 +198,12 @@ def load_plugins(
 
     def add(name: str, loader: Any, dist: str | None, version: str | None) -> None:
         if name in info:
-            log.warning("plugin name %r is taken; a second plugin of that name is ignored", name)
+            taken_by = info[name].distribution or "an earlier plugin"
+            key = f"{name} ({dist or 'unknown distribution'})"
+            info[key] = PluginInfo(
+                name=key, distribution=dist, version=version, status="broken",
+                error=f"plugin name {name!r} is already taken by {taken_by}; rename the entry point",
+            )
             return
         entry = PluginInfo(name=name, distribution=dist, version=version)
         info[name] = entry
@@ -217,6 +227,7 @@ def load_plugins(
             add(ep.name, ep.load, dist, ep.dist.version if ep.dist else None)
 
     registry = Registry()
+    failed: set[str] = set()
     for role, hook in (
         ("source", manager.hook.cdp_register_sources),
         ("transform", manager.hook.cdp_register_transforms),
@@ -225,14 +236,23 @@ def load_plugins(
         # One call per plugin (not one hook call for all) so a failure or a
         # conflict is pinned on the plugin that caused it.
         for impl in reversed(hook.get_hookimpls()):
+            if impl.plugin_name in failed:
+                continue
             register = Register(registry, role, impl.plugin_name)  # type: ignore[arg-type]
             try:
                 impl.function(**({"register": register} if "register" in impl.argnames else {}))
             except Exception as exc:  # noqa: BLE001
+                failed.add(impl.plugin_name)
                 entry = info.get(impl.plugin_name)
                 if entry is not None:
                     entry.status, entry.error = "broken", _short_error(exc)
                 log.warning("plugin %s failed to register %ss: %s", impl.plugin_name, role, exc)
+    # A plugin that failed half-way is out entirely: no types it registered
+    # before the error, no lifecycle hooks.
+    for name in failed:
+        registry.remove_plugin(name)
+        if manager.get_plugin(name) is not None:
+            manager.unregister(name=name)
     for role in _ROLE_BASES:
         for type_name in registry.names(role):  # type: ignore[arg-type]
             reg = registry.get(role, type_name)  # type: ignore[arg-type]

@@ -222,3 +222,45 @@ def test_cdp_validate_exits_2_lists_all_and_prints_no_secret(tmp_path: Path) -> 
     ):
         assert path in output
     assert "connectors.toml:3: connectors.crm.type" in output
+
+
+def test_plugin_failing_half_way_through_registration_is_out_entirely() -> None:
+    from cdp_core import Destination, Source, hookimpl
+    from cdp_core.plugins import load_plugins
+
+    seen: list[str] = []
+
+    class Src(Source):
+        def streams(self):  # type: ignore[no-untyped-def]
+            return []
+
+    class Half:
+        @hookimpl
+        def cdp_register_sources(self, register):  # type: ignore[no-untyped-def]
+            register("half_source", Src)
+
+        @hookimpl
+        def cdp_register_destinations(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("bad destination module")
+
+        @hookimpl
+        def cdp_run_started(self, run):  # type: ignore[no-untyped-def]
+            seen.append("started")
+
+    plugins = load_plugins(entry_points=False, extra=[("half", Half())])
+    assert plugins.info["half"].status == "broken"
+    assert "bad destination module" in (plugins.info["half"].error or "")
+    assert plugins.registry.get("source", "half_source") is None
+    plugins.notify("cdp_run_started", run=None)
+    assert seen == []
+    assert Destination  # the builtins still registered theirs
+    assert plugins.registry.get("destination", "jsonl_file") is not None
+
+
+def test_second_plugin_with_a_taken_name_is_listed_as_broken() -> None:
+    from cdp_core.plugins import load_plugins
+
+    plugins = load_plugins(entry_points=False, extra=[("cdp.files", object())])
+    broken = [p for p in plugins.info.values() if p.status == "broken"]
+    assert len(broken) == 1 and "already taken" in (broken[0].error or "")
+    assert plugins.info["cdp.files"].status == "ok"

@@ -245,3 +245,11 @@ def test_anonymous_answers_and_orders_are_kept_unlinked(engine: Engine) -> None:
         assert [(r.key, r.set_id) for r in rows] == [("o1", None), ("t1", None)]
         assert conn.execute(select(m.NpsResponse.category)).scalar_one() == "detractor"
     assert people(engine) == set()
+
+
+def test_blocked_globs_ignore_case_for_every_type() -> None:
+    rules = IdentityConfig(blocked=["shopify_customer_id:ABC*", "email:NoReply@*"]).rules
+    assert rules.is_blocked("shopify_customer_id", "ABC1")
+    assert rules.is_blocked("shopify_customer_id", "abc1")
+    assert rules.is_blocked("email", "noreply@shop.de")
+    assert not rules.is_blocked("shopify_customer_id", "XABC1")
