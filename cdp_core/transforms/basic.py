@@ -1,0 +1,196 @@
+"""Reshaping transforms: ``rename`` fields, ``map`` values, ``identify`` (data fields -> identifiers)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints, model_validator
+
+from cdp_core.base import PluginConfig, Transform, TransformContext
+from cdp_core.records import Record
+from cdp_core.transforms.fields import MISSING, FieldName, FieldPath, show
+
+# -- rename ---------------------------------------------------------------------------------
+
+
+class RenameConfig(PluginConfig):
+    fields: dict[FieldName, FieldName] = Field(
+        min_length=1, description="old name -> new name; all renames apply at once, so {a = 'b', b = 'a'} swaps"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_targets(self) -> RenameConfig:
+        seen: dict[str, str] = {}
+        for old, new in self.fields.items():
+            if new in seen:
+                raise ValueError(f"fields: {seen[new]!r} and {old!r} are both renamed to {new!r}")
+            seen[new] = old
+        return self
+
+
+class Rename(Transform):
+    """Renames fields (data or identifiers); a field that is absent is skipped."""
+
+    config_model = RenameConfig
+    config: RenameConfig
+
+    def __init__(self, config: RenameConfig) -> None:
+        super().__init__(config)
+        self._moves = [(FieldPath(old), FieldPath(new)) for old, new in config.fields.items()]
+        plain = all(
+            a.parts is None and b.parts is None and not (a.in_identifiers or b.in_identifiers) for a, b in self._moves
+        )
+        self._plain = [(a.name, b.name) for a, b in self._moves] if plain else None
+
+    def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        if self._plain is not None:  # top-level data keys only: plain dict operations
+            moves = self._plain
+            for record in batch:
+                data = record.data
+                values = [(new, data.pop(old, MISSING)) for old, new in moves]
+                for new, value in values:
+                    if value is not MISSING:
+                        data[new] = value
+            return batch
+        for record in batch:
+            taken = [(new, old.pop(record)) for old, new in self._moves]
+            for new, value in taken:
+                if value is not MISSING:
+                    new.set(record, value)
+        return batch
+
+
+# -- map ------------------------------------------------------------------------------------
+
+
+class MapConfig(PluginConfig):
+    values: dict[FieldName, dict[str, Any]] = Field(
+        min_length=1, description="field -> {from = to, ...}; values are compared as trimmed text"
+    )
+    defaults: dict[FieldName, Any] = Field(
+        default_factory=dict, description="field -> value for present values that are not in the mapping"
+    )
+    targets: dict[FieldName, FieldName] = Field(
+        default_factory=dict, description="field -> where to write the mapped value (default: in place)"
+    )
+    ignore_case: bool = Field(default=False, description="match 'HERR' and 'herr' to the key 'Herr'")
+
+    @model_validator(mode="after")
+    def _known_fields(self) -> MapConfig:
+        for option in ("defaults", "targets"):
+            unknown = [f for f in getattr(self, option) if f not in self.values]
+            if unknown:
+                raise ValueError(
+                    f"{option}: {', '.join(map(repr, unknown))} not in values (known: {', '.join(self.values)})"
+                )
+        for field, mapping in self.values.items():
+            if not mapping:
+                raise ValueError(f"values: the mapping of {field!r} is empty")
+            if self.ignore_case:
+                folded: dict[str, str] = {}
+                for key in mapping:
+                    other = folded.setdefault(key.strip().casefold(), key)
+                    if other != key:
+                        raise ValueError(f"values.{field}: {other!r} and {key!r} are the same with ignore_case")
+        return self
+
+
+def _as_key(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+    return None  # lists and dicts never match
+
+
+class Map(Transform):
+    """Maps values through a table per field ("Herr" -> "m"); null and absent values stay as they are."""
+
+    config_model = MapConfig
+    config: MapConfig
+
+    def __init__(self, config: MapConfig) -> None:
+        super().__init__(config)
+        fold = str.casefold if config.ignore_case else None
+        self._rules = []
+        for field, mapping in config.values.items():
+            table = {(fold(k.strip()) if fold else k.strip()): v for k, v in mapping.items()}
+            target = FieldPath(config.targets.get(field, field))
+            default = config.defaults.get(field, MISSING)
+            self._rules.append((FieldPath(field), target, table, default))
+        self._fold = fold
+
+    def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        fold = self._fold
+        for record in batch:
+            for source, target, table, default in self._rules:
+                value = source.get(record)
+                if value is MISSING or value is None:
+                    continue
+                key = _as_key(value)
+                if key is not None and fold is not None:
+                    key = fold(key)
+                mapped = table.get(key, default) if key is not None else default
+                if mapped is not MISSING:
+                    target.set(record, mapped)
+        return batch
+
+
+# -- identify -------------------------------------------------------------------------------
+
+IdentifierType = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class IdentifyConfig(PluginConfig):
+    identifiers: dict[IdentifierType, FieldName] = Field(
+        min_length=1,
+        description="identifier type -> data field, e.g. {email = 'email_address', hubspot_contact_id = 'id'}",
+    )
+    overwrite: bool = Field(default=True, description="replace an identifier of that type the record already has")
+
+
+class Identify(Transform):
+    """Copies data fields into typed identifiers (as text). Blank values add nothing.
+
+    Run ``normalize`` after it: identifiers must be normalized before any match.
+    """
+
+    config_model = IdentifyConfig
+    config: IdentifyConfig
+
+    def __init__(self, config: IdentifyConfig) -> None:
+        super().__init__(config)
+        self._pairs = [(id_type, FieldPath(field)) for id_type, field in config.identifiers.items()]
+
+    def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        overwrite = self.config.overwrite
+        out = []
+        for record in batch:
+            problems = []
+            identifiers = record.identifiers
+            updates: dict[str, str] = {}
+            for id_type, path in self._pairs:
+                if not overwrite and id_type in identifiers:
+                    continue
+                value = path.get(record)
+                if isinstance(value, str):
+                    text = value.strip()
+                elif isinstance(value, (bool, list, dict)):
+                    problems.append(f"{path.name}: an identifier takes one text or number value, got {show(value)}")
+                    continue
+                elif isinstance(value, float) and value.is_integer():
+                    text = str(int(value))  # JSON ids that went through a float: 123.0 -> "123"
+                elif isinstance(value, (int, float)):
+                    text = str(value)
+                else:
+                    continue  # absent or null
+                if text:
+                    updates[id_type] = text
+            if problems:
+                ctx.reject(record, "; ".join(problems))  # before any change, so quarantine holds the input
+            else:
+                identifiers.update(updates)
+                out.append(record)
+        return out
