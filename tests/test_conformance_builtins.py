@@ -94,6 +94,11 @@ class TestCsvSourceFullRefresh(SourceConformance):
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         (tmp_path / "people.csv").write_text(PEOPLE_HEADER, encoding="utf-8")
 
+    def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        with (tmp_path / "people.csv").open("a", encoding="utf-8") as handle:
+            handle.write(_person_row(8))
+        return ["8"]
+
 
 # -- JSONL source -------------------------------------------------------------------------------
 
@@ -210,6 +215,11 @@ class TestListSourceFullRefresh(SourceConformance):
     config: ClassVar[dict[str, Any]] = {"streams": {"items": {"records": ITEMS, "incremental": False}}, "page_size": 3}
     empty_config: ClassVar[dict[str, Any] | None] = {"streams": {"items": {"records": [], "incremental": False}}}
 
+    def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        stream = self.config["streams"]["items"]
+        self.config = {**self.config, "streams": {"items": {**stream, "records": [*stream["records"], {"id": "8"}]}}}  # type: ignore[misc]
+        return ["8"]
+
 
 class TestCollectingDestination(DestinationConformance):
     plugin = kit_plugin
@@ -226,12 +236,6 @@ class TestUpsertCollectingDestination(TestCollectingDestination):
 
 # -- builtin transforms -------------------------------------------------------------------------
 
-HAS_NORMALIZE = importlib.util.find_spec("cdp_core.transforms.normalize") is not None
-
-
-@pytest.mark.skipif(
-    not HAS_NORMALIZE, reason="the builtin transforms (cdp_core.transforms.normalize) are not there yet"
-)
 class TestNormalizeTransform(TransformConformance):
     """Two records pass (emails trimmed and lowercased), one with a bad email is rejected with a reason."""
 

@@ -289,9 +289,6 @@ def test_without_the_install_folder_nothing_is_found(installed: Path) -> None:
     assert "acme" not in out["plugins"] and "acme" not in out["sources"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("cdp_core.cli") is None, reason="the CLI (cdp_core.cli) does not exist yet"
-)
 def test_cli_plugins_json_lists_installed_plugins(installed: Path) -> None:
     done = _run(installed, "-m", "cdp_core.cli", "plugins", "--json")
     try:
