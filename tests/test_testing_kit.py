@@ -598,7 +598,7 @@ def test_source_suite_passes_a_good_source_and_fails_broken_ones(pytester: pytes
     assert "probe.txt" in results["TestPeeking::test_streams_do_no_io"][1]
     assert "test_full_read" in _failing(results, "TestChatty")
     assert "AllMockedAssertionError" in results["TestChatty::test_full_read"][1]
-    assert _failing(results, "TestEmptyKeys") == {"test_full_read", "test_keys_unique"}
+    assert _failing(results, "TestEmptyKeys") == {"test_full_read", "test_keys_unique", "test_new_records_after_final_cursor"}
     wrong = _failing(results, "TestWrongTypeName")
     assert "test_registered" in wrong
     assert "no source type 'goood' is registered" in results["TestWrongTypeName::test_registered"][1]
