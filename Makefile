@@ -1,6 +1,6 @@
 # cdp developer targets (GNU make).
 #
-#   make demo    install the core and every plugin into .venv, then sync all graphs of connectors.toml
+#   make demo    install the core and every plugin into .venv, sync all graphs of connectors.toml, print the NPS
 #   make test    the same with dev extras, then every test suite against SQLite and a throwaway PostgreSQL
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
 #   make install / make install-dev   only the install steps
@@ -50,6 +50,7 @@ $(STAMP_DEV): $(INSTALL_DEPS)
 
 demo: $(STAMP)
 	$(VENV)/bin/cdp sync --all -c $(CONFIG)
+	$(VENV)/bin/cdp nps -c $(CONFIG)
 
 test: $(STAMP_DEV)
 	scripts/pgtest.sh run -- scripts/run-tests.sh $(PYTEST_ARGS)
