@@ -305,3 +305,22 @@ def test_observer_hooks_and_a_failing_observer(tmp_path: Path, store_url: str) -
 def _clear() -> Iterator[None]:
     yield
     WRITTEN.clear()
+
+
+def test_jsonl_destination_writes_records_as_pydantic_would(tmp_path: Path) -> None:
+    import json
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from cdp_core.base import ConnectorContext
+    from cdp_core.builtins.files import FileDestinationConfig, JsonlDestination
+
+    records = [
+        Record(stream="a.b", kind="event", key="1", data={"x": 1}, identifiers={"email": "a@b.c"}, occurred_at=when)
+        for when in (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 5, tzinfo=timezone(timedelta(hours=2))), None)
+    ]
+    destination = JsonlDestination(FileDestinationConfig(path="out.jsonl"), ConnectorContext(name="out", base_dir=tmp_path))
+    destination.open()
+    destination.write(records, Checkpoint("g", "r"))
+    destination.close()
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [r.model_dump(mode="json") for r in records]

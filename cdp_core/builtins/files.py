@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -63,6 +63,13 @@ def _lookup(data: dict[str, Any], field: str) -> Any:
     return value
 
 
+def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
+    """A compiled accessor: plain names (the common case) skip the dotted-path walk."""
+    if "." not in field:
+        return lambda data: data.get(field)
+    return lambda data: _lookup(data, field)
+
+
 def _order(value: Any) -> tuple[int, Any]:
     """Cursor values compare as numbers when both are numeric, else as text (ISO dates sort as text)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -82,6 +89,10 @@ class _FileStream(Stream):
         self.kind = config.kind
         self.primary_key = tuple(config.primary_key)
         self.cursor_field = config.cursor_field
+        self._key_getters = [_getter(f) for f in self.primary_key]
+        self._id_getters = [(t, _getter(f)) for t, f in config.identifiers.items()]
+        self._time_getter = _getter(config.timestamp_field) if config.timestamp_field else None
+        self._cursor_getter = _getter(config.cursor_field) if config.cursor_field else None
 
     def _rows(self, handle: IO[bytes], header: bytes) -> Iterator[tuple[Any, int, int]]:
         """Yield (parsed row or Rejected, byte offset after it, line number)."""
@@ -101,6 +112,7 @@ class _FileStream(Stream):
         if state.get("mtime_ns") != mtime or offset > self.path.stat().st_size:
             offset = 0  # the file changed since the interrupted read: start over, the watermark still filters
         watermark_key = _order(watermark) if watermark is not None else None
+        max_key = _order(max_seen) if max_seen is not None else None
         cursor_field = self.config.cursor_field
         batch: list[Record] = []
         rejects: list[Rejected] = []
@@ -113,14 +125,15 @@ class _FileStream(Stream):
                     rejects.append(row)
                 else:
                     if cursor_field is not None:
-                        value = _lookup(row, cursor_field)
+                        value = self._cursor_getter(row)  # type: ignore[misc]
                         if value is None or value == "":
                             rejects.append(Rejected(reason=f"line {line}: no value in cursor field {cursor_field!r}", raw=row))
                             continue
-                        if watermark_key is not None and _order(value) <= watermark_key:
+                        order = _order(value)
+                        if watermark_key is not None and order <= watermark_key:
                             continue
-                        if max_seen is None or _order(value) > _order(max_seen):
-                            max_seen = value
+                        if max_key is None or order > max_key:
+                            max_seen, max_key = value, order
                     record = self._record(row, line)
                     if isinstance(record, Rejected):
                         rejects.append(record)
@@ -134,20 +147,20 @@ class _FileStream(Stream):
         yield Page(batch, final, rejects)
 
     def _record(self, row: dict[str, Any], line: int) -> Record | Rejected:
-        key_parts = [_lookup(row, f) for f in self.primary_key]
+        key_parts = [get(row) for get in self._key_getters]
         if any(part is None or part == "" for part in key_parts):
             return Rejected(reason=f"line {line}: missing primary key {'/'.join(self.primary_key)}", raw=row)
         identifiers = {}
-        for id_type, column in self.config.identifiers.items():
-            value = _lookup(row, column)
-            if value not in (None, ""):
+        for id_type, get in self._id_getters:
+            value = get(row)
+            if value is not None and value != "":
                 identifiers[id_type] = str(value)
-        occurred = _lookup(row, self.config.timestamp_field) if self.config.timestamp_field else None
+        occurred = self._time_getter(row) if self._time_getter else None
         try:
             return Record(
                 stream=self.qualified,
                 kind=self.kind,
-                key="|".join(str(p) for p in key_parts),
+                key=str(key_parts[0]) if len(key_parts) == 1 else "|".join(str(p) for p in key_parts),
                 data=row,
                 identifiers=identifiers,
                 occurred_at=occurred or None,
@@ -266,7 +279,15 @@ class _FileDestination(Destination):
     def _payload(self, record: Record) -> dict[str, Any]:
         if self.config.content == "data":  # type: ignore[attr-defined]
             return record.data
-        return record.model_dump(mode="json")
+        # The same shape as record.model_dump(mode="json"), at a fraction of its cost per record.
+        return {
+            "stream": record.stream,
+            "kind": str(record.kind),
+            "key": record.key,
+            "data": record.data,
+            "identifiers": record.identifiers,
+            "occurred_at": _iso(record.occurred_at),
+        }
 
     def _sync(self) -> None:
         assert self._handle is not None
@@ -330,6 +351,14 @@ class CsvDestination(_FileDestination):
             )
         self._handle.write(buffer.getvalue())
         self._sync()
+
+
+def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 as pydantic writes it (UTC as 'Z')."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def _cell(value: Any) -> Any:
