@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs
 from cdp_core.identity import IdentityConfig
-from cdp_core.keypaths import PathPart, did_you_mean, format_path
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
 from cdp_core.plugins import Plugins, Registration
 from cdp_core.secrets import Redactor
 
@@ -156,13 +156,8 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
         issue.line = locate(issue.parts)
 
     def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
-        for err in exc.errors(include_url=False):
-            loc = prefix + tuple(err["loc"])
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif "input" in err and not _is_secret(loc, secret_paths) and _short(err["input"]):
-                message += f" (got {err['input']!r})"
+        hide = lambda loc: _is_secret(loc, secret_paths)  # noqa: E731
+        for loc, message in validation_messages(exc.errors(include_url=False), prefix, hide):
             issues.append(ConfigIssue(format_path(loc), message, locate(loc)))
 
     root: RootConfig | None = None
@@ -228,6 +223,8 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
         config.graphs = graphs
     if issues:
         issues.sort(key=lambda i: i.line or 0)
+        for issue in issues:  # last line of defence: no resolved secret leaves in a message
+            issue.message = redact(issue.message)
         raise ConfigError(str(file), issues)
     return config
 
@@ -275,10 +272,6 @@ def _interpolate(
 
 def _is_secret(loc: tuple[PathPart, ...], secret_paths: set[tuple[PathPart, ...]]) -> bool:
     return any(loc[: len(p)] == p for p in secret_paths)
-
-
-def _short(value: Any) -> bool:
-    return isinstance(value, (int, float, bool, str)) and len(repr(value)) <= 80
 
 
 def _line_from_message(message: str) -> int | None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig, Source
-from cdp_core.keypaths import PathPart, did_you_mean, format_path
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
 
 if TYPE_CHECKING:
     from cdp_core.config import Connector, GraphConfig, NodeConfig
@@ -236,11 +236,9 @@ def _options(
     try:
         return model.model_validate(options)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            if err["type"] != "extra_forbidden" and isinstance(err.get("input"), (int, float, str, bool)):
-                message += f" (got {err['input']!r})"
-            issues.append(GraphIssue(where + ("options",) + tuple(err["loc"]), message))
+        # Option values may come from ${ENV}; load_config redacts every message before it leaves.
+        for loc, message in validation_messages(exc.errors(include_url=False), where + ("options",), lambda _: False):
+            issues.append(GraphIssue(loc, message))
         return None
 
 

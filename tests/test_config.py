@@ -264,3 +264,26 @@ def test_second_plugin_with_a_taken_name_is_listed_as_broken() -> None:
     broken = [p for p in plugins.info.values() if p.status == "broken"]
     assert len(broken) == 1 and "already taken" in (broken[0].error or "")
     assert plugins.info["cdp.files"].status == "ok"
+
+
+def test_secret_in_node_options_never_shows_in_an_error(tmp_path: Path) -> None:
+    text = """
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "p.jsonl" }
+[connectors.out]
+type = "jsonl_file"
+path = "o.jsonl"
+[syncs.g.nodes.people]
+source = "files.people"
+[syncs.g.nodes.clean]
+transform = "hash"
+inputs = ["people"]
+options = { fields = ["email"], target = "${SALTY}" }
+[syncs.g.nodes.out]
+destination = "out"
+inputs = ["clean"]
+"""
+    issues = _issues(tmp_path, text, env={"SALTY": SECRET})
+    assert "syncs.g.nodes.clean.options.target" in issues
+    assert SECRET not in issues["syncs.g.nodes.clean.options.target"]
