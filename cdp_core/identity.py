@@ -126,19 +126,27 @@ class IdentityRules:
     def __init__(self, config: IdentityConfig) -> None:
         self.config = config
         self._rank = {t: i for i, t in enumerate(config.priority)}
-        self._blocked = [_compile(p) for p in config.blocked]
+        compiled = [_compile(p) for p in config.blocked]
+        self._any_type = [pattern for t, pattern in compiled if t is None]
+        self._by_type: dict[str, list[re.Pattern[str]]] = {}
+        for t, pattern in compiled:
+            if t is not None:
+                self._by_type.setdefault(t, []).append(pattern)
+        self._limits = dict(config.limits)
 
     def rank(self, type_name: str) -> tuple[int, str]:
         """Lower is more trusted; unlisted types come after listed ones, alphabetically."""
         return (self._rank.get(type_name, len(self._rank)), type_name)
 
     def limit(self, type_name: str) -> int | None:
-        return self.config.limits.get(type_name)
+        return self._limits.get(type_name)
 
     def is_blocked(self, type_name: str, value: str) -> bool:
-        return any(
-            (t is None or t == type_name) and pattern.match(value) for t, pattern in self._blocked
-        )
+        # Called for every identifier of every record: only the patterns that can apply are tried.
+        for pattern in self._by_type.get(type_name, ()):
+            if pattern.match(value):
+                return True
+        return any(pattern.match(value) for pattern in self._any_type)
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,9 @@ def resolve(sets: Iterable[SetNode], rules: IdentityRules) -> Resolution:
             matched = sorted({owner[i] for i in candidates if i in owner}, key=lambda g: (alive[g].sort_key, g))
             if not matched:
                 break
-            if _fits(rules, [alive[g] for g in matched], node.identifiers, owner):
+            if (len(matched) == 1 and all(i in owner for i in node.identifiers)) or _fits(
+                rules, [alive[g] for g in matched], node.identifiers, owner
+            ):  # a set whose identifiers one profile already owns always fits
                 target = alive[matched[0]]
                 for loser_index in matched[1:]:
                     loser = alive.pop(loser_index)
