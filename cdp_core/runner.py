@@ -20,6 +20,7 @@ import sqlalchemy.exc
 from cdp_core.base import ConnectorContext, Destination, Source, Transform, TransformContext
 from cdp_core.config import Config
 from cdp_core.graph import Node, SyncGraph
+from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
 from cdp_core.records import Record, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
@@ -68,6 +69,8 @@ class Runner:
         self.plugins = plugins
         self.system = system or SystemStore(config.store_url).create()
         self.services = services or {}
+        self.http = HttpFactory(redactor=config.redact)
+        """The HTTP client factory handed to plugins as ``services["http"]``, bound to each connector."""
         self.on_progress = on_progress
         self.should_stop = should_stop or (lambda: False)
 
@@ -92,12 +95,15 @@ class Runner:
         return run
 
     def context(self, connector: str) -> ConnectorContext:
+        services = {"identity": self.config.root.identity, "http": self.http, **self.services}
+        if isinstance(services["http"], HttpFactory):  # one given in `services` (tests) is bound alike
+            services["http"] = services["http"].for_connector(connector, redactor=self.config.redact)
         return ConnectorContext(
             name=connector,
             store_url=self.config.store_url,
             base_dir=self.config.path.parent.resolve(),
             logger=logging.getLogger(f"cdp.connector.{connector}"),
-            services={"identity": self.config.root.identity, **self.services},
+            services=services,
         )
 
 

@@ -6,7 +6,7 @@ through a ``pytest11`` entry point, so it never changes a suite that did not ask
     pytest_plugins = ["cdp_core.testing"]
 
 Fixtures: ``cdp_plugins``, ``register_plugin``, ``cdp_store_url``, ``cdp_store``,
-``cdp_respx``, ``cdp_collector``. See docs/testing.md.
+``cdp_respx``, ``cdp_http``, ``cdp_collector``. See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from cdp_core.http import FakeClock, HttpFactory, set_default_factory
 from cdp_core.plugins import Plugins
 from cdp_core.store import SystemStore
 from cdp_core.testing.conformance import DestinationConformance, SourceConformance, TransformConformance
@@ -124,6 +125,22 @@ def cdp_respx() -> Iterator[respx.Router]:
 
     with respx.mock(assert_all_mocked=True, assert_all_called=False) as router:
         yield router
+
+
+@pytest.fixture
+def cdp_http() -> Iterator[HttpFactory]:
+    """An :class:`~cdp_core.http.HttpFactory` that never really sleeps, also the default for the test.
+
+    Its clock is a :class:`~cdp_core.http.FakeClock`: every sleep (backoff, ``Retry-After``,
+    rate limit) is recorded in ``cdp_http.clock.sleeps`` and moves the clock on. Sources
+    whose context has no ``"http"`` service (the conformance suite's) get it through
+    ``client_for(context)``; pass it on with ``make_context(..., services={"http": cdp_http})``.
+    """
+    clock = FakeClock()
+    factory = HttpFactory(sleep=clock.sleep, clock=clock)
+    previous = set_default_factory(factory)
+    yield factory
+    set_default_factory(previous)
 
 
 @pytest.fixture

@@ -1,0 +1,303 @@
+"""The HTTP client of one connector, its timeouts and its retry policy.
+
+A :class:`HttpClient` wraps one ``httpx.Client`` (httpx's standard transport, so
+``respx`` mocks it) and sends every request through one loop: wait for the
+connector's rate limit and a concurrency slot, send, log, read the vendor's rate
+headers, and retry what is worth retrying with full-jitter exponential backoff or
+the server's ``Retry-After``, within a number of attempts, a total of sleeping and
+a deadline. What fails for good raises an :class:`~cdp_core.http.errors.HttpError`.
+
+The retry loop is written out rather than built with tenacity: the clock and the
+sleep it needs are the limiter's injected ones (tenacity measures its stop delay
+with ``time.monotonic``), and ``Retry-After``, the shared hold, the idempotency
+rule and the sleep budget read more plainly in one loop of a few lines.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from cdp_core.http.errors import (
+    CONNECTOR_EXTENSION,
+    HttpError,
+    NetworkError,
+    RateLimited,
+    ServerError,
+    error_url,
+    log_url,
+    response_json,
+    status_error,
+)
+from cdp_core.http.limits import Limiter, RatePolicy
+
+if TYPE_CHECKING:
+    from cdp_core.http.factory import HttpFactory
+
+log = logging.getLogger("cdp.http")
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport errors raised before the request reached the server: safe to retry for any method."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``total`` bounds one call with all its attempts and waits (None: no bound)."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    write: float = 60.0
+    pool: float = 30.0
+    total: float | None = 300.0
+
+    def for_attempt(self, remaining: float | None) -> httpx.Timeout:
+        def cap(value: float) -> float:
+            return max(0.001, min(value, remaining)) if remaining is not None else value
+
+        return httpx.Timeout(connect=cap(self.connect), read=cap(self.read), write=cap(self.write), pool=cap(self.pool))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long to retry.
+
+    Attempt ``n`` (1-based) that failed waits a random time between 0 and
+    ``min(backoff_max, backoff * 2 ** (n - 1))`` (full jitter), or what the server's
+    ``Retry-After`` says, capped at ``retry_after_max``. Retrying stops after
+    ``max_attempts`` sends, or when the next wait would bring the call's sleeping
+    above ``max_wait``. Only methods in ``idempotent_methods`` are retried unless the
+    call says ``idempotent=True``; a request that never reached the server (connect
+    error or timeout) is retried whatever its method.
+    """
+
+    max_attempts: int = 5
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    max_wait: float = 120.0
+    retry_after_max: float = 60.0
+    statuses: frozenset[int] = RETRY_STATUSES
+    idempotent_methods: frozenset[str] = IDEMPOTENT_METHODS
+
+    def backoff_for(self, attempt: int, rand: float) -> float:
+        return rand * min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
+
+
+def retry_after(response: httpx.Response, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date form), or None."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())
+
+
+class HttpClient:
+    """A synchronous HTTP client of one connector; close it when done (or use ``with``).
+
+    ``get``/``post``/``put``/``patch``/``delete``/``request`` take httpx's keyword
+    arguments (``params``, ``json``, ``data``, ``headers``...) and return the
+    ``httpx.Response`` of a status below 400 (or listed in ``allow_status``);
+    anything else raises an :class:`~cdp_core.http.errors.HttpError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        connector: str,
+        base_url: str,
+        auth: httpx.Auth | None,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        limiter: Limiter,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        rate_policy: RatePolicy | None,
+        factory: HttpFactory,
+        follow_redirects: bool,
+    ) -> None:
+        self.connector = connector
+        self.base_url = base_url
+        self.limiter, self.timeouts, self.retry, self.rate_policy = limiter, timeouts, retry, rate_policy
+        self._factory = factory
+        self._options: dict[str, Any] = {
+            "base_url": base_url, "auth": auth, "headers": headers, "params": params,
+            "follow_redirects": follow_redirects,
+        }  # fmt: skip
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+        self.log = logging.getLogger(f"cdp.http.{connector}")
+
+    @property
+    def httpx(self) -> httpx.Client:
+        """The underlying ``httpx.Client``, made on first use (so building a source does no I/O)."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(**self._options)
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+    def get_json(self, url: str, model: Any = None, **kwargs: Any) -> Any:
+        """GET and :func:`~cdp_core.http.errors.response_json` (validated with ``model`` if given)."""
+        return response_json(self.request("GET", url, **kwargs), model, connector=self.connector)
+
+    def request_json(self, method: str, url: str, model: Any = None, **kwargs: Any) -> Any:
+        """Any method, then :func:`~cdp_core.http.errors.response_json`."""
+        return response_json(self.request(method, url, **kwargs), model, connector=self.connector)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool | None = None,
+        allow_status: Collection[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; return the response or raise an ``HttpError``.
+
+        :param idempotent: True marks a POST or PATCH safe to send again (a search,
+            an upsert); default: by method (GET, HEAD, OPTIONS, PUT, DELETE are).
+        :param allow_status: statuses of 400 and above to return instead of raising (``{404}``).
+        """
+        method = method.upper()
+        retry, clock = self.retry, self._factory.clock
+        safe = idempotent if idempotent is not None else method in retry.idempotent_methods
+        deadline = clock() + self.timeouts.total if self.timeouts.total is not None else None
+        slept, attempt = 0.0, 0
+        redact = self._factory.redactor
+        while True:
+            attempt += 1
+            remaining = deadline - clock() if deadline is not None else None
+            request = self.httpx.build_request(method, url, timeout=self.timeouts.for_attempt(remaining), **kwargs)
+            request.extensions = {**request.extensions, CONNECTOR_EXTENSION: self.connector}
+            where = f"{method} {log_url(request.url, redact)}"
+            wait: float | None = None
+            response: httpx.Response | None = None
+            failure: BaseException | None = None
+            with self.limiter.slot():
+                started = clock()
+                try:
+                    response = self.httpx.send(request)
+                except httpx.TransportError as exc:
+                    failure = exc
+                    self.log.debug(
+                        "%s -> %s in %.3fs (attempt %d/%d)",
+                        where, type(exc).__name__, clock() - started, attempt, retry.max_attempts,
+                    )  # fmt: skip
+                    if safe or isinstance(exc, _NOT_SENT):
+                        wait = retry.backoff_for(attempt, self._factory.random())
+                except (RateLimited, ServerError) as exc:  # from the auth flow's token request
+                    failure = exc
+                    wait = retry.backoff_for(attempt, self._factory.random())
+                except HttpError as exc:
+                    exc.connector = exc.connector or self.connector
+                    exc.attempts = attempt
+                    raise
+                else:
+                    self.log.debug(
+                        "%s -> %d in %.3fs (attempt %d/%d)",
+                        where, response.status_code, clock() - started, attempt, retry.max_attempts,
+                    )  # fmt: skip
+            if response is not None:
+                self._apply_rate_policy(response)
+                status = response.status_code
+                if status < 400 or status in allow_status:
+                    return response
+                if status in retry.statuses and safe:
+                    asked = retry_after(response)
+                    if asked is not None:
+                        wait = min(asked, retry.retry_after_max)
+                        if status == 429:
+                            self.limiter.hold(wait)  # every client of the connector waits too
+                    else:
+                        wait = retry.backoff_for(attempt, self._factory.random())
+            if wait is not None and self._may_retry(attempt, slept, wait, deadline):
+                what = f"{response.status_code}" if response is not None else type(failure).__name__
+                self.log.info(
+                    "%s -> %s; retrying in %.2fs (attempt %d/%d)", where, what, wait, attempt, retry.max_attempts
+                )
+                if wait > 0:
+                    self._factory.sleep(wait)
+                slept += wait
+                continue
+            raise self._error(method, request, response, failure, attempt)
+
+    def _may_retry(self, attempt: int, slept: float, wait: float, deadline: float | None) -> bool:
+        if attempt >= self.retry.max_attempts or slept + wait > self.retry.max_wait:
+            return False
+        return deadline is None or self._factory.clock() + wait < deadline
+
+    def _apply_rate_policy(self, response: httpx.Response) -> None:
+        if self.rate_policy is None:
+            return
+        delay = self.rate_policy(response)
+        if delay:
+            self.log.debug("rate headers: holding connector %s for %.2fs", self.connector, delay)
+            self.limiter.hold(delay)
+
+    def _error(
+        self,
+        method: str,
+        request: httpx.Request,
+        response: httpx.Response | None,
+        failure: BaseException | None,
+        attempt: int,
+    ) -> HttpError:
+        url = error_url(request.url, self._factory.redactor)
+        common: dict[str, Any] = {"connector": self.connector, "method": method, "url": url, "attempts": attempt}
+        if isinstance(failure, HttpError):
+            failure.connector, failure.attempts = self.connector, attempt
+            return failure
+        if response is None:
+            kind = "timed out" if isinstance(failure, httpx.TimeoutException) else "failed"
+            detail = self._factory.redactor(f"the request {kind}: {type(failure).__name__}: {failure}".rstrip(": "))
+            error = NetworkError(detail, **common)
+            error.__cause__ = failure
+            return error
+        status = response.status_code
+        cls = status_error(status)
+        return cls(f"{status} {response.reason_phrase}".strip(), status=status, response=response, **common)
