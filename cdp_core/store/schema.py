@@ -40,6 +40,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
 from cdp_core.store import models, profile_models  # noqa: F401 - registers every table on the metadata
+from cdp_core.store import lease_models  # noqa: F401 - the scheduler's lease table
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 BASELINE = "0001"

@@ -1,0 +1,249 @@
+"""Leases in the store: at most one process runs a given sync graph at any moment.
+
+Why a lease and not a lock: schedulers on several machines share one store, and
+a process may die without cleaning up (SIGKILL, a lost VM). A lease is a row
+``(graph, holder, expires_at)`` that its holder keeps renewing while it runs
+(a heartbeat thread); once ``expires_at`` has passed, the holder counts as dead
+and anyone may take the lease over. It works the same on SQLite and PostgreSQL:
+
+- **acquire** is one ``INSERT ... ON CONFLICT (graph) DO UPDATE ... WHERE
+  sync_leases.expires_at <= :now RETURNING holder``: it inserts a free lease or
+  takes over an expired one, atomically; a live holder's row is left alone and
+  nothing is returned;
+- **renew** is ``UPDATE ... WHERE graph = :g AND holder = :me``: one row means the
+  lease is still ours (nobody can take a lease over without replacing the row);
+- **release** deletes our row.
+
+Time comes from the database on PostgreSQL (``now()``), so the hosts' clocks
+need not agree; SQLite is on one host, whose clock is used.
+
+A holder id is ``host:pid:random``: unique per process start, readable in
+``cdp scheduler status``. When a lease is taken over from a dead holder, the
+runs that holder left as ``running`` are marked failed ("abandoned"), ending at
+the moment the lease expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cdp_core.store.lease_models import SyncLease
+from cdp_core.store.models import SyncRun
+
+log = logging.getLogger("cdp.leases")
+
+_leases = SyncLease.__table__
+_runs = SyncRun.__table__
+
+DEFAULT_TTL = 30.0
+TTL_ENV = "CDP_LEASE_TTL"
+
+
+def default_ttl() -> float:
+    """Seconds a lease lives without renewal: ``$CDP_LEASE_TTL`` or 30."""
+    value = os.environ.get(TTL_ENV)
+    return float(value) if value else DEFAULT_TTL
+
+
+def new_holder_id() -> str:
+    """``host:pid:random``: the random part tells two starts of one pid apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class LeaseInfo:
+    graph: str
+    holder: str
+    acquired_at: datetime
+    renewed_at: datetime
+    expires_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "holder": self.holder,
+            "acquired_at": self.acquired_at.isoformat(),
+            "renewed_at": self.renewed_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+
+class LeaseBusy(Exception):
+    """Another live process holds the graph's lease."""
+
+    def __init__(self, graph: str, holder: LeaseInfo | None) -> None:
+        self.graph = graph
+        self.holder = holder
+        who = f"{holder.holder} (since {holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC)" if holder else "another process"
+        super().__init__(f"sync graph {graph!r} is running in {who}")
+
+
+class Leases:
+    """Acquire, renew and release graph leases for one holder (one process)."""
+
+    def __init__(self, engine: Engine, *, holder: str | None = None, ttl: float | None = None) -> None:
+        self.engine = engine
+        self.holder = holder or new_holder_id()
+        self.ttl = default_ttl() if ttl is None else ttl
+        if self.ttl <= 0:
+            raise ValueError("a lease's ttl must be positive")
+
+    # -- single operations --------------------------------------------------------------
+    def try_acquire(self, graph: str) -> LeaseInfo | None:
+        """Take the lease if it is free or expired; None if a live holder has it."""
+        with self.engine.begin() as conn:
+            now = _now(conn)
+            previous = _row(conn, graph)
+            values = {"graph": graph, "holder": self.holder, "acquired_at": now, "renewed_at": now,
+                      "expires_at": now + timedelta(seconds=self.ttl)}
+            insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name]
+            stmt = insert(_leases).values(**values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["graph"],
+                set_={c: stmt.excluded[c] for c in ("holder", "acquired_at", "renewed_at", "expires_at")},
+                where=_leases.c.expires_at <= now,
+            ).returning(_leases.c.holder)
+            if conn.execute(stmt).scalar_one_or_none() != self.holder:
+                return None
+            if previous is not None and previous.holder != self.holder:
+                _abandon_runs(conn, previous)
+            return LeaseInfo(**values)
+
+    def renew(self, graph: str) -> bool:
+        """Push the expiry out by one ttl; False if the lease is no longer ours."""
+        with self.engine.begin() as conn:
+            now = _now(conn)
+            stmt = (
+                update(_leases)
+                .where(_leases.c.graph == graph, _leases.c.holder == self.holder)
+                .values(renewed_at=now, expires_at=now + timedelta(seconds=self.ttl))
+            )
+            return conn.execute(stmt).rowcount == 1
+
+    def release(self, graph: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(_leases).where(_leases.c.graph == graph, _leases.c.holder == self.holder))
+
+    def current(self) -> dict[str, LeaseInfo]:
+        """Every live (unexpired) lease, by graph."""
+        with self.engine.connect() as conn:
+            now = _now(conn)
+            rows = conn.execute(select(_leases).where(_leases.c.expires_at > now)).all()
+        return {row.graph: _info(row) for row in rows}
+
+    def holder_of(self, graph: str) -> LeaseInfo | None:
+        return self.current().get(graph)
+
+    # -- held for the length of a run ----------------------------------------------------
+    def hold(self, graph: str) -> Lease:
+        """Acquire the lease and keep it renewed until released; raise LeaseBusy if it is taken."""
+        info = self.try_acquire(graph)
+        if info is None:
+            raise LeaseBusy(graph, self.holder_of(graph))
+        lease = Lease(self, info)
+        lease.start()
+        return lease
+
+
+class Lease:
+    """A held lease with its heartbeat thread. ``lost`` is set when it can no longer be
+    renewed in time; whoever runs under it must then stop after the current batch."""
+
+    def __init__(self, leases: Leases, info: LeaseInfo) -> None:
+        self.leases = leases
+        self.info = info
+        self.graph = info.graph
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{info.graph}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _beat(self) -> None:
+        ttl = self.leases.ttl
+        last_ok = time.monotonic()
+        while not self._stop.wait(ttl / 3):
+            try:
+                if not self.leases.renew(self.graph):
+                    log.error("lease on %s was taken over by another process; stopping after this batch", self.graph)
+                    self.lost.set()
+                    return
+                last_ok = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - a database hiccup; the next beat tries again
+                log.warning("cannot renew the lease on %s: %s", self.graph, type(exc).__name__)
+                if time.monotonic() - last_ok >= ttl * 0.8:
+                    log.error("lease on %s could not be renewed before it expires; stopping after this batch", self.graph)
+                    self.lost.set()
+                    return
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        try:
+            self.leases.release(self.graph)
+        except Exception as exc:  # noqa: BLE001 - it expires by itself
+            log.warning("cannot release the lease on %s (it expires by itself): %s", self.graph, type(exc).__name__)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.release()
+
+
+# -- internals ---------------------------------------------------------------------------
+
+
+def _now(conn: Connection) -> datetime:
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT now()")).scalar_one()
+        return value.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every lease time is written in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _info(row: Any) -> LeaseInfo:
+    return LeaseInfo(
+        graph=row.graph,
+        holder=row.holder,
+        acquired_at=_aware(row.acquired_at),
+        renewed_at=_aware(row.renewed_at),
+        expires_at=_aware(row.expires_at),
+    )
+
+
+def _row(conn: Connection, graph: str) -> LeaseInfo | None:
+    row = conn.execute(select(_leases).where(_leases.c.graph == graph)).first()
+    return _info(row) if row is not None else None
+
+
+def _abandon_runs(conn: Connection, dead: LeaseInfo) -> None:
+    """The dead holder's runs of this graph will never finish: say so in the run history."""
+    count = conn.execute(
+        update(_runs)
+        .where(_runs.c.graph == dead.graph, _runs.c.status == "running", _runs.c.started_at <= dead.expires_at)
+        .values(
+            status="failed",
+            finished_at=dead.expires_at,
+            error=f"abandoned: the process running it ({dead.holder}) stopped renewing its lease",
+        )
+    ).rowcount
+    if count:
+        log.warning("%d run(s) of %s abandoned by %s marked failed", count, dead.graph, dead.holder)
