@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from cdp_core.base import PluginConfig
-from cdp_core.graph import SyncGraph, build_graphs
+from cdp_core.graph import SyncGraph, build_graphs, parse_every
 from cdp_core.identity import IdentityConfig
 from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
 from cdp_core.plugins import Plugins, Registration
@@ -92,13 +92,39 @@ class GraphConfig(_Strict):
     every: str | None = Field(default=None, description="an interval such as 30s, 10m, 1h30m, 1d")
     timezone: str = "UTC"
     depends_on: list[str] = Field(default_factory=list)
-    retries: int = Field(default=0, ge=0)
+    retries: int = Field(default=0, ge=0, description="how often the scheduler retries a failed run")
+    retry_backoff: str | float = Field(
+        default="30s", description="wait before the first retry (30s, 1m or seconds); doubled for each next one"
+    )
     nodes: dict[str, NodeConfig] = Field(default_factory=dict)
+
+    @field_validator("retry_backoff")
+    @classmethod
+    def _backoff(cls, value: str | float) -> str | float:
+        if isinstance(value, str):
+            parse_every(value)
+        elif value < 0:
+            raise ValueError("must be 0 or more seconds")
+        return value
+
+    @property
+    def backoff_seconds(self) -> float:
+        """The first retry's delay in seconds (the scheduler doubles it for each next attempt)."""
+        value = self.retry_backoff
+        return parse_every(value).total_seconds() if isinstance(value, str) else float(value)
+
+
+class AlertsConfig(_Strict):
+    """``[alerts]``: where the scheduler reports a run that failed for good (after its retries)."""
+
+    webhook_url: str | None = Field(default=None, description="POST a JSON payload here; a secret: use ${ENV}")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds to wait for the webhook")
 
 
 class RootConfig(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     syncs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Validated graph by graph (see load_config), so one bad graph hides no other's problems."""
@@ -192,6 +218,8 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
         connectors[name] = Connector(name, type_name, config, {r.role: r for r in regs})
 
     config = Config(path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text)
+    if root is not None and root.alerts.webhook_url:
+        redact.add(root.alerts.webhook_url)  # a webhook URL often carries its token: never print it, ${ENV} or not
     if root is not None:
         graph_configs: dict[str, GraphConfig] = {}
         invalid_nodes: dict[str, set[str]] = {}

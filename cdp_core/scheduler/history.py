@@ -1,0 +1,52 @@
+"""What the scheduler reads from the run history: last runs, last successes, and their summaries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from cdp_core.runinfo import RunInfo, RunStatus
+from cdp_core.store import SystemStore
+from cdp_core.store.models import SyncRun
+from cdp_core.store.system import _run_from_row
+
+_runs = SyncRun.__table__
+
+
+def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, finished: bool = False) -> RunInfo | None:
+    """The newest run of a graph; only with that status, or only a finished one (not ``running``)."""
+    stmt = select(_runs).where(_runs.c.graph == graph).order_by(_runs.c.started_at.desc()).limit(1)
+    if status is not None:
+        stmt = stmt.where(_runs.c.status == str(status))
+    elif finished:
+        stmt = stmt.where(_runs.c.status != str(RunStatus.running))
+    with system.engine.connect() as conn:
+        row = conn.execute(stmt).first()
+    return _run_from_row(row._mapping) if row is not None else None
+
+
+def last_success_start(system: SystemStore, graph: str) -> datetime | None:
+    """When the newest successful run of the graph started: the measure of "has this slot been served"."""
+    run = last_run(system, graph, RunStatus.succeeded)
+    return run.started_at if run is not None else None
+
+
+def summary(run: RunInfo | None) -> dict[str, Any] | None:
+    """A run as ``cdp scheduler status`` shows it: status, times, duration and total counts."""
+    if run is None:
+        return None
+    nodes = run.nodes.values()
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return {
+        "id": run.id,
+        "status": str(run.status),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "duration_seconds": round(duration, 3) if duration is not None else None,
+        "read": sum(s.records_out for s in nodes if s.kind == "source"),
+        "written": sum(s.records_out for s in nodes if s.kind == "destination"),
+        "rejected": sum(s.rejected for s in nodes),
+        "error": run.error,
+    }
