@@ -189,3 +189,4 @@ def _duration(run: RunInfo) -> str:
 # Command groups in their own modules register themselves on `app` when imported.
 from cdp_core.cli import nps as _nps  # noqa: E402, F401
 from cdp_core.cli import profiles as _profiles  # noqa: E402, F401
+from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401

@@ -1,0 +1,146 @@
+"""`cdp new-plugin NAME`: scaffold a plugin distribution whose tests pass as generated.
+
+The files come from ``cdp_core/templates/plugin`` (shipped as package data):
+``{{key}}`` placeholders are filled in, a ``.tmpl`` suffix is dropped and the
+folder ``package`` becomes the plugin's module.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from enum import StrEnum
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import typer
+
+from cdp_core.cli import common
+from cdp_core.cli.app import app
+from cdp_core.cli.common import stdout
+from cdp_core.plugins import load_plugins
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+TEMPLATE_SUFFIX = ".tmpl"
+
+
+class Kind(StrEnum):
+    source = "source"
+
+
+class ScaffoldError(Exception):
+    """The plugin cannot be scaffolded (bad name, folder exists, type name taken)."""
+
+
+def names_for(name: str) -> dict[str, str]:
+    """The values of the template placeholders for plugin ``name`` (``meta-leads``)."""
+    snake = name.replace("-", "_")
+    words = name.split("-")
+    return {
+        "name": name,  # meta-leads: the entry point and the connector in examples
+        "dist": f"cdp-{name}",  # cdp-meta-leads: the distribution and its folder
+        "module": f"cdp_{snake}",  # cdp_meta_leads
+        "type_name": snake,  # meta_leads: the type in connectors.toml
+        "Class": "".join(w.capitalize() for w in words),  # MetaLeads
+        "Title": " ".join(w.capitalize() for w in words),  # Meta Leads
+        "ENV": snake.upper(),  # META_LEADS
+    }
+
+
+def check_name(name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ScaffoldError(
+            f"invalid plugin name {name!r}: use lowercase letters, digits and single hyphens, "
+            "starting with a letter (e.g. acme, meta-leads)"
+        )
+    if name.startswith("cdp-") or name == "cdp":
+        raise ScaffoldError(
+            f"give the plugin's short name ({name.removeprefix('cdp-')!r}); the distribution is cdp-NAME"
+        )
+    type_name = names_for(name)["type_name"]
+    registry = load_plugins(entry_points=False, disabled=set()).registry
+    taken = [reg.plugin for reg in registry.roles_of(type_name)]
+    if taken:
+        raise ScaffoldError(f"type name {type_name!r} is already registered by {', '.join(sorted(set(taken)))}")
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise KeyError(f"template placeholder {{{{{key}}}}} has no value")
+        return values[key]
+
+    return _PLACEHOLDER.sub(fill, text)
+
+
+def template_root(kind: Kind) -> Traversable:
+    root = resources.files("cdp_core").joinpath("templates", "plugin")
+    if not root.is_dir():
+        raise ScaffoldError(f"the plugin template is missing from the installed cdp_core ({root})")
+    return root
+
+
+def _write_tree(source: Traversable, target: Path, values: dict[str, str]) -> list[Path]:
+    written: list[Path] = []
+    for entry in sorted(source.iterdir(), key=lambda e: e.name):
+        if entry.name == "__pycache__":
+            continue
+        name = values["module"] if entry.is_dir() and entry.name == "package" else entry.name
+        if entry.is_dir():
+            (target / name).mkdir()
+            written += _write_tree(entry, target / name, values)
+        else:
+            path = target / name.removesuffix(TEMPLATE_SUFFIX)
+            path.write_text(render(entry.read_text(encoding="utf-8"), values), encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def scaffold(name: str, directory: Path, kind: Kind = Kind.source) -> tuple[Path, list[Path]]:
+    """Write ``directory/cdp-NAME``; return the folder and the files written (relative to it)."""
+    check_name(name)
+    values = names_for(name)
+    folder = directory / values["dist"]
+    if folder.exists():
+        raise ScaffoldError(f"{folder} already exists: choose another name or remove it")
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".{values['dist']}.{uuid.uuid4().hex[:8]}.tmp"
+    staging.mkdir()  # as the user's umask says, unlike mkdtemp's 0700
+    try:
+        files = _write_tree(template_root(kind), staging, values)
+        staging.rename(folder)  # all or nothing: never a half-written plugin
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder, [f.relative_to(staging) for f in files]
+
+
+NameArgument = typer.Argument(..., help="The plugin's short name: lowercase letters, digits, hyphens (acme).")
+DirOption = typer.Option(Path("plugins"), "--dir", help="Where to create cdp-NAME/.")
+KindOption = typer.Option(Kind.source, "--kind", help="What the skeleton offers.")
+
+
+@app.command("new-plugin")
+def new_plugin(name: str = NameArgument, directory: Path = DirOption, kind: Kind = KindOption) -> None:
+    """Scaffold a plugin distribution cdp-NAME: pyproject with its entry point, a source skeleton, tests."""
+    try:
+        folder, files = scaffold(name, directory, kind)
+    except ScaffoldError as exc:
+        common.fail(str(exc))
+    values = names_for(name)
+    stdout.print(f"[green]created[/] {folder}/", highlight=False)
+    for file in files:
+        stdout.print(f"  {file}", highlight=False, markup=False)
+    stdout.print(
+        "\nNext steps:\n"
+        f"  pip install -e '{folder}[dev]'   (in cdp's repo, `make test` installs every plugins/*/)\n"
+        f"  cd {folder} && pytest   (the generated tests pass as they are)\n"
+        f"  cdp plugins   (lists {name} from {values['dist']}, source type {values['type_name']!r})\n"
+        "Then make the skeleton talk to the real API: docs/writing-plugins.md.",
+        highlight=False,
+        markup=False,
+    )
