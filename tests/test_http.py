@@ -206,6 +206,27 @@ def test_post_is_retried_when_it_never_reached_the_server(factory: HttpFactory, 
     assert route.call_count == 2
 
 
+def test_post_429_is_not_retried_but_holds_the_connector(clock: FakeClock, mock: respx.Router) -> None:
+    factory = HttpFactory(sleep=lambda s: None, clock=clock)
+    route = mock.post(f"{API}/orders").respond(429, headers={"Retry-After": "8"})
+    with pytest.raises(RateLimited):
+        client(factory).post("/orders", json={})
+    assert route.call_count == 1
+    assert factory.limiter("crm").reserve() == pytest.approx(8.0)
+
+
+def test_timeouts_reach_httpx(factory: HttpFactory, mock: respx.Router) -> None:
+    route = mock.get(f"{API}/items").respond(200)
+    http = client(factory, timeout=Timeouts(connect=3, read=20, write=5, pool=1, total=None))
+    http.get("/items")
+    assert route.calls.last.request.extensions["timeout"] == {"connect": 3, "read": 20, "write": 5, "pool": 1}
+    http.get("/items", timeout=7)
+    assert route.calls.last.request.extensions["timeout"] == {"connect": 7, "read": 7, "write": 7, "pool": 1}
+    default = client(factory)
+    default.get("/items")
+    assert route.calls.last.request.extensions["timeout"] == {"connect": 10, "read": 60, "write": 60, "pool": 30}
+
+
 def test_other_4xx_is_not_retried(factory: HttpFactory, mock: respx.Router) -> None:
     route = mock.get(f"{API}/missing").respond(404)
     with pytest.raises(ClientError, match="404"):

@@ -109,6 +109,16 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] = lambda: 
     return max(0.0, (when - now()).total_seconds())
 
 
+def _timeouts(value: Timeouts | float | None, default: Timeouts) -> Timeouts:
+    """A :class:`Timeouts` from a ``timeout=`` argument: one number sets connect, read and write."""
+    if value is None:
+        return default
+    if isinstance(value, Timeouts):
+        return value
+    seconds = float(value)
+    return Timeouts(connect=seconds, read=seconds, write=seconds, pool=default.pool, total=default.total)
+
+
 class HttpClient:
     """A synchronous HTTP client of one connector; close it when done (or use ``with``).
 
@@ -195,6 +205,7 @@ class HttpClient:
         *,
         idempotent: bool | None = None,
         allow_status: Collection[int] = (),
+        timeout: Timeouts | float | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries; return the response or raise an ``HttpError``.
@@ -202,59 +213,38 @@ class HttpClient:
         :param idempotent: True marks a POST or PATCH safe to send again (a search,
             an upsert); default: by method (GET, HEAD, OPTIONS, PUT, DELETE are).
         :param allow_status: statuses of 400 and above to return instead of raising (``{404}``).
+        :param timeout: this call's timeouts instead of the client's.
+        Other keyword arguments are ``httpx.Client.build_request``'s (``params``, ``json``...).
         """
         method = method.upper()
         retry, clock = self.retry, self._factory.clock
+        timeouts = _timeouts(timeout, self.timeouts)
         safe = idempotent if idempotent is not None else method in retry.idempotent_methods
-        deadline = clock() + self.timeouts.total if self.timeouts.total is not None else None
+        deadline = clock() + timeouts.total if timeouts.total is not None else None
         slept, attempt = 0.0, 0
-        redact = self._factory.redactor
         while True:
             attempt += 1
             remaining = deadline - clock() if deadline is not None else None
-            request = self.httpx.build_request(method, url, timeout=self.timeouts.for_attempt(remaining), **kwargs)
+            request = self.httpx.build_request(method, url, timeout=timeouts.for_attempt(remaining), **kwargs)
             request.extensions = {**request.extensions, CONNECTOR_EXTENSION: self.connector}
-            where = f"{method} {log_url(request.url, redact)}"
+            where = f"{method} {log_url(request.url, self._factory.redactor)}"
+            response, failure = self._send(request, where, attempt)
             wait: float | None = None
-            response: httpx.Response | None = None
-            failure: BaseException | None = None
-            with self.limiter.slot():
-                started = clock()
-                try:
-                    response = self.httpx.send(request)
-                except httpx.TransportError as exc:
-                    failure = exc
-                    self.log.debug(
-                        "%s -> %s in %.3fs (attempt %d/%d)",
-                        where, type(exc).__name__, clock() - started, attempt, retry.max_attempts,
-                    )  # fmt: skip
-                    if safe or isinstance(exc, _NOT_SENT):
-                        wait = retry.backoff_for(attempt, self._factory.random())
-                except (RateLimited, ServerError) as exc:  # from the auth flow's token request
-                    failure = exc
+            if response is None:
+                if safe or isinstance(failure, (*_NOT_SENT, RateLimited, ServerError)):
                     wait = retry.backoff_for(attempt, self._factory.random())
-                except HttpError as exc:
-                    exc.connector = exc.connector or self.connector
-                    exc.attempts = attempt
-                    raise
-                else:
-                    self.log.debug(
-                        "%s -> %d in %.3fs (attempt %d/%d)",
-                        where, response.status_code, clock() - started, attempt, retry.max_attempts,
-                    )  # fmt: skip
-            if response is not None:
+            else:
                 self._apply_rate_policy(response)
                 status = response.status_code
                 if status < 400 or status in allow_status:
                     return response
+                asked = retry_after(response)
+                if asked is not None:
+                    asked = min(asked, retry.retry_after_max)
+                    if status == 429:
+                        self.limiter.hold(asked)  # every client of the connector waits too
                 if status in retry.statuses and safe:
-                    asked = retry_after(response)
-                    if asked is not None:
-                        wait = min(asked, retry.retry_after_max)
-                        if status == 429:
-                            self.limiter.hold(wait)  # every client of the connector waits too
-                    else:
-                        wait = retry.backoff_for(attempt, self._factory.random())
+                    wait = asked if asked is not None else retry.backoff_for(attempt, self._factory.random())
             if wait is not None and self._may_retry(attempt, slept, wait, deadline):
                 what = f"{response.status_code}" if response is not None else type(failure).__name__
                 self.log.info(
@@ -265,6 +255,30 @@ class HttpClient:
                 slept += wait
                 continue
             raise self._error(method, request, response, failure, attempt)
+
+    def _send(
+        self, request: httpx.Request, where: str, attempt: int
+    ) -> tuple[httpx.Response, None] | tuple[None, BaseException]:
+        """One send inside the connector's limits: the response, or the transport failure."""
+        clock, attempts = self._factory.clock, self.retry.max_attempts
+        with self.limiter.slot():
+            started = clock()
+            try:
+                response = self.httpx.send(request)
+            except httpx.TransportError as exc:
+                self.log.debug(
+                    "%s -> %s in %.3fs (attempt %d/%d)", where, type(exc).__name__, clock() - started, attempt, attempts
+                )
+                return None, exc
+            except (RateLimited, ServerError) as exc:  # the OAuth2 token endpoint failing: worth a retry
+                return None, exc
+            except HttpError as exc:  # the OAuth2 refresh was refused
+                exc.connector, exc.attempts = exc.connector or self.connector, attempt
+                raise
+        self.log.debug(
+            "%s -> %d in %.3fs (attempt %d/%d)", where, response.status_code, clock() - started, attempt, attempts
+        )
+        return response, None
 
     def _may_retry(self, attempt: int, slept: float, wait: float, deadline: float | None) -> bool:
         if attempt >= self.retry.max_attempts or slept + wait > self.retry.max_wait:

@@ -14,14 +14,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from cdp_core import __version__
 from cdp_core.http.auth import SecretAuth
-from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts
+from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts, _timeouts
 from cdp_core.http.errors import log_url
 from cdp_core.http.limits import Clock, Limiter, RateLimit, RatePolicy, Sleep
 from cdp_core.secrets import Redactor
@@ -126,10 +126,7 @@ class HttpFactory:
         :param rate_policy: reads the vendor's rate headers (:class:`LeakyBucketHeader`).
         """
         name = connector or self.connector or "http"
-        if isinstance(timeout, (int, float)):
-            timeouts = replace(self.timeouts, connect=float(timeout), read=float(timeout), write=float(timeout))
-        else:
-            timeouts = timeout or self.timeouts
+        timeouts = _timeouts(timeout, self.timeouts)
         if isinstance(auth, SecretAuth):
             for value in auth.secrets():
                 self.redactor.add(value)
