@@ -61,8 +61,9 @@ def check_name(name: str) -> None:
             f"give the plugin's short name ({name.removeprefix('cdp-')!r}); the distribution is cdp-NAME"
         )
     type_name = names_for(name)["type_name"]
-    registry = load_plugins(entry_points=False, disabled=set()).registry
+    registry = load_plugins(disabled=set()).registry  # the builtins and every installed plugin
     taken = [reg.plugin for reg in registry.roles_of(type_name)]
+    taken += [owner for (_, name_), owners in registry.conflicts.items() if name_ == type_name for owner in owners]
     if taken:
         raise ScaffoldError(f"type name {type_name!r} is already registered by {', '.join(sorted(set(taken)))}")
 
