@@ -196,5 +196,13 @@ class Destination(ABC):
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         """Write ``batch`` durably; commit ``checkpoint`` with it if ``commits_checkpoint``."""
 
+    def finish(self) -> None:
+        """Called once when every source of the run read to its end without error, before close().
+
+        Work that is only right on a complete picture belongs here: a destination
+        that mirrors its input (an ad audience) sends its removals here, never
+        after a partial run.
+        """
+
     def close(self) -> None:
         """Flush and release; called once after the run, also when it failed."""

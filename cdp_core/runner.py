@@ -125,16 +125,25 @@ class _Execution:
             self._build()
             for dest in self.destinations.values():
                 dest.open()
+            complete = True
             for node in self.graph.sources():
                 if self.runner.should_stop():
+                    complete = False
                     break
                 try:
-                    self._run_source(node)
+                    complete = self._run_source(node) and complete
                 except Exception as exc:  # noqa: BLE001 - other sources of the graph still run
                     message = self.redact(describe_error(exc))
                     log.error("run %s: source node %s failed: %s", self.run.id, node.name, message)
                     self.run.nodes[node.name].error = message
                     first_error = first_error or exc
+            if first_error is None and complete:
+                for name, dest in self.destinations.items():
+                    try:
+                        dest.finish()
+                    except Exception as exc:  # noqa: BLE001
+                        self.run.nodes[name].error = self.redact(describe_error(exc))
+                        first_error = first_error or exc
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
         finally:
@@ -162,7 +171,8 @@ class _Execution:
                 cls = connector.roles["destination"].cls
                 self.destinations[node.name] = cls(connector.config, self.runner.context(node.ref), node.options)
 
-    def _run_source(self, node: Node) -> None:
+    def _run_source(self, node: Node) -> bool:
+        """Read one source node to its end (True), or until a stop is requested (False)."""
         stats = self.run.nodes[node.name]
         stream = self.sources[node.connector].stream(node.stream)
         cursor = self.runner.system.cursor(self.graph.name, node.name)
@@ -172,7 +182,7 @@ class _Execution:
             page = next(pages, None)
             stats.seconds += time.perf_counter() - started
             if page is None:
-                break
+                return True
             stats.records_out += len(page.records)
             stats.rejected += len(page.rejects)
             rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
@@ -186,7 +196,7 @@ class _Execution:
                 self.runner.on_progress(self.run)
             if self.runner.should_stop():
                 log.info("run %s: stop requested; %s stopped after a committed page", self.run.id, node.name)
-                break
+                return False
 
     def _push(
         self, origin: str, records: list[Record], batches: dict[str, list[Record]], rejected: list[tuple[str, Rejected]]

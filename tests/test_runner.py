@@ -324,3 +324,39 @@ def test_jsonl_destination_writes_records_as_pydantic_would(tmp_path: Path) -> N
     destination.close()
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == [r.model_dump(mode="json") for r in records]
+
+
+class Finishing(Collect):
+    finished: ClassVar[list[str]] = []
+
+    def finish(self) -> None:
+        Finishing.finished.append(self.context.name)
+
+
+def test_finish_only_after_every_source_read_to_its_end(tmp_path: Path, store_url: str) -> None:
+    class FinishPlugin:
+        @hookimpl
+        def cdp_register_destinations(self, register: Any) -> None:
+            register("finishing", Finishing)
+
+    def run(source_extra: str, stop_after: int | None = None) -> Any:
+        WRITTEN.clear()
+        path = tmp_path / "connectors.toml"
+        body = SINGLE.format(source_extra=source_extra, dest="finishing", dest_extra="", more="")
+        path.write_text(f'[store]\nurl = "{store_url}"\n{body}')
+        plugins = load_plugins(entry_points=False, extra=[("test", Plugin()), ("finish", FinishPlugin())])
+        runner = Runner(load_config(path, plugins, env={}), plugins)
+        runner.system.reset("g")  # each run reads from the start
+        if stop_after is not None:
+            pages: list[int] = []
+            runner.on_progress = lambda r: pages.append(1)
+            runner.should_stop = lambda: len(pages) >= stop_after
+        return runner.run("g")
+
+    Finishing.finished.clear()
+    assert run("").status is RunStatus.succeeded
+    assert Finishing.finished == ["out"]
+    Finishing.finished.clear()
+    assert run("fail_after_pages = 1").status is RunStatus.failed
+    assert run("", stop_after=1).status is RunStatus.succeeded  # stopped early: incomplete picture
+    assert Finishing.finished == []

@@ -81,47 +81,77 @@ class _StoreStream(Stream):
 
 
 class _ProfilesStream(_StoreStream):
-    """Live (unmerged) profiles with their traits and identities, by last change."""
+    """Live (unmerged) profiles with their traits and identities.
+
+    Incremental (``profiles``): by last change. Full refresh (``profiles_all``):
+    every live profile on every run, in id order, for destinations that mirror
+    their input (ad audiences); resumable mid-read, and the final cursor is None
+    so the next run reads everyone again.
+    """
+
+    def __init__(self, source: ProfileStoreSource, name: str, full_refresh: bool = False) -> None:
+        super().__init__(source, name, RecordKind.profile)
+        self.full_refresh = full_refresh
+        if full_refresh:
+            self.cursor_field = None
 
     def read(self, cursor: JsonValue) -> Iterator[Page]:
-        after = _cursor_after(cursor)
         engine = self.source.engine()
         size = self.source.config.page_size  # type: ignore[attr-defined]
+        after = _cursor_after(cursor) if not self.full_refresh else None
+        after_id = cursor.get("after_id") if self.full_refresh and isinstance(cursor, dict) else None
         while True:
             stmt = select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
-            if after is not None:
-                when, pid, _ = after
-                stmt = stmt.where(
-                    or_(_profiles.c.updated_at > when, and_(_profiles.c.updated_at == when, _profiles.c.id > pid))
-                )
+            if self.full_refresh:
+                if after_id is not None:
+                    stmt = stmt.where(_profiles.c.id > after_id)
+                stmt = stmt.order_by(_profiles.c.id)
+            else:
+                if after is not None:
+                    when, pid, _ = after
+                    stmt = stmt.where(
+                        or_(_profiles.c.updated_at > when, and_(_profiles.c.updated_at == when, _profiles.c.id > pid))
+                    )
+                stmt = stmt.order_by(_profiles.c.updated_at, _profiles.c.id)
             with engine.connect() as conn:
-                rows = conn.execute(stmt.order_by(_profiles.c.updated_at, _profiles.c.id).limit(size)).all()
-                ids = [r.id for r in rows]
-                traits: dict[str, dict[str, Any]] = defaultdict(dict)
-                idents: dict[str, dict[str, str]] = defaultdict(dict)
-                if ids:
-                    for t in conn.execute(select(_traits).where(_traits.c.profile_id.in_(ids))):
-                        traits[t.profile_id][t.name] = t.value
-                    order = _identities.c.type, _identities.c.first_seen, _identities.c.value
-                    for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
-                        idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type
+                rows = conn.execute(stmt.limit(size)).all()
+                records = self._records(conn, rows)
+            last_page = len(rows) < size
+            if self.full_refresh:
+                # The last page says cursor None: the next run starts from the first profile again.
+                after_id = rows[-1].id if rows else after_id
+                yield Page(records, None if last_page else {"after_id": after_id})
+                if last_page:
+                    return
+                continue
             if not rows:
                 return
-            records = [
-                Record(
-                    stream=f"{self.source.context.name}.profiles",
-                    kind=RecordKind.profile,
-                    key=r.id,
-                    data={"profile_id": r.id, **traits[r.id]},
-                    identifiers=idents[r.id],
-                )
-                for r in rows
-            ]
             last = rows[-1]
             after = (last.updated_at, last.id, "")
             yield Page(records, {"updated_at": last.updated_at.isoformat(), "a": last.id, "b": ""})
-            if len(rows) < size:
+            if last_page:
                 return
+
+    def _records(self, conn: Any, rows: list[Any]) -> list[Record]:
+        ids = [r.id for r in rows]
+        traits: dict[str, dict[str, Any]] = defaultdict(dict)
+        idents: dict[str, dict[str, str]] = defaultdict(dict)
+        if ids:
+            for t in conn.execute(select(_traits).where(_traits.c.profile_id.in_(ids))):
+                traits[t.profile_id][t.name] = t.value
+            order = _identities.c.type, _identities.c.first_seen, _identities.c.value
+            for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
+                idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type
+        return [
+            Record(
+                stream=f"{self.source.context.name}.{self.name}",
+                kind=RecordKind.profile,
+                key=r.id,
+                data={"profile_id": r.id, **traits[r.id]},
+                identifiers=idents[r.id],
+            )
+            for r in rows
+        ]
 
 
 class _KindStream(_StoreStream):
@@ -200,7 +230,8 @@ class ProfileStoreSource(Source):
 
     def streams(self) -> Sequence[Stream]:
         return [
-            _ProfilesStream(self, "profiles", RecordKind.profile),
+            _ProfilesStream(self, "profiles"),
+            _ProfilesStream(self, "profiles_all", full_refresh=True),
             _KindStream(self, "events", RecordKind.event),
             _KindStream(self, "orders", RecordKind.order),
             _KindStream(self, "nps_responses", RecordKind.nps_response),
