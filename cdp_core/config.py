@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,9 @@ class NodeConfig(_Strict):
 
 class GraphConfig(_Strict):
     description: str | None = None
+    enabled: bool = Field(
+        default=True, description="false: left out of `cdp sync --all` and the scheduler; `cdp sync NAME` still runs it"
+    )
     schedule: str | None = Field(default=None, description="a 5-field cron expression")
     every: str | None = Field(default=None, description="an interval such as 30s, 10m, 1h30m, 1d")
     timezone: str = "UTC"
@@ -150,6 +154,11 @@ class Config:
     redact: Redactor
     text: str = ""
     graphs: dict[str, SyncGraph] = field(default_factory=dict)
+    unavailable: dict[str, list[str]] = field(default_factory=dict)
+    """Connectors left out because a graph that was not asked for needs them (see load_config)."""
+
+    def enabled_graphs(self) -> list[str]:
+        return [name for name, graph in self.graphs.items() if graph.config.enabled]
 
     @property
     def store_url(self) -> str:
@@ -159,8 +168,20 @@ class Config:
 # -- loading -------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, str] | None = None) -> Config:
-    """Read, interpolate and validate a connectors.toml; raise :class:`ConfigError` listing every issue."""
+def load_config(
+    path: str | os.PathLike[str],
+    plugins: Plugins,
+    env: dict[str, str] | None = None,
+    *,
+    graphs: Collection[str] | None = None,
+) -> Config:
+    """Read, interpolate and validate a connectors.toml; raise :class:`ConfigError` listing every issue.
+
+    :param graphs: the graphs about to run (None: check everything, as ``cdp validate`` does).
+        A connector none of them uses may lack its ``${ENV}`` variables: it is left out
+        (``Config.unavailable`` says why) instead of failing the run, so a missing
+        Shopify token never stops an unrelated graph. Every other problem still fails.
+    """
     file = Path(path)
     env = dict(os.environ) if env is None else env
     try:
@@ -180,6 +201,14 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
     raw = _interpolate(raw, (), env, redact, secret_paths, issues)
     for issue in issues:
         issue.line = locate(issue.parts)
+    unavailable: dict[str, list[str]] = {}
+    if graphs is not None:
+        used = _connectors_used(raw.get("syncs"), graphs)
+        for issue in list(issues):
+            parts = issue.parts
+            if len(parts) >= 2 and parts[0] == "connectors" and parts[1] not in used:
+                unavailable.setdefault(str(parts[1]), []).append(f"{issue.path}: {issue.message}")
+                issues.remove(issue)
 
     def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
         hide = lambda loc: _is_secret(loc, secret_paths)  # noqa: E731
@@ -195,7 +224,7 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
     connectors: dict[str, Connector] = {}
     raw_connectors = raw.get("connectors", {}) if isinstance(raw.get("connectors", {}), dict) else {}
     for name, table in raw_connectors.items():
-        if not isinstance(table, dict):
+        if not isinstance(table, dict) or name in unavailable:
             continue
         prefix: tuple[PathPart, ...] = ("connectors", name)
         type_name = table.get("type")
@@ -217,7 +246,9 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
             continue
         connectors[name] = Connector(name, type_name, config, {r.role: r for r in regs})
 
-    config = Config(path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text)
+    config = Config(
+        path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text, unavailable=unavailable
+    )
     if root is not None and root.alerts.webhook_url:
         redact.add(root.alerts.webhook_url)  # a webhook URL often carries its token: never print it, ${ENV} or not
     if root is not None:
@@ -242,7 +273,7 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
                     invalid_nodes.setdefault(name, set()).add(node_name)
             graph_configs[name] = graph_config
         graphs, graph_issues = build_graphs(
-            graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins
+            graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable)
         )
         for issue in graph_issues:
             if issue.line is None:
@@ -255,6 +286,27 @@ def load_config(path: str | os.PathLike[str], plugins: Plugins, env: dict[str, s
             issue.message = redact(issue.message)
         raise ConfigError(str(file), issues)
     return config
+
+
+def _connectors_used(syncs: Any, graphs: Collection[str]) -> set[str]:
+    """Connector names the nodes of ``graphs`` refer to; ``"*enabled"`` in graphs means every enabled graph."""
+    used: set[str] = set()
+    if not isinstance(syncs, dict):
+        return used
+    for name, table in syncs.items():
+        if not isinstance(table, dict):
+            continue
+        wanted = name in graphs or ("*enabled" in graphs and table.get("enabled", True) is not False)
+        nodes = table.get("nodes")
+        if not wanted or not isinstance(nodes, dict):
+            continue
+        for node in nodes.values():
+            if isinstance(node, dict):
+                if isinstance(node.get("source"), str):
+                    used.add(node["source"].split(".", 1)[0])
+                if isinstance(node.get("destination"), str):
+                    used.add(node["destination"])
+    return used
 
 
 def _unknown_type(plugins: Plugins, type_name: str) -> str:

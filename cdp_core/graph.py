@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -95,10 +95,15 @@ def build_graphs(
     raw_connectors: dict[str, Any],
     connectors: dict[str, Connector],
     plugins: Plugins,
+    unavailable: Collection[str] = (),
 ) -> tuple[dict[str, SyncGraph], list[GraphIssue]]:
+    """Validate and build every graph; a graph using an ``unavailable`` connector is left out (it will not run)."""
     graphs: dict[str, SyncGraph] = {}
     issues: list[GraphIssue] = []
     for name, config in configs.items():
+        refs = {n.ref.split(".", 1)[0] for n in config.nodes.values() if n.role != "transform"}
+        if refs & set(unavailable):
+            continue
         graph = _build_graph(name, config, invalid_nodes.get(name, set()), raw_connectors, connectors, plugins, issues)
         if graph is not None:
             graphs[name] = graph

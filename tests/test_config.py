@@ -287,3 +287,47 @@ inputs = ["clean"]
     issues = _issues(tmp_path, text, env={"SALTY": SECRET})
     assert "syncs.g.nodes.clean.options.target" in issues
     assert SECRET not in issues["syncs.g.nodes.clean.options.target"]
+
+
+VENDOR = """
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "p.jsonl" }
+[connectors.out]
+type = "jsonl_file"
+path = "o.jsonl"
+[connectors.vendor]
+type = "jsonl_file"
+path = "${VENDOR_TOKEN}"
+
+[syncs.demo.nodes.people]
+source = "files.people"
+[syncs.demo.nodes.out]
+destination = "out"
+inputs = ["people"]
+
+[syncs.live]
+enabled = false
+[syncs.live.nodes.people]
+source = "files.people"
+[syncs.live.nodes.vendor]
+destination = "vendor"
+inputs = ["people"]
+"""
+
+
+def test_running_a_graph_needs_only_its_own_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text(VENDOR)
+    plugins = load_plugins(entry_points=False)
+    with pytest.raises(ConfigError) as info:  # cdp validate: everything is checked
+        load_config(path, plugins, env={})
+    assert [i.path for i in info.value.issues] == ["connectors.vendor.path"]
+    config = load_config(path, plugins, env={}, graphs={"*enabled"})  # cdp sync --all
+    assert config.enabled_graphs() == ["demo"]
+    assert "vendor" not in config.connectors and "VENDOR_TOKEN" in config.unavailable["vendor"][0]
+    with pytest.raises(ConfigError):  # cdp sync live: its own secret is missing
+        load_config(path, plugins, env={}, graphs={"live"})
+    config = load_config(path, plugins, env={"VENDOR_TOKEN": "x.jsonl"}, graphs={"live"})
+    assert set(config.graphs) == {"demo", "live"} and not config.graphs["live"].config.enabled
+    assert load_config(path, plugins, env={}, graphs=()).graphs.keys() == {"demo"}  # read commands

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -46,11 +47,15 @@ def plugins() -> Plugins:
     return load_plugins()
 
 
-def load(path: Path, loaded: Plugins | None = None) -> tuple[Config, Plugins]:
-    """Load plugins and config; on a config error print every issue and exit 2."""
+def load(path: Path, loaded: Plugins | None = None, graphs: Collection[str] = ()) -> tuple[Config, Plugins]:
+    """Load plugins and config; on a config error print every issue and exit 2.
+
+    :param graphs: the graphs the command will run (``"*enabled"``: every enabled one).
+        Read commands run none, so no connector secret is needed to read the store.
+    """
     loaded = loaded or plugins()
     try:
-        config = load_config(path, loaded)
+        config = load_config(path, loaded, graphs=graphs)
     except ConfigError as exc:
         print_config_error(exc, stderr)
         raise typer.Exit(EXIT_USAGE) from None
