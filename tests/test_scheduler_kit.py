@@ -8,13 +8,12 @@ a subprocess is the one users start, only with a source that takes its time.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -188,7 +187,7 @@ def runs(store_url: str, graph: str) -> list[Interval]:
 
 def assert_no_overlap(intervals: list[Interval]) -> None:
     """Every run ended before the next one of the same graph started."""
-    for before, after in zip(intervals, intervals[1:], strict=False):
+    for before, after in pairwise(intervals):
         assert before.finished_at is not None, f"run {before.id} never finished but {after.id} started"
         assert before.finished_at <= after.started_at, f"runs overlap: {before} and {after}"
 
@@ -212,18 +211,10 @@ def _utc(value: datetime) -> datetime:
 # -- child processes -----------------------------------------------------------------------
 
 
-def start_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The real ``cdp`` command line (with the test plugin) in a child process; stderr captured."""
+def cli_command(*args: str) -> list[str]:
+    """The real ``cdp`` command line with the test plugin, as a child process's argv."""
     code = f"import sys; sys.path.insert(0, {str(TESTS)!r}); import test_scheduler_kit as k; k.cli_main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return [sys.executable, "-c", code, *args]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

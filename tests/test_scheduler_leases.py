@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
+from test_scheduler_kit import runs
 
 from cdp_core.runinfo import RunInfo
 from cdp_core.store import SystemStore
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.leases import LeaseBusy, Leases, new_holder_id
-
-from test_scheduler_kit import runs
 
 
 @pytest.fixture

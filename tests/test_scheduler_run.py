@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+from unittest.mock import ANY
 
 import pytest
+import test_scheduler_kit as kit
+from test_scheduler_kit import assert_no_overlap, load, runs, ticks_graph, wait_for
 
 from cdp_core.config import Config
 from cdp_core.plugins import Plugins
@@ -25,9 +29,6 @@ from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.scheduler import Scheduler, run_guarded
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
-
-import test_scheduler_kit as kit
-from test_scheduler_kit import assert_no_overlap, load, runs, ticks_graph, wait_for
 
 
 @contextmanager
@@ -66,7 +67,7 @@ def test_a_graph_on_a_1s_interval_runs_again_and_again(tmp_path: Path, store_url
     assert_no_overlap(done)
     # scheduled runs (after the first, a catch-up at start) begin on whole seconds, one slot each
     starts = [r.started_at for r in done[1:]]
-    assert all(b - a >= timedelta(seconds=0.9) for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= timedelta(seconds=0.9) for a, b in pairwise(starts))
     assert (tmp_path / "tick.jsonl").read_text().count("\n") == 6 * len(done)
 
 
@@ -190,7 +191,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.posts.append((self.path, json.loads(body)))
                 self.send_response(status)
@@ -203,7 +204,7 @@ class Hook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/SECRET-TOKEN-123"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> Hook:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
@@ -236,7 +237,7 @@ def test_retries_with_backoff_then_one_failure_hook_and_one_webhook_post(
             time.sleep(0.5)
         attempts = runs(store_url, "flaky")
         assert [r.status for r in attempts] == ["failed"] * 3, "the first attempt and two retries"
-        gaps = [b.started_at - a.finished_at for a, b in zip(attempts, attempts[1:], strict=False)]  # type: ignore[operator]
+        gaps = [b.started_at - a.finished_at for a, b in pairwise(attempts)]  # type: ignore[operator]
         assert gaps[0] >= timedelta(seconds=0.2) and gaps[1] >= timedelta(seconds=0.4), gaps
         assert kit.FAILED_HOOKS == [("flaky", attempts[-1].id)], "the hook fires once, for the final failure"
         [(path, payload)] = hook.posts
@@ -298,6 +299,8 @@ def test_stopping_ends_a_run_after_its_committed_batch(tmp_path: Path) -> None:
     assert time.monotonic() - started < 2, "shutdown waited for one batch, not the whole run"
     [run] = runs(store_url, "long")
     assert run.status == "succeeded" and run.finished_at is not None
+    assert (system.runs("long")[0].error or "").startswith("interrupted"), "noted, so the next start catches up"
+    assert Scheduler(config, plugins).catch_up() == {"long": ANY}
     pages = system.cursor("long", "read")
     assert 3 <= pages < 100
     assert (tmp_path / "long.jsonl").read_text().count("\n") == 2 * pages, "every committed page written, no more"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_scheduler_kit import load, ticks_graph
 
 from cdp_core.config import ConfigError, GraphConfig
 from cdp_core.scheduler.execute import MAX_BACKOFF, backoff
@@ -23,8 +24,6 @@ from cdp_core.scheduler.triggers import (
     missed_slot,
     upcoming,
 )
-
-from test_scheduler_kit import load, ticks_graph
 
 # -- an independent crontab(5) reading -------------------------------------------------------
 

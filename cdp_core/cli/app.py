@@ -8,14 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from cdp_core import logs
 from cdp_core.cli import common
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.progress import ProgressView, run_table
 from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
 from cdp_core.runinfo import RunInfo, RunStatus
-from cdp_core.runner import Runner
+from cdp_core.scheduler.execute import prepare, run_guarded
 from cdp_core.store import SystemStore
+from cdp_core.store.leases import LeaseBusy, Leases
 
 app = typer.Typer(
     name="cdp",
@@ -94,7 +96,10 @@ def sync(
     names = _in_dependency_order(cfg.graphs) if all_graphs else [graph]
     runs: list[RunInfo] = []
     failed: set[str] = set()
+    logs.configure(None, cfg.redact)  # $CDP_LOG_FORMAT; run id and graph on every line of a run
     system = SystemStore(cfg.store_url).create()
+    leases = Leases(system.engine)
+    prepare(cfg, loaded)
     for name in names:
         assert name is not None
         blocked = [d for d in cfg.graphs[name].config.depends_on if d in failed]
@@ -102,8 +107,16 @@ def sync(
             failed.add(name)
             stderr.print(f"[yellow]skipped[/] {name}: depends on failed {', '.join(blocked)}", highlight=False)
             continue
-        with ProgressView(stderr, enabled=not as_json) as view:
-            run = Runner(cfg, loaded, system, on_progress=view.update).run(name)
+        try:
+            with ProgressView(stderr, enabled=not as_json) as view:
+                # Under the graph's lease: never overlaps a scheduled run of it, in any process.
+                outcome = run_guarded(cfg, loaded, system, name, leases=leases, on_progress=view.update)
+        except LeaseBusy as busy:
+            failed.add(name)
+            stderr.print(f"[red]busy[/] {busy}; not started (try again when it has finished)", highlight=False)
+            continue
+        assert outcome.run is not None
+        run = outcome.run
         runs.append(run)
         if run.status is not RunStatus.succeeded:
             failed.add(name)
@@ -189,4 +202,5 @@ def _duration(run: RunInfo) -> str:
 # Command groups in their own modules register themselves on `app` when imported.
 from cdp_core.cli import nps as _nps  # noqa: E402, F401
 from cdp_core.cli import profiles as _profiles  # noqa: E402, F401
+from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401
 from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.store import SystemStore
 from cdp_core.store.models import SyncRun
-from cdp_core.store.system import _run_from_row
+from cdp_core.store.system import _aware, _run_from_row
 
 _runs = SyncRun.__table__
 
@@ -28,9 +28,20 @@ def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, f
 
 
 def last_success_start(system: SystemStore, graph: str) -> datetime | None:
-    """When the newest successful run of the graph started: the measure of "has this slot been served"."""
-    run = last_run(system, graph, RunStatus.succeeded)
-    return run.started_at if run is not None else None
+    """When the newest complete successful run of the graph started: the measure of "has this slot been served".
+
+    A run interrupted by a shutdown succeeded as far as it went, but carries a note
+    in ``error`` (see execute._note_interrupted) and does not count.
+    """
+    stmt = (
+        select(_runs.c.started_at)
+        .where(_runs.c.graph == graph, _runs.c.status == str(RunStatus.succeeded), _runs.c.error.is_(None))
+        .order_by(_runs.c.started_at.desc())
+        .limit(1)
+    )
+    with system.engine.connect() as conn:
+        started = conn.execute(stmt).scalar_one_or_none()
+    return _aware(started) if started is not None else None
 
 
 def summary(run: RunInfo | None) -> dict[str, Any] | None:

@@ -134,7 +134,10 @@ class Scheduler:
                 job = self._aps.get_job(name)
                 log.info("%s: next run at %s", name, job.next_run_time.isoformat() if job and job.next_run_time else "never")
         for name, slot in due.items():
-            log.info("%s: missed %s while down; running it now", name, slot.isoformat() if slot else "a dependency's run")
+            if slot is None:
+                log.info("%s: a dependency succeeded since its last run; running it now", name)
+            else:
+                log.info("%s: no successful run since the slot at %s; running it once now", name, slot.isoformat())
             self.submit(name, "catch-up", slot)
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -199,7 +202,7 @@ class Scheduler:
         try:
             with logs.context(graph=name):
                 self._execute_locked(name, reason, slot)
-        except Exception:  # noqa: BLE001 - a store outage must not kill the worker; the next slot tries again
+        except Exception:
             log.exception("%s: could not run (%s)", name, reason)
         finally:
             with self._lock:
