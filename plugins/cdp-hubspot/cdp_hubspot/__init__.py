@@ -1,0 +1,56 @@
+"""cdp-hubspot: HubSpot CRM as a cdp source (contacts, companies) and destination (contact write-back).
+
+``[connectors.crm] type = "hubspot"`` with ``access_token = "${HUBSPOT_TOKEN}"``:
+
+* source streams ``crm.contacts`` and ``crm.companies``: incremental through the CRM
+  search API (:mod:`cdp_hubspot.source` explains the paging, the 10,000-result cap,
+  the lookback window and the dedupe);
+* destination: node options map record fields to contact properties, written with
+  ``batch/update`` in batches of at most 100 (:mod:`cdp_hubspot.destination`).
+
+Every request goes through the core's HTTP layer (``cdp_core.http``): retries,
+``Retry-After``, the connector's rate limits (190 / 10 s, search 4 / s), redacted logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdp_core import hookimpl
+
+from cdp_hubspot.config import (
+    DEFAULT_COMPANY_PROPERTIES,
+    DEFAULT_CONTACT_PROPERTIES,
+    TYPE_NAME,
+    HubSpotConfig,
+    hubspot_rate_policy,
+)
+from cdp_hubspot.destination import HubSpotDestination, WriteBackOptions, property_value
+from cdp_hubspot.source import COMPANIES, CONTACTS, HubSpotSource, SearchState, SearchStream, parse_time
+
+__all__ = [
+    "COMPANIES",
+    "CONTACTS",
+    "DEFAULT_COMPANY_PROPERTIES",
+    "DEFAULT_CONTACT_PROPERTIES",
+    "TYPE_NAME",
+    "HubSpotConfig",
+    "HubSpotDestination",
+    "HubSpotSource",
+    "SearchState",
+    "SearchStream",
+    "WriteBackOptions",
+    "hubspot_rate_policy",
+    "parse_time",
+    "property_value",
+]
+
+
+@hookimpl
+def cdp_register_sources(register: Any) -> None:
+    register(TYPE_NAME, HubSpotSource)
+
+
+@hookimpl
+def cdp_register_destinations(register: Any) -> None:
+    register(TYPE_NAME, HubSpotDestination)

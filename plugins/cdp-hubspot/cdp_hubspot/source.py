@@ -1,0 +1,297 @@
+"""The HubSpot source: contacts and companies, incremental through the CRM search API.
+
+How a read walks the search API
+-------------------------------
+Each request is ``POST /crm/v3/objects/{object}/search`` with one filter on the
+object's last-modified property, sorted ascending, ``limit`` = ``page_size``::
+
+    {"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": "<ms>"}]}],
+     "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+     "properties": [...], "limit": 200}
+
+After every page the filter is restarted from the last ``lastmodifieddate`` seen
+(keyset paging), instead of following HubSpot's ``after`` token:
+
+* ``after`` is an offset into a live result set: when a contact already read is
+  modified (or deleted) while the read goes on, every later contact moves up one
+  place and the one at the page boundary is silently skipped;
+* a search returns at most 10,000 results (``after`` past that is a 400), so a
+  long read has to restart the filter anyway; restarting it every page means the
+  cap is never reached and there is one code path, not two.
+
+The restart is ``GTE`` the last value, so contacts sharing that millisecond are
+not lost; the ones already delivered are dropped by id. Should one page hold only
+contacts of one millisecond (a bulk import: more than ``page_size`` of them), the
+read walks that millisecond by ``hs_object_id`` (``EQ`` the time, ``hs_object_id GT``
+the last id, sorted by id) and then goes on with ``GT`` that time.
+
+Across runs the cursor keeps the newest time delivered (``mark``); the next run
+starts ``lookback`` seconds before it (HubSpot's search index lags writes by a few
+seconds) and drops what it already delivered: the cursor keeps the id and time of
+every record delivered inside the lookback window (``seen``). A contact modified
+again has a newer time and is delivered again: that is a new version, not a repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
+from cdp_core.http import HttpClient, ResponseError, error_url, response_json
+
+from cdp_hubspot.config import CrmObject, HubSpotConfig, SearchPage, make_client
+
+OBJECT_ID_PROPERTY = "hs_object_id"
+
+
+@dataclass(frozen=True)
+class ObjectType:
+    """What differs between the CRM objects the source reads."""
+
+    stream: str
+    object_type: str
+    time_property: str
+    id_identifier: str
+    person: bool
+    """Contacts are people (email and phone become identifiers); companies are not."""
+
+    def properties(self, config: HubSpotConfig) -> list[str]:
+        names = config.properties if self.person else config.company_properties
+        return list(dict.fromkeys([*names, self.time_property]))
+
+
+CONTACTS = ObjectType("contacts", "contacts", "lastmodifieddate", "hubspot_contact_id", person=True)
+COMPANIES = ObjectType("companies", "companies", "hs_lastmodifieddate", "hubspot_company_id", person=False)
+
+
+def parse_time(value: Any) -> int | None:
+    """HubSpot's datetime property (ISO 8601, or epoch milliseconds) as epoch milliseconds."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round(when.timestamp() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class SearchState:
+    """Where a read is; saved as the page's cursor (JSON).
+
+    ``mark``: the newest modification time delivered (epoch ms), across runs.
+    ``seen``: id -> modification time of what was delivered at or after ``mark - lookback``.
+    ``pos``/``strict``: inside a read, the next query's lower bound (``GT`` if strict, else ``GTE``).
+    ``tie_at``/``tie_after``: inside a read, walking one millisecond by object id.
+    A cursor without ``pos`` is a finished read: the next one starts at ``mark - lookback``.
+    """
+
+    mark: int | None = None
+    seen: dict[str, int] = field(default_factory=dict)
+    pos: int | None = None
+    strict: bool = False
+    tie_at: int | None = None
+    tie_after: str | None = None
+
+    @classmethod
+    def load(cls, cursor: Any, stream: str) -> SearchState:
+        if cursor is None:
+            return cls()
+        if not isinstance(cursor, dict):
+            raise TypeError(f"stream {stream!r}: cursor {cursor!r} is not a HubSpot search cursor (a JSON object)")
+        tie = cursor.get("tie") or {}
+        return cls(
+            mark=_int_or_none(cursor.get("mark")),
+            seen={str(k): int(v) for k, v in (cursor.get("seen") or {}).items()},
+            pos=_int_or_none(cursor.get("pos")),
+            strict=bool(cursor.get("strict", False)),
+            tie_at=_int_or_none(tie.get("at")),
+            tie_after=str(tie["after"]) if tie.get("after") is not None else None,
+        )
+
+    def prune(self, lookback_ms: int) -> None:
+        """Forget what no later query of this read or the next can return again."""
+        if self.mark is None:
+            return
+        floor = self.mark - lookback_ms
+        self.seen = {k: v for k, v in self.seen.items() if v >= floor}
+
+    def cursor(self, *, final: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"mark": self.mark, "seen": dict(sorted(self.seen.items()))}
+        if self.mark is not None:
+            out["mark_at"] = _iso(self.mark)  # for people reading `cdp runs`; ignored when loading
+        if not final:
+            out["pos"], out["strict"] = self.pos, self.strict
+            if self.tie_at is not None:
+                out["tie"] = {"at": self.tie_at, "after": self.tie_after}
+        return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class SearchStream(Stream):
+    """Contacts or companies, incremental by their last-modified property (module docstring)."""
+
+    def __init__(self, source: HubSpotSource, spec: ObjectType) -> None:
+        self.source = source
+        self.spec = spec
+        self.name = spec.stream
+        self.kind = RecordKind.profile
+        self.primary_key = ("id",)
+        self.cursor_field = spec.time_property
+
+    @property
+    def path(self) -> str:
+        return f"/crm/v3/objects/{self.spec.object_type}/search"
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        config = self.source.config
+        lookback_ms = config.lookback * 1000
+        state = SearchState.load(cursor, self.name)
+        if state.pos is None:  # a new read: from the start, or lookback before the last run's mark
+            state.pos = max(0, state.mark - lookback_ms) if state.mark is not None else 0
+            state.strict = False
+        previous: dict[str, Any] | None = None
+        while True:
+            body = self._query(state)
+            if body == previous:  # cannot happen with an API that honours the filter: never loop
+                raise self._error(None, "the search made no progress (the same query twice); stopping")
+            previous = body
+            page, response, results = self._search(body)
+            records: list[Record] = []
+            for obj, ts in results:
+                if state.seen.get(obj.id, -1) >= ts:
+                    continue  # delivered already: the lookback overlap or the restart's boundary
+                state.seen[obj.id] = ts
+                state.mark = ts if state.mark is None else max(state.mark, ts)
+                records.append(self._record(obj, ts))
+            more = bool(results) and page.paging is not None and page.paging.next is not None
+            if not more and state.tie_at is None:
+                state.pos, state.strict = None, False
+                state.prune(lookback_ms)
+                yield Page(records, state.cursor(final=True))
+                return
+            last_id, last_ts = (results[-1][0].id, results[-1][1]) if results else (None, None)
+            if state.tie_at is not None:
+                if more:
+                    state.tie_after = last_id
+                else:  # that millisecond is done: go on after it
+                    state.pos, state.strict, state.tie_at, state.tie_after = state.tie_at, True, None, None
+            elif last_ts == state.pos and not state.strict:
+                # A full page of one millisecond: GTE it again would return the same page. Walk that
+                # millisecond by id from its first id (this page was in no id order; repeats are dropped).
+                state.tie_at, state.tie_after = last_ts, None
+            else:
+                if last_ts is None or state.pos is None or last_ts < state.pos:
+                    raise self._error(response, f"results not sorted by {self.spec.time_property} ascending")
+                state.pos, state.strict = last_ts, False
+            state.prune(lookback_ms)
+            if records:
+                yield Page(records, state.cursor(final=False))
+
+    def _query(self, state: SearchState) -> dict[str, Any]:
+        time_property = self.spec.time_property
+        if state.tie_at is not None:
+            filters = [{"propertyName": time_property, "operator": "EQ", "value": str(state.tie_at)}]
+            if state.tie_after is not None:
+                filters.append({"propertyName": OBJECT_ID_PROPERTY, "operator": "GT", "value": state.tie_after})
+            sort = OBJECT_ID_PROPERTY
+        else:
+            operator = "GT" if state.strict else "GTE"
+            filters = [{"propertyName": time_property, "operator": operator, "value": str(state.pos)}]
+            sort = time_property
+        return {
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+            "properties": self.spec.properties(self.source.config),
+            "limit": self.source.config.page_size,
+        }
+
+    def _search(self, body: dict[str, Any]) -> tuple[SearchPage, httpx.Response, list[tuple[CrmObject, int]]]:
+        """One search request, validated: a malformed page raises before anything of it is used."""
+        client = self.source.client
+        response = client.request("POST", self.path, json=body, idempotent=True)  # a search is safe to repeat
+        page = response_json(response, SearchPage, connector=client.connector)
+        results: list[tuple[CrmObject, int]] = []
+        for n, obj in enumerate(page.results):
+            ts = parse_time(obj.properties.get(self.spec.time_property))
+            if ts is None:
+                raise self._error(
+                    response,
+                    f"the response does not match SearchPage: results.{n}.properties.{self.spec.time_property}: "
+                    "missing or not a date-time",
+                )
+            results.append((obj, ts))
+        return page, response, results
+
+    def _error(self, response: httpx.Response | None, detail: str) -> ResponseError:
+        client = self.source.client
+        url = f"{client.base_url}{self.path}"
+        return ResponseError(
+            detail,
+            connector=client.connector,
+            method="POST",
+            url=error_url(response.request.url if response is not None else url),
+            status=response.status_code if response is not None else None,
+            response=response,
+        )
+
+    def _record(self, obj: CrmObject, ts: int) -> Record:
+        data: dict[str, Any] = dict(obj.properties)
+        data.update(createdAt=obj.createdAt, updatedAt=obj.updatedAt, archived=obj.archived)
+        identifiers = {self.spec.id_identifier: obj.id}
+        if self.spec.person:
+            email = _text(obj.properties.get("email"))
+            phone = _text(obj.properties.get("phone")) or _text(obj.properties.get("mobilephone"))
+            if email:
+                identifiers["email"] = email
+            if phone:
+                identifiers["phone"] = phone
+        return Record(
+            stream=f"{self.source.context.name}.{self.name}",
+            kind=self.kind,
+            key=obj.id,
+            data=data,
+            identifiers=identifiers,
+            occurred_at=datetime.fromtimestamp(ts / 1000, UTC),
+        )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+class HubSpotSource(Source):
+    """A HubSpot account as a cdp source: streams ``contacts`` and ``companies``."""
+
+    config_model = HubSpotConfig
+    config: HubSpotConfig
+
+    def __init__(self, config: HubSpotConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        # The core's HTTP layer; no I/O until the first request. Search has its own budget (scope).
+        self.client: HttpClient = make_client(config, context, search=True)
+
+    def streams(self) -> Sequence[Stream]:
+        return [SearchStream(self, CONTACTS), SearchStream(self, COMPANIES)]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,126 @@
+"""The README's connectors.toml, run by the real runner: HubSpot contacts into the profile store,
+NPS answers joined to them, and nps_score / nps_category written back to HubSpot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import respx
+from cdp_core.config import load_config
+from cdp_core.http import HttpFactory
+from cdp_core.runinfo import RunInfo
+from cdp_core.testing import RegisterPlugin, kit_plugin, run_graph, to_toml
+from hubspot_fake import TOKEN, FakeHubSpot, contact
+
+import cdp_hubspot
+
+ANSWERS = [
+    {"token": "t1", "email": "PERSON1@example.com", "score": 10, "submitted_at": "2024-06-01T09:00:00Z"},
+    {"token": "t2", "email": "person2@example.com", "score": 4, "submitted_at": "2024-06-02T09:00:00Z"},
+    {"token": "t3", "email": "stranger@example.com", "score": 8, "submitted_at": "2024-06-03T09:00:00Z"},
+]
+
+CONFIG = f"""
+[connectors.crm]
+type = "hubspot"
+access_token = "${{HUBSPOT_TOKEN}}"
+page_size = 2
+
+[connectors.store]
+type = "profile_store"
+
+[connectors.survey]
+type = "list_source"
+streams = {
+    to_toml(
+        {
+            "answers": {
+                "records": ANSWERS,
+                "kind": "nps_response",
+                "key_field": "token",
+                "identifiers": {"email": "email"},
+                "timestamp_field": "submitted_at",
+            }
+        }
+    )
+}
+
+# HubSpot contacts -> rename -> normalize -> profile store
+[syncs.crm.nodes.contacts]
+source = "crm.contacts"
+
+[syncs.crm.nodes.clean]
+transform = "rename"
+inputs = ["contacts"]
+options = {{ fields = {{ firstname = "first_name", lastname = "last_name", lifecyclestage = "lifecycle_stage" }} }}
+
+[syncs.crm.nodes.people]
+transform = "normalize"
+inputs = ["clean"]
+options = {{ fields = {{ first_name = "name", last_name = "name", country = "country" }}, default_region = "DE", on_invalid = "null" }}
+
+[syncs.crm.nodes.store]
+destination = "store"
+inputs = ["people"]
+
+[syncs.survey.nodes.answers]
+source = "survey.answers"
+
+[syncs.survey.nodes.store]
+destination = "store"
+inputs = ["answers"]
+
+# profile store -> HubSpot: the latest NPS answer of every known contact
+[syncs.crm_writeback.nodes.profiles]
+source = "store.profiles"
+
+[syncs.crm_writeback.nodes.known]
+transform = "filter"
+inputs = ["profiles"]
+options = {{ where = "identifiers.hubspot_contact_id != null and nps_score != null" }}
+
+[syncs.crm_writeback.nodes.hubspot]
+destination = "crm"
+inputs = ["known"]
+options = {{ properties = {{ nps_score = "nps_score", nps_category = "nps_category" }} }}
+"""
+
+
+def test_contacts_into_the_store_and_nps_back_to_hubspot(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path
+) -> None:
+    hub = FakeHubSpot().install(cdp_respx)
+    hub.objects["contacts"] = [contact(n, minutes=n, country="Germany") for n in (1, 2, 3)]
+    plugins = register_plugin(cdp_hubspot, extra=[kit_plugin])
+    env = {"HUBSPOT_TOKEN": TOKEN}
+
+    def run(graph: str) -> RunInfo:
+        info = run_graph(tmp_path, CONFIG, plugins, graph, services={"http": cdp_http}, env=env)
+        assert info.status == "succeeded", info.error
+        return info
+
+    assert run("crm").nodes["contacts"].records_out == 3
+    run("survey")
+    run("crm_writeback")
+    assert hub.updated == {
+        "1": {"nps_score": "10", "nps_category": "promoter"},
+        "2": {"nps_score": "4", "nps_category": "detractor"},
+    }  # contact 3 gave no answer; the stranger is no HubSpot contact
+    assert [len(b) for b in hub.batches] == [2]
+
+    hub.batches.clear()
+    assert (
+        run("crm").nodes["contacts"].records_out == 0
+    )  # nothing changed in HubSpot: the lookback window is re-read, nothing delivered twice
+    assert run("crm_writeback").nodes["hubspot"].records_in == 0  # no profile changed since: nothing to send
+    assert hub.batches == []
+
+
+def test_the_readme_example_is_valid(register_plugin: RegisterPlugin, tmp_path: Path) -> None:
+    """The example in README.md loads as connectors.toml (what `cdp validate` checks)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "connectors.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.sqlite"\n\n{example}', encoding="utf-8")
+    config = load_config(path, register_plugin(cdp_hubspot), env={"HUBSPOT_TOKEN": "dummy"})
+    assert set(config.graphs) >= {"crm", "crm_writeback"}
