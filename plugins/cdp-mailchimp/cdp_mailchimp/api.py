@@ -1,0 +1,155 @@
+"""The connector's config, the Mailchimp Marketing API's shapes, and the HTTP client.
+
+Facts used here (Mailchimp Marketing API 3.0):
+
+- base URL ``https://<dc>.api.mailchimp.com/3.0``; ``<dc>`` is the suffix of the API
+  key (``0123...cdef-us21`` -> ``us21``);
+- HTTP basic auth with any user name and the API key as the password;
+- at most 10 simultaneous connections per key; beyond that Mailchimp answers 429
+  (sometimes a bare 403), so the connector caps its requests in flight at 10;
+- the subscriber hash (a member's ``id``) is the MD5 of the lowercased email.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from cdp_core import ConnectorContext, PluginConfig
+from cdp_core.http import BasicAuth, HttpClient, client_for
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+TYPE_NAME = "mailchimp"
+"""The type name in connectors.toml: ``[connectors.X] type = "mailchimp"``."""
+
+MAX_CONNECTIONS = 10
+"""Mailchimp's limit of simultaneous connections per API key."""
+
+DEFAULT_MERGE_FIELDS = {
+    "FNAME": "first_name",
+    "LNAME": "last_name",
+    "PHONE": "phone",
+    "BIRTHDAY": "birthday",
+    "ADDRESS": "address",
+}
+"""The merge tags of a new Mailchimp audience, and the trait each becomes."""
+
+_DATA_CENTER = re.compile(r"^[a-z]+[0-9]+$")
+
+
+class MailchimpConfig(PluginConfig):
+    """``[connectors.X] type = "mailchimp"``: one audience; the source and the destination share it."""
+
+    # A validation error must never echo the key it refused (pydantic shows the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    api_key: SecretStr = Field(
+        description='The Marketing API key, as "${MAILCHIMP_API_KEY}"; it ends with its data center ("-us21").'
+    )
+    list_id: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9]+$",
+        description="The audience (list) id: Audience > Settings > Audience ID.",
+    )
+    merge_fields: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_MERGE_FIELDS),
+        description="Source: merge tag -> trait name (FNAME -> first_name). Unlisted merge tags keep their tag as name.",
+    )
+    page_size: int = Field(1000, ge=1, le=1000, description="Members per request (Mailchimp allows up to 1000).")
+    settle_seconds: int = Field(
+        60,
+        ge=0,
+        le=86_400,
+        description="Source: members changed in the last N seconds wait for the next run "
+        "(each read is a fixed window, so clock skew and changes made during the read cannot skip anyone).",
+    )
+    max_concurrency: int = Field(
+        MAX_CONNECTIONS,
+        ge=1,
+        le=MAX_CONNECTIONS,
+        description="Requests in flight at once (Mailchimp allows 10 per key; lower it when other tools share the key).",
+    )
+
+    @field_validator("api_key")
+    @classmethod
+    def _names_a_data_center(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value().strip()
+        head, dash, dc = key.rpartition("-")
+        if not dash or not head or not _DATA_CENTER.match(dc):
+            # Never echo the key: say what is expected.
+            raise ValueError("a Mailchimp API key ends with its data center after a dash, like '...-us21'")
+        return SecretStr(key)
+
+    @property
+    def data_center(self) -> str:
+        """The data center named by the key's suffix (``us21``)."""
+        return self.api_key.get_secret_value().rpartition("-")[2]
+
+    @property
+    def base_url(self) -> str:
+        """``https://<dc>.api.mailchimp.com/3.0``."""
+        return f"https://{self.data_center}.api.mailchimp.com/3.0"
+
+
+def make_client(config: MailchimpConfig, context: ConnectorContext) -> HttpClient:
+    """The connector's client: basic auth with the key, at most ``max_concurrency`` requests in flight.
+
+    The source and the destination of one connector share its limiter (same
+    connector name), so together they never open more than 10 connections.
+    """
+    return client_for(
+        context,
+        base_url=config.base_url,
+        auth=BasicAuth("cdp", config.api_key),
+        max_concurrency=config.max_concurrency,
+    )
+
+
+def subscriber_hash(email: str) -> str:
+    """Mailchimp's member id: the MD5 (hex) of the lowercased email."""
+    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+# -- response shapes: a page that does not match is a clear error, never a silent gap ----------
+
+
+class Tag(BaseModel):
+    id: int | None = None
+    name: str
+
+
+class Member(BaseModel):
+    """One audience member (``GET /lists/{list_id}/members``); other fields are ignored."""
+
+    id: str = Field(min_length=1)
+    email_address: str
+    status: str
+    last_changed: datetime
+    merge_fields: dict[str, Any] = Field(default_factory=dict)
+    tags: list[Tag] = Field(default_factory=list)
+
+
+class MembersPage(BaseModel):
+    members: list[Member]
+    total_items: int = Field(ge=0)
+
+
+class MemberError(BaseModel):
+    """One member a batch refused (listed in a 200 answer)."""
+
+    email_address: str = ""
+    error: str = ""
+    error_code: str | None = None
+    field: str | None = None
+    field_message: str | None = None
+
+
+class BatchResult(BaseModel):
+    """The answer of ``POST /lists/{list_id}`` (batch subscribe or update)."""
+
+    total_created: int = 0
+    total_updated: int = 0
+    error_count: int = 0
+    errors: list[MemberError] = Field(default_factory=list)
