@@ -1,0 +1,25 @@
+"""cdp-typeform: Typeform NPS survey answers as a cdp source (type ``typeform``).
+
+Stream ``responses`` of one form: ``nps_response`` records (score from the NPS or
+opinion-scale question chosen by ``score_field``, comment, survey, channel), the
+respondent's email as identifier, incremental by Typeform's ``after`` token
+(:mod:`cdp_typeform.source`). README.md shows a connectors.toml.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdp_core import hookimpl
+
+from cdp_typeform.api import TYPE_NAME, TypeformConfig
+from cdp_typeform.source import ResponsesStream, TypeformSource
+
+__version__ = "0.1.0"
+
+__all__ = ["TYPE_NAME", "ResponsesStream", "TypeformConfig", "TypeformSource"]
+
+
+@hookimpl
+def cdp_register_sources(register: Any) -> None:
+    register(TYPE_NAME, TypeformSource)

@@ -1,0 +1,127 @@
+"""The connector's config, the Typeform Responses API's shapes, and the HTTP client.
+
+Facts used here (Typeform Responses API, ``GET /forms/{form_id}/responses``):
+
+- ``Authorization: Bearer <personal access token>`` (scope ``responses:read``);
+- base URL ``https://api.typeform.com``, or ``https://api.eu.typeform.com`` for
+  accounts in the EU data center;
+- ``page_size`` up to 1000; ``after``/``before`` take a response token (exclusive)
+  and sort the responses in the order Typeform processed them; they cannot be
+  combined with ``sort``. Without them the default order is ``submitted_at``,
+  newest first, so the first page of a first read asks for ``sort=submitted_at,asc``;
+- the body is ``{"total_items", "page_count", "items": [...]}``; an item has
+  ``token``, ``response_id``, ``landed_at``, ``submitted_at``, ``answers`` (each
+  with ``field {id, ref, type}``, its ``type`` and the value under that type's name:
+  ``number``, ``text``, ``email``, ``choice {label}``...), ``hidden``, ``calculated``;
+- rate limit: 2 requests per second per account for the Responses API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cdp_core import ConnectorContext, PluginConfig
+from cdp_core.http import BearerAuth, HttpClient, RateLimit, client_for
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+TYPE_NAME = "typeform"
+"""The type name in connectors.toml: ``[connectors.X] type = "typeform"``."""
+
+BASE_URLS = ("https://api.typeform.com", "https://api.eu.typeform.com", "https://api.typeform.eu")
+
+
+class TypeformConfig(PluginConfig):
+    """``[connectors.X] type = "typeform"``: one form whose NPS (or opinion-scale) answers become ``nps_response``."""
+
+    # A validation error must never echo the token (pydantic shows the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    token: SecretStr = Field(description='A personal access token (scope responses:read), as "${TYPEFORM_TOKEN}".')
+    form_id: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="The form's id: .../to/<form_id> in the form's URL."
+    )
+    base_url: str = Field(
+        "https://api.typeform.com",
+        description="https://api.typeform.com, or https://api.eu.typeform.com for an account in the EU data center.",
+    )
+    score_field: str = Field(
+        min_length=1, description="The ref or id of the NPS / opinion-scale question whose number is the score (0-10)."
+    )
+    email_field: str | None = Field(
+        None,
+        description="Where the respondent's email is: a hidden field's name, or the ref/id of an email question. "
+        "Unset: the hidden field 'email', else the first email answer. Anonymous answers have none.",
+    )
+    comment_field: str | None = Field(None, description="The ref or id of the question with the comment (optional).")
+    channel_field: str | None = Field(
+        None, description="A hidden field's name, or a question's ref/id, telling the channel (email, web, app...)."
+    )
+    channel: str | None = Field(None, description="The channel when no channel_field value is found (e.g. 'email').")
+    survey: str | None = Field(None, description="The survey's label in cdp's NPS reports; default: the form id.")
+    page_size: int = Field(1000, ge=1, le=1000, description="Responses per request (Typeform allows up to 1000).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith("https://"):
+            raise ValueError(f"base_url must be an https URL, such as one of: {', '.join(BASE_URLS)}")
+        return value
+
+
+def make_client(config: TypeformConfig, context: ConnectorContext) -> HttpClient:
+    """The connector's client: bearer token, 2 requests per second (Typeform's limit for the Responses API)."""
+    return client_for(
+        context,
+        base_url=config.base_url,
+        auth=BearerAuth(config.token),
+        rate_limit=RateLimit(2, per=1.0),
+        max_concurrency=2,
+    )
+
+
+# -- response shapes: a page that does not match is a clear error, never a silent gap ----------
+
+
+class AnswerField(BaseModel):
+    id: str
+    ref: str | None = None
+    type: str | None = None
+
+
+class Answer(BaseModel):
+    """One answer; its value sits under the key its ``type`` names (``number``, ``text``, ``email``...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: AnswerField
+    type: str
+
+    def value(self) -> Any:
+        raw = (self.model_extra or {}).get(self.type)
+        if self.type == "choice" and isinstance(raw, dict):
+            return raw.get("label") or raw.get("other")
+        if self.type == "choices" and isinstance(raw, dict):
+            labels = list(raw.get("labels") or [])
+            return ", ".join([*labels, *([raw["other"]] if raw.get("other") else [])]) or None
+        return raw
+
+    def matches(self, name: str) -> bool:
+        return name in (self.field.id, self.field.ref)
+
+
+class ResponseItem(BaseModel):
+    token: str = Field(min_length=1)
+    response_id: str | None = None
+    landed_at: datetime | None = None
+    submitted_at: datetime | None = None
+    answers: list[Answer] | None = None  # null when the response has no answer
+    hidden: dict[str, Any] | None = None
+    calculated: dict[str, Any] | None = None
+
+
+class ResponsesPage(BaseModel):
+    total_items: int = Field(ge=0)
+    page_count: int = Field(ge=0)
+    items: list[ResponseItem]

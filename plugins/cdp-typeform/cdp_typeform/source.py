@@ -1,0 +1,173 @@
+"""The source: stream ``responses``, one ``nps_response`` record per answered form.
+
+**Incremental by the ``after`` token.** The first request of a first read asks for
+``sort=submitted_at,asc``; every later request asks for the responses ``after`` the
+last token read, which Typeform returns in the order it processed them (and
+``after`` excludes its token). The cursor after each page is ``{"after": TOKEN}``,
+the page's last token: a resumed or later run asks for what came after it, so it
+never repeats a response, and a response Typeform processed late (submitted earlier,
+stored later) still comes after the token, where a ``since`` filter on
+``submitted_at`` would have missed it.
+
+**Records.** key = the response token; data = ``score`` (the number answered to
+``score_field``), ``comment``, ``survey``, ``channel``, ``form_id``;
+identifiers = ``email`` (hidden field or email answer; anonymous answers have none and
+stay unlinked in the store); occurred_at = ``submitted_at``. A response without a
+whole-number score from 0 to 10 in ``score_field`` is quarantined with the reason
+(``Page.rejects``): the cursor still moves past it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from cdp_core import ConnectorContext, Page, Record, RecordKind, Rejected, Source, Stream
+from cdp_core.http import HttpClient, response_json
+
+from cdp_typeform.api import Answer, ResponseItem, ResponsesPage, TypeformConfig, make_client
+
+
+class ResponsesStream(Stream):
+    """The form's responses as ``nps_response`` records (see the module's docs)."""
+
+    name = "responses"
+    kind = RecordKind.nps_response
+    primary_key = ("token",)
+    cursor_field = "token"  # incremental by the `after` token (processing order), not by a timestamp
+
+    def __init__(self, source: TypeformSource) -> None:
+        self.source = source
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        config: TypeformConfig = self.source.config
+        if cursor is not None and not (isinstance(cursor, dict) and isinstance(cursor.get("after"), (str, type(None)))):
+            raise ValueError(f'typeform cursor: expected {{"after": TOKEN}}, got {cursor!r}')
+        after: str | None = (cursor or {}).get("after")
+        seen: set[str] = set()
+        path = f"/forms/{config.form_id}/responses"
+        while True:
+            params: dict[str, Any] = {"page_size": config.page_size}
+            if after:
+                params["after"] = after
+            else:
+                params["sort"] = "submitted_at,asc"  # `after` and `sort` exclude each other
+            response = self.source.client.get(path, params=params)
+            body: ResponsesPage = response_json(response, ResponsesPage, connector=self.source.client.connector)
+            raw_items = json.loads(response.content).get("items") or []
+            records: list[Record] = []
+            rejects: list[Rejected] = []
+            for item, raw in zip(body.items, raw_items, strict=True):
+                if item.token in seen:
+                    continue
+                seen.add(item.token)
+                record, reason = self._record(item)
+                if record is not None:
+                    records.append(record)
+                else:
+                    rejects.append(Rejected(reason=f"typeform: {reason}", raw=raw, key=item.token))
+            if body.items:
+                after = body.items[-1].token
+            more = bool(body.items) and (len(body.items) >= config.page_size or body.page_count > 1)
+            yield Page(records, {"after": after}, rejects)
+            if not more:
+                return
+
+    # -- one response ---------------------------------------------------------------------
+
+    def _record(self, item: ResponseItem) -> tuple[Record | None, str]:
+        config: TypeformConfig = self.source.config
+        answers = item.answers or []
+        score_answer = next((a for a in answers if a.matches(config.score_field)), None)
+        if score_answer is None:
+            return None, f"response {item.token} has no answer to the score field {config.score_field!r}"
+        score = _score(score_answer.value())
+        if score is None:
+            return None, (
+                f"response {item.token}: the score field {config.score_field!r} answered "
+                f"{score_answer.value()!r}, not a whole number from 0 to 10"
+            )
+        when = item.submitted_at or item.landed_at
+        data: dict[str, Any] = {
+            "score": score,
+            "comment": _text(self._find(item, config.comment_field, hidden=False)),
+            "survey": config.survey or config.form_id,
+            "channel": _text(self._find(item, config.channel_field)) or config.channel,
+            "form_id": config.form_id,
+        }
+        identifiers: dict[str, str] = {}
+        email = self._email(item)
+        if email:
+            identifiers["email"] = email
+        record = Record(
+            stream=f"{self.source.context.name}.{self.name}",
+            kind=RecordKind.nps_response,
+            key=item.token,
+            data=data,
+            identifiers=identifiers,
+            occurred_at=when,
+        )
+        return record, ""
+
+    def _find(self, item: ResponseItem, name: str | None, *, hidden: bool = True) -> Any:
+        """A hidden field's value, else the answer to the question with that ref or id."""
+        if not name:
+            return None
+        if hidden and item.hidden and _text(item.hidden.get(name)):
+            return item.hidden[name]
+        answer = next((a for a in item.answers or [] if a.matches(name)), None)
+        return answer.value() if answer is not None else None
+
+    def _email(self, item: ResponseItem) -> str | None:
+        config: TypeformConfig = self.source.config
+        if config.email_field:
+            value = self._find(item, config.email_field)
+        else:
+            value = (item.hidden or {}).get("email")
+            if not _looks_like_email(value):
+                value = next((a.value() for a in item.answers or [] if a.type == "email"), None)
+        return value.strip() if _looks_like_email(value) else None
+
+
+def _score(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if value != int(value) or not 0 <= value <= 10:
+        return None
+    return int(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _looks_like_email(value: Any) -> bool:
+    """A usable address: a hidden field left empty, or Typeform's ``xxxxx`` placeholder, is none."""
+    if not isinstance(value, str):
+        return False
+    local, at, domain = value.strip().partition("@")
+    return bool(at and local and "." in domain and " " not in value.strip())
+
+
+class TypeformSource(Source):
+    """One Typeform form as a source of NPS answers: stream ``responses``."""
+
+    config_model = TypeformConfig
+    config: TypeformConfig
+
+    def __init__(self, config: TypeformConfig, context: ConnectorContext) -> None:
+        super().__init__(config, context)
+        self.client: HttpClient = make_client(config, context)  # no I/O until the first request
+
+    def streams(self) -> Sequence[Stream]:
+        return [ResponsesStream(self)]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+__all__ = ["Answer", "ResponsesStream", "TypeformSource"]

@@ -1,0 +1,92 @@
+"""A fake Typeform Responses API (one form) for respx, in the documented shapes.
+
+``GET /forms/{form_id}/responses``: ``page_size`` (at most 1000), ``after`` / ``before``
+(a response token, exclusive; results in processing order; refused together with
+``sort``), ``sort`` (``submitted_at,asc|desc``; default newest first). The body is
+``{"total_items", "page_count", "items"}``. ``Authorization: Bearer TOKEN``, else 401.
+
+``responses`` is kept in *processing* order: a response appended late may carry an
+earlier ``submitted_at`` (Typeform processed it late).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import httpx
+import respx
+
+TOKEN = "tfp_test_0123456789abcdef"
+FORM_ID = "u6nXL7"
+BASE = "https://api.typeform.com"
+
+NPS_FIELD = {"id": "Fj2bX0lCA1ay", "ref": "nps", "type": "nps"}
+COMMENT_FIELD = {"id": "k2ZpWq9bQ7rT", "ref": "why", "type": "long_text"}
+EMAIL_FIELD = {"id": "Qz8YH1n3mLkd", "ref": "email_q", "type": "email"}
+
+
+def response(
+    token: str,
+    submitted_at: str,
+    score: Any = 9,
+    comment: str | None = None,
+    email: str | None = None,
+    email_answer: str | None = None,
+    channel: str | None = None,
+) -> dict[str, Any]:
+    answers: list[dict[str, Any]] = []
+    if score is not None:
+        answers.append({"field": NPS_FIELD, "type": "number", "number": score})
+    if comment is not None:
+        answers.append({"field": COMMENT_FIELD, "type": "text", "text": comment})
+    if email_answer is not None:
+        answers.append({"field": EMAIL_FIELD, "type": "email", "email": email_answer})
+    hidden = {"email": email or "", "channel": channel or ""}
+    return {
+        "landing_id": token,
+        "token": token,
+        "response_id": token,
+        "landed_at": submitted_at,
+        "submitted_at": submitted_at,
+        "metadata": {"user_agent": "Mozilla/5.0", "platform": "other", "referer": f"https://acme.typeform.com/to/{FORM_ID}",
+                     "network_id": "a1b2c3d4e5", "browser": "default"},
+        "hidden": hidden,
+        "calculated": {"score": 0},
+        "answers": answers or None,
+    }  # fmt: skip
+
+
+class FakeTypeform:
+    def __init__(self, responses: list[dict[str, Any]] | None = None, *, token: str = TOKEN, base: str = BASE) -> None:
+        self.responses = list(responses or [])
+        self.token, self.base = token, base
+        self.requests: list[httpx.Request] = []
+
+    def install(self, router: respx.Router) -> FakeTypeform:
+        router.get(f"{self.base}/forms/{FORM_ID}/responses").mock(side_effect=self.handle)
+        return self
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return httpx.Response(401, json={"code": "AUTHENTICATION_FAILED", "description": "Authentication credentials not found on the Request Headers"})  # fmt: skip
+        self.requests.append(request)
+        params = request.url.params
+        size = int(params.get("page_size", 25))
+        if size > 1000:
+            return httpx.Response(400, json={"code": "VALIDATION_ERROR", "description": "page_size must be <= 1000"})
+        after, sort = params.get("after"), params.get("sort")
+        if (after or params.get("before")) and sort:
+            return httpx.Response(400, json={"code": "VALIDATION_ERROR", "description": "after/before cannot be used with sort"})  # fmt: skip
+        tokens = [r["token"] for r in self.responses]
+        if after:
+            if after not in tokens:
+                return httpx.Response(400, json={"code": "VALIDATION_ERROR", "description": "invalid token"})
+            rows = self.responses[tokens.index(after) + 1 :]  # processing order
+        else:
+            field, _, direction = (sort or "submitted_at,desc").partition(",")
+            rows = sorted(self.responses, key=lambda r: r[field], reverse=direction != "asc")
+        items = rows[:size]
+        return httpx.Response(
+            200, json={"total_items": len(rows), "page_count": max(1, math.ceil(len(rows) / size)), "items": items}
+        )

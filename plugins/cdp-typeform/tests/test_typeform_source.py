@@ -1,0 +1,306 @@
+"""The Typeform source against a mocked Responses API: conformance, paging by `after`, records, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import respx
+from cdp_core import RecordKind
+from cdp_core.http import AuthError, HttpFactory, ResponseError
+from cdp_core.testing import SourceConformance, make_context, read_keys, roundtrip
+from fake_typeform import BASE, FORM_ID, TOKEN, FakeTypeform, response
+from pydantic import ValidationError
+
+import cdp_typeform
+
+RESPONSES = [
+    response("tok1", "2024-05-01T10:00:00Z", 10, "Great coffee", email="anna@example.com", channel="email"),
+    response("tok2", "2024-05-02T10:00:00Z", 3, "Too slow", email_answer="ben@example.com"),
+    response("tok3", "2024-05-03T10:00:00Z", 8),  # anonymous
+    response("tok4", "2024-05-04T10:00:00Z", 9, email="cara@example.com"),
+    response("tok5", "2024-05-05T10:00:00Z", 0, "Never again", email="dirk@example.com"),
+]
+CONFIG = {"token": TOKEN, "form_id": FORM_ID, "score_field": "nps", "comment_field": "why", "channel_field": "channel",
+          "survey": "NPS 2024", "page_size": 2}  # fmt: skip  # 5 responses: 3 pages
+
+
+def build(tmp_path: Path, http: HttpFactory, **options: Any) -> cdp_typeform.TypeformSource:
+    config = cdp_typeform.TypeformConfig.model_validate({**CONFIG, **options})
+    return cdp_typeform.TypeformSource(config, make_context(tmp_path, "survey", services={"http": http}))
+
+
+def keys(source: cdp_typeform.TypeformSource, cursor: Any = None) -> list[str]:
+    return read_keys(source.stream("responses"), cursor)[0]
+
+
+# -- the conformance suite ----------------------------------------------------------------------
+
+
+class TestResponsesConformance(SourceConformance):
+    plugin = cdp_typeform
+    type_name = "typeform"
+    config: ClassVar[dict[str, Any]] = CONFIG
+    stream = "responses"
+
+    def setup_source(self, respx_mock: respx.Router, tmp_path: Path) -> None:
+        self.api = FakeTypeform([dict(r) for r in RESPONSES]).install(respx_mock)
+
+    def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
+        FakeTypeform([]).install(respx_mock)
+
+    def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        self.api.responses.append(response("tok6", "2024-06-01T08:00:00Z", 7, email="eva@example.com"))
+        # processed after tok6 but submitted before everything read: `after` still finds it
+        self.api.responses.append(response("tok7", "2024-04-30T23:59:00Z", 6))
+        return ["tok6", "tok7"]
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+def test_responses_become_nps_records(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    records = {r.key: r for p in build(tmp_path, cdp_http).stream("responses").read(None) for r in p.records}
+    anna = records["tok1"]
+    assert anna.kind is RecordKind.nps_response and anna.stream == "survey.responses"
+    assert anna.data == {
+        "score": 10,
+        "comment": "Great coffee",
+        "survey": "NPS 2024",
+        "channel": "email",
+        "form_id": FORM_ID,
+    }
+    assert anna.identifiers == {"email": "anna@example.com"}  # from the hidden field
+    assert anna.occurred_at is not None and anna.occurred_at.isoformat() == "2024-05-01T10:00:00+00:00"
+    assert records["tok2"].identifiers == {"email": "ben@example.com"}  # from the email question
+    assert records["tok3"].identifiers == {}  # anonymous: the store keeps it unlinked
+    assert records["tok3"].data["comment"] is None and records["tok3"].data["channel"] is None
+
+
+def test_email_field_by_name_and_defaults(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform([response("t", "2024-05-01T10:00:00Z", 9, email="hidden@example.com", email_answer="asked@example.com")]).install(cdp_respx)  # fmt: skip
+    read = lambda **o: next(r for p in build(tmp_path, cdp_http, **o).stream("responses").read(None) for r in p.records)
+    assert read().identifiers == {"email": "hidden@example.com"}  # default: hidden field 'email' first
+    assert read(email_field="email_q").identifiers == {"email": "asked@example.com"}  # a question's ref
+    assert read(email_field="Qz8YH1n3mLkd").identifiers == {"email": "asked@example.com"}  # or its id
+    assert read(email_field="nope").identifiers == {}
+
+
+def test_placeholder_emails_are_not_identifiers(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform([response("t", "2024-05-01T10:00:00Z", 9, email="xxxxx")]).install(cdp_respx)
+    (record,) = [r for p in build(tmp_path, cdp_http).stream("responses").read(None) for r in p.records]
+    assert record.identifiers == {}
+
+
+def test_score_field_by_id_and_defaults(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform(RESPONSES[:1]).install(cdp_respx)
+    source = build(tmp_path, cdp_http, score_field="Fj2bX0lCA1ay", survey=None, channel_field=None, channel="web")
+    (record,) = [r for p in source.stream("responses").read(None) for r in p.records]
+    assert record.data["score"] == 10 and record.data["survey"] == FORM_ID and record.data["channel"] == "web"
+
+
+def test_answers_without_a_usable_score_are_quarantined(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    FakeTypeform([
+        response("ok", "2024-05-01T10:00:00Z", 9),
+        response("skipped", "2024-05-02T10:00:00Z", None, "no score given", email="x@example.com"),
+        response("scale5", "2024-05-03T10:00:00Z", 11),
+        response("half", "2024-05-04T10:00:00Z", 7.5),
+    ]).install(cdp_respx)  # fmt: skip
+    pages = list(build(tmp_path, cdp_http, page_size=10).stream("responses").read(None))
+    assert [r.key for p in pages for r in p.records] == ["ok"]
+    rejects = {r.key: r for p in pages for r in p.rejects}
+    assert rejects["skipped"].reason == "typeform: response skipped has no answer to the score field 'nps'"
+    assert rejects["scale5"].reason == "typeform: response scale5: the score field 'nps' answered 11, not a whole number from 0 to 10"  # fmt: skip
+    assert "7.5" in rejects["half"].reason
+    assert rejects["skipped"].raw["token"] == "skipped" and rejects["skipped"].raw["hidden"]["email"] == "x@example.com"
+    assert pages[-1].cursor == {"after": "half"}  # the cursor moves past quarantined answers
+
+
+def test_a_stored_record_reads_as_an_nps_answer(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    from cdp_core.store.kinds import row_for
+
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    records = [r for p in build(tmp_path, cdp_http).stream("responses").read(None) for r in p.records]
+    rows = [row_for(r) for r in records]
+    assert [(row["score"], row["category"]) for row in rows] == [
+        (10, "promoter"), (3, "detractor"), (8, "passive"), (9, "promoter"), (0, "detractor"),
+    ]  # fmt: skip
+    assert rows[0]["survey"] == "NPS 2024" and rows[0]["comment"] == "Great coffee" and rows[0]["channel"] == "email"
+
+
+# -- paging and incremental reads -----------------------------------------------------------------
+
+
+def test_pages_by_the_after_token(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    pages = list(build(tmp_path, cdp_http).stream("responses").read(None))
+    assert [[r.key for r in p.records] for p in pages] == [["tok1", "tok2"], ["tok3", "tok4"], ["tok5"]]
+    assert [p.cursor for p in pages] == [{"after": "tok2"}, {"after": "tok4"}, {"after": "tok5"}]
+    sent = [dict(r.url.params) for r in api.requests]
+    assert sent == [
+        {"page_size": "2", "sort": "submitted_at,asc"},  # the default order is newest first
+        {"page_size": "2", "after": "tok2"},  # `after` and `sort` exclude each other
+        {"page_size": "2", "after": "tok4"},
+    ]
+
+
+def test_resumes_from_a_saved_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    assert keys(build(tmp_path, cdp_http), roundtrip({"after": "tok3"})) == ["tok4", "tok5"]
+    assert api.requests[0].url.params["after"] == "tok3" and "sort" not in api.requests[0].url.params
+
+
+def test_a_late_processed_answer_is_not_missed(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    """Submitted before the last run's newest answer, processed after it: `after` returns it, once."""
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    _, final = read_keys(build(tmp_path, cdp_http).stream("responses"), None)
+    api.responses.append(response("late", "2024-05-02T12:00:00Z", 5))
+    got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), roundtrip(final))
+    assert got == ["late"] and final == {"after": "late"}
+    assert keys(build(tmp_path, cdp_http), roundtrip(final)) == []
+
+
+def test_a_full_last_page_ends_with_an_empty_one(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    api = FakeTypeform(RESPONSES[:4]).install(cdp_respx)
+    pages = list(build(tmp_path, cdp_http).stream("responses").read(None))
+    # a full page may have a successor whatever page_count says: one more request makes sure
+    assert [len(p.records) for p in pages] == [2, 2, 0]
+    assert len(api.requests) == 3 and [p.cursor for p in pages][-2:] == [{"after": "tok4"}, {"after": "tok4"}]
+
+
+def test_empty_form(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform([]).install(cdp_respx)
+    pages = list(build(tmp_path, cdp_http).stream("responses").read(None))
+    assert len(pages) == 1 and pages[0].records == [] and pages[0].rejects == [] and pages[0].cursor == {"after": None}
+
+
+def test_nothing_new_keeps_the_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    pages = list(build(tmp_path, cdp_http).stream("responses").read({"after": "tok5"}))
+    assert [p.records for p in pages] == [[]] and pages[-1].cursor == {"after": "tok5"}
+
+
+def test_eu_accounts_use_the_eu_api(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES, base="https://api.eu.typeform.com").install(cdp_respx)
+    assert len(keys(build(tmp_path, cdp_http, base_url="https://api.eu.typeform.com/"))) == 5
+    assert {r.url.host for r in api.requests} == {"api.eu.typeform.com"}
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValidationError, match="https"):
+        cdp_typeform.TypeformConfig.model_validate({**CONFIG, "base_url": "http://api.typeform.com"})
+    with pytest.raises(ValidationError) as info:
+        cdp_typeform.TypeformConfig.model_validate({**CONFIG, "page_size": 1001, "form_id": "a/b"})
+    assert TOKEN not in str(info.value)
+
+
+def test_a_cursor_of_another_shape_is_a_clear_error(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    with pytest.raises(ValueError, match="typeform cursor"):
+        keys(build(tmp_path, cdp_http), "tok3")
+
+
+# -- what the HTTP layer does for the source ------------------------------------------------------
+
+
+URL = f"{BASE}/forms/{FORM_ID}/responses"
+
+
+def test_rate_limited_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES)
+    cdp_respx.get(URL).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "5"}), api.handle, api.handle, api.handle]
+    )
+    assert len(keys(build(tmp_path, cdp_http))) == 5
+    assert 5.0 in cdp_http.clock.sleeps  # type: ignore[attr-defined]
+
+
+def test_requests_are_paced_at_two_per_second(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    source = build(tmp_path, cdp_http)
+    keys(source)
+    assert source.client.limiter.rate is not None and source.client.limiter.rate.interval == 0.5
+    assert sum(cdp_http.clock.sleeps) == pytest.approx(1.0)  # type: ignore[attr-defined]  # 3 requests: 2 waits
+
+
+def test_server_error_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES)
+    cdp_respx.get(URL).mock(side_effect=[api.handle, httpx.Response(502), api.handle, api.handle])
+    assert len(keys(build(tmp_path, cdp_http))) == 5
+
+
+def test_timeout_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES)
+    cdp_respx.get(URL).mock(side_effect=[api.handle, httpx.ConnectTimeout("slow"), api.handle, api.handle])
+    assert len(keys(build(tmp_path, cdp_http))) == 5
+
+
+def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES)
+    broken = httpx.Response(
+        200, json={"total_items": 3, "page_count": 2, "items": [{"submitted_at": "2024-05-03T10:00:00Z"}]}
+    )
+    cdp_respx.get(URL).mock(side_effect=[api.handle, broken])
+    pages = build(tmp_path, cdp_http).stream("responses").read(None)
+    first = next(pages)
+    with pytest.raises(ResponseError) as info:
+        next(pages)  # the runner keeps the cursor of page 1
+    assert first.cursor == {"after": "tok2"}
+    assert "connector 'survey'" in str(info.value) and "items.0.token" in str(info.value)
+
+
+def test_auth_failure_names_the_connector(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    FakeTypeform(RESPONSES).install(cdp_respx)
+    with pytest.raises(AuthError) as info:
+        keys(build(tmp_path, cdp_http, token="tfp_wrong_token_value"))
+    message = str(info.value)
+    assert "connector 'survey'" in message and "401" in message and "credentials" in message
+    assert "tfp_wrong_token_value" not in message
+
+
+# -- in a sync graph, into the profile store --------------------------------------------------------
+
+
+def test_answers_reach_the_profile_store(
+    register_plugin: Any, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    from cdp_core.testing import run_graph
+
+    api = FakeTypeform([*RESPONSES, response("bad", "2024-05-06T10:00:00Z", None)]).install(cdp_respx)
+    toml = f"""
+[connectors.survey]
+type = "typeform"
+token = "${{TYPEFORM_TOKEN}}"
+form_id = "{FORM_ID}"
+score_field = "nps"
+comment_field = "why"
+survey = "NPS 2024"
+
+[connectors.store]
+type = "profile_store"
+
+[syncs.main.nodes.answers]
+source = "survey.responses"
+
+[syncs.main.nodes.store]
+destination = "store"
+inputs = ["answers"]
+"""
+    plugins = register_plugin(cdp_typeform)
+    env = {"TYPEFORM_TOKEN": TOKEN}
+    run = run_graph(tmp_path, toml, plugins, services={"http": cdp_http}, env=env)
+    assert run.status == "succeeded", run.error
+    assert run.nodes["answers"].records_out == 5 and run.nodes["answers"].rejected == 1
+    api.responses.append(response("tok6", "2024-06-01T08:00:00Z", 7, email="anna@example.com"))
+    again = run_graph(tmp_path, toml, plugins, services={"http": cdp_http}, env=env)
+    assert again.status == "succeeded" and again.nodes["answers"].records_out == 1
+    assert api.requests[-1].url.params["after"] == "bad"
