@@ -1,0 +1,58 @@
+"""The options of ``[connectors.X] type = "shopify"``."""
+
+from __future__ import annotations
+
+import re
+
+from cdp_core import PluginConfig
+from pydantic import Field, SecretStr, field_validator
+
+_SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
+_VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
+
+
+class ShopifyConfig(PluginConfig):
+    """Unknown keys are errors (``PluginConfig``)."""
+
+    shop: str = Field(
+        description='The shop\'s permanent domain, "my-shop.myshopify.com" (or just "my-shop").',
+    )
+    access_token: SecretStr = Field(
+        description='The Admin API access token of a custom app, as "${SHOPIFY_TOKEN}" in connectors.toml.',
+    )
+    api_version: str = Field("2024-10", description='The Admin API version, "YYYY-MM" (a quarterly release).')
+    page_size: int = Field(250, ge=1, le=250, description="Records per request (Shopify's maximum is 250).")
+    calls_per_second: int = Field(
+        2, ge=1, le=100, description="The REST bucket's leak rate: 2 (standard), 4 (Advanced), 20 (Plus)."
+    )
+    bucket_size: int = Field(40, ge=1, le=4000, description="The REST bucket's size: 40 on standard plans.")
+    lookback_seconds: int = Field(
+        60,
+        ge=0,
+        le=86400,
+        description="How far before the newest updated_at read the next run starts (records seen there are skipped).",
+    )
+
+    @field_validator("shop")
+    @classmethod
+    def _shop(cls, value: str) -> str:
+        shop = value.strip().lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+        if "." not in shop:
+            shop += ".myshopify.com"
+        if not _SHOP.fullmatch(shop):
+            raise ValueError(
+                f"{value!r} is not a shop's myshopify.com domain (e.g. my-shop.myshopify.com); "
+                "the Admin API is not served on a custom domain"
+            )
+        return shop
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not a Shopify API version such as 2024-10 (YYYY-01/04/07/10)")
+        return value.strip()
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.shop}"
