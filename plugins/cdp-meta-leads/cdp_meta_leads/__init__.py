@@ -1,0 +1,48 @@
+"""cdp-meta-leads: a cdp source plugin for Meta (Facebook / Instagram) lead ads.
+
+Streams (``source = "CONNECTOR.STREAM"``), both over every form in ``form_ids``:
+
+- ``leads`` (kind ``profile``, key: the lead id): identifiers ``meta_lead_id``,
+  ``email``, ``phone``; the form's answers as traits (:mod:`cdp_meta_leads.mapping`);
+- ``submissions`` (kind ``event`` named ``lead_form_submitted``, key: the lead id):
+  when which form was sent from which ad and campaign. Optional: configure it
+  where the timeline of submissions matters (it reads the same endpoint again).
+
+Both are incremental by ``created_time`` with one cursor per form
+(:mod:`cdp_meta_leads.source`); Meta's error codes are handled in
+:mod:`cdp_meta_leads.graph`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdp_core import hookimpl
+
+from cdp_meta_leads.config import MetaLeadsConfig
+from cdp_meta_leads.graph import GraphClient
+from cdp_meta_leads.mapping import EVENT_NAME, answers, lead_event, lead_profile
+from cdp_meta_leads.source import Leads, LeadsStream, MetaLeadsSource, Submissions
+
+TYPE_NAME = "meta_leads"
+"""The type name in connectors.toml: ``[connectors.X] type = "meta_leads"``."""
+
+__all__ = [
+    "EVENT_NAME",
+    "TYPE_NAME",
+    "GraphClient",
+    "Leads",
+    "LeadsStream",
+    "MetaLeadsConfig",
+    "MetaLeadsSource",
+    "Submissions",
+    "answers",
+    "cdp_register_sources",
+    "lead_event",
+    "lead_profile",
+]
+
+
+@hookimpl
+def cdp_register_sources(register: Any) -> None:
+    register(TYPE_NAME, MetaLeadsSource)
