@@ -199,6 +199,7 @@ def load_config(
     redact = Redactor()
     secret_paths: set[tuple[PathPart, ...]] = set()
     raw = _interpolate(raw, (), env, redact, secret_paths, issues)
+    missing_paths = {issue.parts for issue in issues}
     for issue in issues:
         issue.line = locate(issue.parts)
     unavailable: dict[str, list[str]] = {}
@@ -213,6 +214,8 @@ def load_config(
     def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
         hide = lambda loc: _is_secret(loc, secret_paths)  # noqa: E731
         for loc, message in validation_messages(exc.errors(include_url=False), prefix, hide):
+            if any(loc[: len(m)] == m or m[: len(loc)] == loc for m in missing_paths):
+                continue  # the value is an unresolved ${VAR}, already reported as missing
             issues.append(ConfigIssue(format_path(loc), message, locate(loc)))
 
     root: RootConfig | None = None

@@ -130,6 +130,10 @@ def _build_graph(
         node = _build_node(node_name, node_cfg, prefix + ("nodes", node_name), raw_connectors, connectors, plugins, issues)
         if node is not None:
             nodes[node_name] = node
+        else:
+            # Reported at the node, or at its connector's own table: the graph's shape
+            # checks would only repeat it in other words.
+            invalid = invalid | {node_name}
     for node_name, node_cfg in config.nodes.items():
         for i, input_name in enumerate(node_cfg.inputs):
             where = prefix + ("nodes", node_name, "inputs", i)

@@ -87,13 +87,18 @@ def sync(
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Run one sync graph, or all of them; exit 1 if any run failed."""
+    """Run one sync graph, or all enabled ones (dependencies first); exit 1 if any run failed."""
     if (graph is None) == (not all_graphs):
         common.fail("name one GRAPH or pass --all")
-    cfg, loaded = common.load(config)
+    # Only the secrets of the graphs about to run are needed (cdp validate checks them all).
+    cfg, loaded = common.load(config, graphs={"*enabled"} if all_graphs else {graph})  # type: ignore[arg-type]
     if graph is not None and graph not in cfg.graphs:
         common.fail(f"no sync graph {graph!r} in {config}; graphs: {', '.join(sorted(cfg.graphs)) or 'none'}")
-    names = _in_dependency_order(cfg.graphs) if all_graphs else [graph]
+    enabled = set(cfg.enabled_graphs())
+    names = [n for n in _in_dependency_order(cfg.graphs) if n in enabled] if all_graphs else [graph]
+    if all_graphs and len(enabled) < len(cfg.root.syncs):
+        skipped = sorted(set(cfg.root.syncs) - enabled)
+        stderr.print(f"not run (enabled = false, or a secret they need is not set): {', '.join(skipped)}", highlight=False)
     runs: list[RunInfo] = []
     failed: set[str] = set()
     logs.configure(None, cfg.redact)  # $CDP_LOG_FORMAT; run id and graph on every line of a run
