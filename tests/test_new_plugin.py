@@ -219,13 +219,16 @@ def test_existing_folder_exits_2(tmp_path: Path) -> None:
 def test_hyphenated_name(tmp_path: Path) -> None:
     from cdp_core.cli.new_plugin import names_for, scaffold
 
-    folder, _ = scaffold("meta-leads", tmp_path)
-    assert folder == tmp_path / "cdp-meta-leads"
-    assert names_for("meta-leads")["Class"] == "MetaLeads"
+    assert names_for("meta-leads") == {
+        "name": "meta-leads", "dist": "cdp-meta-leads", "module": "cdp_meta_leads", "type_name": "meta_leads",
+        "Class": "MetaLeads", "Title": "Meta Leads", "ENV": "META_LEADS",
+    }  # fmt: skip
+    folder, _ = scaffold("acme-shop", tmp_path)
+    assert folder == tmp_path / "cdp-acme-shop"
     pyproject = tomllib.loads((folder / "pyproject.toml").read_text())
-    assert pyproject["project"]["entry-points"]["cdp"] == {"meta-leads": "cdp_meta_leads"}
-    code = (folder / "cdp_meta_leads" / "__init__.py").read_text()
-    assert 'TYPE_NAME = "meta_leads"' in code and "class MetaLeadsSource(Source)" in code
-    assert "${META_LEADS_API_TOKEN}" in code
-    compile(code, "cdp_meta_leads/__init__.py", "exec")
+    assert pyproject["project"]["entry-points"]["cdp"] == {"acme-shop": "cdp_acme_shop"}
+    code = (folder / "cdp_acme_shop" / "__init__.py").read_text()
+    assert 'TYPE_NAME = "acme_shop"' in code and "class AcmeShopSource(Source)" in code
+    assert "${ACME_SHOP_API_TOKEN}" in code
+    compile(code, "cdp_acme_shop/__init__.py", "exec")
     compile((folder / "tests" / "test_source.py").read_text(), "test_source.py", "exec")

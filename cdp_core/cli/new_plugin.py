@@ -120,7 +120,9 @@ def scaffold(name: str, directory: Path, kind: Kind = Kind.source) -> tuple[Path
     return folder, [f.relative_to(staging) for f in files]
 
 
-NameArgument = typer.Argument(..., help="The plugin's short name: lowercase letters, digits, hyphens (acme).")
+NameArgument = typer.Argument(
+    ..., metavar="NAME", help="The plugin's short name: lowercase letters, digits, hyphens (acme)."
+)
 DirOption = typer.Option(Path("plugins"), "--dir", help="Where to create cdp-NAME/.")
 KindOption = typer.Option(Kind.source, "--kind", help="What the skeleton offers.")
 
