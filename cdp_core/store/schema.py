@@ -41,6 +41,7 @@ from sqlmodel import SQLModel
 
 from cdp_core.store import models, profile_models  # noqa: F401 - registers every table on the metadata
 from cdp_core.store import lease_models  # noqa: F401 - the scheduler's lease table
+from cdp_core.store import audience_models  # noqa: F401 - the ad audience mirrors (cdp_core/audiences.py)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 BASELINE = "0001"
