@@ -1,0 +1,21 @@
+"""The cdp plugin test kit (fixtures, conformance suite) and the fake API of google_fake.py."""
+
+from __future__ import annotations
+
+import pytest
+import respx
+from cdp_core.http import HttpFactory
+from google_fake import FakeGoogleAds
+
+pytest_plugins = ["cdp_core.testing"]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_sleep(cdp_http: HttpFactory) -> HttpFactory:
+    """Every test gets the kit's HTTP factory: retries and rate limits record their sleeps, never wait."""
+    return cdp_http
+
+
+@pytest.fixture
+def google(cdp_respx: respx.Router) -> FakeGoogleAds:
+    return FakeGoogleAds(cdp_respx)
