@@ -12,7 +12,7 @@ from cdp_core.config import load_config
 from cdp_core.plugins import load_plugins
 
 ROOT = Path(__file__).resolve().parent.parent / "connectors.toml"
-PLUGINS = {"hubspot", "mailchimp", "typeform", "shopify", "meta_leads"}
+PLUGINS = {"hubspot", "mailchimp", "typeform", "shopify", "meta_leads", "meta_audiences", "google_ads"}
 
 
 def _variables() -> set[str]:
@@ -22,7 +22,8 @@ def _variables() -> set[str]:
 def test_root_config_is_valid_with_dummy_secrets() -> None:
     variables = _variables()
     assert variables, "the vendor connectors take their secrets from ${ENV}"
-    dummy = {name: "dummy-us21" if "MAILCHIMP_API_KEY" in name else "123456" for name in variables}
+    # Values of the shape each plugin checks (a Mailchimp key ends in its data center, ids are numeric).
+    dummy = {name: "dummy-us21" if name == "MAILCHIMP_API_KEY" else "123-456-7890" if name.endswith("CUSTOMER_ID") else "123456" for name in variables}
     config = load_config(ROOT, load_plugins(), env=dummy)
     assert PLUGINS <= {c.type for c in config.connectors.values()}
     assert config.enabled_graphs() == ["demo"]  # only the offline demo runs on `cdp sync --all`
@@ -32,4 +33,6 @@ def test_root_config_runs_the_demo_without_any_vendor_secret() -> None:
     config = load_config(ROOT, load_plugins(), env={}, graphs={"*enabled"})
     assert config.enabled_graphs() == ["demo"]
     assert {c.type for c in config.connectors.values()}.isdisjoint(PLUGINS)
-    assert set(config.unavailable) == {"hubspot", "mailchimp", "typeform", "shopify", "meta"}
+    assert set(config.unavailable) == {
+        "hubspot", "mailchimp", "typeform", "shopify", "meta", "meta_promoters", "google_promoters"
+    }
