@@ -125,13 +125,13 @@ def test_templates_ship_with_the_package(built_core: Path) -> None:
         "package/__init__.py.tmpl",
         "pyproject.toml.tmpl",
         "tests/conftest.py.tmpl",
-        "tests/test_source.py.tmpl",
+        "tests/test_{{type_name}}_source.py.tmpl",
     ]
 
 
 def test_scaffold_layout(acme: Path) -> None:
     files = sorted(p.relative_to(acme).as_posix() for p in acme.rglob("*") if p.is_file())
-    assert files == ["README.md", "cdp_acme/__init__.py", "pyproject.toml", "tests/conftest.py", "tests/test_source.py"]
+    assert files == ["README.md", "cdp_acme/__init__.py", "pyproject.toml", "tests/conftest.py", "tests/test_acme_source.py"]
     pyproject = tomllib.loads((acme / "pyproject.toml").read_text())
     project = pyproject["project"]
     assert project["name"] == "cdp-acme" and "cdp-core" in project["dependencies"]
@@ -231,4 +231,5 @@ def test_hyphenated_name(tmp_path: Path) -> None:
     assert 'TYPE_NAME = "acme_shop"' in code and "class AcmeShopSource(Source)" in code
     assert "${ACME_SHOP_API_TOKEN}" in code
     compile(code, "cdp_acme_shop/__init__.py", "exec")
-    compile((folder / "tests" / "test_source.py").read_text(), "test_source.py", "exec")
+    test_file = folder / "tests" / "test_acme_shop_source.py"  # named after the plugin: no clash across plugins
+    compile(test_file.read_text(), test_file.name, "exec")

@@ -1,8 +1,9 @@
 """`cdp new-plugin NAME`: scaffold a plugin distribution whose tests pass as generated.
 
 The files come from ``cdp_core/templates/plugin`` (shipped as package data):
-``{{key}}`` placeholders are filled in, a ``.tmpl`` suffix is dropped and the
-folder ``package`` becomes the plugin's module.
+``{{key}}`` placeholders are filled in (in contents and file names), a ``.tmpl``
+suffix is dropped and the folder ``package`` becomes the plugin's module. Test
+files carry the plugin's name, so one pytest over several plugins collects them all.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _write_tree(source: Traversable, target: Path, values: dict[str, str]) -> li
             (target / name).mkdir()
             written += _write_tree(entry, target / name, values)
         else:
-            path = target / name.removesuffix(TEMPLATE_SUFFIX)
+            path = target / render(name, values).removesuffix(TEMPLATE_SUFFIX)
             path.write_text(render(entry.read_text(encoding="utf-8"), values), encoding="utf-8")
             written.append(path)
     return written
