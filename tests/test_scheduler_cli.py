@@ -130,3 +130,25 @@ def test_scheduler_run_refuses_bad_options_and_nothing_to_do(tmp_path: Path) -> 
     idle = cdp("scheduler", "run", "-c", str(config))
     assert idle.exit_code == 2 and "nothing to run" in idle.stderr
 
+
+
+def test_status_lists_disabled_graphs_and_graphs_that_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OUT_PATH", raising=False)
+    body = (
+        ticks_graph("off", 'every = "1s"\nenabled = false')
+        + ticks_graph("secret", 'schedule = "0 2 * * *"').replace('path = "secret.jsonl"', 'path = "${OUT_PATH}"')
+        + ticks_graph("fine", 'every = "1h"')
+    )
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/store.sqlite", body)
+    result = cdp("scheduler", "status", "-c", str(config), "--json", "--at", "2025-01-10T11:07:30+00:00")
+    assert result.exit_code == 0, result.output
+    entries = {e["graph"]: e for e in json.loads(result.stdout)}
+    assert entries["off"]["enabled"] is False and entries["off"]["trigger"] == "disabled"
+    assert entries["off"]["next_run"] is None
+    assert entries["secret"]["next_run"] == "2025-01-11T02:00:00+00:00", "its schedule is known all the same"
+    assert any("OUT_PATH" in problem for problem in entries["secret"]["unavailable"])
+    assert entries["fine"]["unavailable"] is None and entries["fine"]["enabled"] is True
+    text = cdp("scheduler", "status", "-c", str(config))
+    assert "cannot run" in text.stdout and "disabled" in text.stdout
+    refused = cdp("scheduler", "run", "-c", str(config))
+    assert refused.exit_code == 2 and "OUT_PATH" in refused.stderr, "an enabled graph's secret is missing"

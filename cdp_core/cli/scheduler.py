@@ -6,6 +6,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -42,7 +43,7 @@ def run_command(
     except ValueError as exc:
         common.fail(str(exc))
     logs.configure(fmt)  # before anything logs: every line in the chosen format
-    cfg, loaded = common.load(config)
+    cfg, loaded = common.load(config, graphs=("*enabled",))  # the secrets of every graph it will run
     logs.configure(fmt, cfg.redact)
     _default_to_info(ctx)
     scheduler = Scheduler(cfg, loaded, lease_ttl=lease_ttl or default_ttl(), workers=workers)
@@ -82,7 +83,7 @@ def status_command(
             entry["graph"],
             entry["trigger"],
             _local(entry["next_run"]) or "-",
-            f"running ({entry['running']['holder']})" if entry["running"] else "",
+            _now_column(entry),
             _local(last.get("started_at")) or "never",
             last.get("status", ""),
             f"{duration:.1f}s" if duration is not None else "",
@@ -91,6 +92,14 @@ def status_command(
             f"{last['rejected']:,}" if last else "",
         )
     stdout.print(table)
+
+
+def _now_column(entry: dict[str, Any]) -> str:
+    if entry["running"]:
+        return f"running ({entry['running']['holder']})"
+    if entry["unavailable"]:
+        return f"cannot run: {entry['unavailable'][0]}"
+    return ""
 
 
 def _local(iso: str | None) -> str | None:

@@ -73,8 +73,9 @@ class Scheduler:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stop_event = threading.Event()
         self.triggers: dict[str, BaseTrigger | None] = {
-            name: build_trigger(graph.config) for name, graph in config.graphs.items()
+            name: build_trigger(graph.config) for name, graph in config.graphs.items() if graph.config.enabled
         }
+        """Every enabled graph's trigger (None: no schedule of its own); ``enabled = false`` graphs are left out."""
         self.outcomes: deque[Outcome] = deque(maxlen=1000)
         """The latest outcomes, newest last (for tests and for a look from a debugger)."""
         self._lock = threading.Lock()
@@ -232,7 +233,7 @@ class Scheduler:
             self._after_success(name)
 
     def _after_success(self, name: str) -> None:
-        for dependent in dependents(((n, g.config) for n, g in self.config.graphs.items()), name):
+        for dependent in dependents(((n, self.config.graphs[n].config) for n in self.triggers), name):
             with self._lock:
                 waiting = dependent in self._waiting
                 self._waiting.discard(dependent)
