@@ -237,3 +237,19 @@ def test_a_sigkilled_schedulers_graph_is_taken_over_when_its_lease_expires(
     assert "abandoned" in (system.runs("slow", 100)[-1].error or "")
     assert_no_overlap(history)
     system.engine.dispose()
+
+
+def test_sigint_stops_like_sigterm(tmp_path: Path, children: list[Child]) -> None:
+    store_url = f"sqlite:///{tmp_path}/store.sqlite"
+    config = write_config(tmp_path, store_url, ticks_graph("long", 'every = "1h"', pages=100, sleep=0.1))
+    child = scheduler(tmp_path, children, "scheduler", config)
+    system = SystemStore(store_url).create()
+    wait_for(lambda: (system.cursor("long", "read") or 0) >= 2, 30, "two committed pages")
+    assert child.stop(signal.SIGINT) == 0  # Ctrl-C: no traceback, exit 0
+    [run] = system.runs("long")
+    assert run.status == "succeeded" and (run.error or "").startswith("interrupted (stopping)")
+    pages = system.cursor("long", "read")
+    assert (tmp_path / "long.jsonl").read_text().count("\n") == 2 * pages
+    assert any("SIGINT" in line["message"] for line in child.lines())
+    assert "Traceback" not in child.log.read_text()
+    system.engine.dispose()

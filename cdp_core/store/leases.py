@@ -172,19 +172,27 @@ class Lease:
         self._thread.start()
 
     def _beat(self) -> None:
+        # This thread is not the run's: name the graph on its log lines explicitly.
+        extra = {"graph": self.graph}
         ttl = self.leases.ttl
         last_ok = time.monotonic()
         while not self._stop.wait(ttl / 3):
             try:
                 if not self.leases.renew(self.graph):
-                    log.error("lease on %s was taken over by another process; stopping after this batch", self.graph)
+                    log.error(
+                        "lease on %s was taken over by another process; stopping after this batch", self.graph, extra=extra
+                    )
                     self.lost.set()
                     return
                 last_ok = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - a database hiccup; the next beat tries again
-                log.warning("cannot renew the lease on %s: %s", self.graph, type(exc).__name__)
+                log.warning("cannot renew the lease on %s: %s", self.graph, type(exc).__name__, extra=extra)
                 if time.monotonic() - last_ok >= ttl * 0.8:
-                    log.error("lease on %s could not be renewed before it expires; stopping after this batch", self.graph)
+                    log.error(
+                        "lease on %s could not be renewed before it expires; stopping after this batch",
+                        self.graph,
+                        extra=extra,
+                    )
                     self.lost.set()
                     return
 
