@@ -125,7 +125,7 @@ type = "jsonl_file"
 path = "copy.jsonl"
 
 [syncs.ingest]
-every = "1h"
+every = "30d"
 [syncs.ingest.nodes.people]
 source = "files.people"
 [syncs.ingest.nodes.slow]
@@ -241,7 +241,7 @@ def test_a_sigkilled_schedulers_graph_is_taken_over_when_its_lease_expires(
 
 def test_sigint_stops_like_sigterm(tmp_path: Path, children: list[Child]) -> None:
     store_url = f"sqlite:///{tmp_path}/store.sqlite"
-    config = write_config(tmp_path, store_url, ticks_graph("long", 'every = "1h"', pages=100, sleep=0.1))
+    config = write_config(tmp_path, store_url, ticks_graph("long", 'every = "30d"', pages=100, sleep=0.1))
     child = scheduler(tmp_path, children, "scheduler", config)
     system = SystemStore(store_url).create()
     wait_for(lambda: (system.cursor("long", "read") or 0) >= 2, 30, "two committed pages")

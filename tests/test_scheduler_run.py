@@ -28,6 +28,7 @@ from cdp_core.config import Config
 from cdp_core.plugins import Plugins
 from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.scheduler import Scheduler, run_guarded
+from cdp_core.scheduler.triggers import build_trigger, latest_slot
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
 
@@ -127,19 +128,22 @@ def test_a_slot_served_by_another_process_is_not_run_again(tmp_path: Path) -> No
 
 def test_a_missed_window_runs_once_at_start(tmp_path: Path, store_url: str) -> None:
     now = datetime.now(UTC)
+    # rare slots, so that no regular slot comes while the test runs
     body = (
-        ticks_graph("hourly", 'every = "1h"')
+        ticks_graph("monthly", 'every = "30d"')
         + ticks_graph("yearly", 'schedule = "0 0 1 1 *"')
-        + ticks_graph("current", 'every = "1h"')
+        + ticks_graph("current", 'every = "30d"')
     )
     config, plugins = load(tmp_path, store_url, body)
-    seed_run(store_url, "hourly", now - timedelta(hours=5, minutes=1))  # five slots missed
+    trigger = build_trigger(config.graphs["current"].config)
+    assert trigger is not None
+    seed_run(store_url, "monthly", now - timedelta(days=100))  # three or four slots missed
     seed_run(store_url, "yearly", now - timedelta(days=800))  # two or three yearly slots missed
-    seed_run(store_url, "current", now.replace(minute=0, second=0, microsecond=0) + timedelta(seconds=1))
+    seed_run(store_url, "current", latest_slot(trigger, now) + timedelta(seconds=1))  # type: ignore[operator]
     with scheduling(config, plugins):
-        wait_for(lambda: len(finished(store_url, "hourly")) >= 2 and len(finished(store_url, "yearly")) >= 2, 10, "catch-ups")
+        wait_for(lambda: len(finished(store_url, "monthly")) >= 2 and len(finished(store_url, "yearly")) >= 2, 10, "catch-ups")
         time.sleep(2.5)  # anything more would have started by now
-    assert len(runs(store_url, "hourly")) == 2, "one catch-up run, not five"
+    assert len(runs(store_url, "monthly")) == 2, "one catch-up run, not one per missed slot"
     assert len(runs(store_url, "yearly")) == 2
     assert len(runs(store_url, "current")) == 1, "its latest slot was served before the scheduler went down"
 
@@ -223,7 +227,7 @@ class Hook:
         self.server.server_close()
 
 
-def failing_graph(counter: Path, failures: int, schedule: str = 'every = "1h"', retries: int = 2) -> str:
+def failing_graph(counter: Path, failures: int, schedule: str = 'every = "30d"', retries: int = 2) -> str:
     body = ticks_graph("flaky", schedule, extra=f"retries = {retries}\nretry_backoff = 0.2")
     body = body.replace(
         '[syncs.flaky.nodes.write]\ndestination = "flaky_out"\ninputs = ["read"]',
@@ -303,7 +307,7 @@ def test_a_failing_webhook_is_logged_and_the_scheduler_goes_on(
 
 def test_stopping_ends_a_run_after_its_committed_batch(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path}/store.sqlite"
-    config, plugins = load(tmp_path, store_url, ticks_graph("long", 'every = "1h"', pages=100, sleep=0.05))
+    config, plugins = load(tmp_path, store_url, ticks_graph("long", 'every = "30d"', pages=100, sleep=0.05))
     system = SystemStore(store_url).create()
     with scheduling(config, plugins) as scheduler:
         wait_for(lambda: (system.cursor("long", "read") or 0) >= 3, 10, "three committed pages")
