@@ -161,4 +161,5 @@ def _note_interrupted(system: SystemStore, run: RunInfo, why: str) -> None:
     """
     run.error = f"{INTERRUPTED} ({why}) after a committed batch; the next run resumes from the cursor"
     system.save_run(run)
-    log.warning("%s: run %s %s", run.graph, run.id, run.error)
+    # A requested stop is routine; a lost lease is not.
+    log.log(logging.INFO if why == "stopping" else logging.WARNING, "%s: run %s %s", run.graph, run.id, run.error)
