@@ -46,8 +46,10 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, literal, not_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cdp_core.base import Destination
 from cdp_core.records import Record
 from cdp_core.store.audience_models import AudienceMember, AudiencePending
+from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.schema import create_schema
 
@@ -541,3 +543,68 @@ class AudienceMirror:
         with self.engine.begin() as conn:
             conn.execute(delete(_members).where(self._mine(_members)))
             conn.execute(delete(_pending).where(self._mine(_pending)))
+
+
+class MirrorDestination(Destination):
+    """The run of an audience destination, shared by every ad platform's plugin.
+
+    ``write`` stages each record as a member (or quarantines it with the reason
+    :meth:`build_member` gives); ``finish`` plans the difference with what was last
+    confirmed and hands it to :meth:`upload`; staging is cleared whatever happens.
+    A subclass sets ``self.mirror`` (and ``self.client``, closed with it) in its
+    constructor and implements the three platform-specific methods.
+    """
+
+    mirror: AudienceMirror
+    client: Any = None
+
+    @property
+    def audience_label(self) -> str:
+        """How log lines and errors name the audience, e.g. ``Meta audience 2385...``."""
+        raise NotImplementedError
+
+    def build_member(self, record: Record) -> Member | str:
+        """The member a record stands for, or why it cannot be sent."""
+        raise NotImplementedError
+
+    def upload(self, plan: AudiencePlan) -> None:
+        """Send the plan's removals and upserts, confirming what the platform took."""
+        raise NotImplementedError
+
+    def open(self) -> None:
+        self.mirror.open()
+
+    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
+        members = []
+        for record in batch:
+            member = self.build_member(record)
+            if isinstance(member, str):
+                checkpoint.reject(record, member)
+            else:
+                members.append(member)
+        self.mirror.stage(members, run_id=checkpoint.run_id)
+
+    def finish(self) -> None:
+        try:
+            plan = self.mirror.plan()
+            what = "first upload" if plan.first_upload else "sync"
+            self.context.logger.info("%s, %s: %s", self.audience_label, what, plan)
+            if plan.empties_audience and not getattr(self.config, "allow_empty", False):
+                raise RuntimeError(
+                    f"connector {self.context.name!r}: nobody was fed, and removing all {plan.confirmed} members of "
+                    f"{self.audience_label} looks like a mistake (a filter that matches nobody?); "
+                    "set allow_empty = true to allow it"
+                )
+            if plan.additions or plan.changed or plan.removals:
+                self.upload(plan)
+        finally:
+            self.mirror.clear_pending()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        self.mirror.close()
+
+    def staged_record_keys(self) -> list[str]:
+        """The keys of the records staged in this pass (what the destination holds until finish)."""
+        return self.mirror.staged_record_keys()

@@ -7,12 +7,18 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
-from cdp_core import ConnectorContext, Destination, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.audiences import MAX_ROWS_PER_REQUEST, AudienceMirror, Member, person_fields
+from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
+from cdp_core.audiences import (
+    MAX_ROWS_PER_REQUEST,
+    AudienceMirror,
+    AudiencePlan,
+    Member,
+    MirrorDestination,
+    person_fields,
+)
 from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, client_for
 from cdp_core.http.auth import SecretAuth, reveal
 from cdp_core.http.errors import AuthError, HttpError, response_json
-from cdp_core.store import Checkpoint
 from cdp_core.transforms.phones import Region
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -128,7 +134,7 @@ class _Op:
     member: Member
 
 
-class GoogleAdsDestination(Destination):
+class GoogleAdsDestination(MirrorDestination):
     """Keeps a Google Ads Customer Match user list equal to the people it is fed (a mirror).
 
     ``write`` only records who was fed (hashed user identifiers in the store's
@@ -166,10 +172,11 @@ class GoogleAdsDestination(Destination):
     def user_list(self) -> str:
         return f"customers/{self.config.customer_id}/userLists/{self.config.user_list_id}"
 
-    # -- the run -----------------------------------------------------------------------------
+    # -- the run (staging, planning, the empty-audience guard: cdp_core.audiences.MirrorDestination) --
 
-    def open(self) -> None:
-        self.mirror.open()
+    @property
+    def audience_label(self) -> str:
+        return f"Google Ads user list {self.config.user_list_id}"
 
     def build_member(self, record: Record) -> Member | str:
         fields = person_fields(record, self.config.fields)
@@ -179,40 +186,8 @@ class GoogleAdsDestination(Destination):
         key, identifiers = result
         return Member(key, identifiers, record.key)
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
-        members = []
-        for record in batch:
-            member = self.build_member(record)
-            if isinstance(member, str):
-                checkpoint.reject(record, member)
-            else:
-                members.append(member)
-        self.mirror.stage(members, run_id=checkpoint.run_id)
-
-    def finish(self) -> None:
-        try:
-            plan = self.mirror.plan()
-            what = "first upload" if plan.first_upload else "sync"
-            self.context.logger.info("Google Ads user list %s, %s: %s", self.config.user_list_id, what, plan)
-            if plan.empties_audience and not self.config.allow_empty:
-                raise RuntimeError(
-                    f"connector {self.context.name!r}: nobody was fed, and removing all {plan.confirmed} members of "
-                    f"user list {self.config.user_list_id} looks like a mistake (a filter that matches nobody?); "
-                    "set allow_empty = true to allow it"
-                )
-            if plan.additions or plan.changed or plan.removals:
-                self._upload()
-        finally:
-            self.mirror.clear_pending()
-
-    def close(self) -> None:
-        self.client.close()
-        self.mirror.close()
-
-    def staged_record_keys(self) -> list[str]:
-        return self.mirror.staged_record_keys()
-
-    # -- the job -------------------------------------------------------------------------------
+    def upload(self, plan: AudiencePlan) -> None:
+        self._upload()
 
     def _upload(self) -> None:
         job = self._create_job()

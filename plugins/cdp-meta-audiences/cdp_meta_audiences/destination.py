@@ -7,11 +7,17 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, Destination, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.audiences import MAX_ROWS_PER_REQUEST, AudienceMirror, AudiencePlan, Member, person_fields
+from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
+from cdp_core.audiences import (
+    MAX_ROWS_PER_REQUEST,
+    AudienceMirror,
+    AudiencePlan,
+    Member,
+    MirrorDestination,
+    person_fields,
+)
 from cdp_core.http import BearerAuth, HttpClient, client_for
 from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
-from cdp_core.store import Checkpoint
 from cdp_core.transforms.phones import Region
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -73,7 +79,7 @@ class UsersResponse(BaseModel):
     invalid_entry_samples: Any = None
 
 
-class MetaAudiencesDestination(Destination):
+class MetaAudiencesDestination(MirrorDestination):
     """Keeps a Meta Custom Audience equal to the people it is fed (a mirror).
 
     ``write`` only records who was fed (normalized, hashed rows in the store's
@@ -100,10 +106,11 @@ class MetaAudiencesDestination(Destination):
             max_concurrency=1,  # batches of one audience go one after the other
         )
 
-    # -- the run -----------------------------------------------------------------------------
+    # -- the run (staging, planning, the empty-audience guard: cdp_core.audiences.MirrorDestination) --
 
-    def open(self) -> None:
-        self.mirror.open()
+    @property
+    def audience_label(self) -> str:
+        return f"Meta audience {self.config.audience_id}"
 
     def build_member(self, record: Record) -> Member | str:
         """The member a record stands for, or why it cannot be sent."""
@@ -114,40 +121,11 @@ class MetaAudiencesDestination(Destination):
         key, row = result
         return Member(key, row, record.key)
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
-        members = []
-        for record in batch:
-            member = self.build_member(record)
-            if isinstance(member, str):
-                checkpoint.reject(record, member)
-            else:
-                members.append(member)
-        self.mirror.stage(members, run_id=checkpoint.run_id)
-
-    def finish(self) -> None:
-        try:
-            plan = self.mirror.plan()
-            self._log(plan)
-            if plan.empties_audience and not self.config.allow_empty:
-                raise RuntimeError(
-                    f"connector {self.context.name!r}: nobody was fed, and removing all {plan.confirmed} members of "
-                    f"Meta audience {self.config.audience_id} looks like a mistake (a filter that matches nobody?); "
-                    "set allow_empty = true to allow it"
-                )
-            self._remove()
-            self._add(plan)
-        finally:
-            self.mirror.clear_pending()
-
-    def close(self) -> None:
-        self.client.close()
-        self.mirror.close()
+    def upload(self, plan: AudiencePlan) -> None:
+        self._remove()
+        self._add(plan)
 
     # -- requests ----------------------------------------------------------------------------
-
-    def _log(self, plan: AudiencePlan) -> None:
-        what = "first upload" if plan.first_upload else "sync"
-        self.context.logger.info("Meta audience %s, %s: %s", self.config.audience_id, what, plan)
 
     def _remove(self) -> None:
         for chunk in self.mirror.removals(self.config.rows_per_request):
@@ -198,9 +176,6 @@ class MetaAudiencesDestination(Destination):
                 result.num_received,
             )
 
-    def staged_record_keys(self) -> list[str]:
-        """The keys of the records staged in the current pass (for tests and the conformance suite)."""
-        return self.mirror.staged_record_keys()
 
 
 def _graph_error(exc: HttpError) -> HttpError:
