@@ -260,10 +260,11 @@ def _check_schedule(config: GraphConfig, prefix: tuple[PathPart, ...], issues: l
     if config.schedule and config.every:
         issues.append(GraphIssue(prefix + ("every",), "set either 'schedule' (cron) or 'every', not both"))
     if config.schedule:
-        from apscheduler.triggers.cron import CronTrigger
+        # The scheduler's own reading of cron (0 and 7 = Sunday, day fields OR-ed), not APScheduler's.
+        from cdp_core.scheduler.triggers import cron_trigger
 
         try:
-            CronTrigger.from_crontab(config.schedule, timezone=zone or "UTC")
+            cron_trigger(config.schedule, zone or zoneinfo.ZoneInfo("UTC"))
         except ValueError as exc:
             issues.append(GraphIssue(prefix + ("schedule",), f"not a valid cron expression: {exc}"))
     if config.every:

@@ -70,6 +70,8 @@ def cdp_run_finished(run: RunInfo) -> None:
 def cdp_run_failed(run: RunInfo, error: BaseException) -> None:
     """A run ended with an error; state stays at the last committed batch.
 
+    Under the scheduler, a graph with ``retries`` fires this once, for its final failure.
+
     :param run: the run with the counts reached before the failure.
     :param error: the exception that ended it (secrets are redacted from its text
         in ``run.error``, not in the exception object).

@@ -331,3 +331,25 @@ def test_running_a_graph_needs_only_its_own_secrets(tmp_path: Path) -> None:
     config = load_config(path, plugins, env={"VENDOR_TOKEN": "x.jsonl"}, graphs={"live"})
     assert set(config.graphs) == {"demo", "live"} and not config.graphs["live"].config.enabled
     assert load_config(path, plugins, env={}, graphs=()).graphs.keys() == {"demo"}  # read commands
+
+
+@pytest.mark.parametrize("schedule", ["0 9 * * 1-7", "0 9 * * 5-7", "30 6 1 * 0", "*/15 * * * *"])
+def test_validate_accepts_every_cron_the_scheduler_runs(tmp_path: Path, schedule: str) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text(
+        f'[connectors.f]\ntype = "jsonl"\nstreams.s = {{ path = "p.jsonl" }}\n[connectors.o]\ntype = "jsonl_file"\n'
+        f'path = "o.jsonl"\n[syncs.g]\nschedule = "{schedule}"\n[syncs.g.nodes.s]\nsource = "f.s"\n'
+        '[syncs.g.nodes.o]\ndestination = "o"\ninputs = ["s"]\n'
+    )
+    assert load_config(path, load_plugins(entry_points=False), env={}).graphs["g"].config.schedule == schedule
+
+
+@pytest.mark.parametrize("schedule", ["61 * * * *", "0 9 * * 8", "* * *", "0 25 * * *"])
+def test_validate_refuses_what_cron_does_not_mean(tmp_path: Path, schedule: str) -> None:
+    issues = _issues(
+        tmp_path,
+        f'[connectors.f]\ntype = "jsonl"\nstreams.s = {{ path = "p.jsonl" }}\n[connectors.o]\ntype = "jsonl_file"\n'
+        f'path = "o.jsonl"\n[syncs.g]\nschedule = "{schedule}"\n[syncs.g.nodes.s]\nsource = "f.s"\n'
+        '[syncs.g.nodes.o]\ndestination = "o"\ninputs = ["s"]\n',
+    )
+    assert "syncs.g.schedule" in issues
