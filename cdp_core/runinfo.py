@@ -11,6 +11,9 @@ from typing import Any
 class RunStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
+    interrupted = "interrupted"
+    """Stopped on request (a scheduler shutdown, a lost lease) after a committed page:
+    consistent, but not complete; the next run resumes from the cursor."""
     failed = "failed"
 
 

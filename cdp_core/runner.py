@@ -84,7 +84,7 @@ class Runner:
         error = execution.execute()
         run.finished_at = datetime.now(UTC)
         if error is None:
-            run.status = RunStatus.succeeded
+            run.status = RunStatus.succeeded if execution.complete else RunStatus.interrupted
             self.system.save_run(run)
             self.plugins.notify("cdp_run_finished", run=run)
         else:
@@ -118,6 +118,8 @@ class _Execution:
         self.transforms: dict[str, Transform] = {}
         self.destinations: dict[str, Destination] = {}
         self.redact = runner.config.redact
+        self.complete = False
+        """Every source read to its end (not stopped on request)."""
 
     def execute(self) -> BaseException | None:
         first_error: BaseException | None = None
@@ -137,6 +139,7 @@ class _Execution:
                     log.error("run %s: source node %s failed: %s", self.run.id, node.name, message)
                     self.run.nodes[node.name].error = message
                     first_error = first_error or exc
+            self.complete = complete
             if first_error is None and complete:
                 for name, dest in self.destinations.items():
                     try:

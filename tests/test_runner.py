@@ -261,7 +261,7 @@ def test_stop_request_ends_after_a_committed_page(tmp_path: Path, store_url: str
     runner.on_progress = lambda run: pages.append(run.nodes["a"].records_out)
     runner.should_stop = lambda: len(pages) >= 2
     run = runner.run("g")
-    assert run.status is RunStatus.succeeded
+    assert run.status is RunStatus.interrupted and run.error is None  # consistent, not complete
     assert runner.system.cursor("g", "a") == 6
 
 
@@ -358,5 +358,5 @@ def test_finish_only_after_every_source_read_to_its_end(tmp_path: Path, store_ur
     assert Finishing.finished == ["out"]
     Finishing.finished.clear()
     assert run("fail_after_pages = 1").status is RunStatus.failed
-    assert run("", stop_after=1).status is RunStatus.succeeded  # stopped early: incomplete picture
+    assert run("", stop_after=1).status is RunStatus.interrupted  # stopped early: incomplete picture
     assert Finishing.finished == []

@@ -114,13 +114,8 @@ def run_guarded(
             if served is not None and served >= slot:
                 log.info("%s: the slot of %s was served by a run that started at %s", graph, slot.isoformat(), served.isoformat())
                 return Outcome(graph, skipped="slot already served")
-        interrupted = threading.Event()
-
         def should_stop() -> bool:
-            if stop.is_set() or lease.lost.is_set():
-                interrupted.set()
-                return True
-            return False
+            return stop.is_set() or lease.lost.is_set()
 
         wrapped = _RunPlugins(plugins)
         runner = Runner(config, wrapped, system, on_progress=on_progress, should_stop=should_stop)
@@ -128,9 +123,15 @@ def run_guarded(
         for attempt in range(1, retries + 2):
             outcome.attempts = attempt
             outcome.run = runner.run(graph)
-            if outcome.run.status is RunStatus.succeeded:
-                if interrupted.is_set():
-                    _note_interrupted(system, outcome.run, "its lease was lost" if lease.lost.is_set() else "stopping")
+            if outcome.run.status in (RunStatus.succeeded, RunStatus.interrupted):
+                if outcome.run.status is RunStatus.interrupted:
+                    why = "its lease was lost" if lease.lost.is_set() else "stopping"
+                    # A requested stop is routine; a lost lease is not.
+                    log.log(
+                        logging.INFO if why == "stopping" else logging.WARNING,
+                        "%s: run %s interrupted (%s) after a committed batch; the next run resumes from the cursor",
+                        graph, outcome.run.id, why,
+                    )
                 wrapped.held = None
                 return outcome
             if attempt > retries or stop.is_set() or lease.lost.is_set():
@@ -147,19 +148,3 @@ def run_guarded(
             log.error("%s: failed after %d attempt(s)", graph, outcome.attempts)
         wrapped.release_failure()
         return outcome
-
-
-INTERRUPTED = "interrupted"
-
-
-def _note_interrupted(system: SystemStore, run: RunInfo, why: str) -> None:
-    """A run cut short after a committed batch succeeded as far as it went; say so in the history.
-
-    What it committed is consistent, so it stays ``succeeded``; the note keeps it
-    from counting as the run that served its slot (history.last_success_start), so
-    the next start catches up and the rest is read from the cursor.
-    """
-    run.error = f"{INTERRUPTED} ({why}) after a committed batch; the next run resumes from the cursor"
-    system.save_run(run)
-    # A requested stop is routine; a lost lease is not.
-    log.log(logging.INFO if why == "stopping" else logging.WARNING, "%s: run %s %s", run.graph, run.id, run.error)

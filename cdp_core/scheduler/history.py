@@ -30,12 +30,12 @@ def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, f
 def last_success_start(system: SystemStore, graph: str) -> datetime | None:
     """When the newest complete successful run of the graph started: the measure of "has this slot been served".
 
-    A run interrupted by a shutdown succeeded as far as it went, but carries a note
-    in ``error`` (see execute._note_interrupted) and does not count.
+    A run interrupted by a shutdown (status ``interrupted``) does not count: the next
+    start catches up from its cursor.
     """
     stmt = (
         select(_runs.c.started_at)
-        .where(_runs.c.graph == graph, _runs.c.status == str(RunStatus.succeeded), _runs.c.error.is_(None))
+        .where(_runs.c.graph == graph, _runs.c.status == str(RunStatus.succeeded))
         .order_by(_runs.c.started_at.desc())
         .limit(1)
     )
