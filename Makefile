@@ -3,6 +3,7 @@
 #   make demo    install the core and every plugin into .venv, sync all graphs of connectors.toml, print the NPS
 #   make test    the same with dev extras, then every test suite against SQLite and a throwaway PostgreSQL
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
+#   make bench-ingest   1M person records into the profile store vs the raw SQLite floor (bench/README.md)
 #   make install / make install-dev   only the install steps
 #
 # Installs are stamped: they run again only when a pyproject.toml changes or a plugin
@@ -31,7 +32,7 @@ endif
 
 export VENV PYTHON
 
-.PHONY: help demo test bench install install-dev clean
+.PHONY: help demo test bench bench-ingest install install-dev clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -57,6 +58,9 @@ test: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(PY) bench/pipeline_rss.py
+
+bench-ingest: $(STAMP_DEV)
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf bench/out .pytest_cache
