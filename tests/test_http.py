@@ -585,3 +585,16 @@ def test_cdp_http_fixture_never_sleeps_and_is_the_default(
     client_for(make_context(tmp_path, "shop"), base_url=API).get("/x")
     assert time.monotonic() - started < 5
     assert cdp_http.clock.sleeps == [30.0]  # type: ignore[attr-defined]
+
+
+def test_explained_keeps_the_context_and_can_change_the_class() -> None:
+    from cdp_core.http.errors import AuthError, ClientError
+
+    original = ClientError("HTTP 400", connector="ads", method="POST", url="https://graph.example/x", status=400, attempts=2)
+    explained = original.explained("OAuthException code 190: token expired", AuthError)
+    assert isinstance(explained, AuthError)
+    assert (explained.connector, explained.method, explained.url, explained.status, explained.attempts) == (
+        "ads", "POST", "https://graph.example/x", 400, 2,
+    )
+    assert "token expired" in str(explained) and "credentials" in str(explained)
+    assert type(original.explained("more")) is ClientError

@@ -82,6 +82,22 @@ class HttpError(Exception):
         self.response = response
         self.attempts = attempts
 
+    def explained(self, detail: str, as_class: type[HttpError] | None = None) -> HttpError:
+        """The same failure with a vendor's own explanation, optionally as another class.
+
+        Vendors put the real reason in the body (Meta's OAuthException code 190 comes
+        as HTTP 400): a plugin reads it and raises ``exc.explained(text, AuthError)``.
+        """
+        return (as_class or type(self))(
+            detail,
+            connector=self.connector,
+            method=self.method,
+            url=self.url,
+            status=self.status,
+            response=self.response,
+            attempts=self.attempts,
+        )
+
     def __str__(self) -> str:
         where = f" ({self.method} {self.url})" if self.method and self.url else ""
         tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""

@@ -327,15 +327,7 @@ def _google_error(exc: HttpError, step: str) -> HttpError:
     if hints:
         detail += f" ({'; '.join(hints)})"
     cls: type[HttpError] = AuthError if exc.status in (401, 403) else type(exc)
-    return cls(
-        detail,
-        connector=exc.connector,
-        method=exc.method,
-        url=exc.url,
-        status=exc.status,
-        response=exc.response,
-        attempts=exc.attempts,
-    )
+    return exc.explained(detail, cls)
 
 
 def _json_error(response: httpx.Response | None) -> dict[str, Any] | None:

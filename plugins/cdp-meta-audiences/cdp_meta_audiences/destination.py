@@ -203,15 +203,7 @@ def _graph_error(exc: HttpError) -> HttpError:
         detail += "; the access token is invalid, expired or lacks ads_management on this audience's ad account"
     elif code in _THROTTLE_CODES:
         cls = RateLimited
-    return cls(
-        detail,
-        connector=exc.connector,
-        method=exc.method,
-        url=exc.url,
-        status=exc.status,
-        response=exc.response,
-        attempts=exc.attempts,
-    )
+    return exc.explained(detail, cls)
 
 
 def _json_error(response: httpx.Response | None) -> dict[str, Any] | None:
