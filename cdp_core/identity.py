@@ -60,7 +60,7 @@ class TraitStrategy(StrEnum):
     source_priority = "source_priority"
     """The value from the highest-priority source that has one; ties by most recent."""
     accumulate = "accumulate"
-    """Lists: the union of every value; numbers: the sum across records."""
+    """Lists: the union of every value, sorted; numbers: the exact sum across records."""
 
 
 class TraitRules(PluginConfig):
@@ -133,6 +133,9 @@ class IdentityRules:
             if t is not None:
                 self._by_type.setdefault(t, []).append(pattern)
         self._limits = dict(config.limits)
+        # One alternation per type (its own patterns and the any-type ones): a single match call
+        # per identifier, which is called for every identifier of every record.
+        self._matchers: dict[str, list[re.Pattern[str]]] = {}
 
     def rank(self, type_name: str) -> tuple[int, str]:
         """Lower is more trusted; unlisted types come after listed ones, alphabetically."""
@@ -142,11 +145,19 @@ class IdentityRules:
         return self._limits.get(type_name)
 
     def is_blocked(self, type_name: str, value: str) -> bool:
-        # Called for every identifier of every record: only the patterns that can apply are tried.
-        for pattern in self._by_type.get(type_name, ()):
-            if pattern.match(value):
-                return True
-        return any(pattern.match(value) for pattern in self._any_type)
+        try:
+            matchers = self._matchers[type_name]
+        except KeyError:
+            matchers = self._matchers[type_name] = _alternation([*self._by_type.get(type_name, ()), *self._any_type])
+        return any(m.match(value) for m in matchers)
+
+
+def _alternation(patterns: list[re.Pattern[str]]) -> list[re.Pattern[str]]:
+    """The patterns as one regular expression where that means the same (no groups to renumber)."""
+    if len(patterns) < 2 or any(p.groups for p in patterns):
+        return patterns
+    parts = [f"(?i:{p.pattern})" if p.flags & re.IGNORECASE else f"(?:{p.pattern})" for p in patterns]
+    return [re.compile("|".join(parts))]
 
 
 @dataclass(frozen=True)
