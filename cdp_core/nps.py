@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Table, Text, and_, case, cast, func, select
+from sqlalchemy import Engine, Table, and_, case, func, select
 from sqlalchemy.sql import ColumnElement, Subquery
 from sqlmodel import SQLModel
 
 from cdp_core.store import profile_models as m
 from cdp_core.store.kinds import nps_category
+from cdp_core.store.trait_docs import value_json
 
 LOW_N = 30
 """Below this many answers a figure is flagged ``low_n``: its margin of error is wide."""
@@ -38,7 +39,6 @@ _nps: Table = _tables[m.NpsResponse.__tablename__]
 _index: Table = _tables[m.RecordIndex.__tablename__]
 _sets: Table = _tables[m.IdSet.__tablename__]
 _profiles: Table = _tables[m.Profile.__tablename__]
-_traits: Table = _tables[m.Trait.__tablename__]
 
 
 class NpsError(ValueError):
@@ -279,13 +279,16 @@ def by_trait(
     """
     answers = _answers(Filters(since, until, survey, latest_per_person), person=True)
     per_person = select(answers.c.profile_id, *_counts(answers.c.score)).group_by(answers.c.profile_id)
-    # Two plain scans merged here rather than one join: a join of the ranked answers with traits can get
-    # a nested-loop plan on PostgreSQL when statistics lag behind a fresh sync (minutes for 100,000 answers).
-    # JSON has no equality operator on PostgreSQL: read the value as text and parse it.
-    values = select(_traits.c.profile_id, cast(_traits.c.value, Text).label("value")).where(_traits.c.name == trait)
+    # Two plain scans merged here rather than one join: a join of the ranked answers with the profiles can
+    # get a nested-loop plan on PostgreSQL when statistics lag behind a fresh sync (minutes for 100,000 answers).
+    # The trait's value is picked out of each live profile's document in SQL, as JSON text (JSON has no
+    # equality operator on PostgreSQL), and parsed here.
     merged: dict[str, tuple[Any, NpsFigure]] = {}
     with engine.connect() as conn:
-        value_of = {row.profile_id: row.value for row in conn.execute(values)}
+        value = value_json(_profiles.c.traits, trait, conn.dialect.name)
+        live = _profiles.c.merged_into.is_(None)  # answers count for the live profile they resolved to
+        values = select(_profiles.c.id, value.label("value")).where(live, value.is_not(None))
+        value_of = {row.id: row.value for row in conn.execute(values)}
         for row in conn.execute(per_person):
             parsed = _parse_json(value_of.get(row.profile_id))
             key = json.dumps(parsed, sort_keys=True)  # the same value written with other spacing is one group

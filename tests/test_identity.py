@@ -15,8 +15,10 @@ from cdp_core.records import Record
 from cdp_core.store import Checkpoint
 from cdp_core.store import profile_models as m
 from cdp_core.store.engine import make_engine
+from cdp_core.store.extend import Extend
 from cdp_core.store.profiles import ProfileWriter
 from cdp_core.store.schema import create_schema
+from cdp_core.store.traits import Traits, origin
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CONFIG = IdentityConfig(
@@ -141,7 +143,7 @@ def test_priority_fallback_drops_the_lowest_priority_identifier(engine: Engine) 
     # Merging p1 and p2 would give two shop ids: the phone (lowest priority) is dropped from the match.
     assert people(engine) == {frozenset({(S, "1"), (E, "a@x.de")}), frozenset({(S, "2"), (P, "+491715550101")})}
     with engine.connect() as conn:
-        note = conn.execute(select(m.Trait.value).where(m.Trait.profile_id == p1, m.Trait.name == "note")).scalar_one()
+        note = conn.execute(select(m.Profile.traits).where(m.Profile.id == p1)).scalar_one()["note"]
     assert note == "joined p1"
 
 
@@ -193,43 +195,122 @@ def messy_people(seed: int = 7, count: int = 400) -> list[Record]:
     return records
 
 
-def snapshot(engine: Engine) -> tuple[set[Any], dict[Any, dict[str, Any]]]:
+Snapshot = tuple[Any, ...]
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    """Everything resolution decides, by person (profile ids may differ): who, traits, origins, founders."""
     partition = people(engine)
     by_profile: dict[str, frozenset[tuple[str, str]]] = {}
     with engine.connect() as conn:
-        for row in conn.execute(select(m.Identity.type, m.Identity.value, m.Identity.profile_id)):
-            by_profile.setdefault(row.profile_id, frozenset())
-            by_profile[row.profile_id] |= {(row.type, row.value)}
+        rows = list(conn.execute(select(m.Identity.type, m.Identity.value, m.Identity.profile_id, m.Identity.first_seen)))
+        for row in rows:
+            by_profile[row.profile_id] = by_profile.get(row.profile_id, frozenset()) | {(row.type, row.value)}
+        origins = {(row.type, row.value): row.first_seen for row in rows}
         traits: dict[Any, dict[str, Any]] = {}
-        for row in conn.execute(select(m.Trait.profile_id, m.Trait.name, m.Trait.value, m.Trait.source)):
-            traits.setdefault(by_profile[row.profile_id], {})[row.name] = (row.value, row.source)
-    return partition, traits
+        founders: dict[Any, tuple[str, str]] = {}
+        query = select(m.Profile.id, m.Profile.traits, m.Profile.trait_sources, m.Profile.founder, m.Profile.sort_key)
+        for row in conn.execute(query.where(m.Profile.merged_into.is_(None))):
+            loaded = Traits.load(row.traits, row.trait_sources)
+            traits[by_profile[row.id]] = {name: (value, origin(loaded.keys[name])) for name, value in loaded.values.items()}
+            founders[by_profile[row.id]] = (row.founder, row.sort_key)
+        records = {
+            (r.stream, r.key): by_profile.get(r.profile_id)
+            for r in conn.execute(
+                select(m.RecordIndex.stream, m.RecordIndex.key, m.IdSet.profile_id).join(
+                    m.IdSet, m.IdSet.id == m.RecordIndex.set_id
+                )
+            )
+        }
+    return partition, traits, origins, founders, records
+
+
+TRAIT_RULES = {"strategies": {"tags": "accumulate", "n": "oldest", "city": "source_priority"}, "source_priority": ["shop.c"]}
+TIGHT = IdentityConfig(limits={"email": 2, "phone": 1, "shopify_customer_id": 1}, traits=TRAIT_RULES)
+LOOSE = IdentityConfig(traits=TRAIT_RULES)
+
+
+def with_redeliveries(seed: int = 11) -> list[Record]:
+    """messy_people, then 60 of them again with new data (some with a new email), and NPS answers."""
+    rng = random.Random(seed)
+    base = messy_people(seed=3, count=300)
+    again = []
+    for r in rng.sample(base, 60):
+        ids = dict(r.identifiers)
+        if rng.random() < 0.4:
+            ids["email"] = f"moved{rng.randrange(40)}@x.de"
+        when = r.occurred_at if rng.random() < 0.7 else T0 + timedelta(minutes=rng.randrange(5000))
+        data = {**r.data, "city": rng.choice(["Ulm", ""]), "n": -1}
+        again.append(Record(stream=r.stream, key=r.key, data=data, identifiers=ids, occurred_at=when))
+    answers = [
+        Record(
+            stream="survey.a",
+            kind="nps_response",
+            key=f"a{i}",
+            data={"score": rng.randrange(11)},
+            identifiers={"email": f"p{rng.randrange(100)}@x.de"},
+            occurred_at=T0 + timedelta(minutes=rng.randrange(5000)),
+        )
+        for i in range(80)
+    ]
+    return base + answers + again
 
 
 @pytest.fixture(scope="module")
-def expected_snapshot(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[Any], dict[Any, dict[str, Any]]]:
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('ref')}/ref.sqlite")
-    create_schema(engine)
-    config = IdentityConfig(traits={"strategies": {"tags": "accumulate"}})
-    write(engine, messy_people(), batch_size=10_000, config=config)
-    return snapshot(engine)
+def expected_snapshots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Snapshot]:
+    """The reference: every record in one batch (a re-delivery: only its last version)."""
+    out = {}
+    for name, records, config in (
+        ("messy", messy_people(), LOOSE),
+        ("tight", messy_people(), TIGHT),
+        ("again", with_redeliveries(), LOOSE),
+        ("again-tight", with_redeliveries(), TIGHT),
+    ):
+        engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('ref')}/ref.sqlite")
+        create_schema(engine)
+        latest = {(r.stream, r.key): r for r in records}
+        write(engine, list(latest.values()), batch_size=10_000, config=config)
+        out[name] = snapshot(engine)
+        engine.dispose()
+    return out
 
 
+@pytest.mark.parametrize("case", ["messy", "tight", "again", "again-tight"])
 @pytest.mark.parametrize(("batch_size", "shuffle_seed"), [(1, None), (7, None), (10_000, None), (7, 1), (10_000, 2), (1, 3)])
 def test_same_result_for_any_batch_size_and_order(
-    engine: Engine, batch_size: int, shuffle_seed: int | None, expected_snapshot: Any
+    engine: Engine, case: str, batch_size: int, shuffle_seed: int | None, expected_snapshots: dict[str, Snapshot]
 ) -> None:
-    records = messy_people()
+    """Same people, traits (value, source, time), identifier origins, founders and record owners.
+
+    With re-deliveries, only the order within the first deliveries and within the second is
+    shuffled: a record's last version must come last. Both paths of the writer (extending a
+    settled profile in place, replaying a component) are taken: the test counts them.
+    """
+    records = messy_people() if case in ("messy", "tight") else with_redeliveries()
+    config = TIGHT if "tight" in case else LOOSE
     if shuffle_seed is not None:
-        random.Random(shuffle_seed).shuffle(records)
-    config = IdentityConfig(traits={"strategies": {"tags": "accumulate"}})
-    write(engine, records, batch_size=batch_size, config=config)
-    partition, traits = snapshot(engine)
-    expected_partition, expected_traits = expected_snapshot
-    assert len(expected_partition) > 50  # the data really has people to tell apart
-    assert any(len(p) > 2 for p in expected_partition)  # and some that needed merging
-    assert partition == expected_partition
-    assert traits == expected_traits
+        split = len(records) if case in ("messy", "tight") else len(records) - 60
+        first, rest = records[:split], records[split:]
+        random.Random(shuffle_seed).shuffle(first)
+        random.Random(shuffle_seed).shuffle(rest)
+        records = first + rest
+    paths = {"fast": 0, "slow": 0}
+    classify = Extend._classify
+
+    def counting(self: Extend, comp: Any, *args: Any) -> None:
+        classify(self, comp, *args)
+        paths["slow" if comp.slow else "fast"] += 1
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Extend, "_classify", counting)
+        write(engine, records, batch_size=batch_size, config=config)
+    got = snapshot(engine)
+    expected = expected_snapshots[case]
+    assert len(expected[0]) > 50  # the data really has people to tell apart
+    assert any(len(p) > 2 for p in expected[0])  # and some that needed merging
+    assert paths["fast"] > 0 and (batch_size == 10_000 or paths["slow"] > 0)
+    for part, name in enumerate(("partition", "traits", "origins", "founders", "records")):
+        assert got[part] == expected[part], name
 
 
 def test_anonymous_answers_and_orders_are_kept_unlinked(engine: Engine) -> None:

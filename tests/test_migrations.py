@@ -29,12 +29,14 @@ from cdp_core.store.schema import (
     BASELINE_TABLES,
     SchemaError,
     alembic_config,
+    compare_server_default,
     create_schema,
     head_revision,
     include_object,
     migration_transaction,
     store_tables,
 )
+from cdp_core.store.trait_docs import trait_entries
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SYSTEM_TABLES = {"sync_state", "sync_runs", "quarantine"}
@@ -71,7 +73,12 @@ def _upgrade_to(engine: Engine, revision: str) -> None:
 def _differences(engine: Engine, metadata: MetaData | None = None) -> list[Any]:
     with engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"include_object": include_object, "compare_type": True, "compare_server_default": True}
+            conn,
+            opts={
+                "include_object": include_object,
+                "compare_type": True,
+                "compare_server_default": compare_server_default,
+            },
         )
         return compare_metadata(context, metadata if metadata is not None else SQLModel.metadata)
 
@@ -100,7 +107,7 @@ def _make_pre_migration_database(engine: Engine, tables: set[str] = BASELINE_TAB
 def test_a_fresh_database_gets_every_table_at_head(engine: Engine) -> None:
     create_schema(engine)
     assert _tables(engine) == store_tables() | {"alembic_version"}
-    assert BASELINE_TABLES <= store_tables()
+    assert BASELINE_TABLES - {"traits"} <= store_tables()  # 0005 folded traits into profiles.traits
     assert _revision(engine) == (head_revision(),)
 
 
@@ -412,3 +419,181 @@ def _assert_rows(engine: Engine) -> None:
         assert (indexed["stream"], indexed["key"], indexed["set_id"]) == ("crm", "1", "set-1")
         amount = conn.execute(select(_table("orders").c.amount)).scalar_one()
         assert Decimal(amount) == Decimal("19.99")
+
+
+# -- 0005: the traits table becomes profiles.traits and profiles.trait_sources -------------
+
+_TRAIT_COLUMNS = ("profile_id", "name", "value", "source", "set_at")
+_TRAIT_ROWS: list[dict[str, Any]] = [
+    dict(zip(_TRAIT_COLUMNS, row, strict=True))
+    for row in (
+        ("p1", "city", "Berlin", "crm", NOW),
+        ("p1", "age", 42, "shop", datetime(2024, 1, 2, 3, 4, 5, 250, UTC)),
+        ("p1", "ltv", 0.1, None, None),
+        ("p1", "pi", 3.141592653589793, None, None),  # 16 digits: SQLite keeps it as a REAL (NUMERIC affinity)
+        ("p1", "vip", True, "crm", NOW),
+        ("p1", "tags", ["a", "ü"], "crm", NOW),
+        ("p1", "address", {"zip": "10115", "n": 1.5}, "crm", NOW),
+        ("p1", 'say "hi".now', "it's", "crm", NOW),
+        ("p1", "nothing", None, "crm", NOW),  # a JSON null (the ORM's None)
+        ("p2", "nps_score", 6, "survey", datetime(2024, 2, 1, tzinfo=UTC)),
+        ("p2", "nps_category", "detractor", "survey", None),
+    )
+]
+_SQL_NULL_VALUE = {"profile_id": "p2", "name": "blank", "source": None, "set_at": None}  # value: SQL NULL
+
+
+def _baseline_traits() -> sa.TableClause:
+    return sa.table(
+        "traits",
+        *(sa.column(c) for c in ("profile_id", "name", "source")),
+        sa.column("value", sa.JSON),
+        sa.column("set_at", sa.DateTime(timezone=True)),
+    )
+
+
+def _baseline_profiles() -> sa.TableClause:
+    at = sa.DateTime(timezone=True)
+    return sa.table(
+        "profiles",
+        *(sa.column(c) for c in ("id", "founder", "sort_key", "merged_into")),
+        sa.column("created_at", at),
+        sa.column("updated_at", at),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)  # SQLite gives naive UTC back
+
+
+def _trait_rows(engine: Engine) -> dict[tuple[str, str], tuple[Any, Any, datetime | None]]:
+    traits = _baseline_traits()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(traits.c.profile_id, traits.c.name, traits.c.value, traits.c.source, traits.c.set_at)
+        )
+        return {(r.profile_id, r.name): (r.value, r.source, _utc(r.set_at)) for r in rows}
+
+
+def test_0005_folds_the_traits_table_into_the_profiles(engine: Engine, db_backend: str) -> None:
+    _upgrade_to(engine, "0004")
+    profiles = _baseline_profiles()
+    with engine.begin() as conn:
+        conn.execute(
+            insert(profiles),
+            [
+                {
+                    "id": p,
+                    "founder": f"s{p}",
+                    "sort_key": "k",
+                    "merged_into": merged,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for p, merged in (("p1", None), ("p2", None), ("p3", None), ("p4", "p1"))
+            ],
+        )
+        conn.execute(insert(_baseline_traits()), _TRAIT_ROWS)
+        conn.execute(insert(_baseline_traits()).values(value=sa.null()), [_SQL_NULL_VALUE])
+        conn.execute(  # a trait whose profile is gone: nothing can read it, it is not kept
+            insert(_baseline_traits()),
+            [{"profile_id": "gone", "name": "city", "value": "Ulm", "source": None, "set_at": None}],
+        )
+    before = _trait_rows(engine)
+
+    with migration_transaction(engine) as conn:
+        if db_backend == "postgresql":  # a sort key's TIME is UTC whatever the session's time zone
+            conn.exec_driver_sql("SET LOCAL TIME ZONE 'America/New_York'")
+        command.upgrade(alembic_config(conn), "head")
+
+    assert "traits" not in _tables(engine)
+    assert _revision(engine) == (head_revision(),)
+    assert _differences(engine) == []
+    table = _table("profiles")
+    with engine.connect() as conn:
+        query = select(table.c.id, table.c.traits, table.c.trait_sources, table.c.settled)
+        rows = {r.id: r for r in conn.execute(query)}
+    assert {p: r.settled for p, r in rows.items()} == {"p1": False, "p2": False, "p3": False, "p4": False}
+    assert rows["p1"].traits == {
+        "city": "Berlin",
+        "age": 42,
+        "ltv": 0.1,
+        "pi": 3.141592653589793,
+        "vip": True,
+        "tags": ["a", "ü"],
+        "address": {"zip": "10115", "n": 1.5},
+        'say "hi".now': "it's",
+        "nothing": None,
+    }
+    # the deciding record's sort key as far as the rows know it: UTC time ("~": none), stream, no record key
+    crm = "2024-05-01T12:00:00.000000|crm|"
+    assert rows["p1"].trait_sources == {
+        "r": [],
+        "n": {
+            "city": crm,
+            "age": "2024-01-02T03:04:05.000250|shop|",
+            "ltv": "~||",
+            "pi": "~||",
+            "vip": crm,
+            "tags": crm,
+            "address": crm,
+            'say "hi".now': crm,
+            "nothing": crm,
+        },
+    }
+    assert rows["p2"].traits == {"nps_score": 6, "nps_category": "detractor", "blank": None}
+    assert rows["p2"].trait_sources == {
+        "r": [],
+        "n": {"nps_score": "2024-02-01T00:00:00.000000|survey|", "nps_category": "~|survey|", "blank": "~||"},
+    }
+    for p in ("p3", "p4"):  # no trait rows: no traits
+        assert (rows[p].traits, rows[p].trait_sources) == ({}, {})
+    for r in (rows["p1"], rows["p2"]):  # exactly the writer's TIME: naive UTC isoformat("T", "microseconds")
+        for key in r.trait_sources["n"].values():
+            when = key.split("|")[0]
+            assert when == "~" or datetime.fromisoformat(when).isoformat("T", "microseconds") == when
+    # read back as the view reads them: each row's value, source and time
+    entries = {
+        (r.id, e["name"]): (e["value"], e["source"], e["set_at"])
+        for r in rows.values()
+        for e in trait_entries(r.traits, r.trait_sources)
+    }
+    assert entries == {key: row for key, row in before.items() if key[0] != "gone"}
+
+    # Traits the new writer extended: "n" gives an index into "r", and "x" is not a row of the old table.
+    with engine.begin() as conn:
+        extended = {"visits": 3, "plan": "gold"}
+        sources = {
+            "r": ["~|web|1", "2024-05-01T12:00:00.000000|web|2"],
+            "n": {"visits": 0, "plan": 1},
+            "x": {"visits": "3"},
+        }
+        update = table.update().where(table.c.id == "p3")
+        conn.execute(update.values(traits=extended, trait_sources=sources, settled=True))
+
+    with migration_transaction(engine) as conn:
+        command.downgrade(alembic_config(conn), "0004")
+
+    assert _revision(engine) == ("0004",)
+    columns = {c["name"] for c in inspect(engine).get_columns("profiles")}
+    assert "traits" not in columns and "settled" not in columns
+    after = _trait_rows(engine)
+    expected = {key: row for key, row in before.items() if key[0] != "gone"}
+    expected[("p3", "visits")] = (3, "web", None)
+    expected[("p3", "plan")] = ("gold", "web", NOW)
+    assert after == expected
+    with engine.connect() as conn:  # "no value" is SQL NULL again, as the old writer stored it
+        nulls = conn.execute(text("SELECT name FROM traits WHERE value IS NULL ORDER BY name")).scalars().all()
+    assert nulls == ["blank", "nothing"]
+    assert inspect(engine).get_pk_constraint("traits")["constrained_columns"] == ["profile_id", "name"]  # as 0001
+
+    create_schema(engine)  # and up again
+    with engine.connect() as conn:
+        again = {r.id: r for r in conn.execute(select(table.c.id, table.c.traits, table.c.trait_sources))}
+    for p in ("p1", "p2"):
+        assert (again[p].traits, again[p].trait_sources) == (rows[p].traits, rows[p].trait_sources)
+    assert again["p3"].traits == {"visits": 3, "plan": "gold"}
+    assert again["p3"].trait_sources == {  # the record keys and "x" were not rows of the old table
+        "r": [],
+        "n": {"visits": "~|web|", "plan": "2024-05-01T12:00:00.000000|web|"},
+    }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine, text
+from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
 from cdp_core import nps
@@ -187,6 +188,81 @@ def test_by_trait_follows_merged_profiles(store_url: str) -> None:
     assert [(g.value, g.figure.n) for g in nps.by_trait(engine, "city")] == [("Köln", 1)]
 
 
+KEY = "2024-01-01T00:00:00.000000|crm|1"  # the deciding record's sort key (TIME|STREAM|KEY)
+
+
+def traits(values: dict[str, object], **exact: str) -> dict[str, object]:
+    """profiles.traits and profiles.trait_sources as the writer makes them (trait_sources is never read here)."""
+    sources: dict[str, object] = {"r": [KEY], "n": dict.fromkeys(values, 0)}
+    if exact:
+        sources["x"] = exact  # the writer's exact sum of an accumulated number
+    return {"traits": values, "trait_sources": sources}
+
+
+def test_by_trait_reads_the_profile_traits(store_url: str) -> None:
+    """Traits written straight into profiles.traits: every JSON type, odd names, merged profiles."""
+    engine = make_engine(store_url)
+    create_schema(engine)
+    rows: dict[str, dict[str, object]] = {
+        "p1": traits({"city": "Berlin", "vip": True, "ltv": 0.1, "tags": ["a", "b"], 'say "hi"': "yes", "a.b c": 5,
+                      "visits": 12}, visits="12"),
+        "p2": traits({"city": "Berlin", "vip": 1, "ltv": 3.141592653589793, 'say "hi"': "no", "a.b c": 5}),
+        "p3": traits({"city": None, "vip": False}),  # a null value: the group without a value
+        "p4": traits({}),  # no traits (but tags, set below)
+        "p5": traits({"city": "Wien", "vip": False}),  # merged into p1: its old traits do not count
+    }  # fmt: skip
+    scores = {"p1": 10, "p2": 9, "p3": 3, "p4": 7, "p5": 0}
+    profiles, sets, index, answers = (
+        SQLModel.metadata.tables[t] for t in ("profiles", "id_sets", "record_index", "nps_responses")
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            profiles.insert(),
+            [
+                {"id": p, "founder": f"s{p}", "sort_key": "k", "created_at": at(1, 1), "updated_at": at(1, 1),
+                 "merged_into": "p1" if p == "p5" else None, **columns}
+                for p, columns in rows.items()
+            ],
+        )  # fmt: skip
+        conn.execute(
+            sets.insert(), [{"id": f"s{p}", "identifiers": [], "sort_key": "k", "profile_id": p} for p in rows]
+        )
+        conn.execute(
+            index.insert(),
+            [
+                {"stream": "nps", "key": p, "kind": "nps_response", "set_id": f"s{p}", "updated_at": at(1, 1)}
+                for p in rows
+            ],
+        )
+        conn.execute(
+            answers.insert(),
+            [{"stream": "nps", "key": p, "score": s, "category": nps.category(s), "answered_at": at(2, 1)}
+             for p, s in scores.items()],
+        )  # fmt: skip
+        # p4's tags as another writer spaced them: the same value, so the same group as p1's
+        spaced = '{"tags": [ "a",  "b" ]}'
+        cast = "CAST(:spaced AS json)" if conn.dialect.name == "postgresql" else ":spaced"
+        conn.execute(text(f"UPDATE profiles SET traits = {cast} WHERE id = 'p4'"), {"spaced": spaced})
+
+    def groups(name: str) -> list[tuple[object, int]]:
+        return [(g.value, g.figure.n) for g in nps.by_trait(engine, name)]
+
+    # p5's answer (0) is p1's now: Berlin has 10, 9 and 0
+    assert groups("city") == [("Berlin", 3), (None, 2)]
+    berlin = nps.by_trait(engine, "city")[0].figure
+    assert (berlin.promoters, berlin.passives, berlin.detractors) == (2, 0, 1)
+    vip = groups("vip")  # true and 1 are different values; false (p3) too
+    assert vip == [(True, 2), (1, 1), (False, 1), (None, 1)]
+    assert [type(v) for v, _ in vip[:3]] == [bool, int, bool]
+    assert groups("ltv") == [(0.1, 2), (3.141592653589793, 1), (None, 2)]  # numbers exactly as written
+    assert groups("tags") == [(["a", "b"], 3), (None, 2)]
+    assert groups('say "hi"') == [("yes", 2), ("no", 1), (None, 2)]  # a name SQLite's JSON paths cannot quote
+    assert groups("a.b c") == [(5, 3), (None, 2)]  # a dot is part of the name, not a path
+    assert groups("visits") == [(12, 2), (None, 3)]  # the value from traits, not trait_sources' exact sum
+    assert groups("nothing") == [(None, 5)]
+    engine.dispose()
+
+
 def test_edge_cases(store_url: str) -> None:
     engine = store(store_url, [])
     empty = nps.summary(engine)
@@ -298,25 +374,22 @@ def test_fast_on_100k_answers(store_url: str) -> None:
         value = at(1, 1) + timedelta(minutes=minutes)
         return value.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else value
 
+    def city_doc(i: int) -> str:  # 90 % have a city
+        return json.dumps({"city": ("Berlin", "Wien")[i % 2], "plan": "pro"} if i % 10 else {})
+
     scores = [rnd.randint(0, 10) for _ in range(count)]
     with engine.begin() as conn:
         bulk(
             conn,
             "profiles",
-            "id, founder, sort_key, created_at, updated_at",
-            [(f"p{i}", f"s{i}", "k", when(0), when(0)) for i in range(people)],
+            "id, founder, sort_key, created_at, updated_at, traits",
+            [(f"p{i}", f"s{i}", "k", when(0), when(0), city_doc(i)) for i in range(people)],
         )
         bulk(
             conn,
             "id_sets",
             "id, identifiers, sort_key, profile_id",
             [(f"s{i}", "[]", "k", f"p{i}") for i in range(people)],
-        )
-        bulk(
-            conn,
-            "traits",
-            "profile_id, name, value",
-            [(f"p{i}", "city", ('"Berlin"', '"Wien"')[i % 2]) for i in range(people) if i % 10],
         )
         bulk(
             conn,
@@ -333,7 +406,8 @@ def test_fast_on_100k_answers(store_url: str) -> None:
     started = time.perf_counter()
     assert nps.summary(engine) == nps.NpsFigure.from_scores(scores)
     groups = nps.by_trait(engine, "city")
-    assert [g.value for g in groups][-1] is None and groups[-1].figure.n == count // 10
+    assert sorted(g.value for g in groups[:2]) == ["Berlin", "Wien"] and groups[2:3][0].value is None
+    assert len(groups) == 3 and groups[-1].figure.n == count // 10
     assert sum(g.figure.n for g in groups) == count
     weeks = nps.trend(engine, "week")
     assert sum(p.figure.n for p in weeks) == count and weeks[0].period == "2024-W01"

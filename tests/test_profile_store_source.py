@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cdp_core.base import ConnectorContext
 from cdp_core.builtins.profile_store import ProfileStoreConfig, ProfileStoreSource
 from cdp_core.identity import IdentityConfig
 from cdp_core.records import Record
 from cdp_core.store import Checkpoint
+from cdp_core.store import profile_models as m
 from cdp_core.store.engine import make_engine
 from cdp_core.store.profiles import ProfileWriter
 from cdp_core.store.schema import create_schema
@@ -21,8 +23,13 @@ def _store(url: str, count: int) -> None:
     engine = make_engine(url)
     create_schema(engine)
     records = [
-        Record(stream="crm.c", key=str(i), data={"city": "Ulm", "n": i}, identifiers={"email": f"p{i}@x.de"},
-               occurred_at=T0 + timedelta(minutes=i))
+        Record(
+            stream="crm.c",
+            key=str(i),
+            data={"city": "Ulm", "n": i},
+            identifiers={"email": f"p{i}@x.de"},
+            occurred_at=T0 + timedelta(minutes=i),
+        )
         for i in range(count)
     ]
     ProfileWriter(engine, IdentityConfig()).write(records, Checkpoint("g", "r"))
@@ -57,4 +64,48 @@ def test_profiles_incremental_reads_only_changes(store_url: str, tmp_path: Path)
     pages = list(stream.read(None))
     assert len({r.key for p in pages for r in p.records}) == 4
     assert [r.key for p in stream.read(pages[-1].cursor) for r in p.records] == []
+    source.close()
+
+
+def test_profiles_carry_the_trait_values(store_url: str, tmp_path: Path) -> None:
+    """Traits written straight into profiles.traits: the record's data is name -> value, nothing of trait_sources."""
+    engine = make_engine(store_url)
+    create_schema(engine)
+    profiles, identities = m.Profile.__table__, m.Identity.__table__
+    key = "2024-01-01T00:00:00.000000|crm|1"  # the deciding record's sort key
+
+    def columns(traits: dict[str, Any], **exact: str) -> dict[str, Any]:
+        sources: dict[str, Any] = {"r": [key], "n": dict.fromkeys(traits, 0)}
+        return {"traits": traits, "trait_sources": {**sources, "x": exact} if exact else sources}
+
+    rows: dict[str, dict[str, Any]] = {
+        "p1": columns({"city": "Ulm", "vip": True, "visits": 3, "nps_score": 9, "nps_category": "promoter",
+                       "note": None}, visits="3"),
+        "p2": columns({}),
+        "p3": columns({"city": "Bonn"}),  # merged into p1: not a profile of its own any more
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(
+            profiles.insert(),  # type: ignore[attr-defined]
+            [
+                {"id": p, "founder": "s", "sort_key": "k", "created_at": T0, "updated_at": T0 + timedelta(minutes=i),
+                 "merged_into": "p1" if p == "p3" else None, **cols}
+                for i, (p, cols) in enumerate(rows.items())
+            ],
+        )  # fmt: skip
+        conn.execute(
+            identities.insert(),  # type: ignore[attr-defined]
+            [{"type": "email", "value": "p1@x.de", "profile_id": "p1", "source": "crm", "first_seen": None}],
+        )
+    engine.dispose()
+    source = _source(store_url, tmp_path, page_size=10)
+    expected = {
+        "p1": {"profile_id": "p1", "city": "Ulm", "vip": True, "visits": 3, "nps_score": 9, "nps_category": "promoter",
+               "note": None},
+        "p2": {"profile_id": "p2"},
+    }  # fmt: skip
+    for name in ("profiles", "profiles_all"):
+        records = [r for p in source.stream(name).read(None) for r in p.records]
+        assert {r.key: r.data for r in records} == expected, name
+        assert {r.key: r.identifiers for r in records} == {"p1": {"email": "p1@x.de"}, "p2": {}}
     source.close()

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cdp_core.cli.app import app
 from cdp_core.identity import IdentityConfig
 from cdp_core.records import Record, RecordKind
+from cdp_core.store import profile_models as m
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.profiles import ProfileWriter
@@ -373,3 +374,130 @@ def test_cli_prints_data_as_text_not_markup(store: Store, tmp_path: Path) -> Non
     result = cdp(store, tmp_path, "profiles", "show", "hubspot_contact_id:777")
     assert result.exit_code == 0, result.output
     assert "[red]vip[/]" in result.stdout and "Carla Diaz" in result.stdout
+
+
+# -- traits written straight into profiles.traits and profiles.trait_sources ---------------------
+
+
+def key(source: str | None = "crm", when: str | None = "2024-05-01T09:00:00.000000", record: str = "c1") -> str:
+    """The sort key of a trait's deciding record, TIME|STREAM|KEY (TIME naive UTC, "~": unknown)."""
+    return f"{when or '~'}|{source or ''}|{record}"
+
+
+def written(traits: dict[str, tuple[Any, str]], **exact: str) -> dict[str, Any]:
+    """The columns as the writer makes them: name -> (value, sort key); "x" (exact sums) is its own state."""
+    refs = list(dict.fromkeys(k for _, k in traits.values()))
+    sources: dict[str, Any] = {"r": refs, "n": {name: refs.index(k) for name, (_, k) in traits.items()}}
+    if exact:
+        sources["x"] = exact
+    return {"traits": {name: value for name, (value, _) in traits.items()}, "trait_sources": sources}
+
+
+def migrated(traits: dict[str, tuple[Any, str]]) -> dict[str, Any]:
+    """The columns as migration 0005 makes them: "n" gives the sort key itself (no record key)."""
+    return {
+        "traits": {name: value for name, (value, _) in traits.items()},
+        "trait_sources": {"r": [], "n": {name: k for name, (_, k) in traits.items()}},
+    }
+
+
+ANN, BEN, OLD = "a" * 32, "b" * 32, "c" * 32  # OLD was merged into ANN
+COLUMNS: dict[str, dict[str, Any]] = {
+    ANN: written(
+        {
+            "last_name": ("Schmidt", key()),
+            "first_name": ("Anna", key()),
+            "city": ("München", key("shop", "2024-05-02T09:00:00.250000", "o7")),
+            "nps_score": (6, key("survey.nps", "2024-05-20T09:00:00.000000", "r1")),
+            "nps_category": ("detractor", key("survey.nps", "2024-05-20T09:00:00.000000", "r1")),
+            "vip": (True, key()),
+            "tags": (["a", "b"], key(when=None)),
+            "visits": (3, key()),
+            "note": (None, key(None, None)),
+            "Zip": ("80331", key()),
+            'say "hi"': ("hello", key()),
+        },
+        visits="3",
+    ),
+    BEN: migrated(
+        {
+            "name": ("Ben Bauer", key(record="")),
+            "nps_score": ("7", key(record="")),
+            "city": ("Berlin", key("shop", None, "")),
+        }
+    ),
+    OLD: written({"city": ("Ulm", key())}),
+}
+
+
+@pytest.fixture
+def traits_engine(store_url: str) -> Iterator[Engine]:
+    engine = make_engine(store_url)
+    create_schema(engine)
+    profiles, identities = m.Profile.__table__, m.Identity.__table__
+    with engine.begin() as conn:
+        conn.execute(
+            profiles.insert(),  # type: ignore[attr-defined]
+            [
+                {"id": pid, "founder": "s", "sort_key": "k", "created_at": day(1), "updated_at": day(1 + i),
+                 "merged_into": ANN if pid == OLD else None, **columns}
+                for i, (pid, columns) in enumerate(COLUMNS.items())
+            ],
+        )  # fmt: skip
+        conn.execute(
+            identities.insert(),  # type: ignore[attr-defined]
+            [{"type": "email", "value": "anna@x.de", "profile_id": ANN, "source": "crm", "first_seen": None}],
+        )
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def test_view_reads_the_traits_and_their_sources(traits_engine: Engine) -> None:
+    view = profile_view(traits_engine, ANN)
+    assert [(t.name, t.value, t.source, t.set_at) for t in view.traits] == [
+        ("Zip", "80331", "crm", day(1)),
+        ("city", "München", "shop", day(2).replace(microsecond=250_000)),
+        ("first_name", "Anna", "crm", day(1)),
+        ("last_name", "Schmidt", "crm", day(1)),
+        ("note", None, None, None),
+        ("nps_category", "detractor", "survey.nps", day(20)),
+        ("nps_score", 6, "survey.nps", day(20)),
+        ('say "hi"', "hello", "crm", day(1)),
+        ("tags", ["a", "b"], "crm", None),
+        ("vip", True, "crm", day(1)),
+        ("visits", 3, "crm", day(1)),
+    ]
+    assert all(t.set_at is None or t.set_at.tzinfo is UTC for t in view.traits)
+    dumped = view.model_dump(mode="json")["traits"]
+    assert {field for t in dumped for field in t} == {"name", "value", "source", "set_at"}  # no sort key, no "x"
+    assert profile_view(traits_engine, OLD).traits == view.traits  # a merged-away id shows the survivor's traits
+    # a migrated store: "n" gives the sort key itself, and "~" (no time) gives no set_at
+    assert [(t.name, t.value, t.source, t.set_at) for t in profile_view(traits_engine, BEN).traits] == [
+        ("city", "Berlin", "shop", None),
+        ("name", "Ben Bauer", "crm", day(1)),
+        ("nps_score", "7", "crm", day(1)),
+    ]
+
+
+def test_list_reads_the_traits(traits_engine: Engine) -> None:
+    rows = list_profiles(traits_engine)
+    assert [(r.id, r.name, r.nps_score, r.nps_category) for r in rows] == [
+        (BEN, "Ben Bauer", None, None),  # a score that is not a number is not shown as one
+        (ANN, "Anna Schmidt", 6, "detractor"),
+    ]
+
+    def ids(**where: str) -> list[str]:
+        return [r.id for r in list_profiles(traits_engine, where=where)]
+
+    assert ids(city="münchen") == [ANN]
+    assert ids(city="ulm") == []  # the merged-away profile is not listed
+    assert ids(nps_score="6") == [ANN] and ids(nps_score="7") == [BEN]  # number and string compare as text
+    assert ids(vip="TRUE") == [ANN] and ids(visits="3") == [ANN]
+    assert ids(tags="a") == []  # lists are not searched inside
+    assert ids(note="null") == [] and ids(note="") == []  # a null value matches nothing
+    assert ids(**{'say "hi"': "Hello"}) == [ANN]
+    assert ids(city="Berlin", name="ben bauer") == [BEN]
+    assert ids(city="Berlin", first_name="Anna") == []
+    assert ids(r=key()) == [] and ids(x="3") == [] and ids(no_such_trait="x") == []  # trait_sources holds no traits

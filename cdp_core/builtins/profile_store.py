@@ -23,6 +23,7 @@ from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.profiles import ProfileWriter
 from cdp_core.store.schema import create_schema
+from cdp_core.store.trait_docs import trait_values
 
 
 class ProfileStoreConfig(PluginConfig):
@@ -59,7 +60,6 @@ class ProfileStoreDestination(Destination):
 # -- as a source ----------------------------------------------------------------------------
 
 _profiles: Table = m.Profile.__table__  # type: ignore[assignment]
-_traits: Table = m.Trait.__table__  # type: ignore[assignment]
 _identities: Table = m.Identity.__table__  # type: ignore[assignment]
 _index: Table = m.RecordIndex.__table__  # type: ignore[assignment]
 _sets: Table = m.IdSet.__table__  # type: ignore[assignment]
@@ -137,8 +137,8 @@ class _ProfilesStream(_StoreStream):
         traits: dict[str, dict[str, Any]] = defaultdict(dict)
         idents: dict[str, dict[str, str]] = defaultdict(dict)
         if ids:
-            for t in conn.execute(select(_traits).where(_traits.c.profile_id.in_(ids))):
-                traits[t.profile_id][t.name] = t.value
+            for p in conn.execute(select(_profiles.c.id, _profiles.c.traits).where(_profiles.c.id.in_(ids))):
+                traits[p.id] = trait_values(p.traits)
             order = _identities.c.type, _identities.c.first_seen, _identities.c.value
             for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
                 idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type

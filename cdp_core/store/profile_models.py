@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Numeric, Text
+from sqlalchemy import JSON, Boolean, Column, Index, Numeric, Text, false
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,21 @@ class Profile(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     merged_into: str | None = Field(default=None, index=True)
+    traits: Any = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description="name -> value (cdp_core/store/traits.py)",
+    )
+    trait_sources: Any = Field(
+        default_factory=dict,
+        sa_column=Column(JSON, nullable=False, server_default="{}"),
+        description='the record that decided each trait: {"r": [sort key, ...], "n": {name: index into r}}',
+    )
+    settled: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+        description="resolved alone (no limit conflict in its component), so new records may extend it in place",
+    )
 
 
 class IdSet(SQLModel, table=True):
@@ -130,16 +145,6 @@ class Identity(SQLModel, table=True):
     profile_id: str = Field(index=True)
     source: str | None = Field(default=None, description="the stream of the earliest record carrying it")
     first_seen: str | None = Field(default=None, description="sort key of that record")
-
-
-class Trait(SQLModel, table=True):
-    __tablename__ = "traits"
-
-    profile_id: str = Field(primary_key=True)
-    name: str = Field(primary_key=True)
-    value: Any = Field(sa_column=Column(JSON))
-    source: str | None = None
-    set_at: datetime | None = None
 
 
 class MergeLog(SQLModel, table=True):

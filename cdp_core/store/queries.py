@@ -16,14 +16,14 @@ from typing import Annotated, Any, TypeVar, cast
 import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
-from sqlalchemy.sql.elements import ColumnElement
 
 from cdp_core.identity import IdentityConfig
 from cdp_core.store import profile_models as m
+from cdp_core.store.trait_docs import trait_entries, trait_values, value_text
 
-_profiles, _identities, _traits, _merges, _sets, _index, _events, _orders, _nps, _consents = (
+_profiles, _identities, _merges, _sets, _index, _events, _orders, _nps, _consents = (
     cast(Table, model.__table__)
-    for model in (m.Profile, m.Identity, m.Trait, m.MergeLog, m.IdSet, m.RecordIndex)
+    for model in (m.Profile, m.Identity, m.MergeLog, m.IdSet, m.RecordIndex)
     + (m.Event, m.Order, m.NpsResponse, m.Consent)
 )
 
@@ -177,7 +177,7 @@ def profile_view(engine: Engine, profile_id: str) -> ProfileView:
         row = conn.execute(select(_profiles).where(_profiles.c.id == pid)).one()
         merged = _merged_ids(conn, pid)
         info = ProfileInfo(id=pid, created_at=row.created_at, updated_at=row.updated_at, merged_ids=merged)
-        traits = _rows(conn, TraitView, select(_traits).where(_traits.c.profile_id == pid).order_by(_traits.c.name))
+        traits = [TraitView.model_validate(t) for t in trait_entries(row.traits, row.trait_sources)]  # by name
         identities = [
             IdentityView(type=r.type, value=r.value, source=r.source, **_origin(r.first_seen))
             for r in conn.execute(select(_identities).where(_identities.c.profile_id == pid))
@@ -342,18 +342,16 @@ def list_profiles(
     stmt = select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
     with engine.connect() as conn:
         for name, value in (where or {}).items():
-            text = func.lower(_scalar_text(_traits.c.value, conn.dialect.name))
-            trait = sa.exists().where(_traits.c.profile_id == _profiles.c.id, _traits.c.name == name)
-            stmt = stmt.where(trait.where(text == func.lower(value)))  # SQLite's lower() folds ASCII only
+            text = func.lower(value_text(_profiles.c.traits, name, conn.dialect.name))
+            stmt = stmt.where(text == func.lower(value))  # SQLite's lower() folds ASCII only
         if has:
             stmt = stmt.where(sa.exists().where(_identities.c.profile_id == _profiles.c.id, _identities.c.type == has))
         stmt = stmt.order_by(_profiles.c.updated_at.desc(), _profiles.c.id).limit(limit).offset(offset)
         page = conn.execute(stmt).all()
         ids = [r.id for r in page]
-        names = {n for pair in NAME_TRAITS for n in pair} | set(FULL_NAME_TRAITS) | {"nps_score", "nps_category"}
         traits: dict[str, dict[str, Any]] = defaultdict(dict)
-        for r in conn.execute(select(_traits).where(_traits.c.profile_id.in_(ids), _traits.c.name.in_(names))):
-            traits[r.profile_id][r.name] = r.value
+        for r in conn.execute(select(_profiles.c.id, _profiles.c.traits).where(_profiles.c.id.in_(ids))):
+            traits[r.id] = trait_values(r.traits)
         contacts: dict[str, dict[str, str]] = defaultdict(dict)
         wanted = (_identities.c.profile_id.in_(ids), _identities.c.type.in_(("email", "phone")))
         order = (_identities.c.first_seen.desc(), _identities.c.value.desc())  # the earliest seen comes last and stays
@@ -384,13 +382,3 @@ def display_name(traits: dict[str, Any]) -> str | None:
         if parts:
             return " ".join(parts)
     return next((str(traits[n]) for n in FULL_NAME_TRAITS if traits.get(n) not in (None, "")), None)
-
-
-def _scalar_text(column: Any, dialect: str) -> ColumnElement[Any]:
-    """A JSON scalar as plain text: ``"Berlin"`` -> ``Berlin``, ``9`` -> ``9``, ``true`` -> ``true``."""
-    if dialect == "postgresql":
-        return column.op("#>>")(sa.literal_column("'{}'::text[]"))
-    kind = func.json_type(column)
-    return case(
-        (kind == "true", "true"), (kind == "false", "false"), else_=sa.cast(func.json_extract(column, "$"), sa.Text)
-    )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 import zlib
 from collections.abc import Iterator
@@ -35,18 +36,23 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, MetaData, inspect, text
+from sqlalchemy import JSON, Connection, Engine, MetaData, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
-from cdp_core.store import models, profile_models  # noqa: F401 - registers every table on the metadata
-from cdp_core.store import lease_models  # noqa: F401 - the scheduler's lease table
-from cdp_core.store import audience_models  # noqa: F401 - the ad audience mirrors (cdp_core/audiences.py)
+from cdp_core.store import (  # noqa: F401 - registers every table on the metadata
+    audience_models,
+    lease_models,
+    models,
+    profile_models,
+)
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 BASELINE = "0001"
 # The tables revision 0001 creates: what a database made by ``create_all`` before
-# migrations existed holds (or part of it, if it predates some of them). Frozen, like 0001.
+# migrations existed holds (or part of it, if it predates some of them). Frozen, like 0001:
+# ``traits`` stays although no model defines it any more (0005 folds it into ``profiles.traits``
+# and drops it), so an old database is still recognized, stamped, and then migrated.
 BASELINE_TABLES = frozenset(
     {
         "sync_state",
@@ -165,6 +171,30 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     if type_ == "table":
         return name in store_tables()
     return True
+
+
+def compare_server_default(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_default: str | None,
+    metadata_default: Any,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    """Alembic hook (``compare_server_default=``): is a JSON column's default different? None: alembic decides.
+
+    Alembic compares a default by asking the server (``SELECT '{}'::json = '{}'``), and
+    PostgreSQL has no ``=`` for ``json``: a JSON default (``profiles.traits``) is compared by its text.
+    """
+    if not isinstance(metadata_column.type, JSON) or None in (inspected_default, rendered_metadata_default):
+        return None
+    return _default_text(inspected_default) != _default_text(rendered_metadata_default)
+
+
+def _default_text(rendered: str | None) -> str:
+    """``'{}'::json`` (PostgreSQL), ``'{}'`` (SQLite, the model) -> ``{}``."""
+    text = re.sub(r"::\w+$", "", (rendered or "").strip())
+    return text[1:-1].replace("''", "'") if len(text) >= 2 and text[0] == text[-1] == "'" else text
 
 
 # -- internals ------------------------------------------------------------------------------
