@@ -150,3 +150,8 @@ def test_extending_a_document_equals_recomputing_it(seed: int) -> None:
 
 def test_origin_of_an_undated_record() -> None:
     assert origin(sort_key(None, "crm.c", "7")) == ("crm.c", None)
+
+
+def test_sources_that_point_nowhere_mean_no_known_source() -> None:
+    loaded = Traits.load({"a": 1, "b": 2, "c": 3}, {"r": ["~|crm.c|1"], "n": {"a": 0, "b": 5, "c": None}})
+    assert loaded.keys == {"a": "~|crm.c|1"} and loaded.values == {"a": 1, "b": 2, "c": 3}

@@ -68,7 +68,11 @@ class Traits:
         sources = sources or {}
         refs = sources.get("r") or []
         # "n" gives an index into "r"; a store migrated from the traits table gives the key itself
-        keys = {name: refs[i] if isinstance(i, int) else i for name, i in (sources.get("n") or {}).items()}
+        keys = {}
+        for name, ref in (sources.get("n") or {}).items():
+            key = refs[ref] if isinstance(ref, int) and 0 <= ref < len(refs) else ref
+            if isinstance(key, str):
+                keys[name] = key  # anything else (a hand-edited row): no known source, recomputed on the next change
         return cls(dict(values or {}), keys, dict(sources.get("x") or {}), bool(sources.get("a")))
 
 
