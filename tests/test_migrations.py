@@ -5,6 +5,8 @@ Every test runs on SQLite and on PostgreSQL (``store_url``).
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 import threading
@@ -596,4 +598,114 @@ def test_0005_folds_the_traits_table_into_the_profiles(engine: Engine, db_backen
     assert again["p3"].trait_sources == {  # the record keys and "x" were not rows of the old table
         "r": [],
         "n": {"visits": "~|web|", "plan": "2024-05-01T12:00:00.000000|web|"},
+    }
+
+
+# Before the store wrote JSON with orjson, json.dumps wrote a NaN or infinite trait as the bare
+# token NaN, Infinity or -Infinity, which is not JSON: SQLite's json() refused it and 0005 rolled back.
+_NON_FINITE = {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")}
+_NESTED_NON_FINITE = {"scores": [1, float("nan"), 2.5], "stats": {"max": float("inf"), "n": 2}}
+_FINITE = {
+    "city": "Berlin",
+    "age": 42,
+    "ltv": 0.1,
+    "tags": ["a", "ü"],
+    "nothing": None,
+    "word": "NaN",  # a string, not a number: kept
+    "motto": "to Infinity and beyond",
+}
+
+
+def test_0005_carries_non_finite_trait_values_over_as_null(engine: Engine, db_backend: str) -> None:
+    _upgrade_to(engine, "0004")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(_baseline_profiles()),
+            [
+                {
+                    "id": p,
+                    "founder": f"s{p}",
+                    "sort_key": "k",
+                    "merged_into": None,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                }
+                for p in ("p1", "p2")
+            ],
+        )
+    old = _baseline_traits()
+
+    def row(profile: str, name: str, value: Any) -> dict[str, Any]:
+        return {"profile_id": profile, "name": name, "value": value, "source": f"src-{name}", "set_at": NOW}
+
+    with engine.begin() as conn:
+        conn.execute(insert(old), [row("p1", name, value) for name, value in _FINITE.items()])
+    if db_backend == "sqlite":
+        with engine.begin() as conn:  # the JSON type writes them with json.dumps, as the old writer did
+            conn.execute(insert(old), [row("p1", n, v) for n, v in {**_NON_FINITE, **_NESTED_NON_FINITE}.items()])
+            conn.execute(insert(old), [row("p2", "nan", float("nan")), row("p2", "city", "Ulm")])
+        with engine.connect() as conn:  # as bare tokens, not JSON
+            stored = dict(conn.execute(text("SELECT name, value FROM traits WHERE profile_id = 'p1'")).all())
+        assert (stored["nan"], stored["inf"], stored["-inf"]) == ("NaN", "Infinity", "-Infinity")
+    else:
+        # PostgreSQL's json type refuses the tokens: no old PostgreSQL store can hold them.
+        for value in _NON_FINITE.values():
+            refused = pytest.raises(sa.exc.DataError, match="invalid input syntax for type json")
+            with refused, engine.begin() as conn:
+                conn.execute(insert(old), [row("p1", "nan", value)])
+        with engine.begin() as conn:
+            conn.execute(insert(old), [row("p2", "city", "Ulm")])
+    # A number beyond a double's range: valid JSON, but Python reads it as an infinity (SQLite already
+    # stored it as one, the column's NUMERIC affinity makes it a REAL).
+    cast = "CAST(:value AS json)" if db_backend == "postgresql" else ":value"
+    with engine.begin() as conn:
+        for name, value in (("huge", "1e400"), ("-huge", "-1e400")):
+            conn.execute(
+                text(f"INSERT INTO traits (profile_id, name, value, source) VALUES ('p1', :name, {cast}, :source)"),
+                {"name": name, "value": value, "source": f"src-{name}"},
+            )
+
+    _upgrade_to(engine, "head")
+
+    assert "traits" not in _tables(engine)
+    assert _revision(engine) == (head_revision(),)
+    table = _table("profiles")
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(table.c.id, table.c.traits, table.c.trait_sources))}
+        raw = conn.execute(text("SELECT id, CAST(traits AS TEXT) FROM profiles")).all()
+
+    def not_json(token: str) -> None:
+        raise AssertionError(f"{token} in profiles.traits")
+
+    for _, document in raw:  # plain JSON for SQL readers: no NaN or Infinity token
+        json.loads(document, parse_constant=not_json)
+    nulls = {"huge": None, "-huge": None}
+    if db_backend == "sqlite":
+        nulls |= {"nan": None, "inf": None, "-inf": None, "scores": [1, None, 2.5], "stats": {"max": None, "n": 2}}
+    assert rows["p1"].traits == {**_FINITE, **nulls}
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in rows["p1"].traits.values())
+    at = "2024-05-01T12:00:00.000000"
+    sources = {name: f"{at}|src-{name}|" for name in {**_FINITE, **nulls}} | {
+        "huge": "~|src-huge|",
+        "-huge": "~|src--huge|",
+    }
+    assert rows["p1"].trait_sources == {"r": [], "n": sources}
+    p2 = {"nan": None, "city": "Ulm"} if db_backend == "sqlite" else {"city": "Ulm"}
+    assert rows["p2"].traits == p2
+    assert rows["p2"].trait_sources == {"r": [], "n": {name: f"{at}|src-{name}|" for name in p2}}
+
+    with migration_transaction(engine) as conn:  # and down: a null is SQL NULL, as the old writer stored it
+        command.downgrade(alembic_config(conn), "0004")
+    after = _trait_rows(engine)
+    assert after == {
+        **{("p1", n): (v, f"src-{n}", NOW) for n, v in {**_FINITE, **nulls}.items() if n not in ("huge", "-huge")},
+        ("p1", "huge"): (None, "src-huge", None),
+        ("p1", "-huge"): (None, "src--huge", None),
+        **{("p2", n): (v, f"src-{n}", NOW) for n, v in p2.items()},
+    }
+    _upgrade_to(engine, "head")  # and up again
+    with engine.connect() as conn:
+        again = {r.id: r for r in conn.execute(select(table.c.id, table.c.traits, table.c.trait_sources))}
+    assert {p: (r.traits, r.trait_sources) for p, r in again.items()} == {
+        p: (r.traits, r.trait_sources) for p, r in rows.items()
     }

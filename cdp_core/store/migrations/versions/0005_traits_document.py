@@ -20,6 +20,9 @@ Upgrade:
 Downgrade: ``traits`` as revision 0001 made it, one row per trait of every profile (a null
 value as SQL NULL, as the old writer stored it), then the three columns go.
 
+A trait value that is not a finite number (NaN, Infinity, -Infinity: json.dumps wrote them
+as bare tokens before the store used orjson) becomes null: see "Non-finite values" below.
+
 Both directions are one statement per step, whatever the store's size: SQL's JSON
 functions do the work. On SQLite, small Python functions registered on the migration's
 connection convert times, REAL numbers and values exactly as Python (and so the writer) does.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +48,22 @@ log = logging.getLogger(__name__)
 
 # -- upgrade --------------------------------------------------------------------------------
 
+# Non-finite values: a trait value that is NaN or an infinity is carried over as JSON null. JSON has no
+# NaN or Infinity: the tokens json.dumps wrote for them (the writer before orjson) are not JSON,
+# and profiles.traits is read by SQL (json_extract, ->>, your own queries), which must get valid
+# JSON. null is also what the writer stores for them now (orjson writes null), so a profile it
+# recomputes gets the same value. Refusing the store instead (the migration stopped here on
+# SQLite) would lose nothing but would leave the store unusable until someone edits rows by hand.
+# - SQLite: the old column (NUMERIC affinity) kept NaN, Infinity and -Infinity as TEXT, alone or
+#   inside a list or object, which json() refuses; a number beyond a double's range became a REAL
+#   infinity. Such values go through Python (cdp_0005_real, cdp_0005_finite), every other value
+#   stays in SQL.
+# - PostgreSQL: the old column is json, whose input refuses those tokens, so no old PostgreSQL store
+#   holds them (the old writer's INSERT failed). It accepts a number beyond a double's range
+#   (1e400), which Python reads as an infinity: as on SQLite, such a value (a number, not an
+#   integer, at the top level) becomes null.
+_DOUBLE_OVERFLOW = 2**1024 - 2**970  # the least magnitude that a decimal number rounds to an infinite double
+
 # The deciding record's sort key as the old rows know it: UTC wall time with microseconds ("~" when
 # unknown), the source stream, and an empty record key.
 _PG_KEY = (
@@ -51,10 +71,16 @@ _PG_KEY = (
     " || '|' || COALESCE(t.source, '') || '|'"
 )
 
+# the old value, but null for a number Python reads as an infinity (an integer it reads exactly)
+_PG_VALUE = (
+    "CASE WHEN json_typeof(t.value) = 'number' AND (t.value #>> '{}') ~ '[.eE]'"
+    f" AND abs((t.value #>> '{{}}')::numeric) >= {_DOUBLE_OVERFLOW} THEN 'null'::json ELSE t.value END"
+)
+
 _PG_UPGRADE = f"""
 UPDATE profiles SET traits = d.vals, trait_sources = json_build_object('r', json_build_array(), 'n', d.names)
 FROM (
-    SELECT t.profile_id, json_object_agg(t.name, t.value) AS vals, json_object_agg(t.name, {_PG_KEY}) AS names
+    SELECT t.profile_id, json_object_agg(t.name, {_PG_VALUE}) AS vals, json_object_agg(t.name, {_PG_KEY}) AS names
     FROM traits t
     GROUP BY t.profile_id
 ) AS d
@@ -64,12 +90,18 @@ WHERE profiles.id = d.profile_id
 # json(value): the stored JSON text as JSON (not as a string); SQL NULL gives null. A column
 # declared JSON has NUMERIC affinity on SQLite: a number the writer stored as JSON text is
 # kept as an INTEGER or a REAL. SQLite would write a REAL with 15 digits; Python writes
-# the shortest text that reads back as the same double, as the writer did.
+# the shortest text that reads back as the same double, as the writer did. A TEXT value that is not
+# JSON (json_valid: strict RFC 8259, whatever the SQLite version) is one holding NaN or Infinity.
 _SQLITE_UPGRADE = """
 UPDATE profiles SET
     traits = (
         SELECT json_group_object(
-            t.name, json(CASE typeof(t.value) WHEN 'real' THEN cdp_0005_real(t.value) ELSE t.value END)
+            t.name,
+            json(
+                CASE WHEN typeof(t.value) = 'real' THEN cdp_0005_real(t.value)
+                     WHEN typeof(t.value) = 'text' AND NOT json_valid(t.value) THEN cdp_0005_finite(t.value)
+                     ELSE t.value END
+            )
         )
         FROM traits t WHERE t.profile_id = profiles.id
     ),
@@ -163,6 +195,7 @@ def _sqlite_functions(bind: sa.Connection) -> None:
     assert dbapi is not None
     dbapi.create_function("cdp_0005_key", 2, _key, deterministic=True)
     dbapi.create_function("cdp_0005_real", 1, _real_json, deterministic=True)
+    dbapi.create_function("cdp_0005_finite", 1, _finite_json, deterministic=True)
     dbapi.create_function("cdp_0005_value", 2, _value_json, deterministic=True)
     dbapi.create_function("cdp_0005_source", 2, _source, deterministic=True)
     dbapi.create_function("cdp_0005_time", 2, _time, deterministic=True)
@@ -175,13 +208,36 @@ def _parse_utc(value: str) -> datetime:
 
 def _key(stored_set_at: str | None, source: str | None) -> str:
     """The sort key of a trait's deciding record, as far as an old row knows it."""
-    when = "~" if stored_set_at is None else _parse_utc(stored_set_at).replace(tzinfo=None).isoformat("T", "microseconds")
+    when = (
+        "~" if stored_set_at is None else _parse_utc(stored_set_at).replace(tzinfo=None).isoformat("T", "microseconds")
+    )
     return f"{when}|{source or ''}|"
 
 
 def _real_json(value: float) -> str:
-    """A REAL as JSON: the shortest text that reads back as the same double (``0.1``, not ``0.10000000000000001``)."""
-    return json.dumps(value)
+    """A REAL as JSON: the shortest text that reads back as the same double (``0.1``, not ``0.10000000000000001``).
+
+    An infinity (a number beyond a double's range) is null: see "Non-finite values".
+    """
+    return json.dumps(value) if math.isfinite(value) else "null"
+
+
+def _finite_json(text: str) -> str:
+    """JSON text as json.dumps wrote it, with NaN, Infinity or -Infinity, as JSON: each becomes null.
+
+    Text that is not JSON even so raises (json.JSONDecodeError): the migration rolls back.
+    """
+    return json.dumps(_finite(json.loads(text)), ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
 
 
 def _value_json(value: Any, kind: str) -> str | None:
@@ -190,6 +246,8 @@ def _value_json(value: Any, kind: str) -> str | None:
         return None
     if kind in ("true", "false"):
         return kind
+    if kind == "real" and not math.isfinite(value):  # 1e400 in the document: no value, as upgrading makes it
+        return None
     if kind in ("object", "array"):
         return str(value)
     return json.dumps(value, ensure_ascii=False)
