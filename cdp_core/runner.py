@@ -25,6 +25,7 @@ from cdp_core.plugins import Plugins
 from cdp_core.records import Record, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
 from cdp_core.store import Checkpoint, SystemStore
+from cdp_core.store.leases import Lease
 
 log = logging.getLogger("cdp.runner")
 
@@ -64,6 +65,7 @@ class Runner:
         services: dict[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        lease: Lease | None = None,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -73,6 +75,8 @@ class Runner:
         """The HTTP client factory handed to plugins as ``services["http"]``, bound to each connector."""
         self.on_progress = on_progress
         self.should_stop = should_stop or (lambda: False)
+        self.lease = lease
+        """The graph's lease when run under one: every checkpoint commit verifies it is still held."""
 
     def run(self, graph_name: str) -> RunInfo:
         graph: SyncGraph = self.config.graphs[graph_name]
@@ -191,7 +195,9 @@ class _Execution:
             rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
             batches: dict[str, list[Record]] = {}
             self._push(node.name, page.records, batches, rejected)
-            checkpoint = Checkpoint(self.graph.name, self.run.id, {node.name: page.cursor}, rejected)
+            checkpoint = Checkpoint(
+                self.graph.name, self.run.id, {node.name: page.cursor}, rejected, lease=self.runner.lease
+            )
             self._deliver(batches, checkpoint)
             for where, rej in rejected:
                 self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)

@@ -118,7 +118,9 @@ def run_guarded(
             return stop.is_set() or lease.lost.is_set()
 
         wrapped = _RunPlugins(plugins)
-        runner = Runner(config, wrapped, system, on_progress=on_progress, should_stop=should_stop)
+        # The runner fences each checkpoint commit with the lease: a batch committed after
+        # the lease was taken over (this process was frozen) is refused (LeaseLost).
+        runner = Runner(config, wrapped, system, on_progress=on_progress, should_stop=should_stop, lease=lease)
         outcome = Outcome(graph)
         for attempt in range(1, retries + 2):
             outcome.attempts = attempt

@@ -6,12 +6,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.store.models import QuarantineRecord, SyncState
 from cdp_core.store.sql import upsert
+
+if TYPE_CHECKING:
+    from cdp_core.store.leases import Lease
 
 
 @dataclass
@@ -21,6 +25,11 @@ class Checkpoint:
     The runner commits it itself, unless a destination that shares the store's
     database (``commits_checkpoint = True``) commits it inside the transaction
     that writes the batch: then the batch and its cursor land together or not at all.
+
+    A run under the graph's lease (a scheduled run, ``cdp sync``) hands it in ``lease``:
+    committing then also proves, in the same transaction, that the lease is still
+    this process's (:meth:`Lease.fence <cdp_core.store.leases.Lease.fence>`), or
+    raises ``LeaseLost`` and nothing of the batch is committed.
     """
 
     graph: str
@@ -32,6 +41,8 @@ class Checkpoint:
     """The destination node being written to now (set by the runner)."""
     commit_by: str | None = None
     """The one destination node that commits this checkpoint in its transaction, if any."""
+    lease: Lease | None = None
+    """The graph's lease the run holds, if any: verified in the transaction that commits."""
 
     def reject(self, record: Record, reason: str) -> None:
         """Quarantine a record the current destination cannot take; the batch goes on."""
@@ -77,6 +88,16 @@ class Checkpoint:
                 keys=("fingerprint",),
                 update=(),
             )
+        if self.lease is not None:
+            if self.lease.graph != self.graph:
+                raise RuntimeError(f"checkpoint of {self.graph!r} handed the lease of {self.lease.graph!r}")
+            # Fencing: a holder frozen past its ttl (SIGSTOP, GC pause, stalled disk) may
+            # have lost the graph to another process. This must be checked in this very
+            # transaction, the one that commits the batch and its cursor: a check in a
+            # transaction of its own leaves a gap before this commit in which the lease
+            # can be lost. Here it locks the lease row until commit, or raises LeaseLost
+            # and the whole batch rolls back. Last, so the row is locked only briefly.
+            self.lease.fence(conn)
         self.committed = True
 
 

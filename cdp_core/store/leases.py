@@ -12,7 +12,10 @@ and anyone may take the lease over. It works the same on SQLite and PostgreSQL:
   nothing is returned;
 - **renew** is ``UPDATE ... WHERE graph = :g AND holder = :me``: one row means the
   lease is still ours (nobody can take a lease over without replacing the row);
-- **release** deletes our row.
+- **release** deletes our row;
+- **fence** (:meth:`Leases.fence`) is the renew statement run inside the transaction
+  that commits a batch's checkpoint: a holder that was frozen past its ttl and lost
+  the lease gets :class:`LeaseLost` there, and its batch rolls back with it.
 
 Time comes from the database on PostgreSQL (``now()``), so the hosts' clocks
 need not agree; SQLite is on one host, whose clock is used.
@@ -36,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, delete, select, text, update
+from sqlalchemy import Connection, Engine, Interval, delete, func, literal, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cdp_core.store.lease_models import SyncLease
@@ -89,6 +92,23 @@ class LeaseBusy(Exception):
         super().__init__(f"sync graph {graph!r} is running in {who}")
 
 
+class LeaseLost(Exception):
+    """The lease a run was holding is no longer ours: another holder took the graph over.
+
+    Raised from inside a checkpoint's transaction, so the batch it covers rolls back.
+    """
+
+    def __init__(self, graph: str, holder: str, current: str | None) -> None:
+        self.graph = graph
+        self.holder = holder
+        self.current = current
+        now = f"held by {current}" if current is not None else "held by nobody"
+        super().__init__(
+            f"lease on sync graph {graph!r} was lost by {holder} (it is {now} now): "
+            "the batch and its cursor were not committed"
+        )
+
+
 class Leases:
     """Acquire, renew and release graph leases for one holder (one process)."""
 
@@ -131,6 +151,38 @@ class Leases:
             )
             return conn.execute(stmt).rowcount == 1
 
+    def fence(self, conn: Connection, graph: str) -> None:
+        """Check, through ``conn`` and in its transaction, that the lease is still ours, and
+        renew it; raise :class:`LeaseLost` (naming the current holder) if it is not.
+
+        One ``UPDATE ... WHERE graph = :g AND holder = :me`` (a second statement only on
+        failure, to name who holds it now). It must run in the transaction that commits
+        the batch and its cursor, not in one of its own before it: a check in another
+        transaction leaves a gap between the check and the commit in which the process
+        can freeze, lose the lease and then still commit. Inside the transaction the
+        UPDATE keeps the lease row locked until commit or rollback (a row lock on
+        PostgreSQL, where a takeover waits and then finds the renewed expiry; SQLite's
+        single writer lock), so a takeover happened either before it (we see the other
+        holder and roll back) or after our commit.
+
+        The expiry is renewed from the clock at this statement (``clock_timestamp()``
+        on PostgreSQL, not ``now()``, which is the start of a possibly long transaction).
+        """
+        if conn.dialect.name == "postgresql":
+            now: Any = func.clock_timestamp()
+            expires: Any = now + literal(timedelta(seconds=self.ttl), Interval())
+        else:
+            now = datetime.now(UTC)
+            expires = now + timedelta(seconds=self.ttl)
+        stmt = (
+            update(_leases)
+            .where(_leases.c.graph == graph, _leases.c.holder == self.holder)
+            .values(renewed_at=now, expires_at=expires)
+        )
+        if conn.execute(stmt).rowcount != 1:
+            current = _row(conn, graph)
+            raise LeaseLost(graph, self.holder, current.holder if current is not None else None)
+
     def release(self, graph: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(delete(_leases).where(_leases.c.graph == graph, _leases.c.holder == self.holder))
@@ -170,6 +222,15 @@ class Lease:
 
     def start(self) -> None:
         self._thread.start()
+
+    def fence(self, conn: Connection) -> None:
+        """:meth:`Leases.fence` for this lease, in ``conn``'s transaction; on
+        :class:`LeaseLost` also sets ``lost``, so the run stops and is not retried."""
+        try:
+            self.leases.fence(conn, self.graph)
+        except LeaseLost:
+            self.lost.set()
+            raise
 
     def _beat(self) -> None:
         # This thread is not the run's: name the graph on its log lines explicitly.
