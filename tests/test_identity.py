@@ -199,7 +199,7 @@ Snapshot = tuple[Any, ...]
 
 
 def snapshot(engine: Engine) -> Snapshot:
-    """Everything resolution decides, by person (profile ids may differ): who, traits, origins, founders."""
+    """Everything resolution decides, by person (profile ids may differ): who, traits, origins, founders, the graph."""
     partition = people(engine)
     by_profile: dict[str, frozenset[tuple[str, str]]] = {}
     with engine.connect() as conn:
@@ -222,7 +222,13 @@ def snapshot(engine: Engine) -> Snapshot:
                 )
             )
         }
-    return partition, traits, origins, founders, records
+        # The identity graph itself: each set once, with its earliest record, and exactly its
+        # identifiers as member rows (a set no record uses any more leaves no member behind).
+        sets = {row.id: (row.sort_key, row.identifiers) for row in conn.execute(select(m.IdSet))}
+        members = {(row.type, row.value, row.set_id) for row in conn.execute(select(m.IdSetMember))}
+        assert members == {(t, v, sid) for sid, (_, ids) in sets.items() for t, v in ids}, "members = sets' identifiers"
+        graph = frozenset((sid, key) for sid, (key, _) in sets.items())
+    return partition, traits, origins, founders, records, graph
 
 
 TRAIT_RULES = {"strategies": {"tags": "accumulate", "n": "oldest", "city": "source_priority"}, "source_priority": ["shop.c"]}
@@ -309,7 +315,7 @@ def test_same_result_for_any_batch_size_and_order(
     assert len(expected[0]) > 50  # the data really has people to tell apart
     assert any(len(p) > 2 for p in expected[0])  # and some that needed merging
     assert paths["fast"] > 0 and (batch_size == 10_000 or paths["slow"] > 0)
-    for part, name in enumerate(("partition", "traits", "origins", "founders", "records")):
+    for part, name in enumerate(("partition", "traits", "origins", "founders", "records", "graph")):
         assert got[part] == expected[part], name
 
 

@@ -7,7 +7,8 @@ the result independent of batch size and record order.
 
 - ``id_sets``: each distinct set of normalized identifiers seen on a record, with
   the canonical ``sort_key`` of its earliest record and the profile it resolved to.
-- ``id_set_members``: (type, value) -> set: the edges of the identity graph.
+- ``id_set_members``: (type, value) -> set: the edges of the identity graph, looked up by
+  identifier only (a set's own identifiers are in ``id_sets.identifiers``).
 - ``record_index``: every stored record -> its kind and identifier set (none for
   an anonymous event, order or NPS answer: it counts, but belongs to nobody).
 """
@@ -59,7 +60,6 @@ class IdSet(SQLModel, table=True):
 
 class IdSetMember(SQLModel, table=True):
     __tablename__ = "id_set_members"
-    __table_args__ = (Index("ix_id_set_members_set", "set_id"),)
 
     type: str = Field(primary_key=True)
     value: str = Field(primary_key=True)

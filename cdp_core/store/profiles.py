@@ -266,12 +266,15 @@ class ProfileWriter:
         if not orphans:
             return set(), reopened
         db.keys("cdp_tmp_sets", ("id",), [(s,) for s in orphans])
-        identifiers = {
-            (t, v)
-            for t, v in db.query(
-                f"SELECT m.type, m.value FROM cdp_tmp_sets t {db.join} id_set_members m ON m.set_id = t.id"
+        members = [
+            (t, v, sid)
+            for sid, identifiers in db.query(
+                f"SELECT s.id, s.identifiers FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
             )
-        }
-        db.execute("DELETE FROM id_set_members WHERE set_id IN (SELECT id FROM cdp_tmp_sets)")
+            for t, v in db.read_json(identifiers)
+        ]
+        mark = db.mark
+        db.many(f"DELETE FROM id_set_members WHERE type = {mark} AND value = {mark} AND set_id = {mark}", members)
         db.execute("DELETE FROM id_sets WHERE id IN (SELECT id FROM cdp_tmp_sets)")
+        identifiers = {(t, v) for t, v, _ in members}
         return identifiers, reopened
