@@ -12,11 +12,19 @@ ORM and Core readers of the same tables see no difference:
 
 Small key lists are joined through temporary tables instead of ``IN (...)``
 lists, so a batch needs a few statements, not one per 500 keys.
+
+On PostgreSQL, inserts, upserts and key tables of more than a few rows go through
+``COPY``: psycopg's ``executemany`` still runs one statement per row on the server,
+while ``COPY`` into a temporary staging table and one ``INSERT ... SELECT ... ON
+CONFLICT`` from it costs a fraction of that (bench/README.md). Rows that repeat a
+key within one upsert keep the row-by-row path, whose "each row in turn" meaning
+(the last wins, ``assign`` sees the earlier ones) one ``INSERT ... SELECT`` cannot give.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +32,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection
+
+COPY_MIN_ROWS = 64
+"""Fewer rows than this go row by row on PostgreSQL too: a staging round trip costs more."""
 
 
 def _dumps(value: Any) -> str:
@@ -122,12 +133,47 @@ class Bulk:
         sets = [f'"{c}" = excluded."{c}"' for c in targets] + [f'"{c}" = {e}' for c, e in (assign or {}).items()]
         conflict = ", ".join(f'"{k}"' for k in keys)
         action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+        if self._copies(rows) and _unique(rows, [list(columns).index(k) for k in keys]):
+            stage = self._stage(table, columns)
+            self.execute(f'DELETE FROM "{stage}"')
+            self._copy(stage, columns, rows)
+            self.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{stage}" ON CONFLICT ({conflict}) {action}')
+            return
         self.many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}', rows)
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        if self._copies(rows):
+            self._copy(table, columns, rows)
+            return
         cols = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join(self.mark for _ in columns)
         self.many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', rows)
+
+    # -- COPY (PostgreSQL) -------------------------------------------------------------
+    def _copies(self, rows: Sequence[Any]) -> bool:
+        return not self.sqlite and len(rows) >= COPY_MIN_ROWS
+
+    def _copy(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """``COPY table (columns) FROM STDIN`` on this connection, in its transaction."""
+        cols = ", ".join(f'"{c}"' for c in columns)
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _stage(self, table: str, columns: Sequence[str]) -> str:
+        """A temporary table with ``columns`` of ``table`` (their types, no constraints), emptied at commit."""
+        name = f"cdp_stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
+        if name not in self._temps:
+            cols = ", ".join(f'"{c}"' for c in columns)
+            # CREATE TABLE AS copies the column types but no NOT NULL or key: the stage takes any row
+            self.execute(
+                f'CREATE TEMP TABLE IF NOT EXISTS "{name}" ON COMMIT DELETE ROWS AS '
+                f'SELECT {cols} FROM "{table}" WITH NO DATA'
+            )
+            self._temps.add(name)
+        return name
 
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.sqlite else f"LEAST({a}, {b})"
@@ -144,3 +190,11 @@ class Bulk:
         self.execute(f'DELETE FROM "{name}"')
         self.insert(name, columns, [tuple(r) for r in rows])
         return name
+
+
+def _unique(rows: Sequence[Sequence[Any]], positions: list[int]) -> bool:
+    """Does no key repeat among ``rows``?"""
+    if len(positions) == 1:
+        at = positions[0]
+        return len({row[at] for row in rows}) == len(rows)
+    return len({tuple(row[i] for i in positions) for row in rows}) == len(rows)
