@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE))
 
 import ingest_data
 import ingest_e2e
-from ingest_floor import FLOOR_BATCH, child_floor_postgresql, child_floor_sqlite
+from ingest_floor import child_floor_postgresql, child_floor_sqlite, floor_batch
 from ingest_report import print_e2e, print_floor, print_summary
 
 GRAPHS = ("persons", "activity")
@@ -156,7 +156,10 @@ def main() -> int:
         "are dropped and recreated) instead of starting one with scripts/pgtest.sh",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="records per page of the file sources (default: their own, 10,000)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="records per page of the file sources and per floor transaction (default: the sources' own, 10,000)",
     )
     parser.add_argument("--out", type=Path, default=HERE / "out", help="work folder (data, stores, profiles)")
     parser.add_argument(
@@ -246,13 +249,13 @@ def main() -> int:
             if pg is not None:
                 print(
                     f"floor: psycopg COPY into staging tables + INSERT ... SELECT DISTINCT ON ... ON CONFLICT DO UPDATE "
-                    f"into bare profiles/identities, batches of {FLOOR_BATCH:,} ...",
+                    f"into bare profiles/identities, batches of {floor_batch(args):,} ...",
                     flush=True,
                 )
             else:
                 print(
                     f"floor: sqlite3 executemany INSERT ... ON CONFLICT DO UPDATE into bare profiles/identities, "
-                    f"batches of {FLOOR_BATCH:,} ...",
+                    f"batches of {floor_batch(args):,} ...",
                     flush=True,
                 )
             floor = run_child(f"floor-{args.db}", args, floor_url)

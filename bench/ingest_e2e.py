@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest_rss import current_rss_mb, peak_rss_mb
+from rss import current_rss_mb, peak_rss_mb
 
 PERSON_NODES = ("crm", "shop", "newsletter")
 STORE_STEPS = {

@@ -2,7 +2,8 @@
 
 The same person files the end-to-end run reads (``PERSON_FILES``) are parsed by ``_person_batches`` (json/csv,
 identifiers trimmed, emails lowercased) and upserted into ``profiles(id, data)`` and ``identities(type, value,
-profile_id)`` in batches of ``FLOOR_BATCH``, one transaction per batch: ``child_floor_sqlite`` (``executemany``
+profile_id)`` in batches of ``--batch-size`` records (default ``FLOOR_BATCH``, the file sources' own page
+size, so both sides commit as often), one transaction per batch: ``child_floor_sqlite`` (``executemany``
 of ``INSERT ... ON CONFLICT DO UPDATE`` with the store's pragmas) and ``child_floor_postgresql`` (``COPY`` into
 staging tables, then one ``INSERT ... SELECT DISTINCT ON ... ON CONFLICT DO UPDATE`` per table).
 """
@@ -16,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest_rss import current_rss_mb, peak_rss_mb
+from rss import current_rss_mb, peak_rss_mb
 
 FLOOR_BATCH = 10_000
 
@@ -38,8 +39,13 @@ PERSON_FILES = (
 )
 
 
-def _person_batches(data: Path):  # type: ignore[no-untyped-def]
-    """(profile rows, identity rows) per batch of FLOOR_BATCH person records, parsed from the same files."""
+def floor_batch(args: argparse.Namespace) -> int:
+    """Records per floor transaction: the end-to-end run's page size, so both commit as often."""
+    return int(args.batch_size or FLOOR_BATCH)
+
+
+def _person_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
+    """(profile rows, identity rows) per batch of ``batch`` person records, parsed from the same files."""
     dumps, loads = json.dumps, json.loads
     for name, fmt, stream, id_fields in PERSON_FILES:
         path = data / name
@@ -66,7 +72,7 @@ def _person_batches(data: Path):  # type: ignore[no-untyped-def]
                         value = value.lower()
                     if value:
                         identities.append((id_type, value, pid))
-                if len(profiles) == FLOOR_BATCH:
+                if len(profiles) == batch:
                     yield profiles, identities
                     profiles, identities = [], []
         if profiles:
@@ -99,7 +105,7 @@ def child_floor_sqlite(args: argparse.Namespace) -> dict[str, Any]:
     rss_before = current_rss_mb()
     started = time.perf_counter()
     records = identities = 0
-    for profile_rows, identity_rows in _person_batches(args.data):
+    for profile_rows, identity_rows in _person_batches(args.data, floor_batch(args)):
         con.execute("BEGIN")
         con.executemany(upsert_profiles, profile_rows)
         con.executemany(upsert_identities, identity_rows)
@@ -136,7 +142,7 @@ def child_floor_postgresql(args: argparse.Namespace) -> dict[str, Any]:
         conn.commit()
         started = time.perf_counter()
         records = identities = 0
-        for profile_rows, identity_rows in _person_batches(args.data):
+        for profile_rows, identity_rows in _person_batches(args.data, floor_batch(args)):
             with conn.cursor() as cur:
                 with cur.copy("COPY stage_profiles (n, id, data) FROM STDIN") as copy:
                     for n, row in enumerate(profile_rows):

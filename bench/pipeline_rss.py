@@ -22,13 +22,14 @@ import argparse
 import json
 import os
 import random
-import resource
 import string
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from rss import current_rss_mb, peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 GRAPH = "bench"
@@ -122,19 +123,6 @@ options = {{ fields = ["email", "phone"] }}
 destination = "sink"
 inputs = ["hash"]
 """
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-
-def current_rss_mb() -> float:
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        return float("nan")
 
 
 def child_framework(args: argparse.Namespace) -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +91,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/store.sqlite"
     return request.getfixturevalue("postgres_database")
+
+
+@pytest.fixture
+def store_engine(store_url: str) -> Iterator[Engine]:
+    """An engine on ``store_url`` with the store's schema at head, disposed afterwards."""
+    from cdp_core.store.engine import make_engine
+    from cdp_core.store.schema import create_schema
+
+    engine = make_engine(store_url)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

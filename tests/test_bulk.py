@@ -7,7 +7,6 @@ upserts that repeat a key, go row by row. Both paths must store exactly the same
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -17,19 +16,14 @@ from sqlalchemy import Engine, select
 
 from cdp_core.store import profile_models as m
 from cdp_core.store.bulk import COPY_MIN_ROWS, Bulk
-from cdp_core.store.engine import make_engine
-from cdp_core.store.schema import create_schema
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
 IDENTITY_COLUMNS = ("type", "value", "profile_id", "source", "first_seen")
 
 
 @pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = make_engine(store_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+def engine(store_engine: Engine) -> Engine:
+    return store_engine
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,11 +37,8 @@ def rec(key: str, minutes: int, data: dict[str, Any] | None = None, **identifier
 
 
 @pytest.fixture
-def engine(store_url: str) -> Iterator[Engine]:
-    engine = make_engine(store_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
+def engine(store_engine: Engine) -> Engine:
+    return store_engine
 
 
 def write(engine: Engine, records: list[Record], batch_size: int = 10_000, config: IdentityConfig = CONFIG) -> list[Any]:

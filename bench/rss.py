@@ -1,4 +1,4 @@
-"""Memory of bench/ingest.py's child processes: their peak and current RSS in MB."""
+"""Memory of a benchmark child process (bench/ingest.py, bench/pipeline_rss.py): its peak and current RSS in MB."""
 
 from __future__ import annotations
 
