@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from cdp_core.store import profile_models as m
 from cdp_core.store.engine import make_engine
 from cdp_core.store.extend import Extend
 from cdp_core.store.profiles import ProfileWriter
+from cdp_core.store.replay import profile_id
 from cdp_core.store.schema import create_schema
 from cdp_core.store.traits import Traits, origin
 
@@ -151,6 +153,20 @@ def test_redelivered_record_updates_and_moves(engine: Engine) -> None:
     # the contact changes its email: the old address no longer links anyone
     write(engine, [rec("c", 0, data={"city": "Bonn"}, email="b@x.de")])
     assert people(engine) == {frozenset({(E, "b@x.de")})}
+
+
+def test_profile_ids_are_uuid7_ordered_by_the_founders_time_and_derived_from_the_founder() -> None:
+    early = profile_id("2024-05-01T09:00:00.000000|crm.contacts|1", "set-a")
+    assert early == profile_id("2024-05-01T09:00:00.000000|crm.contacts|1", "set-a")  # same data, same id
+    later = profile_id("2024-05-01T09:00:00.001000|shop.customers|9", "set-0")
+    assert early < later  # time first, whatever the hash
+    parsed = uuid.UUID(early)
+    assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
+    assert parsed.int >> 80 == int(datetime(2024, 5, 1, 9, tzinfo=UTC).timestamp() * 1000)
+    assert profile_id("2024-05-01T09:00:00.000000|crm.contacts|1", "set-b") != early
+    assert profile_id("2024-05-01T09:00:00.000000|crm.contacts|1", "set-a", attempt=1) != early
+    assert uuid.UUID(profile_id("~|crm.contacts|1", "set-a")).int >> 80 == 0  # no time: the start of the range
+    assert uuid.UUID(profile_id("1969-12-31T23:59:59.000000|crm.contacts|1", "set-a")).int >> 80 == 0
 
 
 def test_pure_resolver_is_order_free() -> None:

@@ -261,7 +261,7 @@ class Extend:
                 owner = owners[comp.owner]
                 first = min(first, (owner.sort_key, owner.founder))
             founders[index] = first
-        ids = new_profile_ids(db, {i: founders[i][1] for i, c in enumerate(fast) if c.owner is None})
+        ids = new_profile_ids(db, {i: founders[i] for i, c in enumerate(fast) if c.owner is None})
         stamp = db.time(self.now)
         set_rows: list[tuple[Any, ...]] = []
         member_rows: list[tuple[str, str, str]] = []
