@@ -234,12 +234,15 @@ def snapshot(engine: Engine) -> Snapshot:
                 )
             )
         }
-        # The identity graph itself: each set once, with its earliest record, and exactly its
-        # identifiers as member rows (a set no record uses any more leaves no member behind).
-        sets = {row.id: (row.sort_key, row.identifiers) for row in conn.execute(select(m.IdSet))}
+        # The identity graph itself: each set once, with its earliest record; and as member rows
+        # exactly the identifiers a set holds that its own profile does not own (a set no record
+        # uses any more leaves no member behind).
+        sets = {row.id: (row.sort_key, row.identifiers, row.profile_id) for row in conn.execute(select(m.IdSet))}
+        owner = {(row.type, row.value): row.profile_id for row in rows}
         members = {(row.type, row.value, row.set_id) for row in conn.execute(select(m.IdSetMember))}
-        assert members == {(t, v, sid) for sid, (_, ids) in sets.items() for t, v in ids}, "members = sets' identifiers"
-        graph = frozenset((sid, key) for sid, (key, _) in sets.items())
+        foreign = {(t, v, sid) for sid, (_, ids, pid) in sets.items() for t, v in ids if owner.get((t, v)) != pid}
+        assert members == foreign, "members = identifiers a set holds that its profile does not own"
+        graph = frozenset((sid, key, tuple(sorted(map(tuple, ids)))) for sid, (key, ids, _) in sets.items())
     return partition, traits, origins, founders, records, graph
 
 

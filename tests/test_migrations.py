@@ -709,3 +709,57 @@ def test_0005_carries_non_finite_trait_values_over_as_null(engine: Engine, db_ba
     assert {p: (r.traits, r.trait_sources) for p, r in again.items()} == {
         p: (r.traits, r.trait_sources) for p, r in rows.items()
     }
+
+
+# -- 0006/0007: the member rows keep only identifiers the set's profile does not own ----------
+
+
+def test_0007_keeps_only_members_the_sets_profile_does_not_own_and_downgrade_restores_all(engine: Engine) -> None:
+    _upgrade_to(engine, "0005")
+    sets = sa.table(
+        "id_sets", *(sa.column(c) for c in ("id", "sort_key", "profile_id")), sa.column("identifiers", sa.JSON)
+    )
+    members = sa.table("id_set_members", *(sa.column(c) for c in ("type", "value", "set_id")))
+    identities = sa.table(
+        "identities", *(sa.column(c) for c in ("type", "value", "profile_id", "source", "first_seen"))
+    )
+    graph = {  # set -> (its profile, its identifiers)
+        "s1": ("p1", [["email", "a@x.de"], ["phone", "+4917612345678"]]),
+        "s2": ("p1", [["email", "a@x.de"], ["shopify_customer_id", "7"]]),
+        "s3": ("p2", [["email", "a@x.de"], ["email", "b@x.de"]]),  # a@x.de is p1's: kept apart by a limit
+        "s4": ("p2", [["email", "b@x.de"], ["phone", "+4917600000000"]]),  # that phone: owned by nobody
+    }
+    owners = {("email", "a@x.de"): "p1", ("phone", "+4917612345678"): "p1", ("shopify_customer_id", "7"): "p1"}
+    owners[("email", "b@x.de")] = "p2"
+    everything = {(t, v, sid) for sid, (_, ids) in graph.items() for t, v in ids}
+    with engine.begin() as conn:
+        conn.execute(
+            insert(sets),
+            [
+                {"id": sid, "sort_key": f"k{sid}", "profile_id": pid, "identifiers": ids}
+                for sid, (pid, ids) in graph.items()
+            ],
+        )
+        conn.execute(insert(members), [{"type": t, "value": v, "set_id": s} for t, v, s in sorted(everything)])
+        conn.execute(
+            insert(identities),
+            [
+                {"type": t, "value": v, "profile_id": p, "source": "crm", "first_seen": "k"}
+                for (t, v), p in owners.items()
+            ],
+        )
+
+    def stored() -> set[tuple[str, str, str]]:
+        with engine.connect() as conn:
+            return {
+                (r.type, r.value, r.set_id)
+                for r in conn.execute(select(members.c.type, members.c.value, members.c.set_id))
+            }
+
+    _upgrade_to(engine, "head")
+    assert _differences(engine) == []
+    assert stored() == {("email", "a@x.de", "s3"), ("phone", "+4917600000000", "s4")}
+    with migration_transaction(engine) as conn:
+        command.downgrade(alembic_config(conn), "0005")
+    assert stored() == everything
+    assert "ix_id_set_members_set" in {i["name"] for i in inspect(engine).get_indexes("id_set_members")}

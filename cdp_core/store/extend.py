@@ -264,7 +264,6 @@ class Extend:
         ids = new_profile_ids(db, {i: founders[i] for i, c in enumerate(fast) if c.owner is None})
         stamp = db.time(self.now)
         set_rows: list[tuple[Any, ...]] = []
-        member_rows: list[tuple[str, str, str]] = []
         identity_rows: list[tuple[str, str, str, str, str]] = []
         created: list[tuple[Any, ...]] = []
         touched: list[tuple[Any, ...]] = []
@@ -281,7 +280,6 @@ class Extend:
                 known = stored.get(sid)
                 if known is None:
                     set_rows.append((sid, db.json([list(i) for i in identifiers]), key, pid))
-                    member_rows.extend((t, v, sid) for t, v in identifiers)
                     changed = True
                 elif key < known[0]:
                     set_rows.append((sid, None, key, pid))
@@ -330,9 +328,6 @@ class Extend:
         db.many(
             f"UPDATE id_sets SET sort_key = {mark}, profile_id = {mark} WHERE id = {mark}",
             [(key, pid, sid) for sid, identifiers, key, pid in set_rows if identifiers is None],
-        )
-        db.upsert(
-            "id_set_members", ("type", "value", "set_id"), member_rows, keys=("type", "value", "set_id"), update=()
         )
         db.upsert(
             "identities", ("type", "value", "profile_id", "source", "first_seen"), identity_rows, keys=("type", "value")

@@ -7,8 +7,9 @@ the result independent of batch size and record order.
 
 - ``id_sets``: each distinct set of normalized identifiers seen on a record, with
   the canonical ``sort_key`` of its earliest record and the profile it resolved to.
-- ``id_set_members``: (type, value) -> set: the edges of the identity graph, looked up by
-  identifier only (a set's own identifiers are in ``id_sets.identifiers``).
+- ``id_set_members``: (type, value) -> set, for the identifiers a set holds that its own
+  profile does not own (unowned, or kept with another profile by a limit). The rest of the
+  graph's edges need no row: ``identities`` leads to the owner, ``id_sets.profile_id`` to its sets.
 - ``record_index``: every stored record -> its kind and identifier set (none for
   an anonymous event, order or NPS answer: it counts, but belongs to nobody).
 """

@@ -196,7 +196,8 @@ class ProfileWriter:
             db.upsert(table, ("stream", "key", *columns), rows, keys=("stream", "key"))
 
     def _store_sets(self, db: Bulk, prepared: list[Prepared]) -> None:
-        """The replay's sets, before it runs: it finds them by their identifiers like any other."""
+        """The replay's sets, before it runs: it loads them with the rest of their component (their
+        member rows are the replay's to write, once it knows who owns what)."""
         sets: dict[str, tuple[tuple[Identifier, ...], str]] = {}
         for p in prepared:
             if p.set_id is None:
@@ -211,13 +212,6 @@ class ProfileWriter:
             keys=("id",),
             update=(),
             assign={"sort_key": db.least('"id_sets"."sort_key"', 'excluded."sort_key"')},
-        )
-        db.upsert(
-            "id_set_members",
-            ("type", "value", "set_id"),
-            [(t, v, sid) for sid, (ids, _) in sets.items() for t, v in ids],
-            keys=("type", "value", "set_id"),
-            update=(),
         )
 
     def _reopen(

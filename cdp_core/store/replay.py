@@ -158,6 +158,8 @@ class Replay:
         to_load = set(seeds) | self._sets_of_profiles(seed_profiles, known)
         while frontier or to_load:
             if frontier:
+                # A set holds an identifier either as its profile's own (then the set is among
+                # the owner's sets) or in a member row (an identifier its profile does not own).
                 seen_ids |= frontier
                 db.keys("cdp_tmp_ids", ("type", "value"), frontier)
                 found = {
@@ -167,8 +169,18 @@ class Replay:
                         "ON m.type = f.type AND m.value = f.value"
                     )
                 }
+                owners = {
+                    r[0]
+                    for r in db.query(
+                        f"SELECT DISTINCT i.profile_id FROM cdp_tmp_ids f {db.join} identities i "
+                        "ON i.type = f.type AND i.value = f.value"
+                    )
+                }
                 to_load |= found - known
                 known |= found
+                owners -= seen_profiles
+                seen_profiles |= owners
+                to_load |= self._sets_of_profiles(owners, known)
                 frontier = set()
             if to_load:
                 db.keys("cdp_tmp_sets", ("id",), [(s,) for s in to_load])
@@ -280,6 +292,7 @@ class _Apply:
         db.many(f"UPDATE id_sets SET profile_id = {db.mark} WHERE id = {db.mark}", moved)
         db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in set(keeper_of.values()) | set(self.old_profiles)])
         self._identities(keeper_of)
+        self._members()
 
     def _contested(self) -> set[int]:
         """Groups a limit acted on: an identifier of theirs stayed unlinked, theirs or another's.
@@ -370,6 +383,27 @@ class _Apply:
             record,
             reason,
         )
+
+    def _members(self) -> None:
+        """Member rows for the component's sets: the identifiers a set holds that its profile does not own.
+
+        An identifier the set's own profile owns needs no row: the replay reaches the set through
+        ``identities`` and the owner's sets. Most sets have no member row at all.
+        """
+        db = self.db
+        mark = db.mark
+        db.many(
+            f"DELETE FROM id_set_members WHERE type = {mark} AND value = {mark} AND set_id = {mark}",
+            [(t, v, sid) for sid, s in self.component.items() for t, v in s.node.identifiers],
+        )
+        rows = [
+            (t, v, sid)
+            for group in self.resolution.groups
+            for sid in group.sets
+            for t, v in self.component[sid].node.identifiers
+            if (t, v) not in group.owned
+        ]
+        db.insert("id_set_members", ("type", "value", "set_id"), rows)
 
     def _identities(self, keeper_of: dict[int, str]) -> None:
         db = self.db
