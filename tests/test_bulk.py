@@ -167,3 +167,14 @@ def test_key_tables_of_any_size_join(engine: Engine) -> None:
             )
             expected = {f"profile-{v.split('@')[0][1:]}" for _, v in wanted if int(v.split("@")[0][1:]) < 300}
             assert {r[0] for r in found} == expected
+
+
+def test_index_joins_hold_for_the_transaction_only(engine: Engine, db_backend: str) -> None:
+    def show(conn: Any) -> str | None:
+        return None if db_backend == "sqlite" else conn.exec_driver_sql("SHOW enable_hashjoin").scalar()
+
+    with engine.begin() as conn:
+        Bulk(conn).index_joins()
+        assert show(conn) == (None if db_backend == "sqlite" else "off")
+    with engine.begin() as conn:  # the pool hands the same connection back: nothing may leak
+        assert show(conn) == (None if db_backend == "sqlite" else "on")

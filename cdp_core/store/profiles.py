@@ -135,6 +135,7 @@ class ProfileWriter:
 
     def _write(self, db: Bulk, prepared: list[Prepared], run_id: str) -> None:
         now = datetime.now(UTC)
+        db.index_joins()
         old = self._old_records(db, prepared)
         self._store_records(db, prepared, run_id, now)
         orphan_ids, reopened = self._reopen(db, prepared, old)
