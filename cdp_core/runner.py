@@ -8,16 +8,18 @@ that shares the store's database commits it in the same transaction as its batch
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy.exc
 
-from cdp_core.base import ConnectorContext, Destination, Source, Transform, TransformContext
+from cdp_core.base import ConnectorContext, Destination, Page, Source, Transform, TransformContext
 from cdp_core.config import Config
 from cdp_core.graph import Node, SyncGraph
 from cdp_core.http import HttpFactory
@@ -33,6 +35,27 @@ ProgressCallback = Callable[[RunInfo], None]
 
 
 MAX_ERROR = 500
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No automatic cyclic garbage collection inside the block (one page, read to commit).
+
+    A page holds thousands of live records, and pushing it through the graph allocates
+    millions of short-lived containers: the collector's passes walk the live page again
+    and again, yet find almost nothing (refcounting frees the page's objects when it is
+    done). Measured on bench/ingest.py: a third of the run's time. Between pages the
+    collector runs as usual, so cycles made during a page are collected after it; a
+    collector that the embedding program disabled stays disabled.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def describe_error(exc: BaseException) -> str:
@@ -180,32 +203,39 @@ class _Execution:
 
     def _run_source(self, node: Node) -> bool:
         """Read one source node to its end (True), or until a stop is requested (False)."""
-        stats = self.run.nodes[node.name]
         stream = self.sources[node.connector].stream(node.stream)
         cursor = self.runner.system.cursor(self.graph.name, node.name)
         pages = iter(stream.read(cursor))
         while True:
-            started = time.perf_counter()
-            page = next(pages, None)
-            stats.seconds += time.perf_counter() - started
-            if page is None:
-                return True
-            stats.records_out += len(page.records)
-            stats.rejected += len(page.rejects)
-            rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
-            batches: dict[str, list[Record]] = {}
-            self._push(node.name, page.records, batches, rejected)
-            checkpoint = Checkpoint(
-                self.graph.name, self.run.id, {node.name: page.cursor}, rejected, lease=self.runner.lease
-            )
-            self._deliver(batches, checkpoint)
-            for where, rej in rejected:
-                self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
-            if self.runner.on_progress:
-                self.runner.on_progress(self.run)
+            with paused_gc():
+                if not self._next_page(node, pages):
+                    return True
             if self.runner.should_stop():
                 log.info("run %s: stop requested; %s stopped after a committed page", self.run.id, node.name)
                 return False
+
+    def _next_page(self, node: Node, pages: Iterator[Page]) -> bool:
+        """Read, push through and commit the source node's next page; False at the end of the stream."""
+        stats = self.run.nodes[node.name]
+        started = time.perf_counter()
+        page = next(pages, None)
+        stats.seconds += time.perf_counter() - started
+        if page is None:
+            return False
+        stats.records_out += len(page.records)
+        stats.rejected += len(page.rejects)
+        rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
+        batches: dict[str, list[Record]] = {}
+        self._push(node.name, page.records, batches, rejected)
+        checkpoint = Checkpoint(
+            self.graph.name, self.run.id, {node.name: page.cursor}, rejected, lease=self.runner.lease
+        )
+        self._deliver(batches, checkpoint)
+        for where, rej in rejected:
+            self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
+        if self.runner.on_progress:
+            self.runner.on_progress(self.run)
+        return True
 
     def _push(
         self, origin: str, records: list[Record], batches: dict[str, list[Record]], rejected: list[tuple[str, Rejected]]

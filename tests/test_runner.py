@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -360,3 +361,65 @@ def test_finish_only_after_every_source_read_to_its_end(tmp_path: Path, store_ur
     assert run("fail_after_pages = 1").status is RunStatus.failed
     assert run("", stop_after=1).status is RunStatus.interrupted  # stopped early: incomplete picture
     assert Finishing.finished == []
+
+
+class GcProbe(Destination):
+    """Notes whether the cyclic collector is on while it writes a batch."""
+
+    config_model = CollectConfig
+    seen: ClassVar[list[bool]] = []
+
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+        GcProbe.seen.append(gc.isenabled())
+        if self.config.fail_on_key in {r.key for r in batch}:  # type: ignore[attr-defined]
+            raise OSError("disk full")
+
+
+def _gc_runner(tmp_path: Path, store_url: str, dest_extra: str = "") -> Runner:
+    class GcPlugin:
+        @hookimpl
+        def cdp_register_destinations(self, register: Any) -> None:
+            register("gcprobe", GcProbe)
+
+    path = tmp_path / "connectors.toml"
+    path.write_text(
+        f'[store]\nurl = "{store_url}"\n'
+        + SINGLE.format(source_extra="", dest="gcprobe", dest_extra=dest_extra, more="")
+    )
+    plugins = load_plugins(entry_points=False, extra=[("test", Plugin()), ("gc", GcPlugin())])
+    GcProbe.seen.clear()
+    return Runner(load_config(path, plugins, env={}), plugins)
+
+
+def test_collector_paused_within_a_page_and_running_between_pages(tmp_path: Path, store_url: str) -> None:
+    runner = _gc_runner(tmp_path, store_url)
+    between: list[bool] = []
+
+    def should_stop() -> bool:
+        between.append(gc.isenabled())
+        return False
+
+    runner.should_stop = should_stop
+    assert gc.isenabled()
+    assert runner.run("g").status is RunStatus.succeeded
+    assert GcProbe.seen == [False] * 4  # 10 records, pages of 3
+    assert between and all(between)
+    assert gc.isenabled()
+
+
+def test_collector_back_on_after_a_failing_page(tmp_path: Path, store_url: str) -> None:
+    runner = _gc_runner(tmp_path, store_url, dest_extra='fail_on_key = "4"')
+    assert runner.run("g").status is RunStatus.failed
+    assert GcProbe.seen == [False, False]
+    assert gc.isenabled()
+
+
+def test_collector_left_off_when_the_program_turned_it_off(tmp_path: Path, store_url: str) -> None:
+    runner = _gc_runner(tmp_path, store_url)
+    gc.disable()
+    try:
+        assert runner.run("g").status is RunStatus.succeeded
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert GcProbe.seen == [False] * 4
