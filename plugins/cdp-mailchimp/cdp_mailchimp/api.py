@@ -137,7 +137,11 @@ class MembersPage(BaseModel):
 
 
 class MemberError(BaseModel):
-    """One member a batch refused (listed in a 200 answer)."""
+    """One member a batch refused (listed in a 200 answer).
+
+    The fields of an ``errors`` item in Mailchimp's OpenAPI description of the batch answer
+    (``error_code`` is one of a few names such as ``ERROR_CONTACT_EXISTS``, ``ERROR_GENERIC``).
+    """
 
     email_address: str = ""
     error: str = ""
@@ -147,7 +151,11 @@ class MemberError(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """The answer of ``POST /lists/{list_id}`` (batch subscribe or update)."""
+    """The answer of ``POST /lists/{list_id}`` (batch subscribe or update).
+
+    Mailchimp's OpenAPI description also lists ``new_members`` and ``updated_members`` (whole
+    member objects, up to 500 each): not read, the counts and the errors are what a sync reports.
+    """
 
     total_created: int = 0
     total_updated: int = 0
