@@ -47,6 +47,10 @@ def paused_gc() -> Iterator[None]:
     done). Measured on bench/ingest.py: a third of the run's time. Between pages the
     collector runs as usual, so cycles made during a page are collected after it; a
     collector that the embedding program disabled stays disabled.
+
+    The switch is process-wide: runs in threads (the scheduler's workers) share it. The
+    page that turned the collector off turns it back on; a page that started while it was
+    off leaves it alone. So it is never left off, and it runs whenever that page is done.
     """
     if not gc.isenabled():
         yield

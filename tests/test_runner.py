@@ -423,3 +423,38 @@ def test_collector_left_off_when_the_program_turned_it_off(tmp_path: Path, store
     finally:
         gc.enable()
     assert GcProbe.seen == [False] * 4
+
+
+@pytest.mark.parametrize("first_out", ["owner", "other"])
+def test_collector_never_left_off_by_overlapping_pages_in_threads(first_out: str) -> None:
+    """Two runs' pages overlap in the scheduler's worker threads: whichever ends first, the collector ends on."""
+    import threading
+
+    from cdp_core.runner import paused_gc
+
+    entered = {name: threading.Event() for name in ("owner", "other")}
+    leave = {name: threading.Event() for name in ("owner", "other")}
+    left = {name: threading.Event() for name in ("owner", "other")}
+
+    def page(name: str) -> None:
+        with paused_gc():
+            entered[name].set()
+            leave[name].wait(5)
+        left[name].set()
+
+    assert gc.isenabled()
+    owner = threading.Thread(target=page, args=("owner",))
+    owner.start()
+    assert entered["owner"].wait(5)
+    other = threading.Thread(target=page, args=("other",))
+    other.start()
+    assert entered["other"].wait(5)
+    assert not gc.isenabled()
+    second_out = "other" if first_out == "owner" else "owner"
+    leave[first_out].set()
+    assert left[first_out].wait(5)
+    assert gc.isenabled() is (first_out == "owner")  # only the page that turned it off turns it on
+    leave[second_out].set()
+    owner.join(5)
+    other.join(5)
+    assert gc.isenabled()
