@@ -12,7 +12,7 @@
 2. The floor, in a child process: the person records read from the same files (json/csv parsed, emails
    trimmed and lowercased) and upserted into bare ``profiles(id, data)`` and ``identities(type, value,
    profile_id)`` tables in batches of 10,000, one transaction per batch.
-   SQLite: ``sqlite3`` ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE``, the store's pragmas (WAL, synchronous=NORMAL, 64 MiB page cache).
+   SQLite: ``sqlite3`` ``executemany`` of ``INSERT ... ON CONFLICT DO UPDATE``, the store's pragmas (16 KiB pages, WAL, synchronous=NORMAL, 64 MiB page cache).
    PostgreSQL: psycopg ``COPY`` into temporary staging tables, then one ``INSERT ... SELECT DISTINCT ON
    ... ON CONFLICT DO UPDATE`` per table (last row of the batch wins), then the staging tables are emptied.
 3. End to end, in another child: the real ``Runner`` on a fresh store, two graphs run one after the other:
@@ -241,7 +241,7 @@ def main() -> int:
             import sqlite3
 
             print(
-                f"database: SQLite {sqlite3.sqlite_version} (the store's pragmas: WAL, synchronous=NORMAL, 64 MiB page cache)"
+                f"database: SQLite {sqlite3.sqlite_version} (the store's pragmas: 16 KiB pages, WAL, synchronous=NORMAL, 64 MiB page cache)"
             )
 
         floor = None

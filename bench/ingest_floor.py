@@ -85,11 +85,10 @@ def child_floor_sqlite(args: argparse.Namespace) -> dict[str, Any]:
     path = args.work / "floor.sqlite"
     for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         stale.unlink(missing_ok=True)
-    from cdp_core.store.engine import SQLITE_PRAGMAS
+    from cdp_core.store.engine import configure_sqlite
 
     con = sqlite3.connect(path, isolation_level=None)
-    for pragma in SQLITE_PRAGMAS:  # the store's own settings (WAL, synchronous=NORMAL, page cache): a fair floor
-        con.execute(pragma)
+    configure_sqlite(con)  # the store's own settings (page size, WAL, synchronous=NORMAL, page cache): a fair floor
     con.execute("CREATE TABLE profiles (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
     con.execute(
         "CREATE TABLE identities (type TEXT NOT NULL, value TEXT NOT NULL, profile_id TEXT NOT NULL, "
