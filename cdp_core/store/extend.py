@@ -353,8 +353,9 @@ class Extend:
         db = self.db
         rules = self.identity.traits
         stored: dict[str, Traits] = {}
-        if merge_docs:
-            db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in merge_docs])
+        existing = [(p,) for p in merge_docs if p in comp_of]  # profiles founded by this batch have no row yet
+        if existing:
+            db.keys("cdp_tmp_profiles", ("id",), existing)
             stored = {
                 pid: Traits.load(db.read_json(values), db.read_json(sources))
                 for pid, values, sources in db.query(
