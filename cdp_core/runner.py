@@ -44,9 +44,10 @@ def paused_gc() -> Iterator[None]:
     A page holds thousands of live records, and pushing it through the graph allocates
     millions of short-lived containers: the collector's passes walk the live page again
     and again, yet find almost nothing (refcounting frees the page's objects when it is
-    done). Measured on bench/ingest.py: a third of the run's time. Between pages the
-    collector runs as usual, so cycles made during a page are collected after it; a
-    collector that the embedding program disabled stays disabled.
+    done). Measured on bench/ingest.py: a quarter of the run's time at 100,000 persons, a
+    tenth at 1,000,000 (bench/README.md). Between pages the collector runs as usual, so
+    cycles made during a page are collected after it; a collector that the embedding
+    program disabled stays disabled.
 
     The switch is process-wide: runs in threads (the scheduler's workers) share it. The
     page that turned the collector off turns it back on; a page that started while it was
