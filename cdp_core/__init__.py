@@ -17,6 +17,7 @@ from cdp_core.base import (
     TransformContext,
     WriteMode,
 )
+from cdp_core.plugins import Register
 from cdp_core.records import Record, RecordKind, Rejected
 
 hookimpl = pluggy.HookimplMarker("cdp")
@@ -32,6 +33,7 @@ __all__ = [
     "PluginConfig",
     "Record",
     "RecordKind",
+    "Register",
     "Rejected",
     "Source",
     "Stream",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -47,8 +47,10 @@ class ConnectorContext:
     :param base_dir: the folder of connectors.toml; relative paths in options
         resolve against it, wherever ``cdp`` was started.
     :param logger: a logger named for the connector.
-    :param services: extra services the core offers (the HTTP client factory, the
-        identity rules); keyed by name so new services never break old plugins.
+    :param services: extra services the core offers (the HTTP client factory);
+        keyed by name so new services never break old plugins.
+    :param sections: the plugins' top-level sections of connectors.toml, by name,
+        each validated by the model its plugin registered (``[identity]``...).
     """
 
     name: str
@@ -56,6 +58,7 @@ class ConnectorContext:
     base_dir: Path = field(default_factory=Path.cwd)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("cdp"))
     services: dict[str, Any] = field(default_factory=dict)
+    sections: Mapping[str, BaseModel] = field(default_factory=dict)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, relative to the folder of connectors.toml."""

@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs, parse_every
-from cdp_core.identity import IdentityConfig
 from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
-from cdp_core.plugins import Plugins, Registration
+from cdp_core.plugins import RESERVED_SECTIONS, Plugins, Registration
 from cdp_core.secrets import Redactor
 
 DEFAULT_STORE_URL = "sqlite:///cdp.sqlite"
@@ -126,8 +125,9 @@ class AlertsConfig(_Strict):
 
 
 class RootConfig(_Strict):
+    """The kernel's own sections; plugins add theirs (``cdp_register_config_sections``)."""
+
     store: StoreConfig = Field(default_factory=StoreConfig)
-    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     syncs: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -154,6 +154,8 @@ class Config:
     redact: Redactor
     text: str = ""
     graphs: dict[str, SyncGraph] = field(default_factory=dict)
+    sections: dict[str, PluginConfig] = field(default_factory=dict)
+    """The plugins' sections (``[identity]``...), validated by their models; a registered absent one at its defaults."""
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     """Connectors left out because a graph that was not asked for needs them (see load_config)."""
 
@@ -220,10 +222,26 @@ def load_config(
 
     root: RootConfig | None = None
     try:
-        root = RootConfig.model_validate(raw)
+        root = RootConfig.model_validate({k: v for k, v in raw.items() if k in RESERVED_SECTIONS})
     except ValidationError as exc:
         add_validation_errors(exc, ())
         # Keep checking what can be checked: connectors are validated from the raw tables.
+    sections: dict[str, PluginConfig] = {}
+    registered = plugins.sections
+    for name, value in raw.items():
+        if name in RESERVED_SECTIONS:
+            continue
+        model = registered.get(name)
+        if model is None:
+            issues.append(ConfigIssue(format_path((name,)), _unknown_section(plugins, name), locate((name,))))
+            continue
+        try:
+            sections[name] = model.model_validate(value)
+        except ValidationError as exc:
+            add_validation_errors(exc, (name,))
+    for name, model in registered.items():
+        if name not in sections and name not in raw:
+            sections[name] = model()
     connectors: dict[str, Connector] = {}
     raw_connectors = raw.get("connectors", {}) if isinstance(raw.get("connectors", {}), dict) else {}
     for name, table in raw_connectors.items():
@@ -250,7 +268,13 @@ def load_config(
         connectors[name] = Connector(name, type_name, config, {r.role: r for r in regs})
 
     config = Config(
-        path=file, root=root or RootConfig(), connectors=connectors, redact=redact, text=text, unavailable=unavailable
+        path=file,
+        root=root or RootConfig(),
+        connectors=connectors,
+        redact=redact,
+        text=text,
+        sections=sections,
+        unavailable=unavailable,
     )
     if root is not None and root.alerts.webhook_url:
         redact.add(root.alerts.webhook_url)  # a webhook URL often carries its token: never print it, ${ENV} or not
@@ -312,6 +336,23 @@ def _connectors_used(syncs: Any, graphs: Collection[str]) -> set[str]:
     return used
 
 
+def _unknown_section(plugins: Plugins, name: str) -> str:
+    known = sorted(RESERVED_SECTIONS | set(plugins.sections))
+    message = f"unknown section [{name}]{did_you_mean(name, known)}; sections: {', '.join(known)}"
+    return message + _plugins_not_loaded(plugins)
+
+
+def _plugins_not_loaded(plugins: Plugins) -> str:
+    """Which plugins could have provided something that is missing: broken or disabled ones."""
+    message = ""
+    if plugins.broken:
+        message += f" (broken plugins, see `cdp plugins`: {', '.join(p.name for p in plugins.broken)})"
+    disabled = [p.name for p in plugins.info.values() if p.status == "disabled"]
+    if disabled:
+        message += f" (disabled by CDP_DISABLE_PLUGINS: {', '.join(disabled)})"
+    return message
+
+
 def _unknown_type(plugins: Plugins, type_name: str) -> str:
     for role in ("source", "destination"):
         conflict = plugins.registry.conflict_message(role, type_name)
@@ -319,12 +360,7 @@ def _unknown_type(plugins: Plugins, type_name: str) -> str:
             return conflict
     known = sorted(set(plugins.registry.names("source")) | set(plugins.registry.names("destination")))
     message = f"unknown plugin type {type_name!r}{did_you_mean(type_name, known)}; known types: {', '.join(known) or 'none'}"
-    if plugins.broken:
-        message += f" (broken plugins, see `cdp plugins`: {', '.join(p.name for p in plugins.broken)})"
-    disabled = [p.name for p in plugins.info.values() if p.status == "disabled"]
-    if disabled:
-        message += f" (disabled by CDP_DISABLE_PLUGINS: {', '.join(disabled)})"
-    return message
+    return message + _plugins_not_loaded(plugins)
 
 
 def _interpolate(

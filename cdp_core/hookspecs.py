@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("cdp")
 
-# -- registration: called once per plugin manager, builtins first -----------------
+# -- registration: called once per plugin manager, builtins first, one plugin at a time ---
 
 
 @hookspec
@@ -47,7 +47,45 @@ def cdp_register_destinations(register: Register) -> None:
     """
 
 
+@hookspec
+def cdp_register_config_sections(register: Register) -> None:
+    """Register top-level sections of connectors.toml that this plugin reads.
+
+    :param register: call ``register(name, Model)`` for each section: ``[name]`` in
+        connectors.toml is validated by ``Model`` (a :class:`~cdp_core.PluginConfig`
+        subclass, unknown keys refused) with the same ``file:line: key.path: message``
+        errors as the kernel's sections; an absent section gets ``Model()``. Sources and
+        destinations read it as ``context.sections[name]``.
+    """
+
+
+@hookspec
+def cdp_register_commands(register: Register) -> None:
+    """Register ``cdp`` sub-commands.
+
+    :param register: call ``register(name, typer_app)`` for a command group
+        (``cdp NAME ...``) or ``register(name, function)`` for a single command; the
+        function's parameters are typer options and arguments. Called when ``cdp``
+        starts, so keep the module that defines them light: import heavy machinery
+        inside the command functions.
+    """
+
+
+@hookspec
+def cdp_register_migrations(register: Register) -> None:
+    """Register the migration history of tables this plugin keeps in the store database.
+
+    :param register: call ``register(history)`` with a
+        :class:`cdp_core.store.schema.History` (its folder of alembic revisions, its
+        own version table, the module prefix of its table models). Every registered
+        history is brought to its head when the runner, the scheduler or a command
+        opens the store, after the kernel's own.
+    """
+
+
 # -- run lifecycle: observers (metrics, alerts, audit); errors here never fail a run ---
+# Called through pluggy's hook calling, so ``wrapper=True`` implementations run around
+# the others; an observer that raises is logged and skipped, the other observers still run.
 
 
 @hookspec

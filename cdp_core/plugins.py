@@ -8,11 +8,13 @@ working. ``CDP_DISABLE_PLUGINS`` (comma-separated plugin names) blocks plugins.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
+import re
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Literal
@@ -27,23 +29,37 @@ log = logging.getLogger("cdp.plugins")
 ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
-Role = Literal["source", "transform", "destination"]
+Role = Literal["source", "transform", "destination", "config_section", "command", "migrations"]
 _ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
+_ROLES: tuple[Role, ...] = ("source", "transform", "destination", "config_section", "command", "migrations")
+_REGISTERED_AS: dict[str, str] = {
+    "source": "sources",
+    "transform": "transforms",
+    "destination": "destinations",
+    "config_section": "config sections",
+    "command": "commands",
+    "migrations": "migrations",
+}
+"""How ``cdp plugins`` names what a plugin registered, by role."""
+RESERVED_SECTIONS = frozenset({"store", "alerts", "connectors", "syncs"})
+"""The kernel's own top-level sections of connectors.toml."""
+_SECTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cdp.files", "cdp_core.builtins.files"),
     ("cdp.transforms", "cdp_core.transforms"),
     ("cdp.observers", "cdp_core.builtins.observers"),
-    ("cdp.profile_store", "cdp_core.builtins.profile_store"),
 )
 """(plugin name, module) of the builtins, registered through the same hooks as any plugin."""
 
 
 @dataclass(frozen=True)
 class Registration:
+    """One thing a plugin registered: a class under a type name, a config section, a command, a history."""
+
     type_name: str
     role: Role
-    cls: type
+    cls: Any
     plugin: str
 
 
@@ -74,25 +90,21 @@ class RegistrationError(Exception):
 
 
 class Registry:
-    """Type name -> class, per role. Conflicting names are kept out and reported."""
+    """What the plugins registered, per role. Conflicting names are kept out and reported."""
 
     def __init__(self) -> None:
-        self._by_role: dict[str, dict[str, Registration]] = {r: {} for r in _ROLE_BASES}
+        self._by_role: dict[str, dict[str, Registration]] = {r: {} for r in _ROLES}
         self.conflicts: dict[tuple[str, str], list[str]] = {}
 
-    def add(self, role: Role, type_name: str, cls: type, plugin: str) -> None:
-        base = _ROLE_BASES[role]
-        if not isinstance(cls, type) or not issubclass(cls, base):
-            raise RegistrationError(f"{role} {type_name!r} must be a subclass of {base.__name__}, got {cls!r}")
-        model = getattr(cls, "config_model", None)
-        if not (isinstance(model, type) and issubclass(model, PluginConfig)):
-            raise RegistrationError(f"{role} {type_name!r}: config_model must subclass cdp_core.PluginConfig")
-        if model.model_config.get("extra") != "forbid":
-            raise RegistrationError(f"{role} {type_name!r}: config_model must forbid unknown keys (extra='forbid')")
-        if role == "destination":
-            opts = getattr(cls, "options_model", None)
-            if not (isinstance(opts, type) and issubclass(opts, PluginConfig)):
-                raise RegistrationError(f"destination {type_name!r}: options_model must subclass PluginConfig")
+    def add(self, role: Role, type_name: str, cls: Any, plugin: str) -> None:
+        if role in _ROLE_BASES:
+            _check_plugin_class(role, type_name, cls)
+        elif role == "config_section":
+            _check_section(type_name, cls)
+        elif role == "command":
+            _check_command(type_name, cls)
+        else:
+            type_name = _check_history(cls, self._by_role["migrations"].values())
         if (role, type_name) in self.conflicts:
             self.conflicts[(role, type_name)].append(plugin)
             return
@@ -111,33 +123,95 @@ class Registry:
     def get(self, role: Role, type_name: str) -> Registration | None:
         return self._by_role[role].get(type_name)
 
+    def remove(self, role: Role, type_name: str) -> None:
+        self._by_role[role].pop(type_name, None)
+
     def names(self, role: Role) -> list[str]:
         return sorted(self._by_role[role])
 
+    def all(self, role: Role) -> list[Registration]:
+        """Every registration of ``role``, in name order."""
+        return [self._by_role[role][name] for name in sorted(self._by_role[role])]
+
     def roles_of(self, type_name: str) -> list[Registration]:
-        return [regs[type_name] for regs in self._by_role.values() if type_name in regs]
+        return [self._by_role[role][type_name] for role in _ROLE_BASES if type_name in self._by_role[role]]
 
     def conflict_message(self, role: str, type_name: str) -> str | None:
-        plugins = self.conflicts.get((role, type_name))  # type: ignore[arg-type]
+        plugins = self.conflicts.get((role, type_name))
         if not plugins:
             return None
-        return f"{role} type {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
+        what = {"config_section": "config section", "command": "command", "migrations": "migration history"}
+        label = what.get(role, f"{role} type")
+        return f"{label} {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
 
     def config_model_for(self, type_name: str) -> type[PluginConfig] | None:
         regs = [r for r in self.roles_of(type_name) if r.role != "transform"]
         return regs[0].cls.config_model if regs else None
 
 
+def _check_plugin_class(role: str, type_name: str, cls: Any) -> None:
+    base = _ROLE_BASES[role]
+    if not isinstance(cls, type) or not issubclass(cls, base):
+        raise RegistrationError(f"{role} {type_name!r} must be a subclass of {base.__name__}, got {cls!r}")
+    model = getattr(cls, "config_model", None)
+    if not (isinstance(model, type) and issubclass(model, PluginConfig)):
+        raise RegistrationError(f"{role} {type_name!r}: config_model must subclass cdp_core.PluginConfig")
+    if model.model_config.get("extra") != "forbid":
+        raise RegistrationError(f"{role} {type_name!r}: config_model must forbid unknown keys (extra='forbid')")
+    if role == "destination":
+        opts = getattr(cls, "options_model", None)
+        if not (isinstance(opts, type) and issubclass(opts, PluginConfig)):
+            raise RegistrationError(f"destination {type_name!r}: options_model must subclass PluginConfig")
+
+
+def _check_section(name: str, model: Any) -> None:
+    if not isinstance(name, str) or not _SECTION_NAME.match(name):
+        raise RegistrationError(f"config section {name!r}: the name must be lower case letters, digits and _")
+    if name in RESERVED_SECTIONS:
+        raise RegistrationError(f"config section {name!r} is the kernel's own; choose another name")
+    if not (isinstance(model, type) and issubclass(model, PluginConfig)):
+        raise RegistrationError(f"config section {name!r}: the model must subclass cdp_core.PluginConfig")
+    if model.model_config.get("extra") != "forbid":
+        raise RegistrationError(f"config section {name!r}: the model must forbid unknown keys (extra='forbid')")
+
+
+def _check_command(name: str, command: Any) -> None:
+    import typer  # here, not at import: plugins.py is loaded by every process, typer only by the CLI
+
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise RegistrationError(f"command {name!r}: the name must be lower case letters, digits and -")
+    if not (isinstance(command, typer.Typer) or callable(command)):
+        raise RegistrationError(f"command {name!r} must be a typer.Typer or a function, got {command!r}")
+
+
+def _check_history(history: Any, taken: Iterable[Registration]) -> str:
+    from cdp_core.store.schema import KERNEL, History
+
+    if not isinstance(history, History):
+        raise RegistrationError(f"migrations must be a cdp_core.store.schema.History, got {history!r}")
+    tables = {KERNEL.version_table} | {r.cls.version_table for r in taken if r.cls.name != history.name}
+    if history.version_table in tables:
+        raise RegistrationError(f"migration history {history.name!r}: version table {history.version_table!r} is taken")
+    return history.name
+
+
 class Register:
-    """The callable a ``cdp_register_*`` hook receives, bound to one plugin and role."""
+    """The callable a ``cdp_register_*`` hook receives, bound to one plugin and role.
+
+    ``register(name, thing)`` for sources, transforms, destinations, config sections
+    and commands; ``register(history)`` for migrations.
+    """
 
     def __init__(self, registry: Registry, role: Role, plugin: str) -> None:
         self._registry = registry
         self.role = role
         self.plugin = plugin
 
-    def __call__(self, type_name: str, cls: type) -> None:
-        self._registry.add(self.role, type_name, cls, self.plugin)
+    def __call__(self, name: Any, thing: Any = None) -> None:
+        if self.role == "migrations":
+            self._registry.add(self.role, getattr(name, "name", str(name)), name, self.plugin)
+        else:
+            self._registry.add(self.role, name, thing, self.plugin)
 
 
 @dataclass
@@ -152,14 +226,37 @@ class Plugins:
     def broken(self) -> list[PluginInfo]:
         return [p for p in self.info.values() if p.status == "broken"]
 
+    @property
+    def sections(self) -> dict[str, type[PluginConfig]]:
+        """Top-level connectors.toml sections the plugins registered, name -> model."""
+        return {r.type_name: r.cls for r in self.registry.all("config_section")}
+
+    @property
+    def commands(self) -> list[Registration]:
+        """``cdp`` sub-commands the plugins registered, in name order."""
+        return self.registry.all("command")
+
+    @property
+    def migrations(self) -> list[Any]:
+        """The migration histories (``cdp_core.store.schema.History``) the plugins registered."""
+        return [r.cls for r in self.registry.all("migrations")]
+
+    def provider_of(self, role: Role, name: str) -> PluginInfo | None:
+        """The plugin that registered ``name`` as ``role``, or None."""
+        reg = self.registry.get(role, name)
+        return self.info.get(reg.plugin) if reg is not None else None
+
     def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every observer; one failing observer never stops the others or the run."""
-        caller = getattr(self.manager.hook, hook)
-        for impl in reversed(caller.get_hookimpls()):
-            try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
-            except Exception:  # noqa: BLE001 - an observer's bug must not fail the sync
-                log.exception("observer %s failed in %s", impl.plugin_name, hook)
+        """Call a lifecycle hook through pluggy (wrappers included); a failure never fails the run.
+
+        Each plain observer is guarded when it is registered (see ``_guard_observers``), so
+        one that raises is logged and the others still run; this guard catches what is left:
+        a wrapper that raises.
+        """
+        try:
+            getattr(self.manager.hook, hook)(**kwargs)
+        except Exception:  # noqa: BLE001 - an observer's bug must not fail the sync
+            log.exception("observers of %s failed", hook)
 
 
 def new_manager() -> pluggy.PluginManager:
@@ -228,17 +325,21 @@ def load_plugins(
 
     registry = Registry()
     failed: set[str] = set()
-    for role, hook in (
+    hooks: tuple[tuple[Role, Any], ...] = (
         ("source", manager.hook.cdp_register_sources),
         ("transform", manager.hook.cdp_register_transforms),
         ("destination", manager.hook.cdp_register_destinations),
-    ):
+        ("config_section", manager.hook.cdp_register_config_sections),
+        ("command", manager.hook.cdp_register_commands),
+        ("migrations", manager.hook.cdp_register_migrations),
+    )
+    for role, hook in hooks:
         # One call per plugin (not one hook call for all) so a failure or a
         # conflict is pinned on the plugin that caused it.
         for impl in reversed(hook.get_hookimpls()):
             if impl.plugin_name in failed:
                 continue
-            register = Register(registry, role, impl.plugin_name)  # type: ignore[arg-type]
+            register = Register(registry, role, impl.plugin_name)
             try:
                 impl.function(**({"register": register} if "register" in impl.argnames else {}))
             except Exception as exc:  # noqa: BLE001
@@ -253,17 +354,47 @@ def load_plugins(
         registry.remove_plugin(name)
         if manager.get_plugin(name) is not None:
             manager.unregister(name=name)
-    for role in _ROLE_BASES:
-        for type_name in registry.names(role):  # type: ignore[arg-type]
-            reg = registry.get(role, type_name)  # type: ignore[arg-type]
-            if reg is not None and reg.plugin in info:
-                info[reg.plugin].registered.setdefault(role + "s", []).append(type_name)
-    for (role, type_name), owners in registry.conflicts.items():
+    for role in _ROLES:
+        for reg in registry.all(role):
+            if reg.plugin in info:
+                info[reg.plugin].registered.setdefault(_REGISTERED_AS[role], []).append(reg.type_name)
+    for (conflict_role, type_name), owners in registry.conflicts.items():
         for owner in owners:
             if owner in info:
-                info[owner].registered.setdefault(role + "s", []).append(f"{type_name} (conflict)")
+                info[owner].registered.setdefault(_REGISTERED_AS[conflict_role], []).append(f"{type_name} (conflict)")
     _check_shared_config_models(registry)
+    _guard_observers(manager)
     return Plugins(manager=manager, registry=registry, info=info)
+
+
+_LIFECYCLE_HOOKS = ("cdp_run_started", "cdp_run_finished", "cdp_run_failed", "cdp_batch_written", "cdp_record_rejected")
+
+
+def _guard_observers(manager: pluggy.PluginManager) -> None:
+    """Wrap each plain lifecycle implementation so that one raising never stops the others.
+
+    pluggy stops a hook call at the first exception; an observer's bug (a metrics
+    exporter that is down) must neither fail the sync nor silence the alerting plugin
+    after it. Wrappers (``wrapper=True``) are left as they are: they see the call whole.
+    """
+    for hook in _LIFECYCLE_HOOKS:
+        for impl in getattr(manager.hook, hook).get_hookimpls():
+            if impl.wrapper or impl.hookwrapper or getattr(impl.function, "_cdp_guarded", False):
+                continue
+            impl.function = _guarded(impl.function, impl.plugin_name, hook)
+
+
+def _guarded(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception:  # noqa: BLE001 - an observer's bug must not fail the sync
+            log.exception("observer %s failed in %s", plugin, hook)
+            return None
+
+    call._cdp_guarded = True  # type: ignore[attr-defined]
+    return call
 
 
 def _check_shared_config_models(registry: Registry) -> None:
@@ -276,7 +407,7 @@ def _check_shared_config_models(registry: Registry) -> None:
             registry.conflicts[("destination", type_name)] = [
                 f"{dst.plugin} (destination config_model differs from source {src.plugin}'s; share one)"
             ]
-            registry._by_role["destination"].pop(type_name, None)
+            registry.remove("destination", type_name)
 
 
 def _version(dist: str) -> str | None:

@@ -97,7 +97,7 @@ class Runner:
     ) -> None:
         self.config = config
         self.plugins = plugins
-        self.system = system or SystemStore(config.store_url).create()
+        self.system = system or SystemStore(config.store_url).create(plugins.migrations)
         self.services = services or {}
         self.http = HttpFactory(redactor=config.redact)
         """The HTTP client factory handed to plugins as ``services["http"]``, bound to each connector."""
@@ -127,7 +127,7 @@ class Runner:
         return run
 
     def context(self, connector: str) -> ConnectorContext:
-        services = {"identity": self.config.root.identity, "http": self.http, **self.services}
+        services = {"http": self.http, **self.services}
         if isinstance(services["http"], HttpFactory):  # one given in `services` (tests) is bound alike
             services["http"] = services["http"].for_connector(connector, redactor=self.config.redact)
         return ConnectorContext(
@@ -136,6 +136,7 @@ class Runner:
             base_dir=self.config.path.parent.resolve(),
             logger=logging.getLogger(f"cdp.connector.{connector}"),
             services=services,
+            sections=self.config.sections,
         )
 
 

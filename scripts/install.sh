@@ -36,9 +36,12 @@ PYEOF
 args=()
 if [[ $DEV == 1 ]]; then args+=(-e ".[dev]"); else args+=(-e .); fi
 plugins=()
-for pyproject in plugins/*/pyproject.toml; do
+# The profile product first: vendor plugins that activate audiences depend on it, and pip
+# finds a local editable requirement only when it comes before the ones that need it.
+for pyproject in plugins/cdp-profiles/pyproject.toml plugins/*/pyproject.toml; do
     [[ -f $pyproject ]] || continue
     dir=$(dirname "$pyproject")
+    [[ " ${plugins[*]-} " == *" $dir "* ]] && continue
     plugins+=("$dir")
     extras=""
     [[ $DEV == 1 ]] && extras=$(test_extras "$pyproject")

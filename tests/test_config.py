@@ -166,7 +166,7 @@ source = "files.people"
 
 def test_unknown_top_level_table_is_an_error(tmp_path: Path) -> None:
     issues = _issues(tmp_path, '[stor]\nurl = "sqlite:///x.sqlite"\n')
-    assert issues == {"stor": "unknown key"}
+    assert issues == {"stor": "unknown section [stor] (did you mean 'store'?); sections: alerts, connectors, store, syncs"}
 
 
 def test_invalid_toml_reports_the_line(tmp_path: Path) -> None:

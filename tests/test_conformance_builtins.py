@@ -6,24 +6,20 @@ Each class runs every inherited test of its suite (cdp_core.testing.conformance)
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import respx
-from sqlalchemy import select
 
 # The kit is a pytest plugin; mark it for assertion rewriting before importing it here.
 pytest.register_assert_rewrite("cdp_core.testing")
 
 from cdp_core import transforms
 from cdp_core.base import Destination
-from cdp_core.builtins import files, profile_store
+from cdp_core.builtins import files
 from cdp_core.records import Record
-from cdp_core.store.engine import make_engine
-from cdp_core.store.profile_models import RecordIndex
 from cdp_core.testing import (
     CollectingDestination,
     DestinationConformance,
@@ -251,22 +247,3 @@ class TestNormalizeTransform(TransformConformance):
         out, ctx = self._process(plugin_class, self.sample_records)
         assert [(r.key, r.data["email"]) for r in out] == [("1", "person1@example.com"), ("2", "person2@example.com")]
         assert [r.key for r in ctx.rejected] == ["3"]
-
-
-# -- the profile store (commits the checkpoint in its own transaction) ---------------------------
-
-
-class TestProfileStoreDestination(DestinationConformance):
-    """Upserts by (stream, key) and commits cursor and quarantine with the batch."""
-
-    plugin = profile_store
-    type_name = "profile_store"
-
-    def read_back(self, destination: Destination, tmp_path: Path) -> list[str]:
-        engine = make_engine(destination.context.store_url)
-        try:
-            index = RecordIndex.__table__  # type: ignore[attr-defined]
-            with engine.connect() as conn:
-                return [row.key for row in conn.execute(select(index.c.key))]
-        finally:
-            engine.dispose()

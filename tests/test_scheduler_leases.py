@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -10,22 +9,14 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from test_scheduler_kit import runs
 
-from cdp_core import Record, Transform, hookimpl
-from cdp_core.config import load_config
-from cdp_core.plugins import load_plugins
 from cdp_core.records import Rejected
-from cdp_core.runinfo import RunInfo, RunStatus
-from cdp_core.runner import Runner
-from cdp_core.scheduler import run_guarded
+from cdp_core.runinfo import RunInfo
 from cdp_core.store import Checkpoint, SystemStore
-from cdp_core.store import profile_models as m
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.leases import Lease, LeaseBusy, LeaseInfo, LeaseLost, Leases, new_holder_id
 
@@ -242,112 +233,3 @@ def test_a_checkpoint_of_a_lease_nobody_holds_any_more_is_refused(system: System
         system.commit(Checkpoint("g", "run-a", {"people": 3}, lease=frozen))
     assert system.cursor("g", "people") is None
     assert _lease_row(system, "g") is None, "refusing does not bring the lease back"
-
-
-FREEZE = {"reached": threading.Event(), "thaw": threading.Event()}
-
-
-class Freeze(Transform):
-    """In the thread named "frozen", stands still before its second batch until thawed
-    (the first batch is committed by then): the whole process frozen, as by SIGSTOP."""
-
-    def __init__(self, options: Any) -> None:
-        self.seen = 0
-
-    def process(self, batch: list[Record], ctx: Any) -> list[Record]:
-        self.seen += 1
-        if threading.current_thread().name == "frozen" and self.seen == 2:
-            FREEZE["reached"].set()
-            assert FREEZE["thaw"].wait(60)
-        return batch
-
-
-class FreezePlugin:
-    @hookimpl
-    def cdp_register_transforms(self, register: Any) -> None:
-        register("freeze", Freeze)
-
-
-class _FrozenLeases(Leases):
-    def hold(self, graph: str) -> Lease:
-        return _frozen(self, graph)
-
-
-def _people_config(folder: Path, store_url: str, prefix: str) -> Path:
-    folder.mkdir()
-    with (folder / "people.jsonl").open("w") as out:
-        for n in range(300):
-            out.write(json.dumps({"id": f"{prefix}{n}", "email": f"{prefix}{n}@example.org", "n": n}) + "\n")
-    path = folder / "connectors.toml"
-    path.write_text(
-        f"""
-[store]
-url = "{store_url}"
-[connectors.files]
-type = "jsonl"
-streams.people = {{ path = "people.jsonl", cursor_field = "n", batch_size = 100, identifiers = {{ email = "email" }} }}
-[connectors.store]
-type = "profile_store"
-[syncs.ingest.nodes.people]
-source = "files.people"
-[syncs.ingest.nodes.freeze]
-transform = "freeze"
-inputs = ["people"]
-[syncs.ingest.nodes.store]
-destination = "store"
-inputs = ["freeze"]
-"""
-    )
-    return path
-
-
-def _stored_keys(system: SystemStore) -> set[str]:
-    with system.engine.connect() as conn:
-        return set(conn.execute(select(m.RecordIndex.key)).scalars())
-
-
-def test_a_frozen_run_that_lost_its_lease_commits_nothing_after_waking(
-    system: SystemStore, store_url: str, tmp_path: Path
-) -> None:
-    """Scheduler "a" runs the graph, commits a batch, freezes past its ttl; "b" takes the
-    graph over and runs it to the end; "a" wakes up with its next batch in hand."""
-    FREEZE["reached"].clear()
-    FREEZE["thaw"].clear()
-    plugins = load_plugins(entry_points=False, extra=[("freeze", FreezePlugin())])
-    config_a = load_config(_people_config(tmp_path / "a", store_url, "a"), plugins, env={})
-    config_b = load_config(_people_config(tmp_path / "b", store_url, "b"), plugins, env={})
-    outcome: list[Any] = []
-    leases_a = _FrozenLeases(system.engine, holder="a", ttl=0.5)
-    frozen = threading.Thread(
-        target=lambda: outcome.append(run_guarded(config_a, plugins, system, "ingest", leases=leases_a, retries=2)),
-        name="frozen",
-    )
-    frozen.start()
-    try:
-        assert FREEZE["reached"].wait(60), "a never got to its second batch"
-        assert _stored_keys(system) == {f"a{n}" for n in range(100)}, "a's first batch was committed under its lease"
-        time.sleep(0.6)  # a's lease expires
-        with Leases(system.engine, holder="b", ttl=30).hold("ingest") as lease_b:
-            run_b = Runner(config_b, plugins, system, lease=lease_b).run("ingest")
-            assert run_b.status is RunStatus.succeeded, run_b.error
-            cursor, keys, row = system.cursor("ingest", "people"), _stored_keys(system), _lease_row(system, "ingest")
-            assert cursor == {"watermark": 299} and row is not None and row.holder == "b"
-            FREEZE["thaw"].set()
-            frozen.join(60)
-            assert not frozen.is_alive()
-            assert _lease_row(system, "ingest") == row, "b's lease is untouched"
-        [done] = outcome
-        assert done.run.status is RunStatus.failed
-        assert done.attempts == 1, "a run that lost its lease is not retried"
-        assert done.run.error == (
-            "LeaseLost: lease on sync graph 'ingest' was lost by a (it is held by b now): "
-            "the batch and its cursor were not committed"
-        )
-        assert system.cursor("ingest", "people") == cursor, "the cursor did not move backwards"
-        assert _stored_keys(system) == keys, "none of a's second batch landed"
-        assert not keys & {f"a{n}" for n in range(100, 300)}
-        [run_a] = [r for r in system.runs("ingest") if r.id == done.run.id]
-        assert run_a.status is RunStatus.failed and run_a.error == done.run.error
-    finally:
-        FREEZE["thaw"].set()
-        frozen.join(60)

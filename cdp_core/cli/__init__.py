@@ -1,12 +1,48 @@
-"""The ``cdp`` command line (typer + rich). Exit codes: 0 success, 1 run failed, 2 usage or config error."""
+"""The ``cdp`` command line (typer + rich). Exit codes: 0 success, 1 run failed, 2 usage or config error.
+
+The kernel's commands live on :data:`app`; a plugin adds its own through
+``cdp_register_commands``. :func:`main` loads the plugins once, adds their commands,
+and runs the app; a command a disabled or broken plugin would have provided gets a
+message that names the plugin instead of "No such command".
+"""
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
+from cdp_core.cli import common
 from cdp_core.cli.app import app
+from cdp_core.cli.commands import add_plugin_commands, missing_command_hint
+from cdp_core.plugins import Plugins
+
+
+def build_app(loaded: Plugins | None = None) -> typer.Typer:
+    """A fresh ``cdp`` app: the kernel's commands and those of the plugins in ``loaded`` (default: all)."""
+    loaded = loaded or common.plugins()
+    fresh = typer.Typer(
+        name=app.info.name,
+        help=app.info.help,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    fresh.registered_callback = app.registered_callback
+    fresh.registered_commands = list(app.registered_commands)
+    fresh.registered_groups = list(app.registered_groups)
+    add_plugin_commands(fresh, loaded)
+    return fresh
 
 
 def main() -> None:
-    app()
+    loaded = common.plugins()
+    cli = build_app(loaded)
+    hint = missing_command_hint(cli, loaded, sys.argv[1:])
+    if hint is not None:
+        common.stderr.print(f"[bold red]error:[/] {hint}", highlight=False)
+        sys.exit(common.EXIT_USAGE)
+    cli()
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "build_app", "main"]

@@ -102,7 +102,7 @@ def sync(
     runs: list[RunInfo] = []
     failed: set[str] = set()
     logs.configure(None, cfg.redact)  # $CDP_LOG_FORMAT; run id and graph on every line of a run
-    system = SystemStore(cfg.store_url).create()
+    system = SystemStore(cfg.store_url).create(loaded.migrations)
     leases = Leases(system.engine)
     prepare(cfg, loaded)
     for name in names:
@@ -204,8 +204,7 @@ def _duration(run: RunInfo) -> str:
     return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
 
 
-# Command groups in their own modules register themselves on `app` when imported.
-from cdp_core.cli import nps as _nps  # noqa: E402, F401
-from cdp_core.cli import profiles as _profiles  # noqa: E402, F401
-from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401
+# The kernel's command groups in their own modules register themselves on `app` when imported;
+# plugins' commands are added by cdp_core.cli.main (cdp_register_commands).
 from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401
+from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401

@@ -68,7 +68,7 @@ class Scheduler:
     ) -> None:
         self.config = config
         self.plugins = plugins
-        self.system = system or SystemStore(config.store_url).create()
+        self.system = system or SystemStore(config.store_url).create(plugins.migrations)
         self.leases = leases or Leases(self.system.engine, ttl=lease_ttl)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stop_event = threading.Event()

@@ -1,4 +1,4 @@
-"""The store: sync state, runs and quarantine (and, later, profiles) in one database."""
+"""The store database: the kernel's system tables (sync state, runs, quarantine, leases) and the plugins' tables."""
 
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine

@@ -1,13 +1,15 @@
-"""Creating and upgrading the store's schema with alembic migrations.
+"""Creating and upgrading the store's schema with alembic migrations, one history per owner.
 
-The ORM models (models.py, profile_models.py) describe the tables; the revisions
-in ``migrations/versions`` create and change them, so an upgrade never loses
-data. :func:`create_schema` brings any store database to the newest revision
-("head") and is cheap enough to call on every start:
+The kernel owns the system tables (sync state, runs, quarantine, leases) and their
+migration history; a plugin that keeps tables in the store ships its own history
+(``cdp_register_migrations``) with its own version table, so the kernel never knows a
+plugin's tables and a plugin's revisions never depend on the kernel's numbering.
+:func:`create_schema` brings a database to the head of the kernel's history and of
+every history it is given, kernel first, and is cheap enough to call on every start:
 
 - fast path: a PostgreSQL database this process has seen at head is not looked
-  at again; otherwise one ``SELECT version_num FROM alembic_version`` tells
-  whether alembic has anything to do;
+  at again; otherwise one ``SELECT version_num FROM <version table>`` per history
+  tells whether alembic has anything to do;
 - slow path: one transaction that first takes the migration lock (a
   transaction-scoped advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite,
   and a process-wide lock, since alembic's ``op``/``context`` are globals), then
@@ -15,9 +17,10 @@ data. :func:`create_schema` brings any store database to the newest revision
   migrated meanwhile) and runs ``alembic upgrade head`` on that same connection.
   A failing migration rolls back whole.
 
-A database made before migrations existed (tables created by
-``SQLModel.metadata.create_all``, no ``alembic_version``) is stamped at the
-baseline revision, keeping its rows; the later revisions then run as usual.
+A history may adopt tables that exist without a revision (``baseline_tables``: all of
+them there: stamped at the baseline; some: the baseline creates the missing ones) and
+may take over the revision another version table holds (``previous_version_table``),
+which is how a store written before the histories were split keeps its rows.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import re
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,93 +40,115 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import JSON, Connection, Engine, MetaData, inspect, text
+from sqlalchemy import JSON, Connection, Engine, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
-from cdp_core.store import (  # noqa: F401 - registers every table on the metadata
-    audience_models,
-    lease_models,
-    models,
-    profile_models,
-)
-
-MIGRATIONS = Path(__file__).resolve().with_name("migrations")
-BASELINE = "0001"
-# The tables revision 0001 creates: what a database made by ``create_all`` before
-# migrations existed holds (or part of it, if it predates some of them). Frozen, like 0001:
-# ``traits`` stays although no model defines it any more (0005 folds it into ``profiles.traits``
-# and drops it), so an old database is still recognized, stamped, and then migrated.
-BASELINE_TABLES = frozenset(
-    {
-        "sync_state",
-        "sync_runs",
-        "quarantine",
-        "profiles",
-        "id_sets",
-        "id_set_members",
-        "record_index",
-        "profile_records",
-        "events",
-        "orders",
-        "nps_responses",
-        "consents",
-        "identities",
-        "traits",
-        "merge_log",
-    }
-)
-# Set on the alembic config when some, not all, baseline tables exist: 0001 then
-# creates only the missing ones.
+# Set on the alembic config when some, not all, baseline tables exist: the baseline
+# revision then creates only the missing ones.
 ADOPT_EXISTING = "cdp_adopt_existing_tables"
+HISTORY = "cdp_history"
+"""The alembic config attribute that hands the running :class:`History` to env.py."""
 # pg_advisory_xact_lock key: a fixed 32-bit number derived from a name, the same in every process.
 _PG_LOCK_KEY = zlib.crc32(b"cdp_core.store.schema")
 
 # alembic's `context` and `op` are module-level proxies: one migration at a time per process.
 _process_lock = threading.RLock()
-# Server databases this process has migrated or found at head, by URL (see _cache_key).
-_at_head: set[str] = set()
+# (server database URL, history name) pairs this process has migrated or found at head.
+_at_head: set[tuple[str, str]] = set()
 
 
 class SchemaError(RuntimeError):
     """The database's schema cannot be brought to this version of cdp."""
 
 
-def create_schema(engine: Engine) -> None:
-    """Bring the database to the current schema (idempotent, safe to call concurrently)."""
+@dataclass(frozen=True)
+class History:
+    """One owner's migration history: the kernel's, or a plugin's.
+
+    :param name: who owns it (the plugin's name), for messages.
+    :param script_location: the folder with ``env.py``, ``script.py.mako`` and ``versions/``.
+    :param version_table: where the database keeps this history's revision; unique per history.
+    :param models: the module prefix of the SQLModel table classes this history creates
+        (``"cdp_core.store."``): its tables, for autogenerate and for leaving others alone.
+    :param baseline: the first revision, which may adopt tables that exist already.
+    :param baseline_tables: the tables the baseline creates; a database holding all of
+        them without a revision is stamped at ``baseline``, one holding some gets the rest.
+    :param previous_version_table: a version table that held this history's revision
+        before (the single history of stores older than the split): its revision is
+        taken over and the old table dropped.
+    """
+
+    name: str
+    script_location: Path
+    version_table: str
+    models: str
+    baseline: str | None = None
+    baseline_tables: frozenset[str] = field(default_factory=frozenset)
+    previous_version_table: str | None = None
+
+    def tables(self) -> frozenset[str]:
+        """Names of the tables this history's models define (the database may hold others)."""
+        names = set()
+        for mapper in SQLModel._sa_registry.mappers:
+            if mapper.class_.__module__.startswith(self.models) and mapper.local_table is not None:
+                names.add(mapper.local_table.name)
+        return frozenset(names)
+
+    def include_object(self, obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        """Alembic filter: only this history's tables; a destination's or another history's are not ours."""
+        if type_ == "table":
+            return name in self.tables()
+        return True
+
+    def alembic_config(self, connection: Connection | None = None) -> Config:
+        """An alembic configuration for this history; no alembic.ini involved."""
+        config = Config()
+        config.set_main_option("script_location", str(self.script_location))
+        # `%%` because the options go through ConfigParser interpolation.
+        config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+        config.set_main_option("path_separator", "os")
+        config.attributes[HISTORY] = self
+        if connection is not None:
+            config.attributes["connection"] = connection
+        return config
+
+    def head(self) -> str:
+        return _head(self.script_location)
+
+
+MIGRATIONS = Path(__file__).resolve().with_name("migrations")
+KERNEL = History(
+    name="cdp-core",
+    script_location=MIGRATIONS,
+    version_table="cdp_core_version",
+    models="cdp_core.store.",
+    baseline="k0001",
+    baseline_tables=frozenset({"sync_state", "sync_runs", "quarantine", "sync_leases"}),
+)
+"""The kernel's history: the system tables."""
+
+
+def create_schema(engine: Engine, *histories: History) -> None:
+    """Bring the database to the head of the kernel's history and of ``histories`` (idempotent, concurrency-safe)."""
+    _import_kernel_models()
+    ordered = [KERNEL, *(h for h in histories if h.name != KERNEL.name)]
     key = _cache_key(engine)
-    if key is not None and key in _at_head:
+    pending = [h for h in ordered if key is None or (key, h.name) not in _at_head]
+    if not pending:
         return
-    head = head_revision()
-    if _current_revision(engine) != head:
+    stale = [h for h in pending if _current_revision(engine, h) != h.head()]
+    if stale:
         with _process_lock, migration_transaction(engine) as conn:
-            _upgrade(conn, head)
+            for history in stale:
+                _upgrade(conn, history)
     if key is not None:
-        _at_head.add(key)
+        _at_head.update((key, h.name) for h in pending)
 
 
 def forget_schema_cache() -> None:
     """Drop the in-process record of databases known to be at head (for tests)."""
     _at_head.clear()
-
-
-@functools.cache
-def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the store's migrations have no head revision"
-    return head
-
-
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An alembic configuration for the store's migrations; no alembic.ini involved."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    # `%%` because the options go through ConfigParser interpolation.
-    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
-    config.set_main_option("path_separator", "os")
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
 
 
 @contextlib.contextmanager
@@ -152,27 +178,6 @@ def migration_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def target_metadata() -> MetaData:
-    """The metadata the migrations must match: SQLModel's (the ORM's source of truth)."""
-    return SQLModel.metadata
-
-
-def store_tables() -> frozenset[str]:
-    """Names of the tables cdp's store models define (other code may share the metadata or the database)."""
-    names = set()
-    for mapper in SQLModel._sa_registry.mappers:
-        if mapper.class_.__module__.startswith("cdp_core.store.") and mapper.local_table is not None:
-            names.add(mapper.local_table.name)
-    return frozenset(names)
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Alembic filter: only the store's own tables; a destination's tables in the same database are not ours."""
-    if type_ == "table":
-        return name in store_tables()
-    return True
-
-
 def compare_server_default(
     context: MigrationContext,
     inspected_column: Any,
@@ -184,7 +189,7 @@ def compare_server_default(
     """Alembic hook (``compare_server_default=``): is a JSON column's default different? None: alembic decides.
 
     Alembic compares a default by asking the server (``SELECT '{}'::json = '{}'``), and
-    PostgreSQL has no ``=`` for ``json``: a JSON default (``profiles.traits``) is compared by its text.
+    PostgreSQL has no ``=`` for ``json``: a JSON default is compared by its text.
     """
     if not isinstance(metadata_column.type, JSON) or None in (inspected_default, rendered_metadata_default):
         return None
@@ -200,6 +205,23 @@ def _default_text(rendered: str | None) -> str:
 # -- internals ------------------------------------------------------------------------------
 
 
+def _import_kernel_models() -> None:
+    # The system tables' classes register on SQLModel's metadata when imported; the kernel's
+    # history must see them even in a process that has touched no other store module.
+    from cdp_core.store import lease_models, models  # noqa: F401
+
+
+@functools.cache
+def _head(script_location: Path) -> str:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("path_separator", "os")
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:
+        raise SchemaError(f"the migrations in {script_location} have no head revision")
+    return head
+
+
 def _cache_key(engine: Engine) -> str | None:
     """The key under which a database found at head is remembered; None: never remember it.
 
@@ -212,35 +234,49 @@ def _cache_key(engine: Engine) -> str | None:
     return engine.url.render_as_string(hide_password=False)
 
 
-def _current_revision(engine: Engine) -> str | None:
-    """The database's revision, with one query; None when there is none (or it cannot be read cheaply)."""
+def _current_revision(engine: Engine, history: History) -> str | None:
+    """The history's revision in the database, with one query; None when there is none (or not cheaply read)."""
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    except (OperationalError, ProgrammingError):  # no alembic_version table yet
+            rows = conn.execute(text(f"SELECT version_num FROM {history.version_table}")).scalars().all()
+    except (OperationalError, ProgrammingError):  # no version table yet
         return None
     return rows[0] if len(rows) == 1 else None
 
 
-def _upgrade(conn: Connection, head: str) -> None:
-    """Inside the locked transaction: stamp a pre-migration database, then upgrade to head."""
-    current = MigrationContext.configure(conn).get_current_heads()
+def _heads(conn: Connection, version_table: str) -> tuple[str, ...]:
+    return tuple(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())
+
+
+def _upgrade(conn: Connection, history: History) -> None:
+    """Inside the locked transaction: adopt or take over what exists, then upgrade to head."""
+    head = history.head()
+    current = _heads(conn, history.version_table)
     if current == (head,):
         return  # another process migrated while we waited for the lock
-    config = alembic_config(conn)
-    if not current:
-        existing = BASELINE_TABLES & set(inspect(conn).get_table_names())
-        if existing == BASELINE_TABLES:
-            command.stamp(config, BASELINE)
+    config = history.alembic_config(conn)
+    existing_tables = set(inspect(conn).get_table_names())
+    if not current and history.previous_version_table in existing_tables:
+        assert history.previous_version_table is not None
+        previous = _heads(conn, history.previous_version_table)
+        _check_known(history, previous)
+        if previous:
+            command.stamp(config, previous)
+        conn.execute(text(f"DROP TABLE {history.previous_version_table}"))
+        current = previous
+    if not current and history.baseline is not None:
+        existing = history.baseline_tables & existing_tables
+        if existing and existing == history.baseline_tables:
+            command.stamp(config, history.baseline)
         elif existing:
             config.attributes[ADOPT_EXISTING] = True
-    else:
-        _check_known(current, head)
+    elif current:
+        _check_known(history, current)
     command.upgrade(config, "head")
 
 
-def _check_known(current: tuple[str, ...], head: str) -> None:
-    script = ScriptDirectory.from_config(alembic_config())
+def _check_known(history: History, current: tuple[str, ...]) -> None:
+    script = ScriptDirectory.from_config(history.alembic_config())
     for revision in current:
         try:
             known = script.get_revision(revision)
@@ -248,6 +284,7 @@ def _check_known(current: tuple[str, ...], head: str) -> None:
             known = None
         if known is None:
             raise SchemaError(
-                f"the store database is at schema revision {revision!r}, which this version of cdp does not know "
-                f"(its newest is {head!r}): it was upgraded by a newer cdp; upgrade cdp to use it"
+                f"the store database is at {history.name} schema revision {revision!r}, which this version does "
+                f"not know (its newest is {history.head()!r}): it was upgraded by a newer release; upgrade "
+                f"{history.name} to use it"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
-from cdp_core.store.schema import create_schema
+from cdp_core.store.schema import History, create_schema
 
 _runs = SyncRun.__table__
 _state = SyncState.__table__
@@ -25,8 +26,9 @@ class SystemStore:
     def __init__(self, url_or_engine: str | Engine) -> None:
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
 
-    def create(self) -> SystemStore:
-        create_schema(self.engine)
+    def create(self, histories: Iterable[History] = ()) -> SystemStore:
+        """Bring the store to the kernel's schema and to that of each plugin history given (``Plugins.migrations``)."""
+        create_schema(self.engine, *histories)
         return self
 
     # -- state -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from cdp_core.testing.fakes import (
 )
 from cdp_core.testing.helpers import (
     PluginSpec,
+    installed_plugin,
     load_test_plugins,
     make_context,
     make_records,
@@ -63,6 +64,7 @@ __all__ = [
     "TransformConformance",
     "UpsertCollectingDestination",
     "kit_plugin",
+    "installed_plugin",
     "load_test_plugins",
     "make_context",
     "make_records",

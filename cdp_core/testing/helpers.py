@@ -11,6 +11,7 @@ import math
 import re
 import tomllib
 import types
+from importlib import metadata
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -18,14 +19,15 @@ from typing import Any
 
 from cdp_core.base import ConnectorContext, Stream
 from cdp_core.config import load_config
-from cdp_core.plugins import Plugins, load_plugins
+from cdp_core.plugins import ENTRY_POINT_GROUP, Plugins, load_plugins
 from cdp_core.records import JsonValue, Record, RecordKind
 from cdp_core.runinfo import RunInfo
 from cdp_core.runner import Runner
 from cdp_core.store import SystemStore
 from cdp_core.testing.fakes import COLLECTOR_SERVICE, KIT_PLUGIN_NAME, Collector, KitPlugin
 
-PluginSpec = object | tuple[str, object]
+PluginSpec = object | tuple[str, object] | str
+"""A plugin object (module or instance), a (name, plugin) pair, or the entry-point name of an installed plugin."""
 """A plugin object (module or instance with ``@hookimpl`` functions) or a (name, object) pair."""
 
 
@@ -44,15 +46,31 @@ def plugin_name(obj: object) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def installed_plugin(name: str) -> tuple[str, object]:
+    """The installed plugin of entry point ``name`` (group ``cdp``) as a ``(name, plugin)`` spec.
+
+    For a test whose graph needs another distribution's plugin (a vendor source into the
+    profile store: ``register_plugin(my_plugin, extra=[installed_plugin("profiles")])``)
+    without loading every installed plugin.
+    """
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return name, ep.load()
+    raise LookupError(f"no installed cdp plugin {name!r}: install its distribution (pip install -e ...)")
+
+
 def load_test_plugins(*plugins: PluginSpec) -> Plugins:
     """A fresh :class:`Plugins` with the builtins and ``plugins``; entry points off, nothing disabled.
 
     A plugin object that is already a builtin (``cdp_core.builtins.files``) is not
-    registered twice: pluggy would refuse the second registration.
+    registered twice: pluggy would refuse the second registration. A plain string names
+    an installed plugin by its entry point (:func:`installed_plugin`).
     """
     base = load_plugins(entry_points=False, disabled=set())
     extra: list[tuple[str, object]] = []
     for spec in plugins:
+        if isinstance(spec, str):
+            spec = installed_plugin(spec)
         name, obj = spec if isinstance(spec, tuple) else (plugin_name(spec), spec)
         if base.manager.is_registered(obj) or any(o is obj for _, o in extra):
             continue
@@ -115,7 +133,7 @@ def run_graph(
     all_services = dict(services or {})
     if collector is not None:
         all_services[COLLECTOR_SERVICE] = collector
-    system = SystemStore(config.store_url).create()
+    system = SystemStore(config.store_url).create(plugins.migrations)
     try:
         return Runner(config, plugins, system, services=all_services).run(graph)
     finally:

@@ -2,7 +2,7 @@
 
 ``[connectors.X] type = "google_ads"``. Identifiers are normalized and SHA-256
 hashed as Google documents (:mod:`cdp_google_ads.normalize`); uploads go through an
-OfflineUserDataJob; the mirror state lives in the store (:mod:`cdp_core.audiences`).
+OfflineUserDataJob; the mirror state lives in the store (:mod:`cdp_profiles.audiences`).
 See README.md.
 """
 

@@ -8,7 +8,11 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.audiences import (
+from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, client_for
+from cdp_core.http.auth import SecretAuth, reveal
+from cdp_core.http.errors import AuthError, HttpError, response_json
+from cdp_core.transforms.phones import Region
+from cdp_profiles.audiences import (
     MAX_ROWS_PER_REQUEST,
     AudienceMirror,
     AudiencePlan,
@@ -16,10 +20,6 @@ from cdp_core.audiences import (
     MirrorDestination,
     person_fields,
 )
-from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, client_for
-from cdp_core.http.auth import SecretAuth, reveal
-from cdp_core.http.errors import AuthError, HttpError, response_json
-from cdp_core.transforms.phones import Region
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from cdp_google_ads import normalize
@@ -64,7 +64,7 @@ class GoogleAdsConfig(PluginConfig):
     )
     fields: dict[str, str] = Field(
         default_factory=dict,
-        description="where to read a field instead of the defaults (cdp_core.audiences.DEFAULT_SOURCES)",
+        description="where to read a field instead of the defaults (cdp_profiles.audiences.DEFAULT_SOURCES)",
     )
     default_region: Region = Field("DE", description="region for phone numbers written without a country code")
     identifiers_per_request: int = Field(MAX_ROWS_PER_REQUEST, ge=20, le=MAX_IDENTIFIERS)
@@ -172,7 +172,7 @@ class GoogleAdsDestination(MirrorDestination):
     def user_list(self) -> str:
         return f"customers/{self.config.customer_id}/userLists/{self.config.user_list_id}"
 
-    # -- the run (staging, planning, the empty-audience guard: cdp_core.audiences.MirrorDestination) --
+    # -- the run (staging, planning, the empty-audience guard: cdp_profiles.audiences.MirrorDestination) --
 
     @property
     def audience_label(self) -> str:

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from cdp_core.audiences import PersonFields, as_text, member_key, sha256_hex
 from cdp_core.transforms import normalizers
 from cdp_core.transforms.fields import Invalid
+from cdp_profiles.audiences import PersonFields, as_text, member_key, sha256_hex
 
 Identifier = Literal["email", "phone", "address"]
 IDENTIFIERS: tuple[Identifier, ...] = ("email", "phone", "address")

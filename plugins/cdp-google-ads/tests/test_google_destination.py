@@ -46,7 +46,7 @@ def email_of(identifiers: list[dict[str, Any]]) -> str:
 
 @pytest.fixture
 def plugins(register_plugin: Any) -> Plugins:
-    return register_plugin(cdp_google_ads, extra=[kit_plugin])
+    return register_plugin(cdp_google_ads, extra=[kit_plugin, "profiles"])
 
 
 def gads_toml(**options: Any) -> str:

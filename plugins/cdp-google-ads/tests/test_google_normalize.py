@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from cdp_core.audiences import PersonFields, member_key
+from cdp_profiles.audiences import PersonFields, member_key
 
 from cdp_google_ads import normalize
 

@@ -91,7 +91,7 @@ def test_contacts_into_the_store_and_nps_back_to_hubspot(
 ) -> None:
     hub = FakeHubSpot().install(cdp_respx)
     hub.objects["contacts"] = [contact(n, minutes=n, country="Germany") for n in (1, 2, 3)]
-    plugins = register_plugin(cdp_hubspot, extra=[kit_plugin])
+    plugins = register_plugin(cdp_hubspot, extra=[kit_plugin, "profiles"])
     env = {"HUBSPOT_TOKEN": TOKEN}
 
     def run(graph: str) -> RunInfo:
@@ -122,5 +122,5 @@ def test_the_readme_example_is_valid(register_plugin: RegisterPlugin, tmp_path: 
     example = readme.split("## Example", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "connectors.toml"
     path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.sqlite"\n\n{example}', encoding="utf-8")
-    config = load_config(path, register_plugin(cdp_hubspot), env={"HUBSPOT_TOKEN": "dummy"})
+    config = load_config(path, register_plugin(cdp_hubspot, extra=["profiles"]), env={"HUBSPOT_TOKEN": "dummy"})
     assert set(config.graphs) >= {"crm", "crm_writeback"}

@@ -346,9 +346,9 @@ def test_concurrency_is_capped_at_ten(cdp_http: HttpFactory, tmp_path: Path) -> 
 def test_members_and_consents_reach_the_profile_store(
     register_plugin: Any, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    from cdp_core.identity import IdentityConfig
+    from cdp_profiles.identity import IdentityConfig
     from cdp_core.store.engine import make_engine
-    from cdp_core.store.queries import find_profile, profile_view
+    from cdp_profiles.store.queries import find_profile, profile_view
     from cdp_core.testing import run_graph
 
     api = fake().install(cdp_respx)
@@ -376,7 +376,7 @@ options = {{ fields = {{ phone = "phone" }}, on_invalid = "null" }}
 destination = "store"
 inputs = ["people", "consents"]
 """
-    plugins = register_plugin(cdp_mailchimp)
+    plugins = register_plugin(cdp_mailchimp, extra=["profiles"])
     env = {"MAILCHIMP_API_KEY": KEY}
     run = run_graph(tmp_path, toml, plugins, services={"http": cdp_http}, env=env)
     assert run.status == "succeeded", run.error

@@ -2,7 +2,7 @@
 
 ``[connectors.X] type = "meta_audiences"``. Identifiers are normalized and SHA-256
 hashed as Meta documents (:mod:`cdp_meta_audiences.normalize`); the mirror state
-lives in the store (:mod:`cdp_core.audiences`). See README.md.
+lives in the store (:mod:`cdp_profiles.audiences`). See README.md.
 """
 
 from __future__ import annotations

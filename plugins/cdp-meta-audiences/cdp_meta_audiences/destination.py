@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 
 import httpx
 from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.audiences import (
+from cdp_core.http import BearerAuth, HttpClient, client_for
+from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
+from cdp_core.transforms.phones import Region
+from cdp_profiles.audiences import (
     MAX_ROWS_PER_REQUEST,
     AudienceMirror,
     AudiencePlan,
@@ -16,9 +19,6 @@ from cdp_core.audiences import (
     MirrorDestination,
     person_fields,
 )
-from cdp_core.http import BearerAuth, HttpClient, client_for
-from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
-from cdp_core.transforms.phones import Region
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from cdp_meta_audiences import normalize
@@ -49,7 +49,7 @@ class MetaAudiencesConfig(PluginConfig):
     fields: dict[str, str] = Field(
         default_factory=dict,
         description="where to read a field instead of the defaults: first_name = 'data.vorname', "
-        "extern_id = 'identifiers.crm_id' (see cdp_core.audiences.DEFAULT_SOURCES)",
+        "extern_id = 'identifiers.crm_id' (see cdp_profiles.audiences.DEFAULT_SOURCES)",
     )
     default_region: Region = Field("DE", description="region for phone numbers written without a country code")
     rows_per_request: int = Field(MAX_ROWS_PER_REQUEST, ge=1, le=MAX_ROWS_PER_REQUEST)
@@ -106,7 +106,7 @@ class MetaAudiencesDestination(MirrorDestination):
             max_concurrency=1,  # batches of one audience go one after the other
         )
 
-    # -- the run (staging, planning, the empty-audience guard: cdp_core.audiences.MirrorDestination) --
+    # -- the run (staging, planning, the empty-audience guard: cdp_profiles.audiences.MirrorDestination) --
 
     @property
     def audience_label(self) -> str:

@@ -27,9 +27,9 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from cdp_core.audiences import PersonFields, as_text, member_key, sha256_hex
 from cdp_core.transforms import normalizers
 from cdp_core.transforms.fields import Invalid
+from cdp_profiles.audiences import PersonFields, as_text, member_key, sha256_hex
 
 MetaKey = Literal[
     "EXTERN_ID", "EMAIL", "PHONE", "GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP", "COUNTRY"

@@ -31,7 +31,7 @@ def person(n: int, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def plugins(register_plugin: Any) -> Plugins:
-    return register_plugin(cdp_meta_audiences, extra=[kit_plugin])
+    return register_plugin(cdp_meta_audiences, extra=[kit_plugin, "profiles"])
 
 
 def sync(

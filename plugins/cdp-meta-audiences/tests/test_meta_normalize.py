@@ -6,7 +6,7 @@ import hashlib
 import unicodedata
 
 import pytest
-from cdp_core.audiences import PersonFields, member_key
+from cdp_profiles.audiences import PersonFields, member_key
 
 from cdp_meta_audiences import normalize
 

@@ -9,7 +9,7 @@ import respx
 import sqlalchemy as sa
 from cdp_core import RecordKind
 from cdp_core.http import HttpFactory
-from cdp_core.store.kinds import row_for
+from cdp_profiles.store.kinds import row_for
 from cdp_core.testing import make_context, run_graph
 from meta_fake import FORM_A, FORM_B, TOKEN, FakeLeads, lead, leads_url
 
@@ -138,7 +138,7 @@ source = "meta.submissions"
 destination = "store"
 inputs = ["leads", "submissions"]
 """,
-        register_plugin(cdp_meta_leads),
+        register_plugin(cdp_meta_leads, extra=["profiles"]),
         env={"META_ACCESS_TOKEN": TOKEN},
     )
     assert run.status == "succeeded", run.error

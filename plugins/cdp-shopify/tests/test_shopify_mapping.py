@@ -11,8 +11,8 @@ import respx
 import sqlalchemy as sa
 from cdp_core import RecordKind
 from cdp_core.http import HttpFactory
-from cdp_core.store.kinds import row_for
 from cdp_core.testing import make_context, run_graph
+from cdp_profiles.store.kinds import row_for
 from shopify_fake import BASE, SHOP, TOKEN, FakeShopify, customer, order
 
 import cdp_shopify
@@ -173,7 +173,7 @@ source = "shop.orders"
 destination = "store"
 inputs = ["customers", "consents", "orders"]
 """,
-        register_plugin(cdp_shopify),
+        register_plugin(cdp_shopify, extra=["profiles"]),
         env={"SHOPIFY_TOKEN": TOKEN},
     )
     assert run.status == "succeeded", run.error

@@ -122,7 +122,7 @@ def test_answers_without_a_usable_score_are_quarantined(
 
 
 def test_a_stored_record_reads_as_an_nps_answer(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    from cdp_core.store.kinds import row_for
+    from cdp_profiles.store.kinds import row_for
 
     FakeTypeform(RESPONSES).install(cdp_respx)
     records = [r for p in build(tmp_path, cdp_http).stream("responses").read(None) for r in p.records]
@@ -295,7 +295,7 @@ source = "survey.responses"
 destination = "store"
 inputs = ["answers"]
 """
-    plugins = register_plugin(cdp_typeform)
+    plugins = register_plugin(cdp_typeform, extra=["profiles"])
     env = {"TYPEFORM_TOKEN": TOKEN}
     run = run_graph(tmp_path, toml, plugins, services={"http": cdp_http}, env=env)
     assert run.status == "succeeded", run.error

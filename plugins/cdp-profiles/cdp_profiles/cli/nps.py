@@ -1,0 +1,133 @@
+"""`cdp nps`: the Net Promoter Score from the store (registered by the plugin)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import date, datetime
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from cdp_core.cli import common
+from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stderr, stdout
+from cdp_core.store import make_engine
+from rich.markup import escape
+from rich.table import Table
+
+from cdp_profiles import nps
+from cdp_profiles.nps_report import NpsReport, describe, points, render, report
+from cdp_profiles.store.schema import ensure_schema
+
+
+class PeriodChoice(StrEnum):
+    week = "week"
+    month = "month"
+
+
+ByOption = typer.Option(None, "--by", metavar="TRAIT", help="Break down by this profile trait (repeatable).")
+PeriodOption = typer.Option(None, "--period", help="Trend per ISO week or month.")
+HtmlOption = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report to this file.")
+
+
+def nps_command(
+    by: list[str] | None = ByOption,
+    segment: str | None = typer.Option(
+        None, "--segment", metavar="NAME", help="Only this segment's members (not available yet)."
+    ),
+    period: PeriodChoice | None = PeriodOption,
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE", help="Answers from this date (YYYY-MM-DD or ISO date-time, UTC)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", metavar="DATE", help="Answers up to this date; a date covers the whole day."
+    ),
+    survey: str | None = typer.Option(None, "--survey", metavar="ID", help="Only answers to this survey id."),
+    latest_per_person: bool = typer.Option(
+        False, "--latest-per-person", help="Count only each person's latest answer (default: every answer counts)."
+    ),
+    html: Path | None = HtmlOption,
+    config: Path = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Net Promoter Score: % promoters - % detractors, with counts, n and the 95 % margin of error."""
+    filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest_per_person)
+    if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
+        common.fail("--since is after --until")
+    cfg, _ = common.load(config)
+    engine = make_engine(cfg.store_url)
+    if segment is not None:
+        common.fail("--segment: segments are not available yet; use --by TRAIT")
+    ensure_schema(engine)
+    chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
+    result = report(engine, filters, by or (), chosen)
+    warnings = result.warnings()
+    if html is not None:
+        page = result
+        if chosen is None:  # the page always has a trend: by month unless --period says otherwise
+            page = dataclasses.replace(result, period="month", trend=nps.trend(engine, "month", **filters.kwargs()))
+        try:
+            html.write_text(render(page), encoding="utf-8")
+        except OSError as exc:
+            common.fail(f"cannot write {html}: {exc.strerror or exc}", common.EXIT_FAILED)
+    for line in warnings:
+        stderr.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+    if result.summary.n == 0:
+        filtered = filters.since or filters.until or filters.survey
+        stderr.print("no NPS answers " + ("match these filters" if filtered else "in the store yet"), highlight=False)
+    if as_json:
+        emit_json({**result.to_dict(), "html": str(html) if html else None})
+    elif result.summary.n:
+        _print(result)
+    if html is not None:
+        stderr.print(f"wrote {escape(str(html))}", highlight=False)
+
+
+def _when(text: str | None, option: str) -> date | datetime | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        common.fail(f"{option} {text!r} is not a date (YYYY-MM-DD) or an ISO date-time")
+
+
+def _print(result: NpsReport) -> None:
+    s = result.summary
+    stdout.print(
+        f"[bold]NPS {points(s.nps)}[/] ± {points(s.margin_of_error, False)} points (95 %), n = {s.n:,}"
+        f"  [dim]{escape(describe(result))}[/]",
+        highlight=False,
+    )
+    stdout.print(_table("", [("all answers", s)]))
+    for trait, groups in result.breakdowns.items():
+        stdout.print()
+        stdout.print(_table(trait, [(g.label, g.figure) for g in groups], f"NPS by {trait}"))
+    if result.period is not None:
+        stdout.print()
+        title = "NPS per ISO week" if result.period == "week" else "NPS per month"
+        stdout.print(_table(result.period, [(p.period, p.figure) for p in result.trend], title))
+
+
+def _table(first: str, rows: Sequence[tuple[str, nps.NpsFigure]], title: str | None = None) -> Table:
+    table = Table(title=escape(title) if title else None, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column(escape(first))
+    for column in ("NPS", "± points", "n", "promoters", "passives", "detractors"):
+        table.add_column(column, justify="right")
+    for label, f in rows:
+        style = "yellow" if f.n and f.low_n else None
+        table.add_row(
+            escape(label),
+            points(f.nps),
+            points(f.margin_of_error, False),
+            f"{f.n:,}",
+            _share(f.promoters, f.pct_promoters),
+            _share(f.passives, f.pct_passives),
+            _share(f.detractors, f.pct_detractors),
+            style=style,
+        )
+    return table
+
+
+def _share(count: int, pct: float | None) -> str:
+    return "–" if pct is None else f"{count:,} ({pct:.1f} %)"

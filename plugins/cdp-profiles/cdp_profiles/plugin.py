@@ -1,0 +1,44 @@
+"""The profiles product's hook implementations: what it adds to cdp, through the same hooks as any plugin.
+
+Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
+registered here: the profile store as a destination and a source, the ``[identity]``
+section of connectors.toml, the ``profiles`` and ``nps`` commands, and the migration
+history of its tables.
+"""
+
+from __future__ import annotations
+
+from cdp_core import Register, hookimpl
+
+from cdp_profiles.identity import IdentityConfig
+from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
+from cdp_profiles.store.schema import PROFILES
+
+
+@hookimpl
+def cdp_register_sources(register: Register) -> None:
+    register("profile_store", ProfileStoreSource)
+
+
+@hookimpl
+def cdp_register_destinations(register: Register) -> None:
+    register("profile_store", ProfileStoreDestination)
+
+
+@hookimpl
+def cdp_register_config_sections(register: Register) -> None:
+    register("identity", IdentityConfig)
+
+
+@hookimpl
+def cdp_register_commands(register: Register) -> None:
+    from cdp_profiles.cli.nps import nps_command
+    from cdp_profiles.cli.profiles import profiles_app
+
+    register("profiles", profiles_app)
+    register("nps", nps_command)
+
+
+@hookimpl
+def cdp_register_migrations(register: Register) -> None:
+    register(PROFILES)

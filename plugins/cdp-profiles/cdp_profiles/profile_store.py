@@ -1,0 +1,242 @@
+"""The profile store as a plugin: a destination (with identity resolution) and a source (for activation).
+
+Configured as ``[connectors.store] type = "profile_store"``; it uses the
+database of ``[store] url`` and the rules of ``[identity]``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from cdp_core.base import ConnectorContext, Destination, Page, PluginConfig, Source, Stream, WriteMode
+from cdp_core.records import JsonValue, Record, RecordKind
+from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.store.engine import make_engine
+from pydantic import Field
+from sqlalchemy import Table, and_, or_, select
+
+from cdp_profiles.identity import IdentityConfig
+from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.profiles import ProfileWriter
+from cdp_profiles.store.schema import ensure_schema
+from cdp_profiles.store.trait_docs import trait_values
+
+
+class ProfileStoreConfig(PluginConfig):
+    page_size: int = Field(default=5_000, ge=1, le=100_000, description="records per page when read as a source")
+
+
+def identity_rules(context: ConnectorContext) -> IdentityConfig:
+    """The ``[identity]`` section of the connector's config (its defaults where the section is absent)."""
+    identity = context.sections.get("identity")
+    return identity if isinstance(identity, IdentityConfig) else IdentityConfig()
+
+
+class ProfileStoreDestination(Destination):
+    """Stores records of every kind and resolves them into profiles, exactly once per (stream, key)."""
+
+    config_model = ProfileStoreConfig
+    write_mode = WriteMode.upsert
+    commits_checkpoint = True
+    accepts: ClassVar[frozenset[RecordKind] | None] = frozenset(RecordKind)
+
+    def open(self) -> None:
+        self._engine = make_engine(self.context.store_url)
+        ensure_schema(self._engine)
+        self._writer = ProfileWriter(self._engine, identity_rules(self.context))
+
+    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
+        self._writer.write(batch, checkpoint)
+
+    def close(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+# -- as a source ----------------------------------------------------------------------------
+
+_profiles: Table = m.Profile.__table__  # type: ignore[assignment]
+_identities: Table = m.Identity.__table__  # type: ignore[assignment]
+_index: Table = m.RecordIndex.__table__  # type: ignore[assignment]
+_sets: Table = m.IdSet.__table__  # type: ignore[assignment]
+
+
+def _cursor_after(cursor: JsonValue) -> tuple[datetime, str, str] | None:
+    if not isinstance(cursor, dict):
+        return None
+    return datetime.fromisoformat(cursor["updated_at"]), cursor.get("a", ""), cursor.get("b", "")
+
+
+class _StoreStream(Stream):
+    def __init__(self, source: ProfileStoreSource, name: str, kind: RecordKind) -> None:
+        self.source = source
+        self.name = name
+        self.kind = kind
+        self.cursor_field = "updated_at"
+        self.primary_key = ("id",) if kind is RecordKind.profile else ("stream", "key")
+
+
+class _ProfilesStream(_StoreStream):
+    """Live (unmerged) profiles with their traits and identities.
+
+    Incremental (``profiles``): by last change. Full refresh (``profiles_all``):
+    every live profile on every run, in id order, for destinations that mirror
+    their input (ad audiences); resumable mid-read, and the final cursor is None
+    so the next run reads everyone again.
+    """
+
+    def __init__(self, source: ProfileStoreSource, name: str, full_refresh: bool = False) -> None:
+        super().__init__(source, name, RecordKind.profile)
+        self.full_refresh = full_refresh
+        if full_refresh:
+            self.cursor_field = None
+
+    def read(self, cursor: JsonValue) -> Iterator[Page]:
+        engine = self.source.engine()
+        size = self.source.config.page_size  # type: ignore[attr-defined]
+        after = _cursor_after(cursor) if not self.full_refresh else None
+        after_id = cursor.get("after_id") if self.full_refresh and isinstance(cursor, dict) else None
+        while True:
+            stmt = select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
+            if self.full_refresh:
+                if after_id is not None:
+                    stmt = stmt.where(_profiles.c.id > after_id)
+                stmt = stmt.order_by(_profiles.c.id)
+            else:
+                if after is not None:
+                    when, pid, _ = after
+                    stmt = stmt.where(
+                        or_(_profiles.c.updated_at > when, and_(_profiles.c.updated_at == when, _profiles.c.id > pid))
+                    )
+                stmt = stmt.order_by(_profiles.c.updated_at, _profiles.c.id)
+            with engine.connect() as conn:
+                rows = conn.execute(stmt.limit(size)).all()
+                records = self._records(conn, rows)
+            last_page = len(rows) < size
+            if self.full_refresh:
+                # The last page says cursor None: the next run starts from the first profile again.
+                after_id = rows[-1].id if rows else after_id
+                yield Page(records, None if last_page else {"after_id": after_id})
+                if last_page:
+                    return
+                continue
+            if not rows:
+                return
+            last = rows[-1]
+            after = (last.updated_at, last.id, "")
+            yield Page(records, {"updated_at": last.updated_at.isoformat(), "a": last.id, "b": ""})
+            if last_page:
+                return
+
+    def _records(self, conn: Any, rows: list[Any]) -> list[Record]:
+        ids = [r.id for r in rows]
+        traits: dict[str, dict[str, Any]] = defaultdict(dict)
+        idents: dict[str, dict[str, str]] = defaultdict(dict)
+        if ids:
+            for p in conn.execute(select(_profiles.c.id, _profiles.c.traits).where(_profiles.c.id.in_(ids))):
+                traits[p.id] = trait_values(p.traits)
+            order = _identities.c.type, _identities.c.first_seen, _identities.c.value
+            for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
+                idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type
+        return [
+            Record(
+                stream=f"{self.source.context.name}.{self.name}",
+                kind=RecordKind.profile,
+                key=r.id,
+                data={"profile_id": r.id, **traits[r.id]},
+                identifiers=idents[r.id],
+            )
+            for r in rows
+        ]
+
+
+class _KindStream(_StoreStream):
+    """Stored records of one kind, with the profile each belongs to now."""
+
+    def read(self, cursor: JsonValue) -> Iterator[Page]:
+        table: Table = _KIND_TABLE[self.kind]
+        after = _cursor_after(cursor)
+        engine = self.source.engine()
+        size = self.source.config.page_size  # type: ignore[attr-defined]
+        join = _index.join(table, and_(table.c.stream == _index.c.stream, table.c.key == _index.c.key)).join(
+            _sets, _sets.c.id == _index.c.set_id
+        )
+        while True:
+            stmt = select(table, _index.c.updated_at, _sets.c.profile_id).select_from(join)
+            if after is not None:
+                when, stream, key = after
+                stmt = stmt.where(
+                    or_(
+                        _index.c.updated_at > when,
+                        and_(_index.c.updated_at == when, _index.c.stream > stream),
+                        and_(_index.c.updated_at == when, _index.c.stream == stream, _index.c.key > key),
+                    )
+                )
+            stmt = stmt.order_by(_index.c.updated_at, _index.c.stream, _index.c.key).limit(size)
+            with engine.connect() as conn:
+                rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            records = []
+            for row in rows:
+                data = {k: v for k, v in row._mapping.items() if k not in ("updated_at",)}
+                when = next((data[c] for c in ("occurred_at", "answered_at") if data.get(c)), None)
+                records.append(
+                    Record(
+                        stream=f"{self.source.context.name}.{self.name}",
+                        kind=self.kind,
+                        key=f"{row.stream}|{row.key}",
+                        data=_jsonable(data),
+                        identifiers={"cdp_profile_id": row.profile_id} if row.profile_id else {},
+                        occurred_at=when,
+                    )
+                )
+            last = rows[-1]
+            after = (last.updated_at, last.stream, last.key)
+            yield Page(records, {"updated_at": last.updated_at.isoformat(), "a": last.stream, "b": last.key})
+            if len(rows) < size:
+                return
+
+
+_KIND_TABLE: dict[RecordKind, Table] = {
+    RecordKind.event: m.Event.__table__,  # type: ignore[dict-item]
+    RecordKind.order: m.Order.__table__,  # type: ignore[dict-item]
+    RecordKind.nps_response: m.NpsResponse.__table__,  # type: ignore[dict-item]
+}
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    from decimal import Decimal
+
+    return {
+        k: (str(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()
+    }
+
+
+class ProfileStoreSource(Source):
+    """Reads unified profiles, events, orders and NPS answers back out of the store."""
+
+    config_model = ProfileStoreConfig
+
+    def engine(self) -> Any:
+        if not hasattr(self, "_engine"):
+            self._engine = make_engine(self.context.store_url)
+            ensure_schema(self._engine)
+        return self._engine
+
+    def streams(self) -> Sequence[Stream]:
+        return [
+            _ProfilesStream(self, "profiles"),
+            _ProfilesStream(self, "profiles_all", full_refresh=True),
+            _KindStream(self, "events", RecordKind.event),
+            _KindStream(self, "orders", RecordKind.order),
+            _KindStream(self, "nps_responses", RecordKind.nps_response),
+        ]
+
+    def close(self) -> None:
+        if hasattr(self, "_engine"):
+            self._engine.dispose()

@@ -1,0 +1,275 @@
+"""Writes batches into the profile store and keeps profiles resolved, in one transaction per batch.
+
+Per batch, set-based (a few statements per table, never one per record):
+
+1. store each record as it came, keyed by (stream, key) (re-delivery updates);
+2. drop identifier sets no record uses any more (a record changed its identifiers);
+3. extend settled profiles in place, or found new ones, where the outcome of a
+   replay is known without running it (cdp_core/store/extend.py);
+4. replay the rest, whole connected components, with the pure resolver
+   (cdp_core/store/replay.py, cdp_core/identity.py).
+
+Both paths give what a replay of all records in canonical order gives, so the
+result does not depend on batch size or record order (tests/test_identity.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cdp_core.records import Record, RecordKind
+from cdp_core.store.checkpoint import Checkpoint
+from sqlalchemy import Engine
+
+from cdp_profiles.identity import Identifier, IdentityConfig
+from cdp_profiles.store.bulk import Bulk
+from cdp_profiles.store.extend import Extend
+from cdp_profiles.store.kinds import KindError, row_for, utc
+from cdp_profiles.store.replay import Replay, sort_key
+
+__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id", "sort_key"]
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+ANONYMOUS_KINDS = frozenset({RecordKind.event, RecordKind.order, RecordKind.nps_response})
+"""Kinds that still count without a person: an anonymous NPS answer is part of the score."""
+
+KIND_TABLES: dict[RecordKind, tuple[str, tuple[str, ...]]] = {
+    RecordKind.profile: ("profile_records", ("data", "occurred_at")),
+    RecordKind.event: ("events", ("name", "properties", "occurred_at")),
+    RecordKind.order: ("orders", ("order_id", "amount", "currency", "status", "items", "occurred_at")),
+    RecordKind.nps_response: ("nps_responses", ("score", "category", "comment", "survey", "channel", "answered_at")),
+    RecordKind.consent: ("consents", ("purpose", "status", "source", "occurred_at")),
+}
+_JSON = {"data", "properties", "items"}
+_TIME = {"occurred_at", "answered_at"}
+
+
+def set_id(identifiers: Iterable[Identifier]) -> str:
+    text = "\x1f".join(f"{t}\x1e{v}" for t, v in sorted(identifiers))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Prepared:
+    record: Record
+    identifiers: tuple[Identifier, ...]
+    set_id: str | None
+    sort_key: str
+    row: dict[str, Any]
+
+
+class ProfileWriter:
+    """The profile store's write path."""
+
+    def __init__(self, engine: Engine, identity: IdentityConfig) -> None:
+        self.engine = engine
+        self.identity = identity
+        self.rules = identity.rules
+        from cdp_core.transforms import normalizers  # the same normalizers the normalize transform uses
+
+        self._normalizers = normalizers
+
+    # -- step 0: per-record preparation in Python ---------------------------------------
+    def normalize_identifier(self, type_name: str, value: Any) -> tuple[str | None, str]:
+        """(normalized value or None, why not)."""
+        text = str(value).strip()
+        if not text:
+            return None, "empty"
+        if type_name == "email":
+            result = self._normalizers.email(text)
+        elif type_name == "phone":
+            # Already E.164 (the normalize transform's output, or a vendor's): taken as is;
+            # full parsing costs ~100 us a number and would dominate a large ingest.
+            result = text if _E164.fullmatch(text) else self._normalizers.phone(text, self.identity.default_region)
+        else:
+            result = text
+        if isinstance(result, self._normalizers.Invalid):
+            return None, result.problem
+        if self.rules.is_blocked(type_name, result):
+            return None, f"{type_name} {result!r} is blocked"
+        return result, ""
+
+    def prepare(self, batch: list[Record], checkpoint: Checkpoint) -> list[Prepared]:
+        latest: dict[tuple[str, str], Record] = {}
+        for record in batch:
+            latest[(record.stream, record.key)] = record  # a re-delivery within the batch: the last wins
+        prepared = []
+        for record in latest.values():
+            identifiers: list[Identifier] = []
+            problems: list[str] = []
+            for type_name, value in record.identifiers.items():
+                normalized, why = self.normalize_identifier(type_name, value)
+                if normalized is None:
+                    problems.append(f"{type_name}: {why}")
+                else:
+                    identifiers.append((type_name, normalized))
+            if not identifiers and record.kind not in ANONYMOUS_KINDS:
+                detail = f" ({'; '.join(problems)})" if problems else ""
+                checkpoint.reject(record, f"no usable identifier to link to a person{detail}")
+                continue
+            try:
+                row = row_for(record)
+            except KindError as exc:
+                checkpoint.reject(record, f"{record.kind}: {exc}")
+                continue
+            ids = tuple(sorted(identifiers))
+            key = sort_key(record.occurred_at, record.stream, record.key)
+            prepared.append(Prepared(record, ids, set_id(ids) if ids else None, key, row))
+        return prepared
+
+    # -- the transaction ---------------------------------------------------------------
+    def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
+        prepared = self.prepare(batch, checkpoint)
+        with self.engine.begin() as conn:
+            if prepared:
+                self._write(Bulk(conn), prepared, checkpoint.run_id)
+            if checkpoint.commit_by is None or checkpoint.commit_by == checkpoint.node:
+                checkpoint.write(conn)
+
+    def _write(self, db: Bulk, prepared: list[Prepared], run_id: str) -> None:
+        now = datetime.now(UTC)
+        db.index_joins()
+        old = self._old_records(db, prepared)
+        self._store_records(db, prepared, run_id, now)
+        orphan_ids, reopened = self._reopen(db, prepared, old)
+        if not any(p.set_id for p in prepared) and not reopened and not orphan_ids:
+            return  # only anonymous records: nobody to resolve
+        old_sets = {k: sid for k, (sid, _) in old.items()}
+        rest = Extend(db, self.identity, now).run(prepared, old_sets, orphan_ids, reopened)
+        if rest or orphan_ids or reopened:
+            self._store_sets(db, rest)
+            seeds = {p.set_id for p in rest if p.set_id is not None}
+            frontier = {i for p in rest for i in p.identifiers} | orphan_ids
+            Replay(db, self.identity, run_id, now).run(rest, seeds, frontier, reopened)
+
+    def _old_records(self, db: Bulk, prepared: list[Prepared]) -> dict[tuple[str, str], tuple[str | None, Any]]:
+        """(stream, key) -> (set, occurred_at) of the batch's records the store holds already."""
+        db.keys("cdp_tmp_keys", ("stream", "key"), [(p.record.stream, p.record.key) for p in prepared])
+        rows = db.query(
+            f'SELECT r.stream, r."key", r.set_id, r.occurred_at FROM cdp_tmp_keys k {db.join} record_index r '
+            'ON r.stream = k.stream AND r."key" = k."key"'
+        )
+        return {(stream, key): (sid, occurred) for stream, key, sid, occurred in rows}
+
+    def _store_records(self, db: Bulk, prepared: list[Prepared], run_id: str, now: datetime) -> None:
+        stamp = db.time(now)
+        db.upsert(
+            "record_index",
+            ("stream", "key", "kind", "set_id", "occurred_at", "updated_at", "run_id"),
+            [
+                (
+                    p.record.stream,
+                    p.record.key,
+                    str(p.record.kind),
+                    p.set_id,
+                    db.time(p.record.occurred_at),
+                    stamp,
+                    run_id,
+                )
+                for p in prepared
+            ],
+            keys=("stream", "key"),
+        )
+        by_kind: dict[RecordKind, list[Prepared]] = defaultdict(list)
+        for p in prepared:
+            by_kind[p.record.kind].append(p)
+        for kind, items in by_kind.items():
+            table, columns = KIND_TABLES[kind]
+            convert = [
+                db.json if c in _JSON else db.time if c in _TIME else db.number if c == "amount" else None
+                for c in columns
+            ]
+            rows = [
+                (
+                    p.record.stream,
+                    p.record.key,
+                    *[f(p.row[c]) if f else p.row[c] for c, f in zip(columns, convert, strict=True)],
+                )
+                for p in items
+            ]
+            db.upsert(table, ("stream", "key", *columns), rows, keys=("stream", "key"))
+
+    def _store_sets(self, db: Bulk, prepared: list[Prepared]) -> None:
+        """The replay's sets, before it runs: it loads them with the rest of their component (their
+        member rows are the replay's to write, once it knows who owns what)."""
+        sets: dict[str, tuple[tuple[Identifier, ...], str]] = {}
+        for p in prepared:
+            if p.set_id is None:
+                continue
+            known = sets.get(p.set_id)
+            if known is None or p.sort_key < known[1]:
+                sets[p.set_id] = (p.identifiers, p.sort_key)
+        db.upsert(
+            "id_sets",
+            ("id", "identifiers", "sort_key", "profile_id"),
+            [(sid, db.json([list(i) for i in ids]), key, None) for sid, (ids, key) in sets.items()],
+            keys=("id",),
+            update=(),
+            assign={"sort_key": db.least('"id_sets"."sort_key"', 'excluded."sort_key"')},
+        )
+
+    def _reopen(
+        self, db: Bulk, prepared: list[Prepared], old: dict[tuple[str, str], tuple[str | None, Any]]
+    ) -> tuple[set[Identifier], set[str]]:
+        """Sets a re-delivered record left, or whose earliest record moved in time: set them right.
+
+        A set no record uses any more is removed; a set whose earliest record changed gets
+        that record's sort key (which may be later: a replay must not see the old one).
+        Returns the removed sets' identifiers and every profile that must be replayed
+        because one of its sets lost a record or changed its place in the order.
+        """
+        lost: set[str] = set()
+        retimed: set[str] = set()
+        for p in prepared:
+            before = old.get((p.record.stream, p.record.key))
+            if before is None or before[0] is None:
+                continue
+            if before[0] != p.set_id:
+                lost.add(before[0])
+            elif db.read_time(before[1]) != utc(p.record.occurred_at):
+                retimed.add(before[0])
+        candidates = lost | retimed
+        if not candidates:
+            return set(), set()
+        db.keys("cdp_tmp_sets", ("id",), [(s,) for s in candidates])
+        earliest: dict[str, str] = {}
+        for sid, stream, key, occurred in db.query(
+            f'SELECT r.set_id, r.stream, r."key", r.occurred_at FROM cdp_tmp_sets t {db.join} record_index r ON r.set_id = t.id'
+        ):
+            k = sort_key(db.read_time(occurred), stream, key)
+            if sid not in earliest or k < earliest[sid]:
+                earliest[sid] = k
+        stored = {
+            sid: (key, pid)
+            for sid, key, pid in db.query(
+                f"SELECT s.id, s.sort_key, s.profile_id FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+            )
+        }
+        reopened = {pid for sid, (key, pid) in stored.items() if pid and (sid in lost or earliest.get(sid) != key)}
+        db.many(
+            f"UPDATE id_sets SET sort_key = {db.mark} WHERE id = {db.mark}",
+            [(earliest[sid], sid) for sid, (key, _) in stored.items() if sid in earliest and earliest[sid] != key],
+        )
+        orphans = candidates - set(earliest)
+        if not orphans:
+            return set(), reopened
+        db.keys("cdp_tmp_sets", ("id",), [(s,) for s in orphans])
+        members = [
+            (t, v, sid)
+            for sid, identifiers in db.query(
+                f"SELECT s.id, s.identifiers FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+            )
+            for t, v in db.read_json(identifiers)
+        ]
+        mark = db.mark
+        db.many(f"DELETE FROM id_set_members WHERE type = {mark} AND value = {mark} AND set_id = {mark}", members)
+        db.execute("DELETE FROM id_sets WHERE id IN (SELECT id FROM cdp_tmp_sets)")
+        identifiers = {(t, v) for t, v, _ in members}
+        return identifiers, reopened
