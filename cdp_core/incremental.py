@@ -183,7 +183,7 @@ class Incremental:
         if cursor is None:
             return self
         if not isinstance(cursor, Mapping):
-            raise ValueError(f"{what}: expected a JSON object, got {cursor!r}")
+            raise ValueError(f"{what}: expected a JSON object, got {cursor!r}")  # noqa: TRY004 - a bad value, as for JSON
         raw = cursor.get(self.cursor_key)
         value = self.parse(raw) if raw is not None else None
         self._loaded = value

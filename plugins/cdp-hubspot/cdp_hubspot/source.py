@@ -86,9 +86,7 @@ def _incremental(time_property: str, lookback_seconds: int) -> Incremental:
     ``{"mark": ms, "seen": {id: ms}}``: the newest time delivered, and every id delivered
     at or after ``mark - lookback`` with its time.
     """
-    return Incremental(
-        time_property, lookback=timedelta(seconds=lookback_seconds), cursor_key="mark", unit="ms"
-    )
+    return Incremental(time_property, lookback=timedelta(seconds=lookback_seconds), cursor_key="mark", unit="ms")
 
 
 @dataclass
