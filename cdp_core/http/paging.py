@@ -192,20 +192,15 @@ def offset_pages(
     :param model: validate each body with it before the page is yielded.
     Offsets are safe only when the order is stable: prefer a mark (:class:`cdp_core.Incremental`).
     """
-    read_items, read_total = _reader(items), _reader(total) if total is not None else None
-    while True:
-        query = {**(params or {}), limit_param: limit, offset_param: offset}
-        response = client.get(url, params=query, **kwargs)
-        data = response_json(response, model, connector=client.connector)
-        count = len(read_items(data) or [])
-        following: int | None = offset + count
+    read_total = _reader(total) if total is not None else None
+
+    def following(data: Any, at: int, count: int) -> int | None:
         known = read_total(data) if read_total is not None else None
-        if count == 0 or count < limit or (known is not None and following >= int(known)):  # type: ignore[operator]
-            following = None
-        yield CursorPage(data, offset, following)
-        if following is None:
-            return
-        offset = following
+        last = count == 0 or count < limit or (known is not None and at + count >= int(known))
+        return None if last else at + count
+
+    query = {**(params or {}), limit_param: limit}
+    return _numbered_pages(client, url, items, offset, lambda at: {**query, offset_param: at}, following, model, kwargs)
 
 
 def page_number_pages(
@@ -231,19 +226,36 @@ def page_number_pages(
     :param total_pages: where the body says how many pages there are (``"meta.pages"``), if it does.
     :param model: validate each body with it before the page is yielded.
     """
-    read_items, read_pages = _reader(items), _reader(total_pages) if total_pages is not None else None
-    while True:
-        query = {**(params or {}), page_param: page, **({size_param: size} if size is not None else {})}
-        response = client.get(url, params=query, **kwargs)
-        data = response_json(response, model, connector=client.connector)
-        count = len(read_items(data) or [])
+    read_pages = _reader(total_pages) if total_pages is not None else None
+
+    def following(data: Any, at: int, count: int) -> int | None:
         pages = read_pages(data) if read_pages is not None else None
-        last = count == 0 or (size is not None and count < size) or (pages is not None and page >= int(pages))
-        following = None if last else page + 1
-        yield CursorPage(data, page, following)
-        if following is None:
-            return
-        page = following
+        last = count == 0 or (size is not None and count < size) or (pages is not None and at >= int(pages))
+        return None if last else at + 1
+
+    query = {**(params or {}), **({size_param: size} if size is not None else {})}
+    return _numbered_pages(client, url, items, page, lambda at: {**query, page_param: at}, following, model, kwargs)
+
+
+def _numbered_pages(
+    client: HttpClient,
+    url: str,
+    items: BodyPath,
+    start: int,
+    query: Callable[[int], dict[str, Any]],
+    following: Callable[[Any, int, int], int | None],
+    model: Any,
+    kwargs: dict[str, Any],
+) -> Iterator[CursorPage[Any]]:
+    """Offsets and page numbers: request ``query(at)``; ``following(body, at, item count)`` is the next ``at`` or None."""
+    read_items = _reader(items)
+    at: int | None = start
+    while at is not None:
+        response = client.get(url, params=query(at), **kwargs)
+        data = response_json(response, model, connector=client.connector)
+        after = following(data, at, len(read_items(data) or []))
+        yield CursorPage(data, at, after)
+        at = after
 
 
 def _loop(client: HttpClient, response: httpx.Response, detail: str) -> ResponseError:
