@@ -235,8 +235,10 @@ class Incremental:
         :param cap: a value the mark may not pass (the server's time when the read began:
             a record changed during the read on a page already read is then caught next time).
         """
-        if self.last_value is None or self.type == "token":
-            return self.last_value if self.type == "token" and self.last_value is not None else self.start_value
+        if self.type == "token":  # no order, no lookback: the next read goes on after the last token
+            return self.last_value if self.last_value is not None else self.start_value
+        if self.last_value is None:
+            return self.start_value
         mark = min(self.last_value, cap) if cap is not None else self.last_value
         start = self._minus_lookback(mark)
         return start if self.start_value is None else max(self.start_value, start)
