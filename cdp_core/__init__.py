@@ -17,6 +17,7 @@ from cdp_core.base import (
     TransformContext,
     WriteMode,
 )
+from cdp_core.incremental import CursorValueError, Incremental
 from cdp_core.plugins import Register
 from cdp_core.records import Record, RecordKind, Rejected
 
@@ -27,7 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConnectorContext",
+    "CursorValueError",
     "Destination",
+    "Incremental",
     "NoOptions",
     "Page",
     "PluginConfig",

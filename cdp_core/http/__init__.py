@@ -50,7 +50,17 @@ from cdp_core.http.errors import (
 )
 from cdp_core.http.factory import HttpFactory, client_for, default_factory, set_default_factory
 from cdp_core.http.limits import FakeClock, LeakyBucketHeader, Limiter, RateLimit, RatePolicy
-from cdp_core.http.paging import CursorPage, cursor_pages, json_path, link_pages, next_link
+from cdp_core.http.paging import (
+    BodyPath,
+    CursorPage,
+    cursor_pages,
+    json_path,
+    link_pages,
+    next_link,
+    next_url_pages,
+    offset_pages,
+    page_number_pages,
+)
 
 __all__ = [
     "SENSITIVE_PARAMS",
@@ -59,6 +69,7 @@ __all__ = [
     "AuthError",
     "BasicAuth",
     "BearerAuth",
+    "BodyPath",
     "ClientError",
     "CursorPage",
     "FakeClock",
@@ -90,6 +101,9 @@ __all__ = [
     "link_pages",
     "log_url",
     "next_link",
+    "next_url_pages",
+    "offset_pages",
+    "page_number_pages",
     "response_json",
     "retry_after",
     "reveal",

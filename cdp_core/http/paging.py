@@ -1,8 +1,12 @@
-"""Two small pagination helpers: a cursor in the body, and the ``Link: <...>; rel="next"`` header.
+"""Pagination helpers for the common styles: a cursor or a next URL in the body, the
+``Link: <...>; rel="next"`` header, an offset, a page number.
 
-Both are generators of pages that leave the *stream's* cursor to the stream:
-each page says which cursor fetched it and which fetches the next one, so a
-stream can yield ``Page(records, cursor=...)`` that resumes right after it.
+All are generators of pages that leave the *stream's* cursor to the stream:
+each page says which cursor (token, URL, offset, page) fetched it and which
+fetches the next one, so a stream can yield ``Page(records, cursor=...)`` that
+resumes right after it. Each stops on an empty page or when there is no next
+one, and raises :class:`ResponseError` rather than loop when the API sends a
+page it already sent.
 """
 
 from __future__ import annotations
@@ -65,18 +69,30 @@ def link_pages(
 
 @dataclass(frozen=True)
 class CursorPage(Generic[T]):
-    """One page of a cursor-paginated API: the body, the cursor that fetched it, the next one."""
+    """One page: the body, the cursor that fetched it, and the next one (None on the last page).
+
+    The cursor is a token or a URL (:func:`cursor_pages`, :func:`next_url_pages`), or an
+    offset or page number (:func:`offset_pages`, :func:`page_number_pages`).
+    """
 
     data: T
-    cursor: str | None
-    next_cursor: str | None
+    cursor: str | int | None
+    next_cursor: str | int | None
+
+
+BodyPath = str | Callable[[Any], Any]
+"""Where a value is in a body: a dotted path (``"paging.next.after"``) or a function of the body."""
+
+
+def _reader(spec: BodyPath) -> Callable[[Any], Any]:
+    return spec if callable(spec) else (lambda body: json_path(body, spec))
 
 
 def cursor_pages(
     client: HttpClient,
     url: str,
     *,
-    next_cursor: str | Callable[[Any], Any],
+    next_cursor: BodyPath,
     cursor_param: str = "after",
     cursor: str | None = None,
     method: str = "GET",
@@ -97,7 +113,7 @@ def cursor_pages(
         raises :class:`ResponseError` before anything of it is yielded.
     Other keyword arguments go to :meth:`HttpClient.request` (``idempotent=True`` for a POST search).
     """
-    extract = next_cursor if callable(next_cursor) else (lambda body: json_path(body, next_cursor))  # type: ignore[arg-type]
+    extract = _reader(next_cursor)
     while True:
         query, body = dict(params or {}), dict(json) if json is not None else None
         if cursor is not None:
@@ -115,6 +131,131 @@ def cursor_pages(
         if following == cursor:
             raise _loop(client, response, f"the API gave the same next cursor again ({cursor_param})")
         cursor = following
+
+
+def next_url_pages(
+    client: HttpClient,
+    url: str,
+    *,
+    next_url: BodyPath,
+    params: Mapping[str, Any] | None = None,
+    model: Any = None,
+    **kwargs: Any,
+) -> Iterator[CursorPage[Any]]:
+    """GET ``url``, then the next URL the body names (``"paging.next"``, ``"links.next.href"``) until there is none.
+
+    :param next_url: a dotted path into the body or a function of the body; a missing or
+        empty value ends the pages. A relative URL is resolved against the page's own.
+    :param params: sent with the first request only: the next URL carries its own query.
+    :param model: validate each body with it before the page is yielded.
+    Each page's ``cursor`` is the URL that fetched it: resume with ``next_url_pages(client, saved)``.
+    """
+    extract = _reader(next_url)
+    current: str | None = url
+    query = params
+    seen: set[str] = set()
+    while current is not None:
+        response = client.get(current, params=query, **kwargs)
+        query = None
+        fetched = str(response.request.url)
+        seen.add(fetched)
+        data = response_json(response, model, connector=client.connector)
+        following = extract(data)
+        following = str(response.request.url.join(str(following))) if following not in (None, "") else None
+        if following is not None and following in seen:
+            raise _loop(client, response, "the body's next URL points back to a page already read")
+        yield CursorPage(data, current, following)
+        current = following
+
+
+def offset_pages(
+    client: HttpClient,
+    url: str,
+    *,
+    items: BodyPath,
+    limit: int,
+    offset: int = 0,
+    limit_param: str = "limit",
+    offset_param: str = "offset",
+    total: BodyPath | None = None,
+    params: Mapping[str, Any] | None = None,
+    model: Any = None,
+    **kwargs: Any,
+) -> Iterator[CursorPage[Any]]:
+    """Request ``limit`` items at a time from ``offset`` on, until a page is empty or short.
+
+    :param items: where the page's list is in the body (a dotted path or a function).
+    :param limit: items per request; a page with fewer is the last.
+    :param offset: where to start (a saved ``next_cursor``, to resume).
+    :param total: where the body says how many items there are (``"total_items"``), if it
+        does: the pages stop at that count without asking for an empty one.
+    :param model: validate each body with it before the page is yielded.
+    Offsets are safe only when the order is stable: prefer a mark (:class:`cdp_core.Incremental`).
+    """
+    read_total = _reader(total) if total is not None else None
+
+    def following(data: Any, at: int, count: int) -> int | None:
+        known = read_total(data) if read_total is not None else None
+        last = count == 0 or count < limit or (known is not None and at + count >= int(known))
+        return None if last else at + count
+
+    query = {**(params or {}), limit_param: limit}
+    return _numbered_pages(client, url, items, offset, lambda at: {**query, offset_param: at}, following, model, kwargs)
+
+
+def page_number_pages(
+    client: HttpClient,
+    url: str,
+    *,
+    items: BodyPath,
+    page: int = 1,
+    page_param: str = "page",
+    size: int | None = None,
+    size_param: str = "per_page",
+    total_pages: BodyPath | None = None,
+    params: Mapping[str, Any] | None = None,
+    model: Any = None,
+    **kwargs: Any,
+) -> Iterator[CursorPage[Any]]:
+    """Request page ``page``, ``page + 1``, ... until a page is empty, short, or the last one the body names.
+
+    :param items: where the page's list is in the body (a dotted path or a function).
+    :param page: the first page to ask for (1 for most APIs; a saved ``next_cursor``, to resume).
+    :param size: items per page, sent as ``size_param``; a page with fewer is the last.
+        None: the API's default, and only an empty page (or ``total_pages``) ends the pages.
+    :param total_pages: where the body says how many pages there are (``"meta.pages"``), if it does.
+    :param model: validate each body with it before the page is yielded.
+    """
+    read_pages = _reader(total_pages) if total_pages is not None else None
+
+    def following(data: Any, at: int, count: int) -> int | None:
+        pages = read_pages(data) if read_pages is not None else None
+        last = count == 0 or (size is not None and count < size) or (pages is not None and at >= int(pages))
+        return None if last else at + 1
+
+    query = {**(params or {}), **({size_param: size} if size is not None else {})}
+    return _numbered_pages(client, url, items, page, lambda at: {**query, page_param: at}, following, model, kwargs)
+
+
+def _numbered_pages(
+    client: HttpClient,
+    url: str,
+    items: BodyPath,
+    start: int,
+    query: Callable[[int], dict[str, Any]],
+    following: Callable[[Any, int, int], int | None],
+    model: Any,
+    kwargs: dict[str, Any],
+) -> Iterator[CursorPage[Any]]:
+    """Offsets and page numbers: request ``query(at)``; ``following(body, at, item count)`` is the next ``at`` or None."""
+    read_items = _reader(items)
+    at: int | None = start
+    while at is not None:
+        response = client.get(url, params=query(at), **kwargs)
+        data = response_json(response, model, connector=client.connector)
+        after = following(data, at, len(read_items(data) or []))
+        yield CursorPage(data, at, after)
+        at = after
 
 
 def _loop(client: HttpClient, response: httpx.Response, detail: str) -> ResponseError:

@@ -35,12 +35,12 @@ again has a newer time and is delivered again: that is a new version, not a repe
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
+from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
 
 from cdp_hubspot.config import CrmObject, HubSpotConfig, SearchPage, make_client
@@ -68,71 +68,63 @@ CONTACTS = ObjectType("contacts", "contacts", "lastmodifieddate", "hubspot_conta
 COMPANIES = ObjectType("companies", "companies", "hs_lastmodifieddate", "hubspot_company_id", person=False)
 
 
+_TIMES = Incremental("lastmodifieddate", unit="ms")
+"""Reads and writes HubSpot's times (epoch milliseconds) the way the cursor does."""
+
+
 def parse_time(value: Any) -> int | None:
-    """HubSpot's datetime property (ISO 8601, or epoch milliseconds) as epoch milliseconds."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
+    """HubSpot's datetime property (ISO 8601, or epoch milliseconds) as epoch milliseconds; None if it is neither."""
     try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
+        return _TIMES.encode(_TIMES.parse(value))  # type: ignore[return-value]
+    except CursorValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1000)
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+def _incremental(time_property: str, lookback_seconds: int) -> Incremental:
+    """The cursor's mark, lookback and delivered ids, in the layout HubSpot cursors have always had.
+
+    ``{"mark": ms, "seen": {id: ms}}``: the newest time delivered, and every id delivered
+    at or after ``mark - lookback`` with its time.
+    """
+    return Incremental(time_property, lookback=timedelta(seconds=lookback_seconds), cursor_key="mark", unit="ms")
 
 
 @dataclass
 class SearchState:
     """Where a read is; saved as the page's cursor (JSON).
 
-    ``mark``: the newest modification time delivered (epoch ms), across runs.
-    ``seen``: id -> modification time of what was delivered at or after ``mark - lookback``.
+    ``times``: the mark (the newest modification time delivered, epoch ms, across runs) and
+    the ids delivered at or after ``mark - lookback`` (``seen``), which the next read drops.
     ``pos``/``strict``: inside a read, the next query's lower bound (``GT`` if strict, else ``GTE``).
     ``tie_at``/``tie_after``: inside a read, walking one millisecond by object id.
     A cursor without ``pos`` is a finished read: the next one starts at ``mark - lookback``.
     """
 
-    mark: int | None = None
-    seen: dict[str, int] = field(default_factory=dict)
+    times: Incremental
     pos: int | None = None
     strict: bool = False
     tie_at: int | None = None
     tie_after: str | None = None
 
     @classmethod
-    def load(cls, cursor: Any, stream: str) -> SearchState:
+    def load(cls, cursor: Any, stream: str, times: Incremental) -> SearchState:
         if cursor is None:
-            return cls()
+            return cls(times)
         if not isinstance(cursor, dict):
             raise TypeError(f"stream {stream!r}: cursor {cursor!r} is not a HubSpot search cursor (a JSON object)")
         tie = cursor.get("tie") or {}
         return cls(
-            mark=_int_or_none(cursor.get("mark")),
-            seen={str(k): int(v) for k, v in (cursor.get("seen") or {}).items()},
+            times.load(cursor),
             pos=_int_or_none(cursor.get("pos")),
             strict=bool(cursor.get("strict", False)),
             tie_at=_int_or_none(tie.get("at")),
             tie_after=str(tie["after"]) if tie.get("after") is not None else None,
         )
 
-    def prune(self, lookback_ms: int) -> None:
-        """Forget what no later query of this read or the next can return again."""
-        if self.mark is None:
-            return
-        floor = self.mark - lookback_ms
-        self.seen = {k: v for k, v in self.seen.items() if v >= floor}
-
     def cursor(self, *, final: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"mark": self.mark, "seen": dict(sorted(self.seen.items()))}
-        if self.mark is not None:
-            out["mark_at"] = _iso(self.mark)  # for people reading `cdp runs`; ignored when loading
+        out: dict[str, Any] = self.times.to_cursor()
+        if self.times.last_value is not None:
+            out["mark_at"] = self.times.last_value.isoformat().replace("+00:00", "Z")  # for `cdp runs`; not loaded
         if not final:
             out["pos"], out["strict"] = self.pos, self.strict
             if self.tie_at is not None:
@@ -160,11 +152,11 @@ class SearchStream(Stream):
         return f"/crm/v3/objects/{self.spec.object_type}/search"
 
     def read(self, cursor: Any) -> Iterator[Page]:
-        config = self.source.config
-        lookback_ms = config.lookback * 1000
-        state = SearchState.load(cursor, self.name)
+        times = _incremental(self.spec.time_property, self.source.config.lookback)
+        state = SearchState.load(cursor, self.name, times)
         if state.pos is None:  # a new read: from the start, or lookback before the last run's mark
-            state.pos = max(0, state.mark - lookback_ms) if state.mark is not None else 0
+            start = times.encode(times.start_value)
+            state.pos = max(0, start) if isinstance(start, int) else 0
             state.strict = False
         previous: dict[str, Any] | None = None
         while True:
@@ -173,17 +165,12 @@ class SearchStream(Stream):
                 raise self._error(None, "the search made no progress (the same query twice); stopping")
             previous = body
             page, response, results = self._search(body)
-            records: list[Record] = []
-            for obj, ts in results:
-                if state.seen.get(obj.id, -1) >= ts:
-                    continue  # delivered already: the lookback overlap or the restart's boundary
-                state.seen[obj.id] = ts
-                state.mark = ts if state.mark is None else max(state.mark, ts)
-                records.append(self._record(obj, ts))
+            # delivered already (the lookback overlap or the restart's boundary) are dropped
+            records = [self._record(obj, ts) for obj, ts in results if times.admit(obj.id, ts)]
             more = bool(results) and page.paging is not None and page.paging.next is not None
             if not more and state.tie_at is None:
                 state.pos, state.strict = None, False
-                state.prune(lookback_ms)
+                times.prune()
                 yield Page(records, state.cursor(final=True))
                 return
             last_id, last_ts = (results[-1][0].id, results[-1][1]) if results else (None, None)
@@ -200,7 +187,7 @@ class SearchStream(Stream):
                 if last_ts is None or state.pos is None or last_ts < state.pos:
                     raise self._error(response, f"results not sorted by {self.spec.time_property} ascending")
                 state.pos, state.strict = last_ts, False
-            state.prune(lookback_ms)
+            times.prune()
             if records:
                 yield Page(records, state.cursor(final=False))
 

@@ -394,3 +394,31 @@ def test_config_validation() -> None:
         HubSpotConfig.model_validate({"access_token": "t", "page_size": 500})
     with pytest.raises(ValueError, match="base_url"):
         HubSpotConfig.model_validate({"access_token": "t", "base_url": "api.hubapi.com"})
+
+
+# -- cursors committed before the source kept its mark with cdp_core.Incremental -------------------
+
+
+def test_a_cursor_stored_by_earlier_versions_resumes(fake: FakeHubSpot, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    """The layout is unchanged: a final and a mid-read cursor as stores already hold them still resume."""
+    final = {"mark": 1714560600000, "seen": {"5": 1714560600000}, "mark_at": "2024-05-01T10:50:00Z"}
+    fake.objects["contacts"].append(contact(6, minutes=50))  # the same millisecond as the mark, not seen yet
+    keys, cursor = read(build(tmp_path, cdp_http), final)
+    assert keys == ["6"]
+    assert filters(fake.searches[0]) == [("lastmodifieddate", "GTE", str(1714560600000 - 60_000))]
+    assert cursor == {
+        "mark": 1714560600000,
+        "seen": {"5": 1714560600000, "6": 1714560600000},
+        "mark_at": "2024-05-01T10:50:00Z",
+    }
+
+    fake.objects["contacts"].pop()  # back to the five contacts
+    mid_read = {
+        "mark": 1714559400000,
+        "seen": {"3": 1714559400000},
+        "mark_at": "2024-05-01T10:30:00Z",
+        "pos": 1714559400000,
+        "strict": False,
+    }
+    keys, _ = read(build(tmp_path, cdp_http), mid_read)
+    assert keys == ["4", "5"]  # 3 came again at the GTE boundary and was dropped

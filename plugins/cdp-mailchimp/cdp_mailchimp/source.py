@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
+from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient
 
 from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
@@ -41,18 +41,6 @@ CONSENT_STATUS = {"subscribed": "granted", "unsubscribed": "revoked", "cleaned":
 
 CONSENT_FIELDS = "members.id,members.email_address,members.status,members.last_changed,total_items"
 """Only what a consent needs (``fields``): a lighter read for the ``consents`` stream."""
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
-
-
-def _parse(value: Any, what: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"mailchimp cursor: {what} is not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class _Recent:
@@ -88,20 +76,19 @@ class _MembersRead(Stream):
 
     def read(self, cursor: Any) -> Iterator[Page]:
         config: MailchimpConfig = self.source.config
-        state = dict(cursor) if isinstance(cursor, dict) else {}
-        if cursor is not None and not isinstance(cursor, dict):
-            raise ValueError(f"mailchimp cursor: expected an object, got {cursor!r}")
-        since = _parse(state["since"], "since") if state.get("since") else None
-        seen = set(state.get("seen") or [])
-        window = dict(state.get("window") or {})
-        if not window:
+        # since = the greatest last_changed delivered; seen = the members delivered at that very second
+        marks = Incremental(self.cursor_field, cursor_key="since", seen_as="keys", max_seen=MAX_SEEN).load(
+            cursor, what="mailchimp cursor"
+        )
+        window = dict(cursor.get("window") or {}) if cursor else {}
+        if window:  # a read cut short: its window, offset, and what it delivered at its newest second
+            marks.load_progress(window.get("newest"), window.get("newest_ids"))
+        else:
             start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=config.settle_seconds)
-            window = {"before": _iso(start), "offset": 0, "total": None, "newest": None, "newest_ids": []}
-        before = _parse(window["before"], "window.before")
+            window = {"before": marks.encode(start), "offset": 0, "total": None}
+        before = marks.encode(marks.parse(window["before"]))
         offset = int(window.get("offset") or 0)
         total: int | None = window.get("total")
-        newest = _parse(window["newest"], "window.newest") if window.get("newest") else since
-        newest_ids: list[str] = list(window.get("newest_ids") or ([] if window.get("newest") else seen))
 
         delivered = _Recent(2 * config.page_size)  # members re-read after a step back are skipped
         path = f"/lists/{config.list_id}/members"
@@ -111,11 +98,11 @@ class _MembersRead(Stream):
                 "offset": offset,
                 "sort_field": "last_changed",
                 "sort_dir": "ASC",
-                "before_last_changed": _iso(before),
+                "before_last_changed": before,
                 **self.params,
             }
-            if since is not None:
-                params["since_last_changed"] = _iso(since)
+            if marks.start_value is not None:
+                params["since_last_changed"] = marks.encode(marks.start_value)
             body: MembersPage = self.source.client.get_json(path, params=params, model=MembersPage)
             if total is not None and body.total_items < total and offset > 0:
                 # Members left the window while we read (they changed, or were deleted): the ones
@@ -130,30 +117,25 @@ class _MembersRead(Stream):
             total = body.total_items
             records: list[Record] = []
             for member in body.members:
-                stamp = member.last_changed if member.last_changed.tzinfo else member.last_changed.replace(tzinfo=UTC)
                 if member.id in delivered:
                     continue
-                if since is not None and (stamp < since or (stamp == since and member.id in seen)):
+                if not marks.admit(member.id, member.last_changed):
                     continue  # delivered by the previous run (since_last_changed includes its bound)
                 delivered.add(member.id)
                 records.extend(self.records(member))
-                if newest is None or stamp > newest:
-                    newest, newest_ids = stamp, [member.id]
-                elif stamp == newest and len(newest_ids) < MAX_SEEN:
-                    newest_ids.append(member.id)
+            marks.prune()
             offset += len(body.members)
             if not body.members or offset >= body.total_items:
-                final = {"since": _iso(newest) if newest else None, "seen": list(newest_ids) if newest else []}
-                yield Page(records, final)
+                yield Page(records, marks.to_cursor())
                 return
             window = {
-                "before": _iso(before),
+                "before": before,
                 "offset": offset,
                 "total": total,
-                "newest": _iso(newest) if newest else None,
-                "newest_ids": list(newest_ids),  # a copy: the list grows on the next pages
+                "newest": marks.encode(marks.last_value),
+                "newest_ids": marks.encode_seen(marks.fresh),
             }
-            yield Page(records, {"since": _iso(since) if since else None, "seen": sorted(seen), "window": window})
+            yield Page(records, {**marks.start_cursor(), "window": window})
 
     def _stream_name(self) -> str:
         return f"{self.source.context.name}.{self.name}"

@@ -396,3 +396,24 @@ inputs = ["people", "consents"]
         assert [(c.purpose, c.status) for c in anna.consents.latest] == [("email", "revoked")]
     finally:
         engine.dispose()
+
+
+# -- cursors committed before the source kept its mark with cdp_core.Incremental -------------------
+
+
+def test_a_mid_read_cursor_stored_by_earlier_versions_resumes(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """The layout is unchanged (the final one: test_resumes_from_a_saved_cursor); a mid-read one as stored."""
+    api = fake().install(cdp_respx)
+    ben = member_id("ben@example.com")
+    window = {"before": "2024-06-01T00:00:00+00:00", "offset": 2, "total": 5, "newest": "2024-05-02T10:00:00+00:00"}
+    saved = {"since": None, "seen": [], "window": {**window, "newest_ids": [ben]}}
+    pages = list(build(tmp_path, cdp_http).stream("members").read(roundtrip(saved)))
+    assert [r.key for p in pages for r in p.records] == [
+        member_id(e) for e in ("cara@example.com", "dirk@example.com", "eva@example.com")
+    ]
+    sent = api.list_requests[0].url.params
+    assert sent["offset"] == "2" and sent["before_last_changed"] == "2024-06-01T00:00:00+00:00"
+    assert pages[0].cursor["window"]["newest"] == "2024-05-04T10:00:00+00:00"
+    assert pages[-1].cursor == {"since": "2024-05-05T10:00:00+00:00", "seen": [member_id("eva@example.com")]}

@@ -31,10 +31,10 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
-from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
+from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import (
     BearerAuth,
     ClientError,
@@ -48,16 +48,12 @@ from cdp_core.http import (
 
 from cdp_meta_leads.config import MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
-from cdp_meta_leads.mapping import lead_event, lead_profile, utc
+from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
 
 GRAPH_URL = "https://graph.facebook.com"
 
 log = logging.getLogger("cdp.meta_leads")
-
-
-def unix(value: datetime) -> int:
-    return int(utc(value).timestamp())
 
 
 def _after(body: LeadsPage) -> str | None:
@@ -93,38 +89,40 @@ class LeadsStream(Stream):
         self, form_id: str, forms: dict[str, dict[str, Any]], resume: dict[str, Any] | None
     ) -> Iterator[Page]:
         config = self.source.config
-        done = forms.get(form_id) or {}
-        since: int | None = done.get("since")
-        seen: dict[str, int] = dict(done.get("seen") or {})  # delivered by earlier reads: dropped all read long
-        fresh: dict[str, int] = dict(resume.get("fresh") or {}) if resume else {}  # delivered by this read
-        newest: int | None = resume.get("newest") if resume else None
+        # The form's mark (inclusive), its lookback and the leads delivered at or after it (module docstring).
+        marks = Incremental(
+            self.cursor_field,
+            lookback=timedelta(seconds=config.lookback_seconds),
+            cursor_key="since",
+            save="start",
+            unit="s",
+        ).load(forms.get(form_id))
+        if resume:
+            marks.load_progress(resume.get("newest"), resume.get("fresh"))
         params: dict[str, Any] = {"fields": config.fields, "limit": config.page_size}
-        if since is not None:
+        since = marks.encode(marks.start_value)
+        if isinstance(since, int):
             params["filtering"] = json.dumps(
                 [{"field": "time_created", "operator": "GREATER_THAN", "value": since - 1}], separators=(",", ":")
             )
         after = resume.get("after") if resume else None
         pages = self._pages(form_id, params, after)
         for page in pages:
-            records: list[Record] = []
-            for lead in page.data.data:
-                created = unix(lead.created_time)
-                newest = created if newest is None else max(newest, created)
-                if lead.id in seen or lead.id in fresh:
-                    continue  # delivered already (the boundary second, the lookback)
-                fresh[lead.id] = created
-                records.append(self.record_for(lead, form_id))
-            mark = since if newest is None else max(since or 0, newest - config.lookback_seconds)
-            if mark is not None:  # the next read starts at mark or later: older entries are no longer needed
-                fresh = {k: v for k, v in fresh.items() if v >= mark}
+            # delivered already (the boundary second, the lookback) are dropped
+            records = [
+                self.record_for(lead, form_id) for lead in page.data.data if marks.admit(lead.id, lead.created_time)
+            ]
+            marks.prune()
             if page.next_cursor:
-                reading = {"form": form_id, "after": page.next_cursor, "newest": newest, "fresh": dict(fresh)}
+                reading = {
+                    "form": form_id,
+                    "after": page.next_cursor,
+                    "newest": marks.encode(marks.last_value),
+                    "fresh": marks.encode_seen(marks.fresh),
+                }
                 yield Page(records, {"forms": dict(forms), "reading": reading})
             else:
-                kept = {**seen, **fresh}
-                if mark is not None:
-                    kept = {k: v for k, v in kept.items() if v >= mark}
-                forms[form_id] = {"since": mark, "seen": kept}
+                forms[form_id] = marks.to_cursor()
                 yield Page(records, {"forms": dict(forms)})
 
     def _pages(self, form_id: str, params: dict[str, Any], after: str | None) -> Iterator[CursorPage[LeadsPage]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import meta_fake
 import pytest
 import respx
 from cdp_core.http import AuthError, ClientError, HttpFactory, RateLimited, ResponseError
@@ -323,3 +324,29 @@ def test_config() -> None:
         MetaLeadsConfig.model_validate({"access_token": "t", "form_ids": ["../me"]})
     with pytest.raises(ValueError):
         MetaLeadsConfig.model_validate({"access_token": "t", "form_ids": []})
+
+
+# -- cursors committed before the source kept its mark with cdp_core.Incremental -------------------
+
+
+def test_a_cursor_stored_by_earlier_versions_resumes(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """The layout is unchanged: a final and a mid-read cursor as stores already hold them still resume."""
+    fake = FakeLeads(FORM_A, five())
+    cdp_respx.get(URL_A).mock(side_effect=fake)
+    final = {"forms": {FORM_A: {"since": 1714816740, "seen": {"100004": 1714816800}}}}  # 2024-05-04T09:59Z
+    keys, cursor = read(build(tmp_path, cdp_http), cursor=final)
+    assert keys == ["100005"]
+    assert filtering(fake, 0) == [{"field": "time_created", "operator": "GREATER_THAN", "value": 1714816739}]
+    assert cursor == {"forms": {FORM_A: {"since": 1714903140, "seen": {"100005": 1714903200}}}}
+
+    reading = {
+        "form": FORM_A,
+        "after": meta_fake._cursor("100004"),
+        "newest": 1714903200,
+        "fresh": {"100005": 1714903200},
+    }
+    keys, cursor = read(build(tmp_path, cdp_http), cursor={"forms": {}, "reading": reading})
+    assert keys == ["100003", "100002", "100001"]
+    assert cursor == {"forms": {FORM_A: {"since": 1714903140, "seen": {"100005": 1714903200}}}}

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, Page, Record, RecordKind, Rejected, Source, Stream
+from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import (
     ApiKeyHeader,
     AuthError,
@@ -108,19 +108,21 @@ class ShopifyStream(Stream):
     def read(self, cursor: Any) -> Iterator[Page]:
         config = self.source.config
         state = dict(cursor or {})
-        since = parse(state.get("updated_at_min"))
-        # delivered by earlier reads at or after the mark: dropped (same updated_at) for the whole read
-        seen: dict[str, str] = dict(state.get("seen") or {})
-        fresh: dict[str, str] = dict(state.get("fresh") or {})  # delivered by this read so far
-        newest = parse(state.get("max_updated_at"))
+        # The mark, the lookback and the records delivered at or after the mark (module docstring).
+        marks = Incremental(
+            self.cursor_field,
+            lookback=timedelta(seconds=config.lookback_seconds),
+            cursor_key="updated_at_min",
+            save="start",
+        ).load(state)
+        marks.load_progress(state.get("max_updated_at"), state.get("fresh"))  # a read cut short, if any
         started = parse(state.get("started_at"))
         page_info: str | None = state.get("page_info")
-        lookback = timedelta(seconds=config.lookback_seconds)
 
         path = f"/admin/api/{config.api_version}/{self.resource}.json"
         fresh_query: dict[str, Any] = {"limit": config.page_size, **self.filters}
-        if since is not None:
-            fresh_query["updated_at_min"] = iso(since)
+        if marks.start_value is not None:
+            fresh_query["updated_at_min"] = marks.encode(marks.start_value)
         params = {"limit": config.page_size, "page_info": page_info} if page_info else fresh_query
 
         for response in self._responses(path, params, fresh_query if page_info else None):
@@ -130,46 +132,25 @@ class ShopifyStream(Stream):
             records: list[Record] = []
             rejects: list[Rejected] = []
             for item in getattr(body, self.resource):
-                key, stamp = str(item.id), iso(utc(item.updated_at))
-                newest = utc(item.updated_at) if newest is None else max(newest, utc(item.updated_at))
-                if seen.get(key) == stamp or fresh.get(key) == stamp:
+                if not marks.admit(str(item.id), item.updated_at):
                     continue  # delivered already with this very updated_at
-                fresh[key] = stamp  # type: ignore[assignment]
                 got, bad = self.records_for(item)
                 records += got
                 rejects += bad
-            mark = self._mark(since, newest, started, lookback)
-            if mark is not None:  # the next read starts at mark or later: older entries are no longer needed
-                fresh = {k: v for k, v in fresh.items() if datetime.fromisoformat(v) >= mark}
+            # the mark never passes the moment the read began: what changed during it comes next time
+            marks.prune(cap=started)
             following = self._next_page_info(response)
             if following:
-                yield Page(
-                    records,
-                    {
-                        "updated_at_min": iso(since),
-                        "seen": dict(seen),
-                        "fresh": dict(fresh),
-                        "page_info": following,
-                        "max_updated_at": iso(newest),
-                        "started_at": iso(started),
-                    },
-                    rejects,
-                )
+                progress = {
+                    **marks.start_cursor(),
+                    "fresh": marks.encode_seen(marks.fresh),
+                    "page_info": following,
+                    "max_updated_at": marks.encode(marks.last_value),
+                    "started_at": iso(started),
+                }
+                yield Page(records, progress, rejects)
             else:
-                kept = {**seen, **fresh}
-                if mark is not None:
-                    kept = {k: v for k, v in kept.items() if datetime.fromisoformat(v) >= mark}
-                yield Page(records, {"updated_at_min": iso(mark), "seen": kept}, rejects)
-
-    @staticmethod
-    def _mark(
-        since: datetime | None, newest: datetime | None, started: datetime | None, lookback: timedelta
-    ) -> datetime | None:
-        """The next read's ``updated_at_min``: never past the read's start, never below the last mark."""
-        if newest is None:
-            return since
-        candidate = (min(newest, started) if started is not None else newest) - lookback
-        return max(since, candidate) if since is not None else candidate
+                yield Page(records, marks.to_cursor(cap=started), rejects)
 
     def _responses(self, path: str, params: dict[str, Any], restart: dict[str, Any] | None) -> Iterator[httpx.Response]:
         """The pages of one read; a resumed ``page_info`` Shopify refuses restarts from the mark (``restart``)."""

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import shopify_fake
 from cdp_core.http import AuthError, HttpFactory, RateLimited, ResponseError
 from cdp_core.testing import make_context, roundtrip
 from shopify_fake import BASE, CALL_LIMIT, SHOP, TOKEN, FakeShopify, customer, order
@@ -312,3 +313,35 @@ def test_config_normalizes_the_shop_and_refuses_custom_domains() -> None:
         ShopifyConfig.model_validate({"shop": "shop.example.com", "access_token": "t"})
     with pytest.raises(ValueError, match="API version"):
         ShopifyConfig.model_validate({"shop": "my-shop", "access_token": "t", "api_version": "latest"})
+
+
+# -- cursors committed before the source kept its mark with cdp_core.Incremental -------------------
+
+
+def test_a_cursor_stored_by_earlier_versions_resumes(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """The layout is unchanged: a final and a mid-read cursor as stores already hold them still resume."""
+    fake = FakeShopify("customers", five())
+    cdp_respx.get(CUSTOMERS).mock(side_effect=fake)
+    final = {"updated_at_min": "2024-05-04T09:59:00+00:00", "seen": {"1004": "2024-05-04T10:00:00+00:00"}}
+    keys, cursor = read(build(tmp_path, cdp_http), cursor=final)
+    assert keys == ["1005"] and fake.query_of(0)["updated_at_min"] == "2024-05-04T09:59:00+00:00"
+    assert cursor == {"updated_at_min": "2024-05-05T09:59:00+00:00", "seen": {"1005": "2024-05-05T10:00:00+00:00"}}
+
+    since = "2024-05-01T09:59:00+00:00"
+    mid_read = {
+        "updated_at_min": since,
+        "seen": {"1001": "2024-05-01T10:00:00+00:00"},
+        "fresh": {"1002": "2024-05-02T10:00:00+00:00"},
+        "page_info": shopify_fake._encode({"updated_at_min": since, "last_id": 1002}),
+        "max_updated_at": "2024-05-02T10:00:00+00:00",
+        "started_at": "2024-05-03T12:00:00+00:00",  # the read began before 1004 and 1005 changed
+    }
+    keys, cursor = read(build(tmp_path, cdp_http), cursor=mid_read)
+    assert keys == ["1003", "1004", "1005"]
+    # the mark stops at the read's start minus the lookback; what was delivered after it stays seen
+    assert cursor == {
+        "updated_at_min": "2024-05-03T11:59:00+00:00",
+        "seen": {k: f"2024-05-0{k[-1]}T10:00:00+00:00" for k in ("1004", "1005")},
+    }

@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from cdp_core import ConnectorContext, Page, Record, RecordKind, Rejected, Source, Stream
+from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, response_json
 
 from cdp_typeform.api import Answer, ResponseItem, ResponsesPage, TypeformConfig, make_client
@@ -44,13 +44,15 @@ class ResponsesStream(Stream):
         config: TypeformConfig = self.source.config
         if cursor is not None and not (isinstance(cursor, dict) and isinstance(cursor.get("after"), (str, type(None)))):
             raise ValueError(f'typeform cursor: expected {{"after": TOKEN}}, got {cursor!r}')
-        after: str | None = (cursor or {}).get("after")
-        seen: set[str] = set()
+        # The last token read; dedupes tokens inside one read only (`after` is exclusive across reads).
+        tokens = Incremental(self.cursor_field, type="token", cursor_key="after", seen_as=None).load(
+            cursor or None, what="typeform cursor"
+        )
         path = f"/forms/{config.form_id}/responses"
         while True:
             params: dict[str, Any] = {"page_size": config.page_size}
-            if after:
-                params["after"] = after
+            if tokens.last_value:
+                params["after"] = tokens.last_value
             else:
                 params["sort"] = "submitted_at,asc"  # `after` and `sort` exclude each other
             response = self.source.client.get(path, params=params)
@@ -59,18 +61,15 @@ class ResponsesStream(Stream):
             records: list[Record] = []
             rejects: list[Rejected] = []
             for item, raw in zip(body.items, raw_items, strict=True):
-                if item.token in seen:
+                if not tokens.admit(item.token, item.token):
                     continue
-                seen.add(item.token)
                 record, reason = self._record(item)
                 if record is not None:
                     records.append(record)
                 else:
                     rejects.append(Rejected(reason=f"typeform: {reason}", raw=raw, key=item.token))
-            if body.items:
-                after = body.items[-1].token
             more = bool(body.items) and (len(body.items) >= config.page_size or body.page_count > 1)
-            yield Page(records, {"after": after}, rejects)
+            yield Page(records, tokens.to_cursor(), rejects)
             if not more:
                 return
 

@@ -304,3 +304,15 @@ inputs = ["answers"]
     again = run_graph(tmp_path, toml, plugins, services={"http": cdp_http}, env=env)
     assert again.status == "succeeded" and again.nodes["answers"].records_out == 1
     assert api.requests[-1].url.params["after"] == "bad"
+
+
+# -- cursors committed before the source kept its mark with cdp_core.Incremental -------------------
+
+
+def test_an_empty_first_reads_cursor_stored_by_earlier_versions(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """The layout is unchanged ({"after": TOKEN}: test_resumes_from_a_saved_cursor); {"after": null} reads from the start."""
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    assert keys(build(tmp_path, cdp_http), roundtrip({"after": None})) == ["tok1", "tok2", "tok3", "tok4", "tok5"]
+    assert dict(api.requests[0].url.params) == {"page_size": "2", "sort": "submitted_at,asc"}
