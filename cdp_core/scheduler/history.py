@@ -48,7 +48,6 @@ def summary(run: RunInfo | None) -> dict[str, Any] | None:
     """A run as ``cdp scheduler status`` shows it: status, times, duration and total counts."""
     if run is None:
         return None
-    nodes = run.nodes.values()
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     return {
         "id": run.id,
@@ -56,8 +55,6 @@ def summary(run: RunInfo | None) -> dict[str, Any] | None:
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "duration_seconds": round(duration, 3) if duration is not None else None,
-        "read": sum(s.records_out for s in nodes if s.kind == "source"),
-        "written": sum(s.records_out for s in nodes if s.kind == "destination"),
-        "rejected": sum(s.rejected for s in nodes),
+        **run.totals().to_dict(),
         "error": run.error,
     }
