@@ -10,7 +10,8 @@ from sqlalchemy import select
 from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.store import SystemStore
 from cdp_core.store.models import SyncRun
-from cdp_core.store.system import _aware, _run_from_row
+from cdp_core.store.system import _run_from_row
+from cdp_core.timeutil import as_utc
 
 _runs = SyncRun.__table__
 
@@ -41,7 +42,7 @@ def last_success_start(system: SystemStore, graph: str) -> datetime | None:
     )
     with system.engine.connect() as conn:
         started = conn.execute(stmt).scalar_one_or_none()
-    return _aware(started) if started is not None else None
+    return as_utc(started) if started is not None else None
 
 
 def summary(run: RunInfo | None) -> dict[str, Any] | None:

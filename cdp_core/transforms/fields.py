@@ -9,12 +9,13 @@ payloads do contain such keys.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
 from cdp_core.records import Record
+from cdp_core.timeutil import utc_now
 
 IDENTIFIERS_PREFIX = "identifiers."
 
@@ -148,5 +149,5 @@ def show(value: Any, limit: int = 60) -> str:
 def today(as_of: date | datetime | None) -> date:
     """The reference date: ``as_of`` when configured (tests, backfills), else today in UTC."""
     if as_of is None:
-        return datetime.now(UTC).date()
+        return utc_now().date()
     return as_of.date() if isinstance(as_of, datetime) else as_of

@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
+from cdp_core.timeutil import as_utc
 
 from cdp_hubspot.config import CrmObject, HubSpotConfig, SearchPage, make_client
 
@@ -79,9 +80,7 @@ def parse_time(value: Any) -> int | None:
         when = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return round(when.timestamp() * 1000)
+    return round(as_utc(when).timestamp() * 1000)
 
 
 def _iso(ms: int) -> str:

@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from cdp_core import ConnectorContext, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient
+from cdp_core.timeutil import as_utc, aware, utc_now
 
 from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
 
@@ -44,7 +45,7 @@ CONSENT_FIELDS = "members.id,members.email_address,members.status,members.last_c
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat()
+    return as_utc(value).isoformat()
 
 
 def _parse(value: Any, what: str) -> datetime:
@@ -52,7 +53,7 @@ def _parse(value: Any, what: str) -> datetime:
         parsed = datetime.fromisoformat(str(value))
     except ValueError:
         raise ValueError(f"mailchimp cursor: {what} is not an ISO 8601 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return aware(parsed)
 
 
 class _Recent:
@@ -95,7 +96,7 @@ class _MembersRead(Stream):
         seen = set(state.get("seen") or [])
         window = dict(state.get("window") or {})
         if not window:
-            start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=config.settle_seconds)
+            start = utc_now().replace(microsecond=0) - timedelta(seconds=config.settle_seconds)
             window = {"before": _iso(start), "offset": 0, "total": None, "newest": None, "newest_ids": []}
         before = _parse(window["before"], "window.before")
         offset = int(window.get("offset") or 0)
@@ -130,7 +131,7 @@ class _MembersRead(Stream):
             total = body.total_items
             records: list[Record] = []
             for member in body.members:
-                stamp = member.last_changed if member.last_changed.tzinfo else member.last_changed.replace(tzinfo=UTC)
+                stamp = aware(member.last_changed)
                 if member.id in delivered:
                     continue
                 if since is not None and (stamp < since or (stamp == since and member.id in seen)):

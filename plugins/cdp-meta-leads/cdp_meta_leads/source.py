@@ -45,10 +45,11 @@ from cdp_core.http import (
     cursor_pages,
     default_factory,
 )
+from cdp_core.timeutil import as_utc
 
 from cdp_meta_leads.config import MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
-from cdp_meta_leads.mapping import lead_event, lead_profile, utc
+from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
 
 GRAPH_URL = "https://graph.facebook.com"
@@ -57,7 +58,7 @@ log = logging.getLogger("cdp.meta_leads")
 
 
 def unix(value: datetime) -> int:
-    return int(utc(value).timestamp())
+    return int(as_utc(value).timestamp())
 
 
 def _after(body: LeadsPage) -> str | None:
