@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
 
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs, parse_every
@@ -162,7 +163,24 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return self.root.store.url
+        """``[store] url``, a relative SQLite file resolved against the folder of connectors.toml."""
+        return resolve_store_url(self.root.store.url, self.path.absolute().parent)
+
+
+def resolve_store_url(url: str, base_dir: Path) -> str:
+    """``url`` with a relative SQLite file made absolute under ``base_dir``.
+
+    Resolved against the working directory instead, one config run from two folders
+    would write two stores, and a config in another folder run from here would write
+    here. ``sqlite:////abs/path``, in-memory SQLite and every other database are unchanged.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url  # a SQLite URI filename (uri=true) or an absolute path: taken as written
+    return parsed.set(database=str(base_dir / database)).render_as_string(hide_password=False)
 
 
 # -- loading -------------------------------------------------------------------------

@@ -353,3 +353,53 @@ def test_validate_refuses_what_cron_does_not_mean(tmp_path: Path, schedule: str)
         '[syncs.g.nodes.o]\ndestination = "o"\ninputs = ["s"]\n',
     )
     assert "syncs.g.schedule" in issues
+
+
+RELATIVE_STORE = """
+[store]
+url = "sqlite:///data/cdp.sqlite"
+
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "people.jsonl" }
+
+[connectors.out]
+type = "jsonl_file"
+path = "out.jsonl"
+
+[syncs.g.nodes.people]
+source = "files.people"
+
+[syncs.g.nodes.out]
+destination = "out"
+inputs = ["people"]
+"""
+
+
+def test_a_relative_store_url_resolves_against_the_folder_of_connectors_toml(tmp_path: Path) -> None:
+    folder, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "connectors.toml").write_text(RELATIVE_STORE)
+    (folder / "people.jsonl").write_text('{"id": "1"}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "cdp_core.cli", "sync", "g", "-c", "../conf/connectors.toml"],
+        cwd=elsewhere,
+        env={"PATH": "/usr/bin:/bin", "CDP_DISABLE_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (folder / "data" / "cdp.sqlite").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////abs/cdp.sqlite", "sqlite://", "sqlite:///:memory:", "postgresql://cdp@db.example/cdp"],
+)
+def test_absolute_in_memory_and_server_store_urls_are_unchanged(tmp_path: Path, url: str) -> None:
+    (tmp_path / "connectors.toml").write_text(f'[store]\nurl = "{url}"\n')
+    assert load_config(tmp_path / "connectors.toml", load_plugins(entry_points=False), env={}).store_url == url
