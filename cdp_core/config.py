@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs, parse_every
 from cdp_core.identity import IdentityConfig
-from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
 from cdp_core.plugins import Plugins, Registration
 from cdp_core.secrets import Redactor
 
@@ -248,6 +248,11 @@ def load_config(
         if not isinstance(table, dict) or name in unavailable:
             continue
         prefix: tuple[PathPart, ...] = ("connectors", name)
+        bad_name = unsafe_name("connector", name)
+        if bad_name:
+            # Left out like an invalid table: graphs using it stay quiet about it.
+            issues.append(ConfigIssue(format_path(prefix), bad_name, locate(prefix)))
+            continue
         type_name = table.get("type")
         if not isinstance(type_name, str):
             issues.append(ConfigIssue(format_path(prefix + ("type",)), "missing 'type' (the plugin type)", locate(prefix)))
@@ -276,6 +281,10 @@ def load_config(
         graph_configs: dict[str, GraphConfig] = {}
         invalid_nodes: dict[str, set[str]] = {}
         for name, table in root.syncs.items():
+            bad_name = unsafe_name("graph", name)
+            if bad_name:
+                issues.append(ConfigIssue(format_path(("syncs", name)), bad_name, locate(("syncs", name))))
+                continue
             # Nodes one by one: a bad node must not hide the problems of its neighbours.
             raw_nodes = table.get("nodes", {})
             try:
@@ -287,6 +296,12 @@ def load_config(
                 issues.append(ConfigIssue(f"syncs.{name}.nodes", "must be a table of nodes", locate(("syncs", name, "nodes"))))
                 continue
             for node_name, node_table in raw_nodes.items():
+                bad_name = unsafe_name("node", node_name)
+                if bad_name:
+                    where: tuple[PathPart, ...] = ("syncs", name, "nodes", node_name)
+                    issues.append(ConfigIssue(format_path(where), bad_name, locate(where)))
+                    invalid_nodes.setdefault(name, set()).add(node_name)
+                    continue
                 try:
                     graph_config.nodes[node_name] = NodeConfig.model_validate(node_table)
                 except ValidationError as exc:
@@ -410,6 +425,11 @@ class _Locator:
         for entry, number in self.entries:
             if len(entry) > best_len and keys[: len(entry)] == entry:
                 best, best_len = number, len(entry)
+        if best_len < len(keys):
+            # A table defined only through its sub-tables ([syncs.g.nodes.a] defines
+            # syncs.g): the first line inside it is closer than its parent's line.
+            inside = next((number for entry, number in self.entries if entry[: len(keys)] == keys), None)
+            best = inside if inside is not None else best
         return best
 
 

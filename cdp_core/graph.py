@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig, Source
-from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
 
 if TYPE_CHECKING:
     from cdp_core.config import Connector, GraphConfig, NodeConfig
@@ -195,6 +195,12 @@ def _build_node(
             issues.append(
                 GraphIssue(where + ("source",), f"connector {connector_name!r} has no stream {stream_name!r}; streams: {', '.join(streams) or 'none'}")
             )
+            return None
+        # Checked here, where a graph uses the stream: a source's stream names come from
+        # its code or its config (a file source's [connectors.X.streams.NAME]).
+        bad_name = unsafe_name("stream", stream_name)
+        if bad_name:
+            issues.append(GraphIssue(where + ("source",), f"connector {connector_name!r}: {bad_name}"))
             return None
         return Node(name, role, ref, [])
     if not cfg.inputs:
