@@ -311,7 +311,7 @@ def child_e2e(args: argparse.Namespace, graphs: tuple[str, ...]) -> dict[str, An
 
 
 def _short(file: str) -> str:
-    """``cdp_core/store/profiles.py``, ``sqlalchemy/engine/base.py``, ``json/__init__.py`` (not the full path)."""
+    """``cdp_profiles/store/profiles.py``, ``sqlalchemy/engine/base.py``, ``json/__init__.py`` (not the full path)."""
     import re
 
     for pattern in (r".*/site-packages/", r".*/(?=cdp_core/)", r".*/lib/python3\.\d+/"):

@@ -92,7 +92,6 @@ class Stream(ABC):
     kind: RecordKind = RecordKind.profile
     primary_key: tuple[str, ...] = ("id",)
     cursor_field: str | None = None
-    record_model: type[BaseModel] | None = None
 
     @abstractmethod
     def read(self, cursor: JsonValue) -> Iterator[Page]:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.engine import make_url
 
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs, parse_every
-from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
 from cdp_core.plugins import RESERVED_SECTIONS, Plugins, Registration
 from cdp_core.secrets import Redactor
 
@@ -164,7 +165,24 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return self.root.store.url
+        """``[store] url``, a relative SQLite file resolved against the folder of connectors.toml."""
+        return resolve_store_url(self.root.store.url, self.path.absolute().parent)
+
+
+def resolve_store_url(url: str, base_dir: Path) -> str:
+    """``url`` with a relative SQLite file made absolute under ``base_dir``.
+
+    Resolved against the working directory instead, one config run from two folders
+    would write two stores, and a config in another folder run from here would write
+    here. ``sqlite:////abs/path``, in-memory SQLite and every other database are unchanged.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url  # a SQLite URI filename (uri=true) or an absolute path: taken as written
+    return parsed.set(database=str(base_dir / database)).render_as_string(hide_password=False)
 
 
 # -- loading -------------------------------------------------------------------------
@@ -248,6 +266,11 @@ def load_config(
         if not isinstance(table, dict) or name in unavailable:
             continue
         prefix: tuple[PathPart, ...] = ("connectors", name)
+        bad_name = unsafe_name("connector", name)
+        if bad_name:
+            # Left out like an invalid table: graphs using it stay quiet about it.
+            issues.append(ConfigIssue(format_path(prefix), bad_name, locate(prefix)))
+            continue
         type_name = table.get("type")
         if not isinstance(type_name, str):
             issues.append(ConfigIssue(format_path(prefix + ("type",)), "missing 'type' (the plugin type)", locate(prefix)))
@@ -282,6 +305,10 @@ def load_config(
         graph_configs: dict[str, GraphConfig] = {}
         invalid_nodes: dict[str, set[str]] = {}
         for name, table in root.syncs.items():
+            bad_name = unsafe_name("graph", name)
+            if bad_name:
+                issues.append(ConfigIssue(format_path(("syncs", name)), bad_name, locate(("syncs", name))))
+                continue
             # Nodes one by one: a bad node must not hide the problems of its neighbours.
             raw_nodes = table.get("nodes", {})
             try:
@@ -293,6 +320,12 @@ def load_config(
                 issues.append(ConfigIssue(f"syncs.{name}.nodes", "must be a table of nodes", locate(("syncs", name, "nodes"))))
                 continue
             for node_name, node_table in raw_nodes.items():
+                bad_name = unsafe_name("node", node_name)
+                if bad_name:
+                    where: tuple[PathPart, ...] = ("syncs", name, "nodes", node_name)
+                    issues.append(ConfigIssue(format_path(where), bad_name, locate(where)))
+                    invalid_nodes.setdefault(name, set()).add(node_name)
+                    continue
                 try:
                     graph_config.nodes[node_name] = NodeConfig.model_validate(node_table)
                 except ValidationError as exc:
@@ -428,6 +461,11 @@ class _Locator:
         for entry, number in self.entries:
             if len(entry) > best_len and keys[: len(entry)] == entry:
                 best, best_len = number, len(entry)
+        if best_len < len(keys):
+            # A table defined only through its sub-tables ([syncs.g.nodes.a] defines
+            # syncs.g): the first line inside it is closer than its parent's line.
+            inside = next((number for entry, number in self.entries if entry[: len(keys)] == keys), None)
+            best = inside if inside is not None else best
         return best
 
 

@@ -12,12 +12,13 @@ import zoneinfo
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig, Source
-from cdp_core.keypaths import PathPart, did_you_mean, format_path, validation_messages
+from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
 
 if TYPE_CHECKING:
     from cdp_core.config import Connector, GraphConfig, NodeConfig
@@ -195,6 +196,12 @@ def _build_node(
                 GraphIssue(where + ("source",), f"connector {connector_name!r} has no stream {stream_name!r}; streams: {', '.join(streams) or 'none'}")
             )
             return None
+        # Checked here, where a graph uses the stream: a source's stream names come from
+        # its code or its config (a file source's [connectors.X.streams.NAME]).
+        bad_name = unsafe_name("stream", stream_name)
+        if bad_name:
+            issues.append(GraphIssue(where + ("source",), f"connector {connector_name!r}: {bad_name}"))
+            return None
         return Node(name, role, ref, [])
     if not cfg.inputs:
         issues.append(GraphIssue(where + ("inputs",), f"a {role} node needs at least one input"))
@@ -287,31 +294,31 @@ def _check_depends_on(configs: dict[str, GraphConfig], all_names: set[str], issu
 
 
 def toposort(inputs: dict[str, Iterable[str]]) -> tuple[list[str], list[str]]:
-    """Kahn's algorithm over known names; returns (order, a cycle as a path or [])."""
-    deps = {n: [i for i in ins if i in inputs] for n, ins in inputs.items()}
-    remaining = {n: len(d) for n, d in deps.items()}
-    children: dict[str, list[str]] = {n: [] for n in deps}
-    for n, ds in deps.items():
-        for d in ds:
-            children[d].append(n)
-    ready = [n for n, count in remaining.items() if count == 0]
+    """Order ``inputs`` (node -> the nodes it reads from) so every node comes after its inputs.
+
+    Returns ``(order, [])``, or ``([], cycle)`` where ``cycle`` is a path such as
+    ``["a", "b", "a"]`` (each node an input of the next). Names that are not keys
+    of ``inputs`` are ignored: validation reports them elsewhere.
+    """
+    sorter: TopologicalSorter[str] = TopologicalSorter()
+    # Every node first, in config order: graphlib hands out ready nodes in the order
+    # it first saw them, so the order follows the config, not the order inputs are named in.
+    for node in inputs:
+        sorter.add(node)
+    for node, ins in inputs.items():
+        sorter.add(node, *(i for i in ins if i in inputs))
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        found: list[str] = exc.args[1][:-1]
+        # graphlib may enter the cycle anywhere: start at the smallest name, so one
+        # config always gets one message.
+        start = found.index(min(found))
+        path = found[start:] + found[:start]
+        return [], path + [path[0]]
     order: list[str] = []
-    while ready:
-        n = ready.pop(0)
-        order.append(n)
-        for child in children[n]:
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                ready.append(child)
-    if len(order) == len(deps):
-        return order, []
-    # Walk back along inputs inside the unresolved part until a node repeats.
-    stuck = {n for n in deps if n not in order}
-    node = min(stuck)
-    path: list[str] = []
-    while node not in path:
-        path.append(node)
-        node = next(d for d in deps[node] if d in stuck)
-    cycle = path[path.index(node) :] + [node]
-    cycle.reverse()
-    return order, cycle
+    while sorter.is_active():
+        for node in sorter.get_ready():
+            order.append(node)
+            sorter.done(node)
+    return order, []

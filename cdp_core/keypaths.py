@@ -39,6 +39,21 @@ def validation_messages(
     return out
 
 
+SAFE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+"""Connector, graph, node and stream names: a letter, then up to 63 letters, digits, ``_`` or ``-``.
+
+No dot: ``source = "CONNECTOR.STREAM"`` and a record's ``stream`` split at the first
+one. No ``|``: the store joins stream and key with it in its sort keys. Nothing that
+needs quoting in TOML keys, file names or log lines."""
+
+
+def unsafe_name(what: str, name: str) -> str | None:
+    """The message for ``name`` (a ``what``: connector, graph, node, stream) outside :data:`SAFE_NAME`, else None."""
+    if SAFE_NAME.fullmatch(name):
+        return None
+    return f"{what} name {name!r} is not allowed: start with a letter, then up to 63 letters, digits, '_' or '-'"
+
+
 def did_you_mean(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

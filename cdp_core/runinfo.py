@@ -38,6 +38,21 @@ class NodeStats:
         return handled / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class RunTotals:
+    """A run's counts as the CLI, the scheduler status and alerts show them."""
+
+    read: int
+    """What the source nodes passed on."""
+    written: int
+    """What the destination nodes wrote."""
+    rejected: int
+    """What any node sent to quarantine."""
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
 @dataclass
 class RunInfo:
     """One run of one sync graph."""
@@ -49,6 +64,15 @@ class RunInfo:
     finished_at: datetime | None = None
     error: str | None = None
     nodes: dict[str, NodeStats] = field(default_factory=dict)
+
+    def totals(self) -> RunTotals:
+        """Read, written and rejected over all nodes (transforms count only their rejects)."""
+        nodes = self.nodes.values()
+        return RunTotals(
+            read=sum(s.records_out for s in nodes if s.kind == "source"),
+            written=sum(s.records_out for s in nodes if s.kind == "destination"),
+            rejected=sum(s.rejected for s in nodes),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy.exc
@@ -28,6 +27,7 @@ from cdp_core.records import Record, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.store.leases import Lease
+from cdp_core.timeutil import utc_now
 
 log = logging.getLogger("cdp.runner")
 
@@ -108,13 +108,13 @@ class Runner:
 
     def run(self, graph_name: str) -> RunInfo:
         graph: SyncGraph = self.config.graphs[graph_name]
-        run = RunInfo(id=uuid.uuid4().hex, graph=graph_name, started_at=datetime.now(UTC))
+        run = RunInfo(id=uuid.uuid4().hex, graph=graph_name, started_at=utc_now())
         run.nodes = {name: NodeStats(kind=node.role) for name, node in graph.nodes.items()}
         self.system.start_run(run)
         self.plugins.notify("cdp_run_started", run=run)
         execution = _Execution(self, graph, run)
         error = execution.execute()
-        run.finished_at = datetime.now(UTC)
+        run.finished_at = utc_now()
         if error is None:
             run.status = RunStatus.succeeded if execution.complete else RunStatus.interrupted
             self.system.save_run(run)

@@ -353,3 +353,129 @@ def test_validate_refuses_what_cron_does_not_mean(tmp_path: Path, schedule: str)
         '[syncs.g.nodes.o]\ndestination = "o"\ninputs = ["s"]\n',
     )
     assert "syncs.g.schedule" in issues
+
+
+RELATIVE_STORE = """
+[store]
+url = "sqlite:///data/cdp.sqlite"
+
+[connectors.files]
+type = "jsonl"
+streams.people = { path = "people.jsonl" }
+
+[connectors.out]
+type = "jsonl_file"
+path = "out.jsonl"
+
+[syncs.g.nodes.people]
+source = "files.people"
+
+[syncs.g.nodes.out]
+destination = "out"
+inputs = ["people"]
+"""
+
+
+def test_a_relative_store_url_resolves_against_the_folder_of_connectors_toml(tmp_path: Path) -> None:
+    folder, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    (folder / "connectors.toml").write_text(RELATIVE_STORE)
+    (folder / "people.jsonl").write_text('{"id": "1"}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "cdp_core.cli", "sync", "g", "-c", "../conf/connectors.toml"],
+        cwd=elsewhere,
+        env={"PATH": "/usr/bin:/bin", "CDP_DISABLE_PLUGINS": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (folder / "data" / "cdp.sqlite").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////abs/cdp.sqlite", "sqlite://", "sqlite:///:memory:", "postgresql://cdp@db.example/cdp"],
+)
+def test_absolute_in_memory_and_server_store_urls_are_unchanged(tmp_path: Path, url: str) -> None:
+    (tmp_path / "connectors.toml").write_text(f'[store]\nurl = "{url}"\n')
+    assert load_config(tmp_path / "connectors.toml", load_plugins(entry_points=False), env={}).store_url == url
+
+
+UNSAFE_NAMES = """
+[connectors."crm|x"]
+type = "jsonl"
+streams.people = { path = "people.jsonl" }
+
+[connectors.files]
+type = "jsonl"
+streams."a|b" = { path = "people.jsonl" }
+
+[connectors.out]
+type = "jsonl_file"
+path = "out.jsonl"
+
+[syncs."night.ly".nodes.people]
+source = "files.people"
+
+[syncs.g.nodes."read|all"]
+source = "files.a|b"
+
+[syncs.g.nodes.people]
+source = "files.a|b"
+
+[syncs.g.nodes.out]
+destination = "out"
+inputs = ["people"]
+"""
+
+
+def test_connector_graph_node_and_stream_names_outside_the_safe_set_are_config_errors(tmp_path: Path) -> None:
+    path = tmp_path / "connectors.toml"
+    path.write_text(UNSAFE_NAMES)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, load_plugins(entry_points=False), env={})
+    rendered = str(info.value).splitlines()
+    rule = "start with a letter, then up to 63 letters, digits, '_' or '-'"
+    assert f"""{path}:2: connectors."crm|x": connector name 'crm|x' is not allowed: {rule}""" in rendered
+    assert f"""{path}:14: syncs."night.ly": graph name 'night.ly' is not allowed: {rule}""" in rendered
+    assert f"""{path}:17: syncs.g.nodes."read|all": node name 'read|all' is not allowed: {rule}""" in rendered
+    assert (
+        f"""{path}:21: syncs.g.nodes.people.source: connector 'files': stream name 'a|b' is not allowed: {rule}"""
+        in rendered
+    )
+    assert len(rendered) == 4, rendered
+
+
+def test_the_names_in_use_are_safe(tmp_path: Path) -> None:
+    # Hyphens, underscores, digits and capitals after the first letter; 64 characters at most.
+    long_name = "C" + "x" * 63
+    (tmp_path / "people.jsonl").write_text("")
+    text = f"""
+[connectors.{long_name}]
+type = "jsonl"
+streams.New_people-2 = {{ path = "people.jsonl" }}
+
+[connectors.out-1]
+type = "jsonl_file"
+path = "out.jsonl"
+
+[syncs.Nightly_2-b.nodes.read-1]
+source = "{long_name}.New_people-2"
+
+[syncs.Nightly_2-b.nodes.out_1]
+destination = "out-1"
+inputs = ["read-1"]
+"""
+    (tmp_path / "connectors.toml").write_text(text)
+    config = load_config(tmp_path / "connectors.toml", load_plugins(entry_points=False), env={})
+    assert list(config.graphs["Nightly_2-b"].nodes) == ["read-1", "out_1"]
+    assert _issues(tmp_path, text.replace(f"connectors.{long_name}]", f"connectors.{long_name}x]")) == {
+        f"connectors.{long_name}x": f"connector name '{long_name}x' is not allowed: "
+        "start with a letter, then up to 63 letters, digits, '_' or '-'",
+        "syncs.Nightly_2-b.nodes.read-1.source": f"unknown connector '{long_name}' (did you mean '{long_name}x'?); "
+        f"connectors: {long_name}x, out-1",
+    }

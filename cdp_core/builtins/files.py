@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from cdp_core import hookimpl
 from cdp_core.base import Destination, Page, PluginConfig, Source, Stream
+from cdp_core.fieldpaths import lookup
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
 from cdp_core.store.checkpoint import Checkpoint
 
@@ -54,20 +55,11 @@ class CsvSourceConfig(PluginConfig):
     streams: dict[str, CsvStreamConfig] = Field(min_length=1)
 
 
-def _lookup(data: dict[str, Any], field: str) -> Any:
-    value: Any = data
-    for part in field.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
 def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
     """A compiled accessor: plain names (the common case) skip the dotted-path walk."""
     if "." not in field:
         return lambda data: data.get(field)
-    return lambda data: _lookup(data, field)
+    return lambda data: lookup(data, field)
 
 
 def _order(value: Any) -> tuple[int, Any]:

@@ -45,7 +45,6 @@ def cdp_run_failed(run: RunInfo, error: BaseException) -> None:
 
 def failure_payload(run: RunInfo) -> dict[str, Any]:
     """The JSON an alert webhook receives: which graph and run, the (redacted) error, counts and timing."""
-    nodes = run.nodes.values()
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     return {
         "event": "cdp.run_failed",
@@ -56,11 +55,7 @@ def failure_payload(run: RunInfo) -> dict[str, Any]:
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "duration_seconds": duration,
-        "counts": {
-            "read": sum(s.records_out for s in nodes if s.kind == "source"),
-            "written": sum(s.records_out for s in nodes if s.kind == "destination"),
-            "rejected": sum(s.rejected for s in nodes),
-        },
+        "counts": run.totals().to_dict(),
         "nodes": {
             name: {"kind": s.kind, "in": s.records_in, "out": s.records_out, "rejected": s.rejected, "error": s.error}
             for name, s in run.nodes.items()

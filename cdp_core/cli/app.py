@@ -152,16 +152,16 @@ def runs(
     for column in ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "error"):
         table.add_column(column)
     for run in history:
-        nodes = run.nodes.values()
+        totals = run.totals()
         table.add_row(
             run.id[:8],
             run.graph,
             str(run.status),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             _duration(run),
-            f"{sum(s.records_out for s in nodes if s.kind == 'source'):,}",
-            f"{sum(s.records_out for s in nodes if s.kind == 'destination'):,}",
-            f"{sum(s.rejected for s in nodes):,}",
+            f"{totals.read:,}",
+            f"{totals.written:,}",
+            f"{totals.rejected:,}",
             (run.error or "")[:80],
         )
     stdout.print(table)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shutil
 import uuid
-from enum import StrEnum
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -26,10 +25,6 @@ from cdp_core.plugins import load_plugins
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 TEMPLATE_SUFFIX = ".tmpl"
-
-
-class Kind(StrEnum):
-    source = "source"
 
 
 class ScaffoldError(Exception):
@@ -79,7 +74,7 @@ def render(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
-def template_root(kind: Kind) -> Traversable:
+def template_root() -> Traversable:
     root = resources.files("cdp_core").joinpath("templates", "plugin")
     if not root.is_dir():
         raise ScaffoldError(f"the plugin template is missing from the installed cdp_core ({root})")
@@ -102,7 +97,7 @@ def _write_tree(source: Traversable, target: Path, values: dict[str, str]) -> li
     return written
 
 
-def scaffold(name: str, directory: Path, kind: Kind = Kind.source) -> tuple[Path, list[Path]]:
+def scaffold(name: str, directory: Path) -> tuple[Path, list[Path]]:
     """Write ``directory/cdp-NAME``; return the folder and the files written (relative to it)."""
     check_name(name)
     values = names_for(name)
@@ -113,7 +108,7 @@ def scaffold(name: str, directory: Path, kind: Kind = Kind.source) -> tuple[Path
     staging = directory / f".{values['dist']}.{uuid.uuid4().hex[:8]}.tmp"
     staging.mkdir()  # as the user's umask says, unlike mkdtemp's 0700
     try:
-        files = _write_tree(template_root(kind), staging, values)
+        files = _write_tree(template_root(), staging, values)
         staging.rename(folder)  # all or nothing: never a half-written plugin
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -125,14 +120,13 @@ NameArgument = typer.Argument(
     ..., metavar="NAME", help="The plugin's short name: lowercase letters, digits, hyphens (acme)."
 )
 DirOption = typer.Option(Path("plugins"), "--dir", help="Where to create cdp-NAME/.")
-KindOption = typer.Option(Kind.source, "--kind", help="What the skeleton offers.")
 
 
 @app.command("new-plugin")
-def new_plugin(name: str = NameArgument, directory: Path = DirOption, kind: Kind = KindOption) -> None:
+def new_plugin(name: str = NameArgument, directory: Path = DirOption) -> None:
     """Scaffold a plugin distribution cdp-NAME: pyproject with its entry point, a source skeleton, tests."""
     try:
-        folder, files = scaffold(name, directory, kind)
+        folder, files = scaffold(name, directory)
     except ScaffoldError as exc:
         common.fail(str(exc))
     values = names_for(name)

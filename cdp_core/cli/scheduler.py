@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stdout
 from cdp_core.scheduler import Scheduler, graph_status
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import default_ttl
+from cdp_core.timeutil import aware, utc_now
 
 scheduler_app = typer.Typer(help="Run sync graphs on their schedules, unattended.", no_args_is_help=True)
 app.add_typer(scheduler_app, name="scheduler")
@@ -61,13 +62,13 @@ def status_command(
     ),
 ) -> None:
     """Every graph: its schedule, next run time, whether it runs now, and its last run with status, counts and duration."""
-    now = datetime.now(UTC)
+    now = utc_now()
     if at is not None:
         try:
             now = datetime.fromisoformat(at)
         except ValueError:
             common.fail(f"--at: not an ISO date and time: {at!r}")
-        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        now = aware(now)  # the given offset is kept: next runs print in the graph's zone anyway
     cfg, _ = common.load(config)
     entries = graph_status(cfg, SystemStore(cfg.store_url).create(), now)
     if as_json:

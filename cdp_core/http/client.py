@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -37,6 +37,7 @@ from cdp_core.http.errors import (
     status_error,
 )
 from cdp_core.http.limits import Limiter, RatePolicy
+from cdp_core.timeutil import as_utc, utc_now
 
 if TYPE_CHECKING:
     from cdp_core.http.factory import HttpFactory
@@ -91,7 +92,7 @@ class RetryPolicy:
         return rand * min(self.backoff_max, self.backoff * 2 ** (attempt - 1))
 
 
-def retry_after(response: httpx.Response, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
+def retry_after(response: httpx.Response, now: Callable[[], datetime] = utc_now) -> float | None:
     """Seconds a ``Retry-After`` header asks to wait (delta-seconds or HTTP-date form), or None."""
     value = response.headers.get("Retry-After", "").strip()
     if not value:
@@ -104,9 +105,7 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] = lambda: 
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now()).total_seconds())
+    return max(0.0, (as_utc(when) - now()).total_seconds())
 
 
 def _timeouts(value: Timeouts | float | None, default: Timeouts) -> Timeouts:

@@ -17,26 +17,11 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
+from cdp_core.fieldpaths import json_path
 from cdp_core.http.client import HttpClient
 from cdp_core.http.errors import ResponseError, error_url, response_json
 
 T = TypeVar("T")
-
-
-def json_path(data: Any, path: str) -> Any:
-    """``json_path(body, "paging.next.after")``: dict keys, attributes, or list indexes; None if absent."""
-    current = data
-    for part in path.split("."):
-        if current is None:
-            return None
-        if isinstance(current, Mapping):
-            current = current.get(part)
-        elif isinstance(current, (list, tuple)) and part.lstrip("-").isdigit():
-            index = int(part)
-            current = current[index] if -len(current) <= index < len(current) else None
-        else:
-            current = getattr(current, part, None)
-    return current
 
 
 def next_link(response: httpx.Response, rel: str = "next") -> str | None:

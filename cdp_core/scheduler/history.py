@@ -10,7 +10,8 @@ from sqlalchemy import select
 from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.store import SystemStore
 from cdp_core.store.models import SyncRun
-from cdp_core.store.system import _aware, _run_from_row
+from cdp_core.store.system import _run_from_row
+from cdp_core.timeutil import as_utc
 
 _runs = SyncRun.__table__
 
@@ -41,14 +42,13 @@ def last_success_start(system: SystemStore, graph: str) -> datetime | None:
     )
     with system.engine.connect() as conn:
         started = conn.execute(stmt).scalar_one_or_none()
-    return _aware(started) if started is not None else None
+    return as_utc(started) if started is not None else None
 
 
 def summary(run: RunInfo | None) -> dict[str, Any] | None:
     """A run as ``cdp scheduler status`` shows it: status, times, duration and total counts."""
     if run is None:
         return None
-    nodes = run.nodes.values()
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
     return {
         "id": run.id,
@@ -56,8 +56,6 @@ def summary(run: RunInfo | None) -> dict[str, Any] | None:
         "started_at": run.started_at.isoformat(),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         "duration_seconds": round(duration, 3) if duration is not None else None,
-        "read": sum(s.records_out for s in nodes if s.kind == "source"),
-        "written": sum(s.records_out for s in nodes if s.kind == "destination"),
-        "rejected": sum(s.rejected for s in nodes),
+        **run.totals().to_dict(),
         "error": run.error,
     }

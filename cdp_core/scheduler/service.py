@@ -45,6 +45,7 @@ from cdp_core.scheduler.history import last_run, last_success_start
 from cdp_core.scheduler.triggers import build_trigger, dependents, latest_slot, missed_slot
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
+from cdp_core.timeutil import utc_now
 
 log = logging.getLogger("cdp.scheduler")
 
@@ -70,7 +71,7 @@ class Scheduler:
         self.plugins = plugins
         self.system = system or SystemStore(config.store_url).create(plugins.migrations)
         self.leases = leases or Leases(self.system.engine, ttl=lease_ttl)
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or utc_now
         self.stop_event = threading.Event()
         self.triggers: dict[str, BaseTrigger | None] = {
             name: build_trigger(graph.config) for name, graph in config.graphs.items() if graph.config.enabled

@@ -6,7 +6,7 @@ cron's own rules, see triggers.py), given in the graph's time zone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from cdp_core.scheduler.history import last_run, summary
 from cdp_core.scheduler.triggers import build_trigger, describe, next_fire
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import Leases
+from cdp_core.timeutil import utc_now
 
 
 def graph_status(config: Config, system: SystemStore, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -25,7 +26,7 @@ def graph_status(config: Config, system: SystemStore, now: datetime | None = Non
     Schedules are read from every ``[syncs.*]`` table, also of a graph that cannot run
     now (a connector's secret is missing: ``unavailable`` says which) or is disabled.
     """
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     leases = Leases(system.engine).current()
     schedules = _schedules(config)
     order, _ = toposort({name: graph.depends_on for name, graph in schedules.items()})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
@@ -13,6 +12,7 @@ from sqlalchemy import Connection
 from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.store.models import QuarantineRecord, SyncState
 from cdp_core.store.sql import upsert
+from cdp_core.timeutil import utc_now
 
 if TYPE_CHECKING:
     from cdp_core.store.leases import Lease
@@ -58,7 +58,7 @@ class Checkpoint:
             raise RuntimeError("checkpoint already committed")
         if self.commit_by is not None and self.node != self.commit_by:
             raise RuntimeError(f"destination {self.node!r} may not commit a checkpoint owned by {self.commit_by!r}")
-        now = datetime.now(UTC)
+        now = utc_now()
         upsert(
             conn,
             SyncState.__table__,  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
+from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
 
@@ -172,7 +173,7 @@ class Leases:
             now: Any = func.clock_timestamp()
             expires: Any = now + literal(timedelta(seconds=self.ttl), Interval())
         else:
-            now = datetime.now(UTC)
+            now = utc_now()
             expires = now + timedelta(seconds=self.ttl)
         stmt = (
             update(_leases)
@@ -279,22 +280,18 @@ class Lease:
 def _now(conn: Connection) -> datetime:
     if conn.dialect.name == "postgresql":
         value = conn.execute(text("SELECT now()")).scalar_one()
-        return value.astimezone(UTC)
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every lease time is written in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return as_utc(value)
+    return utc_now()
 
 
 def _info(row: Any) -> LeaseInfo:
     return LeaseInfo(
         graph=row.graph,
         holder=row.holder,
-        acquired_at=_aware(row.acquired_at),
-        renewed_at=_aware(row.renewed_at),
-        expires_at=_aware(row.expires_at),
+        # SQLite hands back naive datetimes; every lease time is written in UTC.
+        acquired_at=as_utc(row.acquired_at),
+        renewed_at=as_utc(row.renewed_at),
+        expires_at=as_utc(row.expires_at),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
@@ -14,6 +13,7 @@ from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.schema import History, create_schema
+from cdp_core.timeutil import as_utc
 
 _runs = SyncRun.__table__
 _state = SyncState.__table__
@@ -102,15 +102,9 @@ def _run_from_row(row: Any) -> RunInfo:
         id=row["id"],
         graph=row["graph"],
         status=RunStatus(row["status"]),
-        started_at=_aware(row["started_at"]),
-        finished_at=_aware(row["finished_at"]) if row["finished_at"] else None,
+        # SQLite hands back naive datetimes; everything cdp writes is UTC.
+        started_at=as_utc(row["started_at"]),
+        finished_at=as_utc(row["finished_at"]) if row["finished_at"] else None,
         error=row["error"],
         nodes={name: NodeStats(**stats) for name, stats in (row["nodes"] or {}).items()},
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything cdp writes is UTC.
-    from datetime import UTC
-
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

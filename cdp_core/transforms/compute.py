@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 
 from cdp_core.base import PluginConfig, Transform, TransformContext
 from cdp_core.records import Record
+from cdp_core.timeutil import aware
 from cdp_core.transforms.expr_functions import truthy
 from cdp_core.transforms.expressions import EvaluationError, ExpressionError, compile_expression
 from cdp_core.transforms.fields import FieldName, FieldPath
@@ -24,7 +25,7 @@ AS_OF_HELP = "the moment now() and days_since() use (default: the current time);
 def _clock(as_of: datetime | None) -> Callable[[], datetime] | None:
     if as_of is None:
         return None
-    moment = as_of if as_of.tzinfo is not None else as_of.replace(tzinfo=UTC)
+    moment = aware(as_of)
     return lambda: moment
 
 

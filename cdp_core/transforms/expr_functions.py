@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from cdp_core.timeutil import aware
 from cdp_core.transforms.fields import Invalid
 from cdp_core.transforms.normalizers import as_datetime
 
@@ -72,7 +73,7 @@ def _moment(value: Any) -> datetime:
     moment = as_datetime(value)
     if moment is None or isinstance(moment, Invalid):
         raise EvaluationError(f"expected a date, got {_show(value)}")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware(moment)  # keep its offset: year() of 00:30+02:00 on New Year's Day is the new year
 
 
 def _coerce_pair(a: Any, b: Any) -> tuple[Any, Any] | None:

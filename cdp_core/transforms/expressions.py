@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +20,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from cdp_core.records import Record
+from cdp_core.timeutil import utc_now
 from cdp_core.transforms import expr_functions as fx
 from cdp_core.transforms.expr_functions import EvaluationError
 from cdp_core.transforms.fields import MISSING, FieldPath
@@ -139,7 +140,7 @@ def check_expression(source: str) -> str:
 
 def compile_expression(source: str, now: Callable[[], datetime] | None = None) -> Expression:
     """Parse and compile ``source``; ``now`` is the clock of ``now()`` and ``days_since`` (tests pin it)."""
-    compiler = _Compiler(source, now or (lambda: datetime.now(UTC)))
+    compiler = _Compiler(source, now or utc_now)
     fn = compiler.build(_parse(source))
     return Expression(source, fn, tuple(dict.fromkeys(compiler.fields)))
 

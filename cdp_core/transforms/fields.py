@@ -1,20 +1,23 @@
 """Field addressing shared by every builtin transform, and small option helpers.
 
 A field name addresses ``record.data``: ``city``, or ``address.city`` for a
-nested dict. The prefix ``identifiers.`` addresses ``record.identifiers``
-(``identifiers.email``). A flat data key that itself contains a dot
+nested dict, ``items.0.sku`` for a list's item. The prefix ``identifiers.``
+addresses ``record.identifiers`` (``identifiers.email``). Reading follows
+:func:`cdp_core.fieldpaths.lookup`: a flat data key that itself contains a dot
 (``"utm.source"``) wins over the nested reading, because CSV headers and vendor
-payloads do contain such keys.
+payloads do contain such keys. Writing creates nested dicts (never list items).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
+from cdp_core.fieldpaths import lookup
 from cdp_core.records import Record
+from cdp_core.timeutil import utc_now
 
 IDENTIFIERS_PREFIX = "identifiers."
 
@@ -74,15 +77,9 @@ class FieldPath:
         """The value, or ``MISSING`` when the field is absent."""
         if self.in_identifiers:
             return record.identifiers.get(self.key, MISSING)
-        data = record.data
-        if self.parts is None or self.name in data:
-            return data.get(self.name, MISSING)
-        value: Any = data
-        for part in self.parts:
-            if not isinstance(value, dict) or part not in value:
-                return MISSING
-            value = value[part]
-        return value
+        if self.parts is None:
+            return record.data.get(self.name, MISSING)
+        return lookup(record.data, self.name, MISSING)
 
     def set(self, record: Record, value: Any) -> None:
         """Write ``value``; intermediate dicts are created. Identifiers hold text only, so null removes one."""
@@ -148,5 +145,5 @@ def show(value: Any, limit: int = 60) -> str:
 def today(as_of: date | datetime | None) -> date:
     """The reference date: ``as_of`` when configured (tests, backfills), else today in UTC."""
     if as_of is None:
-        return datetime.now(UTC).date()
+        return utc_now().date()
     return as_of.date() if isinstance(as_of, datetime) else as_of

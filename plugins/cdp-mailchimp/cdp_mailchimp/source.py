@@ -23,11 +23,12 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient
+from cdp_core.timeutil import utc_now
 
 from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
 
@@ -84,7 +85,7 @@ class _MembersRead(Stream):
         if window:  # a read cut short: its window, offset, and what it delivered at its newest second
             marks.load_progress(window.get("newest"), window.get("newest_ids"))
         else:
-            start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=config.settle_seconds)
+            start = utc_now().replace(microsecond=0) - timedelta(seconds=config.settle_seconds)
             window = {"before": marks.encode(start), "offset": 0, "total": None}
         before = marks.encode(marks.parse(window["before"]))
         offset = int(window.get("offset") or 0)

@@ -18,10 +18,10 @@ has them; the profile store normalizes them (email lowercased, phone to E.164).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from cdp_core import Record, RecordKind
+from cdp_core.timeutil import as_utc
 
 from cdp_meta_leads.models import Lead
 
@@ -29,10 +29,6 @@ IDENTIFIER_FIELDS = {"email": "email", "phone_number": "phone"}
 FALLBACK_IDENTIFIER_FIELDS = {"work_email": "email", "work_phone_number": "phone"}
 LEAD_KEYS = frozenset({"lead_id", "form_id", "ad_id", "campaign_id", "created_time", "event"})
 EVENT_NAME = "lead_form_submitted"
-
-
-def utc(value: datetime) -> datetime:
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _value(values: list[Any]) -> Any:
@@ -72,7 +68,7 @@ def _about(lead: Lead, form_id: str) -> dict[str, Any]:
         "form_id": form_id,
         "ad_id": lead.ad_id,
         "campaign_id": lead.campaign_id,
-        "created_time": utc(lead.created_time).isoformat(),
+        "created_time": as_utc(lead.created_time).isoformat(),
     }
     for key, value in (lead.model_extra or {}).items():
         if key not in about:
@@ -89,7 +85,7 @@ def lead_profile(lead: Lead, form_id: str, stream: str) -> Record:
         key=lead.id,
         data={**_about(lead, form_id), **traits},
         identifiers=identifiers,
-        occurred_at=utc(lead.created_time),
+        occurred_at=as_utc(lead.created_time),
     )
 
 
@@ -102,5 +98,5 @@ def lead_event(lead: Lead, form_id: str, stream: str) -> Record:
         key=lead.id,
         data={"event": EVENT_NAME, **_about(lead, form_id)},
         identifiers=identifiers,
-        occurred_at=utc(lead.created_time),
+        occurred_at=as_utc(lead.created_time),
     )

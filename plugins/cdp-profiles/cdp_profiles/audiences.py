@@ -4,7 +4,7 @@ An ad destination (``meta_audiences``, ``google_ads``) is fed every person who
 should be in its audience on every run (the profile store's ``profiles_all``
 stream through a ``filter``). It must not upload everyone each time, and it must
 remove the people who are no longer fed. :class:`AudienceMirror` does the
-bookkeeping, in the store's database (tables in cdp_core/store/audience_models.py):
+bookkeeping, in the store's database (tables in cdp_profiles/store/audience_models.py):
 
 1. ``write()`` -> :meth:`AudienceMirror.stage`: every member fed is recorded
    durably in ``audience_pending`` under a stable *member key* (the SHA-256 of

@@ -1,4 +1,4 @@
-"""The audience mirror (cdp_core/audiences.py): staging, the diff, confirming, failed runs.
+"""The audience mirror (cdp_profiles/audiences.py): staging, the diff, confirming, failed runs.
 
 Every test with ``store_url`` runs on SQLite and on PostgreSQL.
 """

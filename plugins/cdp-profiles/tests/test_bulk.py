@@ -1,4 +1,4 @@
-"""The store's bulk statements (cdp_core/store/bulk.py) on both databases.
+"""The store's bulk statements (cdp_profiles/store/bulk.py) on both databases.
 
 On PostgreSQL inserts, upserts and key tables of COPY_MIN_ROWS rows or more go through
 COPY (into the table, or into a staging table and one INSERT ... SELECT); fewer rows, and

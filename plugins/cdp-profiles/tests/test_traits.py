@@ -1,4 +1,4 @@
-"""Trait documents (cdp_core/store/traits.py): each strategy, and extending a document equals recomputing it."""
+"""Trait documents (cdp_profiles/store/traits.py): each strategy, and extending a document equals recomputing it."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ Identifiers are passed as Shopify has them; the profile store normalizes them
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from cdp_core import Record, RecordKind
+from cdp_core.timeutil import as_utc
 
 from cdp_shopify.models import Address, Customer, MarketingConsent, Order
 
@@ -34,11 +34,6 @@ CONSENT_PURPOSES = (("email", "email_marketing_consent"), ("sms", "sms_marketing
 
 class UnknownConsentState(ValueError):
     """A marketing state this plugin does not know: the record is quarantined, never guessed."""
-
-
-def utc(value: datetime) -> datetime:
-    """An aware datetime in UTC (Shopify always sends an offset; a naive one is taken as UTC)."""
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _tags(tags: str | None) -> list[str]:
@@ -95,7 +90,7 @@ def customer_profile(customer: Customer, stream: str) -> Record:
         key=str(customer.id),
         data={k: v for k, v in data.items() if v is not None},
         identifiers=_identifiers(customer.id, customer.email, customer.phone),
-        occurred_at=utc(customer.updated_at),
+        occurred_at=as_utc(customer.updated_at),
     )
 
 
@@ -137,14 +132,14 @@ def customer_consents(customer: Customer, stream: str) -> list[Record]:
                     "shopify_customer_id": str(customer.id),
                 },
                 identifiers=_identifiers(customer.id, customer.email, customer.phone),
-                occurred_at=utc(when),
+                occurred_at=as_utc(when),
             )
         )
     return records
 
 
 def order_record(order: Order, stream: str) -> Record:
-    """The order as an ``order`` record: order_id, amount, currency, status, items (cdp_core/store/kinds.py)."""
+    """The order as an ``order`` record: order_id, amount, currency, status, items (cdp_profiles/store/kinds.py)."""
     customer = order.customer
     email = (customer.email if customer else None) or order.email or order.contact_email
     phone = (customer.phone if customer else None) or order.phone
@@ -178,5 +173,5 @@ def order_record(order: Order, stream: str) -> Record:
         key=str(order.id),
         data={k: v for k, v in data.items() if v is not None},
         identifiers=_identifiers(customer.id if customer else None, email, phone),
-        occurred_at=utc(when),
+        occurred_at=as_utc(when),
     )

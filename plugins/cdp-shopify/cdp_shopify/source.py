@@ -30,7 +30,7 @@ import email.utils
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -49,10 +49,11 @@ from cdp_core.http import (
     next_link,
     response_json,
 )
+from cdp_core.timeutil import as_utc, utc_now
 from pydantic import BaseModel
 
 from cdp_shopify.config import ShopifyConfig
-from cdp_shopify.mapping import UnknownConsentState, customer_consents, customer_profile, order_record, utc
+from cdp_shopify.mapping import UnknownConsentState, customer_consents, customer_profile, order_record
 from cdp_shopify.models import Customer, CustomersPage, Order, OrdersPage
 
 log = logging.getLogger("cdp.shopify")
@@ -63,11 +64,11 @@ STALE_PAGE_INFO = frozenset({400, 404, 422})
 
 
 def iso(value: datetime | None) -> str | None:
-    return utc(value).isoformat() if value is not None else None
+    return as_utc(value).isoformat() if value is not None else None
 
 
 def parse(value: str | None) -> datetime | None:
-    return utc(datetime.fromisoformat(value)) if value else None
+    return as_utc(datetime.fromisoformat(value)) if value else None
 
 
 def server_time(response: httpx.Response) -> datetime:
@@ -75,10 +76,10 @@ def server_time(response: httpx.Response) -> datetime:
     value = response.headers.get("Date")
     if value:
         try:
-            return utc(email.utils.parsedate_to_datetime(value))
+            return as_utc(email.utils.parsedate_to_datetime(value))
         except (TypeError, ValueError, IndexError):
             pass
-    return datetime.now(UTC)
+    return utc_now()
 
 
 class ShopifyStream(Stream):

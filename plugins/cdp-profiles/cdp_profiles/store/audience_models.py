@@ -1,6 +1,6 @@
 """Audience mirror tables: what an ad destination last uploaded, and what the current pass fed it.
 
-See cdp_core/audiences.py for how they are used. Rows hold the *hashed* row a
+See cdp_profiles/audiences.py for how they are used. Rows hold the *hashed* row a
 destination uploads (never a raw email or phone), keyed by a member key that is
 itself a SHA-256 digest.
 

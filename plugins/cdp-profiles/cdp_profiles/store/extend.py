@@ -1,6 +1,6 @@
 """The fast write path: new records that extend a settled profile, or found a new one, in place.
 
-Replaying a whole component (cdp_core/store/replay.py) is always right but costs a
+Replaying a whole component (cdp_profiles/store/replay.py) is always right but costs a
 reload of everything connected. Most records need none of it: their identifiers
 are all new, or all owned by one profile that resolved alone. For those, the
 replay's outcome is known without running it:
@@ -16,7 +16,7 @@ so the replay forms connected components, whatever the order. The batch is split
 into components of its own (sets sharing identifiers, or an owner); a component
 that touches two profiles, an unsettled profile, an identifier another set holds
 unlinked, a record that changed its identifiers, or a limit goes to the replay.
-Traits follow the same way: merged into the stored document (cdp_core/store/traits.py)
+Traits follow the same way: merged into the stored document (cdp_profiles/store/traits.py)
 unless a record is a re-delivery, which recomputes that profile's document.
 """
 

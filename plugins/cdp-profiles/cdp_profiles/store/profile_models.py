@@ -2,7 +2,7 @@
 
 Records are stored as they came (keyed by ``(stream, key)``, so a re-delivery
 updates); profiles, identities and traits are *derived* from them by identity
-resolution (cdp_core/identity.py), component by component. That is what makes
+resolution (cdp_profiles/identity.py), component by component. That is what makes
 the result independent of batch size and record order.
 
 - ``id_sets``: each distinct set of normalized identifiers seen on a record, with
@@ -36,7 +36,7 @@ class Profile(SQLModel, table=True):
     traits: Any = Field(
         default_factory=dict,
         sa_column=Column(JSON, nullable=False, server_default="{}"),
-        description="name -> value (cdp_core/store/traits.py)",
+        description="name -> value (cdp_profiles/store/traits.py)",
     )
     trait_sources: Any = Field(
         default_factory=dict,

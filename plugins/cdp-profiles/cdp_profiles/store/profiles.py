@@ -5,9 +5,9 @@ Per batch, set-based (a few statements per table, never one per record):
 1. store each record as it came, keyed by (stream, key) (re-delivery updates);
 2. drop identifier sets no record uses any more (a record changed its identifiers);
 3. extend settled profiles in place, or found new ones, where the outcome of a
-   replay is known without running it (cdp_core/store/extend.py);
+   replay is known without running it (cdp_profiles/store/extend.py);
 4. replay the rest, whole connected components, with the pure resolver
-   (cdp_core/store/replay.py, cdp_core/identity.py).
+   (cdp_profiles/store/replay.py, cdp_profiles/identity.py).
 
 Both paths give what a replay of all records in canonical order gives, so the
 result does not depend on batch size or record order (tests/test_identity.py).

@@ -1,9 +1,9 @@
 """The general write path: replay whole connected components with the pure resolver.
 
-Used for what extending a profile in place cannot decide (cdp_core/store/extend.py):
+Used for what extending a profile in place cannot decide (cdp_profiles/store/extend.py):
 merges, limits, splits, records that changed their identifiers. Loads every
 identifier set connected to the seeds (through shared identifiers or a shared
-profile), resolves them again from scratch (cdp_core/identity.py), maps the
+profile), resolves them again from scratch (cdp_profiles/identity.py), maps the
 groups onto existing profile ids (the oldest keeps its id; the others are marked
 merged into it and logged) and rewrites identities and traits of those profiles.
 """

@@ -1,7 +1,7 @@
 """Reading a profile's traits: ``profiles.traits`` and ``profiles.trait_sources`` (docs/store.md).
 
 ``traits`` is a plain JSON object, trait name -> value. ``trait_sources`` says which
-record decided each trait (cdp_core/store/traits.py): its sort key ``TIME|STREAM|KEY``
+record decided each trait (cdp_profiles/store/traits.py): its sort key ``TIME|STREAM|KEY``
 gives the trait's source stream and the time it was set. This module is the read side:
 the traits in Python, and SQL expressions that pick one trait's value out of the
 object on SQLite and PostgreSQL (for filters and aggregates that must not fetch every

@@ -5,7 +5,7 @@ A profile row keeps its traits in two JSON columns:
 - ``traits``: ``{name: value}``, plain, for anyone reading the store;
 - ``trait_sources``: which record decided each trait, ``{"r": [sort key, ...], "n": {name: index
   into r}}``, plus ``"x": {name: exact sum}`` for numeric ``accumulate`` traits. A sort key is
-  ``TIME|STREAM|KEY`` (cdp_core/store/replay.py), so it gives the trait's source stream and the
+  ``TIME|STREAM|KEY`` (cdp_profiles/store/replay.py), so it gives the trait's source stream and the
   time it was set (``~`` for a record without a time) without repeating them per trait.
 
 That state is what lets new records extend a profile's traits without reading its old

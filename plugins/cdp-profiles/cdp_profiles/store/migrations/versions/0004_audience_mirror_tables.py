@@ -1,4 +1,4 @@
-"""audience_members, audience_pending: the state of ad audience mirrors (cdp_core/audiences.py).
+"""audience_members, audience_pending: the state of ad audience mirrors (cdp_profiles/audiences.py).
 
 Revision ID: 0004
 Revises: 0003
