@@ -14,6 +14,7 @@ pytest_plugins = ["cdp_core.testing", "cdp_core.testing.databases"]
 def store_engine(store_url: str) -> Iterator[Engine]:
     """An engine on ``store_url`` with the kernel's and the profile product's schema at head."""
     from cdp_core.store.engine import make_engine
+
     from cdp_profiles.store.schema import ensure_schema
 
     engine = make_engine(store_url)

@@ -13,6 +13,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from cdp_core.store import schema
+from cdp_core.store.engine import make_engine
+from cdp_core.store.schema import KERNEL, SchemaError, create_schema
 from migration_helpers import (
     NOW,
     differences,
@@ -26,9 +29,6 @@ from migration_helpers import (
 from sqlalchemy import Engine, MetaData, event, insert, inspect, select, text
 from sqlmodel import SQLModel
 
-from cdp_core.store import schema
-from cdp_core.store.engine import make_engine
-from cdp_core.store.schema import KERNEL, SchemaError, create_schema
 from cdp_profiles.store.schema import PROFILES, ensure_schema
 
 BASELINE = PROFILES.baseline
@@ -363,7 +363,6 @@ def test_a_store_of_the_single_history_upgrades_in_place_with_every_row(engine: 
 def upgrade_to_single_history(engine: Engine, at: str) -> None:
     """Take the product's tables down to ``at`` while ``alembic_version`` names it, as the single history did."""
     from alembic.runtime.migration import MigrationContext
-
     from cdp_core.store.schema import migration_transaction
 
     with migration_transaction(engine) as conn:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cdp_profiles.identity import TraitRules
-from cdp_profiles.store.replay import sort_key
+from cdp_profiles.store.sortkey import encode as sort_key
 from cdp_profiles.store.traits import TraitRecord, Traits, compute_traits, merge_traits, origin
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

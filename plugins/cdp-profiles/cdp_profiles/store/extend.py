@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from cdp_core.records import RecordKind
 
 from cdp_profiles.identity import Identifier, IdentityConfig
+from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.replay import PROFILE_COLUMNS, new_profile_ids, recompute_traits
 from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, merge_traits
@@ -291,7 +292,7 @@ class Extend:
             for (type_name, value), key in origin.items():
                 holder = holder_of.get((type_name, value))
                 if holder is None or key < holder[1]:
-                    identity_rows.append((type_name, value, pid, key.split("|", 2)[1], key))
+                    identity_rows.append((type_name, value, pid, sortkey.stream_of(key), key))
             records: list[TraitRecord] = []
             answers: list[NpsAnswer] = []
             for p in comp.records:

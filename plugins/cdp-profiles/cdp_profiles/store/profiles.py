@@ -28,12 +28,13 @@ from cdp_core.store.checkpoint import Checkpoint
 from sqlalchemy import Engine
 
 from cdp_profiles.identity import Identifier, IdentityConfig
+from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.kinds import KindError, row_for, utc
-from cdp_profiles.store.replay import Replay, sort_key
+from cdp_profiles.store.replay import Replay
 
-__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id", "sort_key"]
+__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id"]
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
@@ -120,7 +121,11 @@ class ProfileWriter:
                 checkpoint.reject(record, f"{record.kind}: {exc}")
                 continue
             ids = tuple(sorted(identifiers))
-            key = sort_key(record.occurred_at, record.stream, record.key)
+            try:
+                key = sortkey.encode(record.occurred_at, record.stream, record.key)
+            except sortkey.SortKeyError as exc:
+                checkpoint.reject(record, str(exc))
+                continue
             prepared.append(Prepared(record, ids, set_id(ids) if ids else None, key, row))
         return prepared
 
@@ -243,7 +248,7 @@ class ProfileWriter:
         for sid, stream, key, occurred in db.query(
             f'SELECT r.set_id, r.stream, r."key", r.occurred_at FROM cdp_tmp_sets t {db.join} record_index r ON r.set_id = t.id'
         ):
-            k = sort_key(db.read_time(occurred), stream, key)
+            k = sortkey.encode(db.read_time(occurred), stream, key)
             if sid not in earliest or k < earliest[sid]:
                 earliest[sid] = k
         stored = {

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
 
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import sortkey
 from cdp_profiles.store.trait_docs import trait_entries, trait_values, value_text
 
 _profiles, _identities, _merges, _sets, _index, _events, _orders, _nps, _consents = (
@@ -258,10 +259,11 @@ def _merged_ids(conn: Connection, pid: str) -> list[str]:
 
 
 def _origin(first_seen: str | None) -> dict[str, Any]:
-    """An identity's ``first_seen`` sort key (``TIME|STREAM|KEY``, TIME ``~`` when unknown) as time and record."""
-    when, _, record = (first_seen or "~").partition("|")
-    moment = None if when.startswith("~") else datetime.fromisoformat(when)
-    return {"first_seen": moment, "record": record or None}
+    """An identity's ``first_seen`` sort key as its time (UTC, naive as stored times are read) and record."""
+    if not first_seen:
+        return {"first_seen": None, "record": None}
+    when = sortkey.decode(first_seen).when
+    return {"first_seen": when.replace(tzinfo=None) if when else None, "record": sortkey.record_of(first_seen) or None}
 
 
 # -- finding a profile ----------------------------------------------------------------

@@ -14,14 +14,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cdp_core.records import RecordKind
 
 from cdp_profiles.identity import Identifier, IdentityConfig, Resolution, SetNode, resolve
+from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
-from cdp_profiles.store.kinds import utc
 from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, compute_traits
 
 if TYPE_CHECKING:
@@ -41,14 +41,6 @@ PROFILE_COLUMNS = (
 )
 
 
-def sort_key(occurred_at: datetime | None, stream: str, key: str) -> str:
-    """Canonical order: by time (records without one last), then stream and key."""
-    if occurred_at is None:
-        return f"~|{stream}|{key}"
-    when = utc(occurred_at).replace(tzinfo=None).isoformat("T", "microseconds")  # type: ignore[union-attr]
-    return f"{when}|{stream}|{key}"
-
-
 def profile_id(founder_key: str, founder: str, attempt: int = 0) -> str:
     """A new profile's id, from its founding set: a UUIDv7 layout, time-ordered by the founder's record.
 
@@ -58,10 +50,8 @@ def profile_id(founder_key: str, founder: str, attempt: int = 0) -> str:
     ``id_sets.profile_id``): a batch founds and extends profiles of nearby times, so its writes
     land on nearby index pages instead of all over them (bench/README.md).
     """
-    when = founder_key.partition("|")[0]
-    millis = 0
-    if not when.startswith("~"):
-        millis = max(0, int(datetime.fromisoformat(when).replace(tzinfo=UTC).timestamp() * 1000))
+    when = sortkey.decode(founder_key).when
+    millis = 0 if when is None else max(0, int(when.timestamp() * 1000))
     digest = uuid.uuid5(PROFILE_NS, founder if attempt == 0 else f"{founder}|{attempt}").int
     value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | (digest >> 64 & 0xFFF) << 64 | 0b10 << 62 | digest & (2**62 - 1)
     return f"{value:032x}"
@@ -114,13 +104,13 @@ def recompute_traits(
         f'ON r.set_id = t.id {db.join} profile_records pr ON pr.stream = r.stream AND pr."key" = r."key" {not_in_batch}'
     ):
         when = db.read_time(occurred)
-        records[set_to_profile[sid]].append((sort_key(when, stream, key), when, stream, db.read_json(data)))
+        records[set_to_profile[sid]].append((sortkey.encode(when, stream, key), when, stream, db.read_json(data)))
     for sid, stream, key, score, category, answered in db.query(
         f'SELECT r.set_id, n.stream, n."key", n.score, n.category, n.answered_at FROM cdp_tmp_sets t {db.join} record_index r '
         f'ON r.set_id = t.id {db.join} nps_responses n ON n.stream = r.stream AND n."key" = r."key" {not_in_batch}'
     ):
         when = db.read_time(answered)
-        answers[set_to_profile[sid]].append((sort_key(when, stream, key), score, category, when, stream))
+        answers[set_to_profile[sid]].append((sortkey.encode(when, stream, key), score, category, when, stream))
     rules = identity.traits
     return {
         pid: compute_traits(records.get(pid, ()), rules, answers.get(pid, ())) for pid in set(set_to_profile.values())
@@ -365,7 +355,7 @@ class _Apply:
         )
         via = link.via if link else None
         record = (
-            self.component[link.set_id].node.sort_key.split("|", 1)[1]
+            sortkey.record_of(self.component[link.set_id].node.sort_key)
             if link and link.set_id in self.component
             else None
         )
@@ -413,5 +403,5 @@ class _Apply:
         for group in self.resolution.groups:
             for (type_name, value), sid in group.owned.items():
                 origin = self.component[sid].node.sort_key
-                rows.append((type_name, value, keeper_of[group.index], origin.split("|")[1], origin))
+                rows.append((type_name, value, keeper_of[group.index], sortkey.stream_of(origin), origin))
         db.upsert("identities", ("type", "value", "profile_id", "source", "first_seen"), rows, keys=("type", "value"))

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
 from cdp_profiles.identity import TraitRules, TraitStrategy
+from cdp_profiles.store import sortkey
 
 TraitRecord = tuple[str, datetime | None, str, dict[str, Any]]
 """(sort key, occurred_at, stream, data)"""
@@ -80,9 +81,8 @@ def origin(key: str | None) -> tuple[str | None, datetime | None]:
     """(source stream, set_at) from a deciding record's sort key."""
     if not key:
         return None, None
-    when, _, rest = key.partition("|")
-    stream = rest.partition("|")[0] or None
-    return stream, None if when.startswith("~") else datetime.fromisoformat(when).replace(tzinfo=UTC)
+    parts = sortkey.decode(key)
+    return parts.stream or None, parts.when
 
 
 def _empty(value: Any) -> bool:
@@ -140,7 +140,7 @@ def merge_traits(
                 if current is not None:
                     if rank is None:
                         rank = {s: i for i, s in enumerate(rules.source_priority)}
-                    theirs = rank.get(current.split("|", 2)[1], len(rank))
+                    theirs = rank.get(sortkey.stream_of(current), len(rank))
                     mine = rank.get(stream, len(rank))
                     if mine > theirs or (mine == theirs and key <= current):
                         continue
