@@ -161,12 +161,25 @@ def test_key_tables_of_any_size_join(engine: Engine) -> None:
         db = Bulk(conn)
         db.upsert("identities", IDENTITY_COLUMNS, rows, keys=("type", "value"))
         for wanted in ([("email", "p3@x.de")], [("email", f"p{i}@x.de") for i in range(0, 600, 2)]):
-            db.keys("cdp_tmp_ids", ("type", "value"), wanted)
+            ids = db.keys(("type", "value"), wanted)
             found = db.query(
-                f"SELECT i.profile_id FROM cdp_tmp_ids f {db.join} identities i ON i.type = f.type AND i.value = f.value"
+                f"SELECT i.profile_id FROM {ids} f {db.join} identities i ON i.type = f.type AND i.value = f.value"
             )
             expected = {f"profile-{v.split('@')[0][1:]}" for _, v in wanted if int(v.split("@")[0][1:]) < 300}
             assert {r[0] for r in found} == expected
+
+
+def test_a_key_table_is_not_clobbered_by_a_later_one_of_the_same_shape(engine: Engine) -> None:
+    """A caller's keys stay as it wrote them while a function it calls fills key tables of its own."""
+    for _ in range(2):  # and again in the next transaction, which reuses the connection's tables
+        with engine.begin() as conn:
+            db = Bulk(conn)
+            mine = db.keys(("id",), [("a",), ("b",)])
+            theirs = db.keys(("id",), [("c",)])
+            pair = db.keys(("stream", "key"), [("s", "1")])
+            assert len({mine, theirs, pair}) == 3
+            assert sorted(r[0] for r in db.query(f"SELECT id FROM {mine}")) == ["a", "b"]
+            assert [r[0] for r in db.query(f"SELECT id FROM {theirs}")] == ["c"]
 
 
 def test_index_joins_hold_for_the_transaction_only(engine: Engine, db_backend: str) -> None:

@@ -11,7 +11,8 @@ ORM and Core readers of the same tables see no difference:
 - PostgreSQL (psycopg 3): JSON wrapped in ``Json``, aware datetimes, decimals as they are.
 
 Small key lists are joined through temporary tables instead of ``IN (...)``
-lists, so a batch needs a few statements, not one per 500 keys.
+lists, so a batch needs a few statements, not one per 500 keys; each :meth:`Bulk.keys`
+call gets a table of its own, so no caller can clobber another's keys.
 
 On PostgreSQL, inserts, upserts and key tables of more than a few rows go through
 ``COPY``: psycopg's ``executemany`` still runs one statement per row on the server,
@@ -59,6 +60,7 @@ class Bulk:
         # CROSS JOIN is its documented way to fix the order. PostgreSQL plans this itself.
         self.join = "CROSS JOIN" if self.sqlite else "JOIN"
         self._temps: set[str] = set()
+        self._key_tables: dict[str, int] = {}
         if not self.sqlite:
             from psycopg.types.json import Json
 
@@ -191,8 +193,19 @@ class Bulk:
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.sqlite else f"LEAST({a}, {b})"
 
-    def keys(self, name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-        """Fill the temporary table ``name`` with ``rows`` (replacing what it held) and return its name."""
+    def keys(self, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+        """A temporary table of its own holding ``rows`` (TEXT ``columns``), for joins; returns its name.
+
+        Every call gets a table no other call of this transaction uses, so a caller's keys
+        stay as it wrote them while it runs queries, whatever the functions it calls fill
+        meanwhile. Tables are named by their columns and a number counted per transaction,
+        so later transactions on the connection reuse them: created once per connection
+        (``IF NOT EXISTS``), emptied before use.
+        """
+        shape = "_".join(columns)
+        number = self._key_tables.get(shape, 0) + 1
+        self._key_tables[shape] = number
+        name = f"cdp_keys_{shape}_{number}"
         if name not in self._temps:
             cols = ", ".join(f'"{c}" TEXT' for c in columns)
             if self.sqlite:
@@ -203,7 +216,6 @@ class Bulk:
         self.execute(f'DELETE FROM "{name}"')
         self.insert(name, columns, [tuple(r) for r in rows])
         return name
-
 
 def _unique(rows: Sequence[Sequence[Any]], positions: list[int]) -> bool:
     """Does no key repeat among ``rows``?"""

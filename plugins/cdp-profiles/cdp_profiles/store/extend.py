@@ -106,11 +106,11 @@ class Extend:
     def _identifiers(self, identifiers: set[Identifier]) -> tuple[dict[Identifier, tuple[str, str]], set[Identifier]]:
         """identifier -> (owning profile, first_seen); and the ones a set carries without an owner."""
         db = self.db
-        db.keys("cdp_tmp_ids", ("type", "value"), identifiers)
+        ids_t = db.keys(("type", "value"), identifiers)
         holder: dict[Identifier, tuple[str, str]] = {}
         unlinked: set[Identifier] = set()
         for type_name, value, profile_id, first_seen in db.query(
-            "SELECT f.type, f.value, i.profile_id, i.first_seen FROM cdp_tmp_ids f "
+            f"SELECT f.type, f.value, i.profile_id, i.first_seen FROM {ids_t} f "
             "LEFT JOIN identities i ON i.type = f.type AND i.value = f.value "
             "WHERE i.profile_id IS NOT NULL OR EXISTS "
             "(SELECT 1 FROM id_set_members m WHERE m.type = f.type AND m.value = f.value)"
@@ -123,11 +123,11 @@ class Extend:
 
     def _stored_sets(self, ids: set[str]) -> dict[str, tuple[str, str | None]]:
         db = self.db
-        db.keys("cdp_tmp_sets", ("id",), [(s,) for s in ids])
+        sets_t = db.keys(("id",), [(s,) for s in ids])
         return {
             sid: (key, pid)
             for sid, key, pid in db.query(
-                f"SELECT s.id, s.sort_key, s.profile_id FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+                f"SELECT s.id, s.sort_key, s.profile_id FROM {sets_t} t {db.join} id_sets s ON s.id = t.id"
             )
         }
 
@@ -135,15 +135,15 @@ class Extend:
         if not ids:
             return {}
         db = self.db
-        db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in ids])
+        profiles_t = db.keys(("id",), [(p,) for p in ids])
         owners = {
             pid: _Owner(founder, key, bool(settled))
             for pid, founder, key, settled in db.query(
-                f"SELECT p.id, p.founder, p.sort_key, p.settled FROM cdp_tmp_profiles t {db.join} profiles p ON p.id = t.id"
+                f"SELECT p.id, p.founder, p.sort_key, p.settled FROM {profiles_t} t {db.join} profiles p ON p.id = t.id"
             )
         }
         for pid, type_name, count in db.query(
-            f"SELECT i.profile_id, i.type, COUNT(*) FROM cdp_tmp_profiles t {db.join} identities i "
+            f"SELECT i.profile_id, i.type, COUNT(*) FROM {profiles_t} t {db.join} identities i "
             "ON i.profile_id = t.id GROUP BY i.profile_id, i.type"
         ):
             owners[pid].counts[type_name] = count
@@ -357,11 +357,11 @@ class Extend:
         stored: dict[str, Traits] = {}
         existing = [(p,) for p in merge_docs if p in comp_of]  # profiles founded by this batch have no row yet
         if existing:
-            db.keys("cdp_tmp_profiles", ("id",), existing)
+            profiles_t = db.keys(("id",), existing)
             stored = {
                 pid: Traits.load(db.read_json(values), db.read_json(sources))
                 for pid, values, sources in db.query(
-                    f"SELECT p.id, p.traits, p.trait_sources FROM cdp_tmp_profiles t {db.join} profiles p ON p.id = t.id"
+                    f"SELECT p.id, p.traits, p.trait_sources FROM {profiles_t} t {db.join} profiles p ON p.id = t.id"
                 )
             }
         docs: dict[str, Traits] = {}
@@ -373,11 +373,11 @@ class Extend:
             else:
                 docs[pid] = traits
         if recompute:
-            db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in recompute])
+            profiles_t = db.keys(("id",), [(p,) for p in recompute])
             set_to_profile = {
                 sid: pid
                 for sid, pid in db.query(
-                    f"SELECT s.id, s.profile_id FROM cdp_tmp_profiles t {db.join} id_sets s ON s.profile_id = t.id"
+                    f"SELECT s.id, s.profile_id FROM {profiles_t} t {db.join} id_sets s ON s.profile_id = t.id"
                 )
             }
             batch: list[Prepared] = []

@@ -156,9 +156,9 @@ class ProfileWriter:
 
     def _old_records(self, db: Bulk, prepared: list[Prepared]) -> dict[tuple[str, str], tuple[str | None, Any]]:
         """(stream, key) -> (set, occurred_at) of the batch's records the store holds already."""
-        db.keys("cdp_tmp_keys", ("stream", "key"), [(p.record.stream, p.record.key) for p in prepared])
+        keys_t = db.keys(("stream", "key"), [(p.record.stream, p.record.key) for p in prepared])
         rows = db.query(
-            f'SELECT r.stream, r."key", r.set_id, r.occurred_at FROM cdp_tmp_keys k {db.join} record_index r '
+            f'SELECT r.stream, r."key", r.set_id, r.occurred_at FROM {keys_t} k {db.join} record_index r '
             'ON r.stream = k.stream AND r."key" = k."key"'
         )
         return {(stream, key): (sid, occurred) for stream, key, sid, occurred in rows}
@@ -243,10 +243,10 @@ class ProfileWriter:
         candidates = lost | retimed
         if not candidates:
             return set(), set()
-        db.keys("cdp_tmp_sets", ("id",), [(s,) for s in candidates])
+        sets_t = db.keys(("id",), [(s,) for s in candidates])
         earliest: dict[str, str] = {}
         for sid, stream, key, occurred in db.query(
-            f'SELECT r.set_id, r.stream, r."key", r.occurred_at FROM cdp_tmp_sets t {db.join} record_index r ON r.set_id = t.id'
+            f'SELECT r.set_id, r.stream, r."key", r.occurred_at FROM {sets_t} t {db.join} record_index r ON r.set_id = t.id'
         ):
             k = sortkey.encode(db.read_time(occurred), stream, key)
             if sid not in earliest or k < earliest[sid]:
@@ -254,7 +254,7 @@ class ProfileWriter:
         stored = {
             sid: (key, pid)
             for sid, key, pid in db.query(
-                f"SELECT s.id, s.sort_key, s.profile_id FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+                f"SELECT s.id, s.sort_key, s.profile_id FROM {sets_t} t {db.join} id_sets s ON s.id = t.id"
             )
         }
         reopened = {pid for sid, (key, pid) in stored.items() if pid and (sid in lost or earliest.get(sid) != key)}
@@ -265,16 +265,16 @@ class ProfileWriter:
         orphans = candidates - set(earliest)
         if not orphans:
             return set(), reopened
-        db.keys("cdp_tmp_sets", ("id",), [(s,) for s in orphans])
+        sets_t = db.keys(("id",), [(s,) for s in orphans])
         members = [
             (t, v, sid)
             for sid, identifiers in db.query(
-                f"SELECT s.id, s.identifiers FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+                f"SELECT s.id, s.identifiers FROM {sets_t} t {db.join} id_sets s ON s.id = t.id"
             )
             for t, v in db.read_json(identifiers)
         ]
         mark = db.mark
         db.many(f"DELETE FROM id_set_members WHERE type = {mark} AND value = {mark} AND set_id = {mark}", members)
-        db.execute("DELETE FROM id_sets WHERE id IN (SELECT id FROM cdp_tmp_sets)")
+        db.execute(f"DELETE FROM id_sets WHERE id IN (SELECT id FROM {sets_t})")
         identifiers = {(t, v) for t, v, _ in members}
         return identifiers, reopened

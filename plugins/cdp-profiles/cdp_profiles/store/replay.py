@@ -70,8 +70,8 @@ def new_profile_ids(db: Bulk, founders: dict[Any, tuple[str, str]], avoid: Itera
     attempt = 0
     while pending:
         wanted = {g: profile_id(key, founder, attempt) for g, (key, founder) in pending.items()}
-        db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in wanted.values()])
-        taken |= {r[0] for r in db.query(f"SELECT p.id FROM cdp_tmp_profiles t {db.join} profiles p ON p.id = t.id")}
+        profiles_t = db.keys(("id",), [(p,) for p in wanted.values()])
+        taken |= {r[0] for r in db.query(f"SELECT p.id FROM {profiles_t} t {db.join} profiles p ON p.id = t.id")}
         for group, candidate in wanted.items():
             if candidate not in taken:
                 taken.add(candidate)
@@ -85,9 +85,9 @@ def recompute_traits(
     db: Bulk, identity: IdentityConfig, set_to_profile: dict[str, str], batch: list[Prepared]
 ) -> dict[str, Traits]:
     """Each profile's traits from every record of its sets: the batch's from memory, older ones read back."""
-    db.keys("cdp_tmp_sets", ("id",), [(s,) for s in set_to_profile])
-    db.keys("cdp_tmp_keys", ("stream", "key"), [(p.record.stream, p.record.key) for p in batch])
-    not_in_batch = 'LEFT JOIN cdp_tmp_keys k ON k.stream = r.stream AND k."key" = r."key" WHERE k.stream IS NULL'
+    sets_t = db.keys(("id",), [(s,) for s in set_to_profile])
+    keys_t = db.keys(("stream", "key"), [(p.record.stream, p.record.key) for p in batch])
+    not_in_batch = f'LEFT JOIN {keys_t} k ON k.stream = r.stream AND k."key" = r."key" WHERE k.stream IS NULL'
     records: dict[str, list[TraitRecord]] = defaultdict(list)
     answers: dict[str, list[NpsAnswer]] = defaultdict(list)
     for p in batch:
@@ -100,13 +100,13 @@ def recompute_traits(
             row = p.row
             answers[pid].append((p.sort_key, row["score"], row["category"], row["answered_at"], p.record.stream))
     for sid, stream, key, data, occurred in db.query(
-        f'SELECT r.set_id, pr.stream, pr."key", pr.data, pr.occurred_at FROM cdp_tmp_sets t {db.join} record_index r '
+        f'SELECT r.set_id, pr.stream, pr."key", pr.data, pr.occurred_at FROM {sets_t} t {db.join} record_index r '
         f'ON r.set_id = t.id {db.join} profile_records pr ON pr.stream = r.stream AND pr."key" = r."key" {not_in_batch}'
     ):
         when = db.read_time(occurred)
         records[set_to_profile[sid]].append((sortkey.encode(when, stream, key), when, stream, db.read_json(data)))
     for sid, stream, key, score, category, answered in db.query(
-        f'SELECT r.set_id, n.stream, n."key", n.score, n.category, n.answered_at FROM cdp_tmp_sets t {db.join} record_index r '
+        f'SELECT r.set_id, n.stream, n."key", n.score, n.category, n.answered_at FROM {sets_t} t {db.join} record_index r '
         f'ON r.set_id = t.id {db.join} nps_responses n ON n.stream = r.stream AND n."key" = r."key" {not_in_batch}'
     ):
         when = db.read_time(answered)
@@ -152,18 +152,18 @@ class Replay:
                 # A set holds an identifier either as its profile's own (then the set is among
                 # the owner's sets) or in a member row (an identifier its profile does not own).
                 seen_ids |= frontier
-                db.keys("cdp_tmp_ids", ("type", "value"), frontier)
+                ids_t = db.keys(("type", "value"), frontier)
                 found = {
                     r[0]
                     for r in db.query(
-                        f"SELECT DISTINCT m.set_id FROM cdp_tmp_ids f {db.join} id_set_members m "
+                        f"SELECT DISTINCT m.set_id FROM {ids_t} f {db.join} id_set_members m "
                         "ON m.type = f.type AND m.value = f.value"
                     )
                 }
                 owners = {
                     r[0]
                     for r in db.query(
-                        f"SELECT DISTINCT i.profile_id FROM cdp_tmp_ids f {db.join} identities i "
+                        f"SELECT DISTINCT i.profile_id FROM {ids_t} f {db.join} identities i "
                         "ON i.type = f.type AND i.value = f.value"
                     )
                 }
@@ -174,11 +174,11 @@ class Replay:
                 to_load |= self._sets_of_profiles(owners, known)
                 frontier = set()
             if to_load:
-                db.keys("cdp_tmp_sets", ("id",), [(s,) for s in to_load])
+                sets_t = db.keys(("id",), [(s,) for s in to_load])
                 to_load = set()
                 profiles: set[str] = set()
                 for sid, identifiers, key, profile_id in db.query(
-                    f"SELECT s.id, s.identifiers, s.sort_key, s.profile_id FROM cdp_tmp_sets t {db.join} id_sets s ON s.id = t.id"
+                    f"SELECT s.id, s.identifiers, s.sort_key, s.profile_id FROM {sets_t} t {db.join} id_sets s ON s.id = t.id"
                 ):
                     ids = tuple(sorted((t, v) for t, v in db.read_json(identifiers)))
                     loaded[sid] = _ComponentSet(SetNode(sid, ids, key), profile_id)
@@ -192,10 +192,10 @@ class Replay:
     def _sets_of_profiles(self, profiles: set[str], known: set[str]) -> set[str]:
         if not profiles:
             return set()
-        self.db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in profiles])
+        profiles_t = self.db.keys(("id",), [(p,) for p in profiles])
         db = self.db
         found = {
-            r[0] for r in db.query(f"SELECT s.id FROM cdp_tmp_profiles p {db.join} id_sets s ON s.profile_id = p.id")
+            r[0] for r in db.query(f"SELECT s.id FROM {profiles_t} p {db.join} id_sets s ON s.profile_id = p.id")
         }
         new = found - known
         known |= found
@@ -230,9 +230,9 @@ class _Apply:
         db = self.db
         old_rows: dict[str, tuple[str, Any]] = {}
         if self.old_profiles:
-            db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in self.old_profiles])
+            profiles_t = db.keys(("id",), [(p,) for p in self.old_profiles])
             for pid, key, created in db.query(
-                f"SELECT p.id, p.sort_key, p.created_at FROM cdp_tmp_profiles t {db.join} profiles p ON p.id = t.id"
+                f"SELECT p.id, p.sort_key, p.created_at FROM {profiles_t} t {db.join} profiles p ON p.id = t.id"
             ):
                 old_rows[pid] = (key, created)
         keeper_of = self._keepers(old_rows)
@@ -281,8 +281,8 @@ class _Apply:
             db.many(f"DELETE FROM profiles WHERE id = {db.mark}", [(p,) for p in dead])
         moved = [(pid, s) for s, pid in set_to_profile.items() if self.old_of_set.get(s) != pid]
         db.many(f"UPDATE id_sets SET profile_id = {db.mark} WHERE id = {db.mark}", moved)
-        db.keys("cdp_tmp_profiles", ("id",), [(p,) for p in set(keeper_of.values()) | set(self.old_profiles)])
-        self._identities(keeper_of)
+        profiles_t = db.keys(("id",), [(p,) for p in set(keeper_of.values()) | set(self.old_profiles)])
+        self._identities(keeper_of, profiles_t)
         self._members()
 
     def _contested(self) -> set[int]:
@@ -396,9 +396,9 @@ class _Apply:
         ]
         db.insert("id_set_members", ("type", "value", "set_id"), rows)
 
-    def _identities(self, keeper_of: dict[int, str]) -> None:
+    def _identities(self, keeper_of: dict[int, str], profiles_t: str) -> None:
         db = self.db
-        db.execute("DELETE FROM identities WHERE profile_id IN (SELECT id FROM cdp_tmp_profiles)")
+        db.execute(f"DELETE FROM identities WHERE profile_id IN (SELECT id FROM {profiles_t})")
         rows = []
         for group in self.resolution.groups:
             for (type_name, value), sid in group.owned.items():
