@@ -40,10 +40,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, Interval, delete, func, literal, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
+from cdp_core.store.sql import upsert_statement
 from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
@@ -128,13 +128,13 @@ class Leases:
             previous = _row(conn, graph)
             values = {"graph": graph, "holder": self.holder, "acquired_at": now, "renewed_at": now,
                       "expires_at": now + timedelta(seconds=self.ttl)}
-            insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name]
-            stmt = insert(_leases).values(**values)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["graph"],
-                set_={c: stmt.excluded[c] for c in ("holder", "acquired_at", "renewed_at", "expires_at")},
+            stmt = upsert_statement(
+                conn.dialect.name,
+                _leases,
+                ["graph"],
+                ["holder", "acquired_at", "renewed_at", "expires_at"],
                 where=_leases.c.expires_at <= now,
-            ).returning(_leases.c.holder)
+            ).values(**values).returning(_leases.c.holder)
             if conn.execute(stmt).scalar_one_or_none() != self.holder:
                 return None
             if previous is not None and previous.holder != self.holder:

@@ -11,9 +11,9 @@ import math
 import re
 import tomllib
 import types
-from importlib import metadata
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 

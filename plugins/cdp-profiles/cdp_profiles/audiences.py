@@ -40,15 +40,17 @@ import json
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from cdp_core.base import Destination
+from cdp_core.fieldpaths import lookup
 from cdp_core.records import Record
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
+from cdp_core.store.sql import upsert, upsert_statement
+from cdp_core.timeutil import utc_now
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, literal, not_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from cdp_profiles.store.audience_models import AudienceMember, AudiencePending
 from cdp_profiles.store.schema import ensure_schema
@@ -72,6 +74,7 @@ MAX_ROWS_PER_REQUEST = 10_000
 
 _members: Table = AudienceMember.__table__  # type: ignore[assignment]
 _pending: Table = AudiencePending.__table__  # type: ignore[assignment]
+_MEMBER_KEY = ("destination", "audience_id", "member_key")
 
 
 # -- hashing ---------------------------------------------------------------------------------
@@ -139,14 +142,10 @@ class PersonFields:
 
 
 def _lookup(record: Record, path: str) -> Any:
+    """``identifiers.TYPE``, or a field of the data (``data.`` optional) by the kernel's field-path rule."""
     if path.startswith("identifiers."):
         return record.identifiers.get(path.removeprefix("identifiers."))
-    value: Any = record.data
-    for part in path.removeprefix("data.").split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
+    return lookup(record.data, path.removeprefix("data."))
 
 
 def _present(value: Any) -> bool:
@@ -285,14 +284,6 @@ class AudienceMirror:
     def _mine(self, table: Table) -> Any:
         return and_(table.c.destination == self.destination, table.c.audience_id == self.audience_id)
 
-    def _insert(self, table: Table) -> Any:
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            return postgresql.insert(table)
-        if dialect == "sqlite":
-            return sqlite.insert(table)
-        raise ValueError(f"unsupported store database {dialect!r}")  # pragma: no cover - make_engine refuses others
-
     # -- staging (write) ---------------------------------------------------------------------
 
     def stage(self, members: Iterable[Member], run_id: str | None = None) -> int:
@@ -305,7 +296,7 @@ class AudienceMirror:
             unique[member.key] = member  # the last delivery of a key wins
         if not unique:
             return 0
-        now = datetime.now(UTC)
+        now = utc_now()
         rows = [
             {
                 "destination": self.destination,
@@ -319,19 +310,8 @@ class AudienceMirror:
             }
             for m in unique.values()
         ]
-        stmt = self._insert(_pending)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_pending.c.destination, _pending.c.audience_id, _pending.c.member_key],
-            set_={
-                "record_key": stmt.excluded.record_key,
-                "row": stmt.excluded.row,
-                "row_hash": stmt.excluded.row_hash,
-                "run_id": stmt.excluded.run_id,
-                "staged_at": stmt.excluded.staged_at,
-            },
-        )
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+            upsert(conn, _pending, rows, _MEMBER_KEY)
         return len(rows)
 
     def staged_record_keys(self) -> list[str]:
@@ -452,7 +432,7 @@ class AudienceMirror:
     def confirm_upserted(self, members: Iterable[Member], at: datetime | None = None) -> int:
         """The platform took these rows: they are now what the audience was last sent."""
         with self.engine.begin() as conn:
-            return self._upsert_members(conn, members, at or datetime.now(UTC))
+            return self._upsert_members(conn, members, at or utc_now())
 
     def _upsert_members(self, conn: Connection, members: Iterable[Member], now: datetime) -> int:
         rows = [
@@ -466,18 +446,7 @@ class AudienceMirror:
             }
             for m in {m.key: m for m in members}.values()
         ]
-        if not rows:
-            return 0
-        stmt = self._insert(_members)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_members.c.destination, _members.c.audience_id, _members.c.member_key],
-            set_={
-                "row": stmt.excluded.row,
-                "row_hash": stmt.excluded.row_hash,
-                "uploaded_at": stmt.excluded.uploaded_at,
-            },
-        )
-        conn.execute(stmt, rows)
+        upsert(conn, _members, rows, _MEMBER_KEY)
         return len(rows)
 
     def confirm_removed(self, members: Iterable[Member]) -> int:
@@ -504,7 +473,7 @@ class AudienceMirror:
         unconfirmed (a refused upsert is forgotten, a refused removal is kept), so the
         next complete pass sends them again.
         """
-        now = at or datetime.now(UTC)
+        now = at or utc_now()
         with self.engine.begin() as conn:
             conn.execute(delete(_members).where(self._mine(_members), self._not_fed()))
             source = select(
@@ -515,17 +484,15 @@ class AudienceMirror:
                 _pending.c.row_hash,
                 literal(now, _members.c.uploaded_at.type).label("uploaded_at"),
             ).where(self._mine(_pending))
-            stmt = self._insert(_members).from_select(
-                ["destination", "audience_id", "member_key", "row", "row_hash", "uploaded_at"], source
-            )
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[_members.c.destination, _members.c.audience_id, _members.c.member_key],
-                set_={
-                    "row": stmt.excluded.row,
-                    "row_hash": stmt.excluded.row_hash,
-                    "uploaded_at": stmt.excluded.uploaded_at,
-                },
-                where=_members.c.row_hash != stmt.excluded.row_hash,
+            columns = ["destination", "audience_id", "member_key", "row", "row_hash", "uploaded_at"]
+            stmt = upsert_statement(
+                conn.dialect.name,
+                _members,
+                _MEMBER_KEY,
+                ["row", "row_hash", "uploaded_at"],
+                select=source,
+                columns=columns,
+                where=lambda new: _members.c.row_hash != new.row_hash,
             )
             conn.execute(stmt)
             for part in chunked(sorted(set(failed_upserts)), 5_000):

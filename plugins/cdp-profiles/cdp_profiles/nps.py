@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
+from cdp_core import timeutil
 from sqlalchemy import Engine, Table, and_, case, func, select
 from sqlalchemy.sql import ColumnElement, Subquery
 from sqlmodel import SQLModel
@@ -196,7 +197,7 @@ def as_utc(value: date | datetime) -> datetime:
     """A bound for ``answered_at`` (stored in UTC): a date is its midnight UTC, a naive time is taken as UTC."""
     if not isinstance(value, datetime):
         return datetime.combine(value, time(), UTC)
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return timeutil.as_utc(value)
 
 
 # -- queries ---------------------------------------------------------------------------

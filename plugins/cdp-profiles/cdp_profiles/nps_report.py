@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from cdp_core.timeutil import utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.nps import (
@@ -271,7 +271,7 @@ def describe(report: NpsReport) -> str:
 
 def render(report: NpsReport, title: str = "Net Promoter Score") -> str:
     """The whole page for ``report`` (its trend should be filled: the page always shows one)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = utc_now().strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>{escape(title)}</h1>", f'<div class="muted">{escape(describe(report))} · generated {now}</div>']
     body.append(headline(report.summary))
     warnings = report.warnings()

@@ -32,6 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from cdp_core.store.sql import on_conflict_sql
 from sqlalchemy import Connection
 
 COPY_MIN_ROWS = 64
@@ -145,16 +146,14 @@ class Bulk:
         cols = ", ".join(f'"{c}"' for c in columns)
         marks = ", ".join(self.mark for _ in columns)
         targets = [c for c in columns if c not in keys] if update is None else list(update)
-        sets = [f'"{c}" = excluded."{c}"' for c in targets] + [f'"{c}" = {e}' for c, e in (assign or {}).items()]
-        conflict = ", ".join(f'"{k}"' for k in keys)
-        action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+        conflict = on_conflict_sql(keys, targets, assign)
         if self._copies(rows) and _unique(rows, [list(columns).index(k) for k in keys]):
             stage = self._stage(table, columns)
             self.execute(f'DELETE FROM "{stage}"')
             self._copy(stage, columns, rows)
-            self.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{stage}" ON CONFLICT ({conflict}) {action}')
+            self.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{stage}" {conflict}')
             return
-        self.many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks}) ON CONFLICT ({conflict}) {action}', rows)
+        self.many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks}) {conflict}', rows)
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if self._copies(rows):

@@ -7,11 +7,12 @@ with the reason, not stored half.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from cdp_core.records import Record, RecordKind
+from cdp_core.timeutil import as_utc
 
 EVENT_NAME = ("event", "name", "type", "action")
 ORDER_ID = ("order_id", "id", "order_number", "name")
@@ -45,9 +46,8 @@ def _text(value: Any) -> str | None:
 
 
 def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    """:func:`cdp_core.timeutil.as_utc` that lets None through (a record without a time)."""
+    return None if value is None else as_utc(value)
 
 
 def row_for(record: Record) -> dict[str, Any]:

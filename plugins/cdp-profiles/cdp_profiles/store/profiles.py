@@ -20,11 +20,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.timeutil import utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.identity import Identifier, IdentityConfig
@@ -139,7 +140,7 @@ class ProfileWriter:
                 checkpoint.write(conn)
 
     def _write(self, db: Bulk, prepared: list[Prepared], run_id: str) -> None:
-        now = datetime.now(UTC)
+        now = utc_now()
         db.index_joins()
         old = self._old_records(db, prepared)
         self._store_records(db, prepared, run_id, now)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar, cast
 
 import sqlalchemy as sa
+from cdp_core.timeutil import as_utc
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
 
@@ -47,7 +48,7 @@ class ProfileNotFound(LookupError):
 
 def _to_utc(value: datetime | None) -> datetime | None:
     """Times are stored in UTC; SQLite (and PostgreSQL's ``timestamp``) give them back naive."""
-    return value if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return None if value is None else as_utc(value)
 
 
 def money(value: Decimal) -> Decimal:
