@@ -25,9 +25,7 @@ OUTSIDE_DOCUMENT = re.compile(r"design\.md|apis\.md|\.\./shared", re.IGNORECASE)
 def tracked_files() -> list[str]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    listing = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode()
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
     return [name for name in listing.split("\0") if name]
 
 
