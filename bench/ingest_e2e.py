@@ -24,7 +24,7 @@ STORE_STEPS = {
     "traits.py": ("merge_traits",),
     "identity.py": ("resolve",),
     "checkpoint.py": ("write",),
-}  # of the profile product's store (cdp_profiles/store/, identity.py) and the kernel's checkpoint
+}  # of cdp_profiles/store/ and cdp_profiles/identity.py (checkpoint.py: cdp_core/store/), for the profile's breakdown
 ACTIVITY_NODES = ("events", "orders", "nps")
 
 CONFIG = """\
@@ -226,9 +226,11 @@ def child_e2e(args: argparse.Namespace, graphs: tuple[str, ...]) -> dict[str, An
         store = Path(url.removeprefix("sqlite:///"))
         for stale in (store, Path(f"{store}-wal"), Path(f"{store}-shm"), Path(f"{store}-journal")):
             stale.unlink(missing_ok=True)
-    from cdp_profiles import plugin as profiles_plugin
+    # The kernel's builtins and the profile product only: profile_store is a plugin now, and
+    # other installed plugins (or CDP_DISABLE_PLUGINS) must not change what is measured.
+    import cdp_profiles.plugin
 
-    plugins = load_plugins(entry_points=False, extra=[("profiles", profiles_plugin)])
+    plugins = load_plugins(entry_points=False, disabled=set(), extra=[("profiles", cdp_profiles.plugin)])
     registry = plugins.registry
     missing = [f"transform {t}" for t in ("rename", "normalize") if registry.get("transform", t) is None]
     missing += [
@@ -303,7 +305,7 @@ def child_e2e(args: argparse.Namespace, graphs: tuple[str, ...]) -> dict[str, An
         results["profile_top"] = rows[:15]
         steps = []
         for (file, line, func), (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-            if func in STORE_STEPS.get(Path(file).name, ()) and ("cdp_profiles" in file or "cdp_core" in file):
+            if func in STORE_STEPS.get(Path(file).name, ()) and ("cdp_core" in file or "cdp_profiles" in file):
                 steps.append({"function": f"{_short(file)}:{line}({func})", "ncalls": nc, "tottime": tt, "cumtime": ct})
         steps.sort(key=lambda r: r["cumtime"], reverse=True)
         results["profile_store_steps"] = steps

@@ -1,7 +1,7 @@
 """The record: the one shape every source emits and every destination receives.
 
-design.md section 3: a record carries the stream it came from, its kind, its data,
-the person's identifiers, when it happened and a stable key for idempotency.
+A record carries the stream it came from, its kind, its data, the person's
+identifiers, when it happened and a stable key for idempotency.
 """
 
 from __future__ import annotations

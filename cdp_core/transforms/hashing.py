@@ -3,7 +3,8 @@
 A hash only matches if both sides normalized the value the same way, so emails
 and phones go through the very normalizers ``normalize`` uses; other fields are
 trimmed and lower-cased. Vendor-specific rules (Meta wants phones without the
-'+') belong to that vendor's destination plugin, see apis.md.
+'+', Google wants it) belong to that vendor's destination plugin
+(``cdp_meta_audiences.normalize``, ``cdp_google_ads.normalize``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``normalize``: canonical emails, phones, names, countries and dates, in place.
 
-The email and phone identifiers are always normalized, listed or not: design.md
-requires identifiers to be normalized before any match, and a forgotten option
+The email and phone identifiers are always normalized, listed or not: identity
+resolution matches identifiers only in normalized form, and a forgotten option
 would silently split one person into two profiles.
 """
 

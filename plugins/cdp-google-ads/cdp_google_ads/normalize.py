@@ -1,6 +1,6 @@
 """Google Ads Customer Match: normalization and SHA-256 hashing of customer data, as Google documents it.
 
-Google's rules (Customer Match "Prepare your data", and ../shared/apis.md):
+Google's rules (Google Ads Help, Customer Match "Prepare your data"):
 
 | identifier | normalized | hashed |
 |---|---|---|

@@ -1,7 +1,7 @@
 """Meta Custom Audiences: normalization and SHA-256 hashing of customer data, as Meta documents it.
 
-Meta's rules ("Hashing and normalizing data" of the Marketing API, and
-../shared/apis.md): trim and lower-case every value, then SHA-256 (hex):
+Meta's rules ("Hashing and normalizing data" of the Marketing API documentation):
+trim and lower-case every value, then SHA-256 (hex):
 
 | key | normalized before hashing |
 |---|---|

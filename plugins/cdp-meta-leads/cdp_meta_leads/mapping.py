@@ -1,4 +1,4 @@
-"""A lead -> cdp records (design.md section 3).
+"""A lead -> cdp records (``cdp_core.records.Record``: kind, data, identifiers, time, key).
 
 ``field_data`` is a list of ``{name, values[]}``, one per question of the form:
 

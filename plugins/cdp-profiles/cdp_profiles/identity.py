@@ -1,4 +1,4 @@
-"""Identity resolution: deterministic, rule-driven, explainable (design.md section 5).
+"""Identity resolution: deterministic, rule-driven, explainable (README.md, "Identity resolution").
 
 The resolver is pure: it takes the identifier sets of one connected component of
 the identity graph and replays them in canonical order (earliest record first,

@@ -1,4 +1,4 @@
-"""Net Promoter Score from the profile store (design.md section 6; docs/nps.md).
+"""Net Promoter Score from the profile store (docs/nps.md).
 
 Every stored answer counts by default (each answer is one response, as survey
 tools count them); ``latest_per_person=True`` keeps only each person's latest

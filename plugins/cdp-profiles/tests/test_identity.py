@@ -1,4 +1,4 @@
-"""Identity resolution, design.md section 5: each rule, then the same result for any batch size and order."""
+"""Identity resolution (README.md, "Identity resolution"): each rule, then the same result for any batch size and order."""
 
 from __future__ import annotations
 

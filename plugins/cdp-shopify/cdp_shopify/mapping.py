@@ -1,4 +1,4 @@
-"""Shopify objects -> cdp records (design.md section 3).
+"""Shopify objects -> cdp records (``cdp_core.records.Record``: kind, data, identifiers, time, key).
 
 - a customer -> one ``profile`` record (key: the customer id);
 - a customer's ``email_marketing_consent`` / ``sms_marketing_consent`` -> up to two

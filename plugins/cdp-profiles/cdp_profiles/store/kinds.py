@@ -1,4 +1,4 @@
-"""What the profile store reads from each record kind (design.md section 3).
+"""What the profile store reads from each record kind (``cdp_core.records.RecordKind``).
 
 Field names follow the vocabulary of the tools the data comes from; the first
 field present wins. A record whose data cannot be read as its kind is rejected
