@@ -34,7 +34,7 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -44,12 +44,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
+from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
 
-_leases = SyncLease.__table__
-_runs = SyncRun.__table__
+_leases = table_of(SyncLease)
+_runs = table_of(SyncRun)
 
 DEFAULT_TTL = 30.0
 TTL_ENV = "CDP_LEASE_TTL"
@@ -126,20 +127,21 @@ class Leases:
         with self.engine.begin() as conn:
             now = _now(conn)
             previous = _row(conn, graph)
-            values = {"graph": graph, "holder": self.holder, "acquired_at": now, "renewed_at": now,
-                      "expires_at": now + timedelta(seconds=self.ttl)}
-            insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[conn.dialect.name]
-            stmt = insert(_leases).values(**values)
-            stmt = stmt.on_conflict_do_update(
+            lease = LeaseInfo(graph=graph, holder=self.holder, acquired_at=now, renewed_at=now,
+                              expires_at=now + timedelta(seconds=self.ttl))
+            # The store is SQLite or PostgreSQL (make_engine); each dialect's Insert has the ON CONFLICT methods.
+            insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
+            stmt = insert(_leases).values(**asdict(lease))
+            take = stmt.on_conflict_do_update(
                 index_elements=["graph"],
                 set_={c: stmt.excluded[c] for c in ("holder", "acquired_at", "renewed_at", "expires_at")},
                 where=_leases.c.expires_at <= now,
             ).returning(_leases.c.holder)
-            if conn.execute(stmt).scalar_one_or_none() != self.holder:
+            if conn.execute(take).scalar_one_or_none() != self.holder:
                 return None
             if previous is not None and previous.holder != self.holder:
                 _abandon_runs(conn, previous)
-            return LeaseInfo(**values)
+            return lease
 
     def renew(self, graph: str) -> bool:
         """Push the expiry out by one ttl; False if the lease is no longer ours."""

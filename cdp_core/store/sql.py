@@ -24,7 +24,7 @@ def upsert(
     if not rows:
         return
     dialect = conn.dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}[dialect]
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert  # the store is SQLite or PostgreSQL
     stmt = insert(table)
     columns = list(update) if update is not None else [c for c in rows[0] if c not in keys]
     if columns:
