@@ -1,7 +1,10 @@
 # cdp developer targets (GNU make).
 #
 #   make demo    install the core and every plugin into .venv, sync all graphs of connectors.toml, print the NPS
-#   make test    the same with dev extras, then every test suite against SQLite and a throwaway PostgreSQL
+#   make test    the same with dev extras, then the type and import checks and every test suite
+#                against SQLite and a throwaway PostgreSQL
+#   make typecheck     only the type check: mypy over cdp_core and cdp_profiles
+#   make importcheck   only the import check: lint-imports (the kernel imports no plugin)
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
 #   make bench-ingest   1M person records into the profile store vs the raw SQLite floor (bench/README.md)
 #   make install / make install-dev   only the install steps
@@ -32,7 +35,7 @@ endif
 
 export VENV PYTHON
 
-.PHONY: help demo test bench bench-ingest install install-dev clean
+.PHONY: help demo test typecheck importcheck bench bench-ingest install install-dev clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -55,6 +58,12 @@ demo: $(STAMP)
 
 test: $(STAMP_DEV)
 	scripts/pgtest.sh run -- scripts/run-tests.sh $(PYTEST_ARGS)
+
+typecheck: $(STAMP_DEV)
+	scripts/checks.sh typecheck
+
+importcheck: $(STAMP_DEV)
+	scripts/checks.sh importcheck
 
 bench: $(STAMP_DEV)
 	$(PY) bench/pipeline_rss.py

@@ -335,10 +335,10 @@ def load_config(
         graphs, graph_issues = build_graphs(
             graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable)
         )
-        for issue in graph_issues:
-            if issue.line is None:
-                issue.line = locate(issue.parts)
-            issues.append(ConfigIssue(issue.path, issue.message, issue.line))
+        for graph_issue in graph_issues:
+            if graph_issue.line is None:
+                graph_issue.line = locate(graph_issue.parts)
+            issues.append(ConfigIssue(graph_issue.path, graph_issue.message, graph_issue.line))
         config.graphs = graphs
     if issues:
         issues.sort(key=lambda i: i.line or 0)

@@ -150,7 +150,7 @@ class Incremental:
     def encode(self, value: Any) -> JsonValue:
         """``value`` (already parsed) as JSON: a timestamp in ``unit``, a number or token as is."""
         if value is None or not isinstance(value, datetime):
-            return value  # type: ignore[no-any-return]
+            return value
         if self.unit == "s":
             return int(value.timestamp())
         if self.unit == "ms":

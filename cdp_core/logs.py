@@ -111,10 +111,10 @@ def configure(fmt: str | None = None, redact: Callable[[str], str] | None = None
     root = logging.getLogger()
     handlers = [h for h in root.handlers if getattr(h, "_cdp", False)]
     if not handlers:
-        handler = logging.StreamHandler()
-        handler._cdp = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-        handlers = [handler]
+        stream = logging.StreamHandler()
+        stream._cdp = True  # type: ignore[attr-defined]  # our mark on a stdlib handler, found again by the getattr above
+        root.addHandler(stream)
+        handlers = [stream]
     for handler in handlers:
         if not any(isinstance(f, ContextFilter) for f in handler.filters):
             handler.addFilter(ContextFilter())

@@ -183,7 +183,8 @@ class _Execution:
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
         finally:
-            for name, closable in [*self.destinations.items(), *self.sources.items()]:
+            closables: list[tuple[str, Source | Destination]] = [*self.destinations.items(), *self.sources.items()]
+            for name, closable in closables:
                 try:
                     closable.close()
                 except Exception as exc:  # noqa: BLE001

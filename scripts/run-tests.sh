@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run every test suite: the core's tests/ and each plugins/NAME/tests (one pytest per
+# Run the static checks (scripts/checks.sh: the type check and the import check), then
+# every test suite: the core's tests/ and each plugins/NAME/tests (one pytest per
 # suite, from the plugin's folder so its own pytest config and conftest apply).
-# All suites run even when one fails; the exit status is non-zero if any failed or
-# collected no test (pytest exit 5). Extra arguments go to every pytest.
+# Everything runs even when something fails; the exit status is non-zero if a check
+# failed, or a suite failed or collected no test (pytest exit 5). Extra arguments go to
+# every pytest.
 # make test runs this under scripts/pgtest.sh run, which exports CDP_TEST_PG_URL.
 set -uo pipefail
 
@@ -17,6 +19,7 @@ for dir in plugins/*/; do
 done
 
 failed=()
+scripts/checks.sh || failed+=("static checks")
 for suite in "${suites[@]}"; do
     echo "== tests: ${suite/#./core} =="
     (cd "$suite" && "$PY" -m pytest tests "$@")

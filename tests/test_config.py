@@ -101,7 +101,7 @@ def test_missing_env_var_names_the_key_and_line(tmp_path: Path) -> None:
 
 
 def test_cycle_is_named_with_its_path(tmp_path: Path) -> None:
-    from cdp_core import Transform, hookimpl
+    from cdp_core import Register, Transform, hookimpl
 
     class Noop(Transform):
         def process(self, batch, ctx):  # type: ignore[no-untyped-def]
@@ -109,7 +109,7 @@ def test_cycle_is_named_with_its_path(tmp_path: Path) -> None:
 
     class Plugin:
         @hookimpl
-        def cdp_register_transforms(self, register):  # type: ignore[no-untyped-def]
+        def cdp_register_transforms(self, register: Register) -> None:
             register("noop", Noop)
 
     path = tmp_path / "connectors.toml"
@@ -225,7 +225,7 @@ def test_cdp_validate_exits_2_lists_all_and_prints_no_secret(tmp_path: Path) -> 
 
 
 def test_plugin_failing_half_way_through_registration_is_out_entirely() -> None:
-    from cdp_core import Destination, Source, hookimpl
+    from cdp_core import Destination, Register, Source, hookimpl
     from cdp_core.plugins import load_plugins
 
     seen: list[str] = []
@@ -236,11 +236,11 @@ def test_plugin_failing_half_way_through_registration_is_out_entirely() -> None:
 
     class Half:
         @hookimpl
-        def cdp_register_sources(self, register):  # type: ignore[no-untyped-def]
+        def cdp_register_sources(self, register: Register) -> None:
             register("half_source", Src)
 
         @hookimpl
-        def cdp_register_destinations(self, register):  # type: ignore[no-untyped-def]
+        def cdp_register_destinations(self, register: Register) -> None:
             raise RuntimeError("bad destination module")
 
         @hookimpl

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, event, insert, inspect, select, text
 from sqlmodel import SQLModel
 
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 from cdp_core.plugins import Plugins
 from cdp_core.store import SystemStore, schema
 from cdp_core.store.engine import make_engine
@@ -227,7 +227,7 @@ class _ToyPlugin:
         self.history = history
 
     @hookimpl
-    def cdp_register_migrations(self, register: Any) -> None:
+    def cdp_register_migrations(self, register: Register) -> None:
         register(self.history)
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 pytest.register_assert_rewrite("cdp_core.testing")
 
-from cdp_core import Page, PluginConfig, Record, Source, Stream, hookimpl
+from cdp_core import Page, PluginConfig, Record, Register, Source, Stream, hookimpl
 from cdp_core.plugins import load_plugins
 from cdp_core.records import Rejected
 from cdp_core.runinfo import RunInfo, RunStatus
@@ -67,7 +67,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 ACME = '''
 """acme: a source type "acme" with one stream "people" of `count` records."""
-from cdp_core import Page, PluginConfig, Record, Source, Stream, hookimpl
+from cdp_core import Page, PluginConfig, Record, Register, Source, Stream, hookimpl
 
 
 class AcmeConfig(PluginConfig):
@@ -95,13 +95,13 @@ class AcmeSource(Source):
 
 
 @hookimpl
-def cdp_register_sources(register):
+def cdp_register_sources(register: Register) -> None:
     register("acme", AcmeSource)
 '''
 
 OTHER = '''
 """other: a destination "other_sink" appending record keys to a text file."""
-from cdp_core import Destination, PluginConfig, hookimpl
+from cdp_core import Destination, PluginConfig, Register, hookimpl
 
 
 class SinkConfig(PluginConfig):
@@ -117,7 +117,7 @@ class Sink(Destination):
 
 
 @hookimpl
-def cdp_register_destinations(register):
+def cdp_register_destinations(register: Register) -> None:
     register("other_sink", Sink)
 '''
 
@@ -126,11 +126,11 @@ raise RuntimeError("acme backend library missing")
 """
 
 BADREG = """
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 
 @hookimpl
-def cdp_register_sources(register):
+def cdp_register_sources(register: Register) -> None:
     raise ValueError("cannot register: missing licence key")
 """
 
@@ -369,7 +369,7 @@ def test_plugin_whose_registration_raises_is_broken(probed: dict[str, Any]) -> N
 def test_registration_raising_in_process(register_plugin: Any) -> None:
     class Exploding:
         @hookimpl
-        def cdp_register_sources(self, register: Any) -> None:
+        def cdp_register_sources(self, register: Register) -> None:
             raise KeyError("no api key")
 
     plugins = register_plugin(Exploding(), "exploding", extra=[kit_plugin])
@@ -411,7 +411,7 @@ class _PlainSource(_LooseSource):
 def _source_plugin(type_name: str, cls: type) -> object:
     class One:
         @hookimpl
-        def cdp_register_sources(self, register: Any) -> None:
+        def cdp_register_sources(self, register: Register) -> None:
             register(type_name, cls)
 
     return One()
@@ -611,11 +611,11 @@ class AcmeSettings(PluginConfig):
 
 class SectionAndCommands:
     @hookimpl
-    def cdp_register_config_sections(self, register: Any) -> None:
+    def cdp_register_config_sections(self, register: Register) -> None:
         register("acme", AcmeSettings)
 
     @hookimpl
-    def cdp_register_commands(self, register: Any) -> None:
+    def cdp_register_commands(self, register: Register) -> None:
         import typer
 
         group = typer.Typer(help="Acme tools.")
@@ -673,7 +673,7 @@ def test_a_section_no_plugin_registered_names_the_known_ones(register_plugin: An
 def test_a_section_may_not_take_a_kernel_name(register_plugin: Any) -> None:
     class Taker:
         @hookimpl
-        def cdp_register_config_sections(self, register: Any) -> None:
+        def cdp_register_config_sections(self, register: Register) -> None:
             register("store", AcmeSettings)
 
     plugins = register_plugin(Taker(), name="taker")
@@ -704,7 +704,7 @@ def test_a_plugin_command_may_not_take_a_kernel_name() -> None:
 
     class Taker:
         @hookimpl
-        def cdp_register_commands(self, register: Any) -> None:
+        def cdp_register_commands(self, register: Register) -> None:
             register("sync", lambda: None)
 
     plugins = load_plugins(entry_points=False, extra=[("taker", Taker())])

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import text
 
-from cdp_core import Destination, Page, PluginConfig, Record, RecordKind, Source, Stream, Transform, hookimpl
+from cdp_core import Destination, Page, PluginConfig, Record, RecordKind, Register, Source, Stream, Transform, hookimpl
 from cdp_core.config import load_config
 from cdp_core.plugins import load_plugins
 from cdp_core.runinfo import RunStatus
@@ -105,15 +105,15 @@ class StoreLike(Destination):
 
 class Plugin:
     @hookimpl
-    def cdp_register_sources(self, register: Any) -> None:
+    def cdp_register_sources(self, register: Register) -> None:
         register("numbers", NumbersSource)
 
     @hookimpl
-    def cdp_register_transforms(self, register: Any) -> None:
+    def cdp_register_transforms(self, register: Register) -> None:
         register("evens", Evens)
 
     @hookimpl
-    def cdp_register_destinations(self, register: Any) -> None:
+    def cdp_register_destinations(self, register: Register) -> None:
         register("collect", Collect)
         register("storelike", StoreLike)
 
@@ -337,7 +337,7 @@ class Finishing(Collect):
 def test_finish_only_after_every_source_read_to_its_end(tmp_path: Path, store_url: str) -> None:
     class FinishPlugin:
         @hookimpl
-        def cdp_register_destinations(self, register: Any) -> None:
+        def cdp_register_destinations(self, register: Register) -> None:
             register("finishing", Finishing)
 
     def run(source_extra: str, stop_after: int | None = None) -> Any:
@@ -378,7 +378,7 @@ class GcProbe(Destination):
 def _gc_runner(tmp_path: Path, store_url: str, dest_extra: str = "") -> Runner:
     class GcPlugin:
         @hookimpl
-        def cdp_register_destinations(self, register: Any) -> None:
+        def cdp_register_destinations(self, register: Register) -> None:
             register("gcprobe", GcProbe)
 
     path = tmp_path / "connectors.toml"

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cdp_core import Page, PluginConfig, Record, RecordKind, Source, Stream, Transform, hookimpl
+from cdp_core import Page, PluginConfig, Record, RecordKind, Register, Source, Stream, Transform, hookimpl
 from cdp_core.config import Config, load_config
 from cdp_core.plugins import Plugins, load_plugins
 from cdp_core.store import SystemStore
@@ -102,11 +102,11 @@ FAILED_HOOKS: list[tuple[str, str]] = []
 
 class Plugin:
     @hookimpl
-    def cdp_register_sources(self, register: Any) -> None:
+    def cdp_register_sources(self, register: Register) -> None:
         register("ticks", TicksSource)
 
     @hookimpl
-    def cdp_register_transforms(self, register: Any) -> None:
+    def cdp_register_transforms(self, register: Register) -> None:
         register("sleep", Sleep)
         register("explode", Explode)
 

@@ -254,7 +254,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import ConfigDict
 
-from cdp_core import Page, PluginConfig, Record, Source, Stream, hookimpl
+from cdp_core import Page, PluginConfig, Record, Register, Source, Stream, hookimpl
 from cdp_core.testing import SourceConformance
 
 pytest_plugins = ["cdp_core.testing"]
@@ -339,7 +339,7 @@ class Plugin:
         self.type_name, self.cls = type_name, cls
 
     @hookimpl
-    def cdp_register_sources(self, register):
+    def cdp_register_sources(self, register: Register) -> None:
         register(self.type_name, self.cls)
 
 
@@ -396,7 +396,7 @@ class TestWrongTypeName(Base):
 TRANSFORMS = """
 import random
 
-from cdp_core import Record, Transform, hookimpl
+from cdp_core import Record, Register, Transform, hookimpl
 from cdp_core.testing import TransformConformance, make_records
 
 pytest_plugins = ["cdp_core.testing"]
@@ -443,7 +443,7 @@ class Plugin:
         self.type_name, self.cls = type_name, cls
 
     @hookimpl
-    def cdp_register_transforms(self, register):
+    def cdp_register_transforms(self, register: Register) -> None:
         register(self.type_name, self.cls)
 
 
@@ -473,7 +473,7 @@ class TestEcho(TransformConformance):
 """
 
 DESTINATIONS = """
-from cdp_core import Destination, WriteMode, hookimpl
+from cdp_core import Destination, Register, WriteMode, hookimpl
 from cdp_core.store import SystemStore
 from cdp_core.testing import DestinationConformance
 
@@ -520,7 +520,7 @@ class Plugin:
         self.type_name, self.cls = type_name, cls
 
     @hookimpl
-    def cdp_register_destinations(self, register):
+    def cdp_register_destinations(self, register: Register) -> None:
         register(self.type_name, self.cls)
 
 

@@ -20,7 +20,7 @@ from typing import IO, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 from cdp_core.base import Destination, Page, PluginConfig, Source, Stream
 from cdp_core.fieldpaths import lookup
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
@@ -362,12 +362,12 @@ def _cell(value: Any) -> Any:
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register("csv", CsvSource)
     register("jsonl", JsonlSource)
 
 
 @hookimpl
-def cdp_register_destinations(register: Any) -> None:
+def cdp_register_destinations(register: Register) -> None:
     register("csv_file", CsvDestination)
     register("jsonl_file", JsonlDestination)

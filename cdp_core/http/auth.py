@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 import httpx
 from pydantic import SecretStr
@@ -176,6 +176,14 @@ class FileTokenStore:
             raise
 
 
+class _ErrorPlace(TypedDict):
+    """Where a token-endpoint error happened: the keyword arguments every HttpError takes for it."""
+
+    method: str
+    url: str
+    status: int
+
+
 class OAuth2RefreshAuth(SecretAuth):
     """OAuth2 with a refresh token (RFC 6749 section 6).
 
@@ -264,7 +272,7 @@ class OAuth2RefreshAuth(SecretAuth):
         return httpx.Request("POST", self.token_url, data=form, headers=headers)
 
     def _accept(self, response: httpx.Response) -> None:
-        where = {"method": "POST", "url": error_url(self.token_url), "status": response.status_code}
+        where: _ErrorPlace = {"method": "POST", "url": error_url(self.token_url), "status": response.status_code}
         if response.status_code == 429:
             raise RateLimited("the OAuth2 token endpoint answered 429", response=response, **where)
         if response.status_code >= 500:

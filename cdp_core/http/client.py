@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
+from httpx import Request, Response  # in HttpClient, its `httpx` property shadows the module in annotations
 
 from cdp_core.http.errors import (
     CONNECTOR_EXTENSION,
@@ -174,19 +175,19 @@ class HttpClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+    def get(self, url: str, **kwargs: Any) -> Response:
         return self.request("GET", url, **kwargs)
 
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+    def post(self, url: str, **kwargs: Any) -> Response:
         return self.request("POST", url, **kwargs)
 
-    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+    def put(self, url: str, **kwargs: Any) -> Response:
         return self.request("PUT", url, **kwargs)
 
-    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+    def patch(self, url: str, **kwargs: Any) -> Response:
         return self.request("PATCH", url, **kwargs)
 
-    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+    def delete(self, url: str, **kwargs: Any) -> Response:
         return self.request("DELETE", url, **kwargs)
 
     def get_json(self, url: str, model: Any = None, **kwargs: Any) -> Any:
@@ -206,7 +207,7 @@ class HttpClient:
         allow_status: Collection[int] = (),
         timeout: Timeouts | float | None = None,
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send with retries; return the response or raise an ``HttpError``.
 
         :param idempotent: True marks a POST or PATCH safe to send again (a search,
@@ -256,8 +257,8 @@ class HttpClient:
             raise self._error(method, request, response, failure, attempt)
 
     def _send(
-        self, request: httpx.Request, where: str, attempt: int
-    ) -> tuple[httpx.Response, None] | tuple[None, BaseException]:
+        self, request: Request, where: str, attempt: int
+    ) -> tuple[Response, None] | tuple[None, BaseException]:
         """One send inside the connector's limits: the response, or the transport failure."""
         clock, attempts = self._factory.clock, self.retry.max_attempts
         with self.limiter.slot():
@@ -284,7 +285,7 @@ class HttpClient:
             return False
         return deadline is None or self._factory.clock() + wait < deadline
 
-    def _apply_rate_policy(self, response: httpx.Response) -> None:
+    def _apply_rate_policy(self, response: Response) -> None:
         if self.rate_policy is None:
             return
         delay = self.rate_policy(response)
@@ -295,8 +296,8 @@ class HttpClient:
     def _error(
         self,
         method: str,
-        request: httpx.Request,
-        response: httpx.Response | None,
+        request: Request,
+        response: Response | None,
         failure: BaseException | None,
         attempt: int,
     ) -> HttpError:

@@ -11,9 +11,10 @@ from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.store import SystemStore
 from cdp_core.store.models import SyncRun
 from cdp_core.store.system import _run_from_row
+from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 
-_runs = SyncRun.__table__
+_runs = table_of(SyncRun)
 
 
 def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, finished: bool = False) -> RunInfo | None:

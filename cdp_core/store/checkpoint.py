@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.store.models import QuarantineRecord, SyncState
 from cdp_core.store.sql import upsert
+from cdp_core.store.tables import table_of
 from cdp_core.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Checkpoint:
         now = utc_now()
         upsert(
             conn,
-            SyncState.__table__,  # type: ignore[arg-type]
+            table_of(SyncState),
             [
                 {"graph": self.graph, "node": node, "cursor": cursor, "run_id": self.run_id, "updated_at": now}
                 for node, cursor in self.cursors.items()
@@ -71,7 +72,7 @@ class Checkpoint:
         if self.rejected:
             upsert(
                 conn,
-                QuarantineRecord.__table__,  # type: ignore[arg-type]
+                table_of(QuarantineRecord),
                 [
                     {
                         "run_id": self.run_id,

@@ -34,7 +34,7 @@ import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -44,12 +44,13 @@ from sqlalchemy import Connection, Engine, Interval, delete, func, literal, sele
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
 from cdp_core.store.sql import upsert_statement
+from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
 
-_leases = SyncLease.__table__
-_runs = SyncRun.__table__
+_leases = table_of(SyncLease)
+_runs = table_of(SyncRun)
 
 DEFAULT_TTL = 30.0
 TTL_ENV = "CDP_LEASE_TTL"
@@ -126,20 +127,20 @@ class Leases:
         with self.engine.begin() as conn:
             now = _now(conn)
             previous = _row(conn, graph)
-            values = {"graph": graph, "holder": self.holder, "acquired_at": now, "renewed_at": now,
-                      "expires_at": now + timedelta(seconds=self.ttl)}
+            lease = LeaseInfo(graph=graph, holder=self.holder, acquired_at=now, renewed_at=now,
+                              expires_at=now + timedelta(seconds=self.ttl))
             stmt = upsert_statement(
                 conn.dialect.name,
                 _leases,
                 ["graph"],
                 ["holder", "acquired_at", "renewed_at", "expires_at"],
                 where=_leases.c.expires_at <= now,
-            ).values(**values).returning(_leases.c.holder)
+            ).values(**asdict(lease)).returning(_leases.c.holder)
             if conn.execute(stmt).scalar_one_or_none() != self.holder:
                 return None
             if previous is not None and previous.holder != self.holder:
                 _abandon_runs(conn, previous)
-            return LeaseInfo(**values)
+            return lease
 
     def renew(self, graph: str) -> bool:
         """Push the expiry out by one ttl; False if the lease is no longer ours."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, String
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
@@ -22,7 +22,7 @@ from cdp_core.store.schema import HISTORY, History, compare_server_default, migr
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Autogenerate writes plain SQLAlchemy types, so revisions do not depend on SQLModel's."""
-    if type_ == "type" and isinstance(obj, AutoString):
+    if type_ == "type" and isinstance(obj, AutoString) and isinstance(obj.impl_instance, String):
         length = obj.impl_instance.length
         return f"sa.String(length={length})" if length else "sa.String()"
     if type_ == "type" and isinstance(obj, UTCDateTime):

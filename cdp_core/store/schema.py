@@ -40,7 +40,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import JSON, Connection, Engine, inspect, text
+from sqlalchemy import JSON, Connection, Engine, Table, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import SQLModel
 
@@ -89,9 +89,9 @@ class History:
 
     def tables(self) -> frozenset[str]:
         """Names of the tables this history's models define (the database may hold others)."""
-        names = set()
+        names: set[str] = set()
         for mapper in SQLModel._sa_registry.mappers:
-            if mapper.class_.__module__.startswith(self.models) and mapper.local_table is not None:
+            if mapper.class_.__module__.startswith(self.models) and isinstance(mapper.local_table, Table):
                 names.add(mapper.local_table.name)
         return frozenset(names)
 

@@ -47,10 +47,10 @@ def upsert_statement(
     if select is not None:
         stmt = stmt.from_select(list(columns or ()), select)
     if not update:
-        return stmt.on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[no-any-return]
+        return stmt.on_conflict_do_nothing(index_elements=list(keys))
     # excluded[c], not getattr: a column named like a collection method ("items") must not resolve to it
     condition = where(stmt.excluded) if callable(where) else where
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+    return stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}, where=condition
     )
 

@@ -13,11 +13,12 @@ from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.schema import History, create_schema
+from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 
-_runs = SyncRun.__table__
-_state = SyncState.__table__
-_quarantine = QuarantineRecord.__table__
+_runs = table_of(SyncRun)
+_state = table_of(SyncState)
+_quarantine = table_of(QuarantineRecord)
 
 
 class SystemStore:

@@ -5,9 +5,7 @@ docs/transforms.md is the reference of every type and its options.
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 from cdp_core.base import Transform
 from cdp_core.transforms.basic import Identify, Map, Rename
 from cdp_core.transforms.compute import Derive, Filter
@@ -32,7 +30,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
 
 
 @hookimpl
-def cdp_register_transforms(register: Any) -> None:
+def cdp_register_transforms(register: Register) -> None:
     for type_name, cls in TRANSFORMS.items():
         register(type_name, cls)
 

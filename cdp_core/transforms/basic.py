@@ -53,10 +53,10 @@ class Rename(Transform):
                         data[new] = value
             return batch
         for record in batch:
-            taken = [(new, old.pop(record)) for old, new in self._moves]
-            for new, value in taken:
+            taken = [(target, source.pop(record)) for source, target in self._moves]
+            for target, value in taken:
                 if value is not MISSING:
-                    new.set(record, value)
+                    target.set(record, value)
         return batch
 
 

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from cdp_core.timeutil import aware
 from cdp_core.transforms.fields import Invalid
@@ -41,7 +41,7 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -61,7 +61,7 @@ def _text_number(text: str) -> int | float | None:
 def number(value: Any, what: str = "a number") -> int | float:
     """``value`` as a number; numeric text counts. Raises for anything else."""
     if _is_number(value):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, str):
         parsed = _text_number(value)
         if parsed is not None:

@@ -111,14 +111,14 @@ def _parse(source: str) -> Tree[Token]:
     try:
         return _PARSER.parse(source)
     except UnexpectedInput as exc:
-        raise ExpressionError(_syntax_message(source, exc)) from None
+        raise ExpressionError(_syntax_message(exc)) from None
 
 
-def _syntax_message(source: str, exc: UnexpectedInput) -> str:
+def _syntax_message(exc: UnexpectedInput) -> str:
     column = getattr(exc, "column", None)
     where = f"at column {column}" if isinstance(column, int) and column > 0 else "at the end"
     if isinstance(exc, UnexpectedCharacters):
-        return f"syntax error {where}: unexpected character {source[exc.pos_in_stream]!r}"
+        return f"syntax error {where}: unexpected character {exc.char!r}"
     if isinstance(exc, UnexpectedEOF):
         return "syntax error: the expression ends too early"
     if isinstance(exc, UnexpectedToken):
@@ -225,17 +225,22 @@ class _Compiler:
         items = self._args(node.children[0])
         return lambda record: [item(record) for item in items]
 
-    def _args(self, node: Tree[Token] | None) -> list[Evaluator]:
-        return [] if node is None else [self.build(child) for child in node.children]
+    def _args(self, node: Tree[Token] | Token | None) -> list[Evaluator]:
+        # lark types a child as Token | Tree, but an omitted optional [args] is None (maybe_placeholders)
+        if node is None:
+            return []
+        assert isinstance(node, Tree), f"args is a rule, not a token: {node!r}"
+        return [self.build(child) for child in node.children]
 
     def _call(self, node: Tree[Token]) -> Evaluator:
         token = node.children[0]
+        assert isinstance(token, Token), f"a function's NAME is a token: {token!r}"
         name = str(token)
         spec = fx.FUNCTIONS.get(name)
         if spec is None:
             known = ", ".join(sorted(fx.FUNCTIONS))
             raise ExpressionError(f"at column {token.column}: unknown function {name!r}; functions: {known}")
-        args = self._args(node.children[1])  # type: ignore[arg-type]
+        args = self._args(node.children[1])
         low, high = spec.arity
         if len(args) < low or (high is not None and len(args) > high):
             wanted = f"{low}" if low == high else f"{low} to {high}" if high is not None else f"at least {low}"

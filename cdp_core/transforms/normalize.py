@@ -81,7 +81,8 @@ class Normalize(Transform):
             if path.in_identifiers:
                 identifiers[path.key] = build(kind)
             elif path.parts is None:
-                self._plain.append((name, *build(kind)))
+                normalizer = build(kind)
+                self._plain.append((name, normalizer.text, normalizer.any))
             else:
                 self._paths.append((path, build(kind)))
         # identifiers only ever hold text

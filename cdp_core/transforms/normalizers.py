@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateparser
@@ -201,7 +202,9 @@ TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 # -- one callable per configured field ----------------------------------------------------
 
 
-class FieldNormalizer(NamedTuple):
+# A dataclass, not a NamedTuple: mypy does not treat a NamedTuple's __call__ as making it a Callable.
+@dataclass(frozen=True, slots=True)
+class FieldNormalizer:
     """The normalizer of one configured field, its options bound once.
 
     Both return the normalized value, ``None`` (blank input) or :class:`Invalid`.

@@ -8,9 +8,7 @@ See README.md.
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_google_ads.destination import GoogleAdsConfig, GoogleAdsDestination
 
@@ -21,5 +19,5 @@ __all__ = ["TYPE_NAME", "GoogleAdsConfig", "GoogleAdsDestination"]
 
 
 @hookimpl
-def cdp_register_destinations(register: Any) -> None:
+def cdp_register_destinations(register: Register) -> None:
     register(TYPE_NAME, GoogleAdsDestination)

@@ -14,9 +14,7 @@ Every request goes through the core's HTTP layer (``cdp_core.http``): retries,
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_hubspot.config import (
     DEFAULT_COMPANY_PROPERTIES,
@@ -47,10 +45,10 @@ __all__ = [
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, HubSpotSource)
 
 
 @hookimpl
-def cdp_register_destinations(register: Any) -> None:
+def cdp_register_destinations(register: Register) -> None:
     register(TYPE_NAME, HubSpotDestination)

@@ -12,9 +12,7 @@ audience id). README.md shows a connectors.toml.
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, subscriber_hash
 from cdp_mailchimp.destination import MailchimpDestination, MailchimpWriteOptions
@@ -36,10 +34,10 @@ __all__ = [
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, MailchimpSource)
 
 
 @hookimpl
-def cdp_register_destinations(register: Any) -> None:
+def cdp_register_destinations(register: Register) -> None:
     register(TYPE_NAME, MailchimpDestination)

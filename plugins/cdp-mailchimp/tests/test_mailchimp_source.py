@@ -346,10 +346,10 @@ def test_concurrency_is_capped_at_ten(cdp_http: HttpFactory, tmp_path: Path) -> 
 def test_members_and_consents_reach_the_profile_store(
     register_plugin: Any, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    from cdp_profiles.identity import IdentityConfig
     from cdp_core.store.engine import make_engine
-    from cdp_profiles.store.queries import find_profile, profile_view
     from cdp_core.testing import run_graph
+    from cdp_profiles.identity import IdentityConfig
+    from cdp_profiles.store.queries import find_profile, profile_view
 
     api = fake().install(cdp_respx)
     toml = f"""

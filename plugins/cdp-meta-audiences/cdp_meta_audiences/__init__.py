@@ -7,9 +7,7 @@ lives in the store (:mod:`cdp_profiles.audiences`). See README.md.
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_meta_audiences.destination import MetaAudiencesConfig, MetaAudiencesDestination
 
@@ -20,5 +18,5 @@ __all__ = ["TYPE_NAME", "MetaAudiencesConfig", "MetaAudiencesDestination"]
 
 
 @hookimpl
-def cdp_register_destinations(register: Any) -> None:
+def cdp_register_destinations(register: Register) -> None:
     register(TYPE_NAME, MetaAudiencesDestination)

@@ -15,9 +15,7 @@ Both are incremental by ``created_time`` with one cursor per form
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_meta_leads.config import MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
@@ -44,5 +42,5 @@ __all__ = [
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, MetaLeadsSource)

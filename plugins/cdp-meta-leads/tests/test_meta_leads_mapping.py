@@ -9,8 +9,8 @@ import respx
 import sqlalchemy as sa
 from cdp_core import RecordKind
 from cdp_core.http import HttpFactory
-from cdp_profiles.store.kinds import row_for
 from cdp_core.testing import make_context, run_graph
+from cdp_profiles.store.kinds import row_for
 from meta_fake import FORM_A, FORM_B, TOKEN, FakeLeads, lead, leads_url
 
 import cdp_meta_leads

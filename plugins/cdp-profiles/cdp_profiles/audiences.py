@@ -72,8 +72,8 @@ __all__ = [
 MAX_ROWS_PER_REQUEST = 10_000
 """Meta takes at most 10,000 rows per request; Google recommends about 10,000 identifiers."""
 
-_members: Table = AudienceMember.__table__  # type: ignore[assignment]
-_pending: Table = AudiencePending.__table__  # type: ignore[assignment]
+_members: Table = AudienceMember.__table__  # type: ignore[attr-defined]  # SQLModel's hints lack __table__
+_pending: Table = AudiencePending.__table__  # type: ignore[attr-defined]  # SQLModel's hints lack __table__
 _MEMBER_KEY = ("destination", "audience_id", "member_key")
 
 

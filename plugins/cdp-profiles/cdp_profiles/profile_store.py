@@ -15,6 +15,7 @@ from cdp_core.base import ConnectorContext, Destination, Page, PluginConfig, Sou
 from cdp_core.records import JsonValue, Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
+from cdp_core.store.tables import table_of
 from pydantic import Field
 from sqlalchemy import Table, and_, or_, select
 
@@ -59,10 +60,10 @@ class ProfileStoreDestination(Destination):
 
 # -- as a source ----------------------------------------------------------------------------
 
-_profiles: Table = m.Profile.__table__  # type: ignore[assignment]
-_identities: Table = m.Identity.__table__  # type: ignore[assignment]
-_index: Table = m.RecordIndex.__table__  # type: ignore[assignment]
-_sets: Table = m.IdSet.__table__  # type: ignore[assignment]
+_profiles = table_of(m.Profile)
+_identities = table_of(m.Identity)
+_index = table_of(m.RecordIndex)
+_sets = table_of(m.IdSet)
 
 
 def _cursor_after(cursor: JsonValue) -> tuple[datetime, str, str] | None:
@@ -184,7 +185,7 @@ class _KindStream(_StoreStream):
             records = []
             for row in rows:
                 data = {k: v for k, v in row._mapping.items() if k not in ("updated_at",)}
-                when = next((data[c] for c in ("occurred_at", "answered_at") if data.get(c)), None)
+                occurred = next((data[c] for c in ("occurred_at", "answered_at") if data.get(c)), None)
                 records.append(
                     Record(
                         stream=f"{self.source.context.name}.{self.name}",
@@ -192,7 +193,7 @@ class _KindStream(_StoreStream):
                         key=f"{row.stream}|{row.key}",
                         data=_jsonable(data),
                         identifiers={"cdp_profile_id": row.profile_id} if row.profile_id else {},
-                        occurred_at=when,
+                        occurred_at=occurred,
                     )
                 )
             last = rows[-1]
@@ -203,9 +204,9 @@ class _KindStream(_StoreStream):
 
 
 _KIND_TABLE: dict[RecordKind, Table] = {
-    RecordKind.event: m.Event.__table__,  # type: ignore[dict-item]
-    RecordKind.order: m.Order.__table__,  # type: ignore[dict-item]
-    RecordKind.nps_response: m.NpsResponse.__table__,  # type: ignore[dict-item]
+    RecordKind.event: table_of(m.Event),
+    RecordKind.order: table_of(m.Order),
+    RecordKind.nps_response: table_of(m.NpsResponse),
 }
 
 

@@ -28,7 +28,7 @@ PAGE = 100
 
 CHILD = r'''
 import os, signal, sys
-from cdp_core import Transform, hookimpl
+from cdp_core import Register, Transform, hookimpl
 from cdp_core.config import load_config
 from cdp_core.plugins import load_plugins
 from cdp_profiles import plugin as profiles_plugin
@@ -57,7 +57,7 @@ checkpoint_module.Checkpoint.write = write
 
 class Plugin:
     @hookimpl
-    def cdp_register_transforms(self, register):
+    def cdp_register_transforms(self, register: Register) -> None:
         register("tap", Tap)
     @hookimpl
     def cdp_batch_written(self, run, node, count):

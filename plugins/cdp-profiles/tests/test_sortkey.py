@@ -6,10 +6,10 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-
 from cdp_core import Record
 from cdp_core.store import Checkpoint
 from cdp_core.store.engine import make_engine
+
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import sortkey
 from cdp_profiles.store.profiles import ProfileWriter

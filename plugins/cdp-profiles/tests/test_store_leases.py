@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cdp_core import Record, Transform, hookimpl
+from cdp_core import Record, Register, Transform, hookimpl
 from cdp_core.config import load_config
 from cdp_core.plugins import load_plugins
 from cdp_core.runinfo import RunStatus
@@ -70,7 +70,7 @@ class Freeze(Transform):
 
 class FreezePlugin:
     @hookimpl
-    def cdp_register_transforms(self, register: Any) -> None:
+    def cdp_register_transforms(self, register: Register) -> None:
         register("freeze", Freeze)
 
 

@@ -16,9 +16,7 @@ only where consent is wanted (it costs a second pass over the changed customers)
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_shopify.config import ShopifyConfig
 from cdp_shopify.mapping import CONSENT_STATUS, customer_consents, customer_profile, order_record
@@ -44,5 +42,5 @@ __all__ = [
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, ShopifySource)

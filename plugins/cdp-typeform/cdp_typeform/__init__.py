@@ -8,9 +8,7 @@ respondent's email as identifier, incremental by Typeform's ``after`` token
 
 from __future__ import annotations
 
-from typing import Any
-
-from cdp_core import hookimpl
+from cdp_core import Register, hookimpl
 
 from cdp_typeform.api import TYPE_NAME, TypeformConfig
 from cdp_typeform.source import ResponsesStream, TypeformSource
@@ -21,5 +19,5 @@ __all__ = ["TYPE_NAME", "ResponsesStream", "TypeformConfig", "TypeformSource"]
 
 
 @hookimpl
-def cdp_register_sources(register: Any) -> None:
+def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, TypeformSource)

@@ -121,7 +121,7 @@ class Bulk:
         if rows:
             self.conn.exec_driver_sql(sql, list(rows))
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
         return self.conn.exec_driver_sql(sql, tuple(params)).fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:

@@ -267,8 +267,8 @@ class Extend:
         stamp = db.time(self.now)
         set_rows: list[tuple[Any, ...]] = []
         identity_rows: list[tuple[str, str, str, str, str]] = []
-        created: list[tuple[Any, ...]] = []
-        touched: list[tuple[Any, ...]] = []
+        created: list[list[Any]] = []
+        touched: list[list[Any]] = []
         merge_docs: dict[str, tuple[list[TraitRecord], list[NpsAnswer]]] = {}
         recompute: dict[str, _Component] = {}
         for index, comp in enumerate(fast):
@@ -299,8 +299,8 @@ class Extend:
                 if p.record.kind is RecordKind.profile:
                     records.append((p.sort_key, p.row["occurred_at"], p.record.stream, p.row["data"]))
                 elif p.record.kind is RecordKind.nps_response:
-                    row = p.row
-                    answers.append((p.sort_key, row["score"], row["category"], row["answered_at"], p.record.stream))
+                    nps = p.row
+                    answers.append((p.sort_key, nps["score"], nps["category"], nps["answered_at"], p.record.stream))
             if comp.redelivered:
                 recompute[pid] = comp
             elif records or answers:
@@ -316,8 +316,8 @@ class Extend:
             traits = docs.get(row[0], empty)
             row[6], row[7] = db.json(traits.values), db.json(traits.sources())
         for row in touched:
-            traits = docs.get(row[0])
-            row[4] = None if traits is None else (db.json(traits.values), db.json(traits.sources()))
+            doc = docs.get(row[0])
+            row[4] = None if doc is None else (db.json(doc.values), db.json(doc.sources()))
         db.upsert(
             "id_sets",
             ("id", "identifiers", "sort_key", "profile_id"),

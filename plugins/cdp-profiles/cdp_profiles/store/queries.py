@@ -24,7 +24,7 @@ from cdp_profiles.store import sortkey
 from cdp_profiles.store.trait_docs import trait_entries, trait_values, value_text
 
 _profiles, _identities, _merges, _sets, _index, _events, _orders, _nps, _consents = (
-    cast(Table, model.__table__)
+    cast(Table, model.__table__)  # type: ignore[union-attr]  # SQLModel's hints lack __table__
     for model in (m.Profile, m.Identity, m.MergeLog, m.IdSet, m.RecordIndex)
     + (m.Event, m.Order, m.NpsResponse, m.Consent)
 )
@@ -304,7 +304,7 @@ def lookup_profile(engine: Engine, identifier: str, identity_config: IdentityCon
             found.problem = why or None
             wanted = [sa.tuple_(_identities.c.type, _identities.c.value) == (type_name, value)] if value else []
             wanted += [] if typed or not text else [_identities.c.value == text]
-            rows = conn.execute(select(_identities).where(or_(*wanted)).order_by(_identities.c.type)) if wanted else []
+            rows = conn.execute(select(_identities).where(or_(*wanted)).order_by(_identities.c.type)).all() if wanted else []
             hits = [(r.profile_id, f"{r.type}:{r.value}") for r in rows]
         owners: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for pid, what in hits:

@@ -50,7 +50,7 @@ def downgrade() -> None:
         ).all()
         if not rows:
             return
-        members = []
+        members: list[dict[str, object]] = []
         for sid, identifiers in rows:
             ids = json.loads(identifiers) if isinstance(identifiers, str) else identifiers
             members.extend({"type": t, "value": v, "set_id": sid} for t, v in ids)
