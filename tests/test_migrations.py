@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, event, insert, inspect, select, text
 from sqlmodel import SQLModel
 
@@ -27,6 +25,7 @@ from cdp_core.plugins import Plugins
 from cdp_core.store import SystemStore, schema
 from cdp_core.store.engine import make_engine
 from cdp_core.store.schema import KERNEL, History, SchemaError, create_schema, migration_transaction
+from cdp_core.testing.databases import revision_of, schema_differences
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SYSTEM_TABLES = {"sync_state", "sync_runs", "quarantine", "sync_leases"}
@@ -51,21 +50,11 @@ def table_names(engine: Engine) -> set[str]:
 
 
 def revision(engine: Engine, version_table: str = KERNEL.version_table) -> tuple[str, ...]:
-    with engine.connect() as conn:
-        return tuple(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())
+    return revision_of(engine, version_table)
 
 
 def differences(engine: Engine, history: History = KERNEL, metadata: MetaData | None = None) -> list[Any]:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "include_object": history.include_object,
-                "compare_type": True,
-                "compare_server_default": schema.compare_server_default,
-            },
-        )
-        return compare_metadata(context, metadata if metadata is not None else SQLModel.metadata)
+    return schema_differences(engine, history, metadata)
 
 
 # -- the kernel's history -------------------------------------------------------------------

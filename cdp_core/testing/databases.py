@@ -17,6 +17,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -125,3 +126,41 @@ def store_engine(store_url: str) -> Iterator[Engine]:
 def db_backend(store_url: str) -> str:
     """``"sqlite"`` or ``"postgresql"``: which database ``store_url`` points at."""
     return "sqlite" if store_url.startswith("sqlite") else "postgresql"
+
+
+# -- migration histories: what a plugin with tables of its own tests ----------------------------
+
+
+def schema_differences(engine: Engine, history: Any, metadata: Any = None) -> list[Any]:
+    """What alembic's autogenerate finds between ``history``'s tables in the database and their models.
+
+    Empty when the migrations and the models agree: a plugin's suite asserts it after
+    bringing a fresh database to head (``cdp_core.store.schema.create_schema``).
+
+    :param history: a :class:`cdp_core.store.schema.History`.
+    :param metadata: the models to compare with (default: SQLModel's metadata).
+    """
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from cdp_core.store.schema import compare_server_default
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "include_object": history.include_object,
+                "compare_type": True,
+                "compare_server_default": compare_server_default,
+            },
+        )
+        return list(compare_metadata(context, metadata if metadata is not None else SQLModel.metadata))
+
+
+def revision_of(engine: Engine, version_table: str) -> tuple[str, ...]:
+    """The revision(s) the history keeping ``version_table`` is at in the database (empty: none)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return tuple(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())

@@ -8,11 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from cdp_core.store import schema
 from cdp_core.store.engine import make_engine
-from cdp_core.store.schema import compare_server_default, migration_transaction
+from cdp_core.store.schema import migration_transaction
+from cdp_core.testing.databases import revision_of, schema_differences
 from sqlalchemy import Engine, MetaData, inspect
 from sqlmodel import SQLModel
 
@@ -41,8 +40,7 @@ def table_names(engine: Engine) -> set[str]:
 
 def revision(engine: Engine, version_table: str = PROFILES.version_table) -> tuple[str, ...]:
     """The revision the profile product's history (or the one keeping ``version_table``) is at."""
-    with engine.connect() as conn:
-        return tuple(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())
+    return revision_of(engine, version_table)
 
 
 def alembic_config(conn: sa.Connection | None = None) -> Any:
@@ -59,16 +57,7 @@ def upgrade_to(engine: Engine, revision: str) -> None:
 
 
 def differences(engine: Engine, metadata: MetaData | None = None) -> list[Any]:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn,
-            opts={
-                "include_object": PROFILES.include_object,
-                "compare_type": True,
-                "compare_server_default": compare_server_default,
-            },
-        )
-        return compare_metadata(context, metadata if metadata is not None else SQLModel.metadata)
+    return schema_differences(engine, PROFILES, metadata)
 
 
 def model_table(name: str) -> sa.Table:
