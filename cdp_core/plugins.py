@@ -241,11 +241,6 @@ class Plugins:
         """The migration histories (``cdp_core.store.schema.History``) the plugins registered."""
         return [r.cls for r in self.registry.all("migrations")]
 
-    def provider_of(self, role: Role, name: str) -> PluginInfo | None:
-        """The plugin that registered ``name`` as ``role``, or None."""
-        reg = self.registry.get(role, name)
-        return self.info.get(reg.plugin) if reg is not None else None
-
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook through pluggy (wrappers included); a failure never fails the run.
 
