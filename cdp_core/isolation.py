@@ -115,15 +115,16 @@ def split_items(
 ) -> tuple[list[tuple[M, Any]], list[Rejected]]:
     """Validate each item with ``model``: (the valid ones with their raw form, the rejects).
 
-    :param where: where the items came from, for the reason (``"GET /lists/abc/members"``);
-        each reason names the item's index there.
+    :param where: where the items came from, for the reason (``"GET /lists/abc/members"``). The
+        reason names no index: the same bad item met again on another page or in another run
+        gives the same reason, so quarantine keeps it once.
     :param key_field: the raw item's id field, kept as the reject's key when present.
     :param prefix: put before every reason (the connector's name).
     """
     good: list[tuple[M, Any]] = []
     rejects: list[Rejected] = []
-    for index, item in enumerate(items):
-        spot = f"{prefix}{where}: item {index}"
+    spot = f"{prefix}an item of {where}"
+    for item in items:
         if depth(item) > MAX_DEPTH:
             rejects.append(reject(f"{spot}: nested deeper than {MAX_DEPTH} levels", item, key=item_key(item, key_field)))
             continue
