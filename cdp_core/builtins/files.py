@@ -291,7 +291,7 @@ class _JsonlStream(_FileStream):
                 yield Rejected(reason=f"{where}: JSON nested deeper than {MAX_DEPTH} levels", raw=text_payload(text)), position, line
                 continue
             try:
-                row = json.loads(text)
+                row = json.loads(text, parse_constant=_no_constant)
             except (ValueError, RecursionError) as exc:
                 yield Rejected(reason=f"{where}: invalid JSON: {exc}", raw=text_payload(text)), position, line
                 continue
@@ -299,6 +299,10 @@ class _JsonlStream(_FileStream):
                 yield Rejected(reason=f"{where}: expected a JSON object", raw=row), position, line
                 continue
             yield row, position, line
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 class _CsvStream(_FileStream):
