@@ -22,6 +22,8 @@ the cursors already committed in every store.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +50,66 @@ class CursorValueError(ValueError):
         self.field = field
         self.value = value
         super().__init__(f"cursor field {field!r}: {value!r} is not {expected}")
+
+
+_COMPACT_DATE = re.compile(r"\d{8}")
+_UNIX_TEXT = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def parse_timestamp(value: Any, unit: TimestampUnit = "iso") -> datetime:
+    """A cursor's point in time as an aware UTC datetime; :class:`ValueError` says why not.
+
+    The accepted forms are explicit, nothing is guessed:
+
+    - a ``datetime`` (naive: taken as UTC), or ISO 8601 text (``2024-02-12``,
+      ``2024-02-12T10:15:00+01:00``, ``20240212T101500Z``...);
+    - eight digits as text are a compact ISO date (``"20240212"`` is the 12th of February 2024),
+      never Unix time;
+    - any other number, or digits as text, is Unix time in ``unit`` (seconds for ``"s"``
+      and ``"iso"``, milliseconds for ``"ms"``): the declared unit, not a guess from the size;
+      an eight-digit *number* that is also a calendar date (``20240212``) is refused as
+      ambiguous (a date or Unix time in 1970?);
+    - anything else (``12/02/2024``: the 12th of February or the 2nd of December?) is refused.
+    """
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if value is None or isinstance(value, bool):
+        raise ValueError("no value")
+    number: float | None = None
+    if isinstance(value, str):
+        text = value.strip()
+        if _COMPACT_DATE.fullmatch(text):
+            try:
+                return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+            except ValueError:
+                raise ValueError("eight digits that are not a date YYYYMMDD") from None
+        if _UNIX_TEXT.fullmatch(text):
+            number = float(text) if "." in text else int(text)
+        else:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError("not ISO 8601 (such as 2024-02-12T10:15:00Z) nor Unix time") from None
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    elif isinstance(value, (int, float)):
+        number = value
+    else:
+        raise ValueError(f"a {type(value).__name__}, not text or a number")
+    if isinstance(number, int) and _COMPACT_DATE.fullmatch(str(abs(number))) and _is_date(str(number)):
+        raise ValueError("an eight-digit number is ambiguous (a date YYYYMMDD, or Unix time?): write dates as text")
+    try:
+        seconds = number / 1000 if unit == "ms" else number
+        return _EPOCH + timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        raise ValueError(f"out of range as Unix time in {'milliseconds' if unit == 'ms' else 'seconds'}") from None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass
@@ -112,40 +174,37 @@ class Incremental:
     def parse(self, value: Any) -> Any:
         """``value`` as the declared type; :class:`CursorValueError` names the field and value.
 
-        Timestamps become aware UTC datetimes (ISO 8601 text, a datetime, or Unix time in
-        seconds or milliseconds; naive ones are taken as UTC): never compared as text,
-        where "2024-05-01T10:00:00+02:00" sorts after "2024-05-01T09:00:00Z".
+        Timestamps become aware UTC datetimes (:func:`parse_timestamp`: ISO 8601 text, a
+        datetime, or Unix time in the declared ``unit``; naive ones are taken as UTC): never
+        compared as text, where "2024-05-01T10:00:00+02:00" sorts after "2024-05-01T09:00:00Z".
         """
         if self.type == "token":
             if isinstance(value, str) and value:
                 return value
             raise CursorValueError(self.cursor_field, value, "a token (a non-empty string)")
         if self.type == "number":
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return value
+            if isinstance(value, bool):
+                raise CursorValueError(self.cursor_field, value, "a number")
             try:
-                return int(value) if isinstance(value, str) and value.strip().lstrip("-").isdigit() else float(value)
+                number = (
+                    value
+                    if isinstance(value, (int, float))
+                    else int(value)
+                    if isinstance(value, str) and value.strip().lstrip("-").isdigit()
+                    else float(value)
+                )
             except (TypeError, ValueError):
                 raise CursorValueError(self.cursor_field, value, "a number") from None
+            if not math.isfinite(number):
+                raise CursorValueError(self.cursor_field, value, "a finite number")
+            return number
         return self._timestamp(value)
 
     def _timestamp(self, value: Any) -> datetime:
-        # Imported here: the normalizers pull in the transforms package, which a plugin
-        # that imports only cdp_core should not pay for (nor import in a cycle).
-        from cdp_core.transforms.normalizers import Invalid, as_datetime
-
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())  # Unix time as text (HubSpot sends both forms)
-        if isinstance(value, bool) or value is None:
-            parsed: Any = None
-        elif isinstance(value, (int, float)) and self.unit != "iso":
-            # The declared unit, not a guess from the size: 1e10 ms is a date in 1970, not in 2286.
-            parsed = _EPOCH + timedelta(seconds=value) if self.unit == "s" else _EPOCH + timedelta(milliseconds=value)
-        else:
-            parsed = as_datetime(value, dayfirst=False)
-        if parsed is None or isinstance(parsed, Invalid):
-            raise CursorValueError(self.cursor_field, value, "a date-time (ISO 8601 or Unix time)")
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:
+            return parse_timestamp(value, self.unit)
+        except ValueError as exc:
+            raise CursorValueError(self.cursor_field, value, f"a date-time ({exc})") from None
 
     def encode(self, value: Any) -> JsonValue:
         """``value`` (already parsed) as JSON: a timestamp in ``unit``, a number or token as is."""
@@ -280,4 +339,4 @@ class Incremental:
         return value - self.lookback
 
 
-__all__ = ["CursorType", "CursorValueError", "Incremental", "SeenLayout", "TimestampUnit"]
+__all__ = ["CursorType", "CursorValueError", "Incremental", "SeenLayout", "TimestampUnit", "parse_timestamp"]

@@ -333,7 +333,7 @@ def test_runner_csv_to_jsonl_is_incremental_and_quarantines(tmp_path: Path, stor
         assert [r["key"] for r in written] == ["101", "102", "105"]
         assert written[1]["data"]["firstname"] == "Jürgen"
         assert written[1]["identifiers"]["hubspot_contact_id"] == "102"
-        assert system.cursor(GRAPH, "contacts") == {"watermark": "2024-05-05T09:00:00Z"}
+        assert system.cursor(GRAPH, "contacts") == {"watermark": "2024-05-05T09:00:00Z", "type": "timestamp"}
         reasons = sorted(r["reason"] for r in system.quarantine(graph=GRAPH))
         assert len(reasons) == 3
         assert any("missing primary key" in r for r in reasons)
@@ -358,6 +358,6 @@ def test_runner_csv_to_jsonl_is_incremental_and_quarantines(tmp_path: Path, stor
         assert third.nodes["contacts"].records_out == 1
         keys = [json.loads(line)["key"] for line in out.read_text(encoding="utf-8").splitlines()]
         assert keys == ["101", "102", "105", "106"]
-        assert system.cursor(GRAPH, "contacts") == {"watermark": "2024-05-06T09:00:00Z"}
+        assert system.cursor(GRAPH, "contacts") == {"watermark": "2024-05-06T09:00:00Z", "type": "timestamp"}
     finally:
         system.engine.dispose()

@@ -1,18 +1,27 @@
 """Builtin file plugins: CSV and JSONL sources (incremental by a cursor column) and destinations.
 
-A file stream's cursor is ``{"watermark", "max", "offset", "mtime_ns"}``:
+A file stream's cursor is ``{"watermark", "max", "offset", "mtime_ns", "type"}``:
 ``watermark`` is the highest cursor value of the last complete read (records at
 or below it are skipped), ``offset`` the byte position to resume a read that was
-interrupted mid-file. A finished read drops the offset, so a file replaced by a
-full export is read again from the top and filtered by the watermark.
+interrupted mid-file, ``type`` how cursor values compare (``"timestamp"`` or
+``"number"``, never as text). A finished read drops the offset, so a file replaced
+by a full export is read again from the top and filtered by the watermark.
+
+A row the stream cannot read (a malformed CSV record, a field over the csv module's
+limit, a line that is not JSON, JSON nested too deeply, a cursor value that is not of
+the cursor's type) is quarantined with the file, the line and the reason, and the read
+goes on. Text that is not in the file's encoding fails the read, with the file, the
+line and the byte position: nothing is ever stored with replacement characters.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,8 +32,12 @@ from pydantic import Field, ValidationError, field_validator
 from cdp_core import Register, hookimpl
 from cdp_core.base import Destination, Page, PluginConfig, Source, Stream
 from cdp_core.fieldpaths import lookup
+from cdp_core.incremental import CursorValueError, Incremental
+from cdp_core.isolation import MAX_DEPTH, nesting_too_deep, text_payload
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
 from cdp_core.store.checkpoint import Checkpoint
+
+CursorKind = Literal["timestamp", "number"]
 
 
 class FileStreamConfig(PluginConfig):
@@ -32,6 +45,11 @@ class FileStreamConfig(PluginConfig):
     kind: RecordKind = RecordKind.profile
     primary_key: list[str] = Field(default_factory=lambda: ["id"], description="column(s) forming the record key")
     cursor_field: str | None = Field(default=None, description="column to read incrementally by")
+    cursor_type: CursorKind | None = Field(
+        default=None,
+        description="how cursor values compare: 'timestamp' (ISO 8601 or Unix seconds) or 'number'; "
+        "unset: 'number' when the first value is a number (or digits), else 'timestamp'",
+    )
     timestamp_field: str | None = Field(default=None, description="column holding when it happened")
     identifiers: dict[str, str] = Field(default_factory=dict, description="identifier type -> column")
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
@@ -44,7 +62,24 @@ class FileStreamConfig(PluginConfig):
 
 class CsvStreamConfig(FileStreamConfig):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
-    encoding: str = "utf-8-sig"
+    encoding: str | None = Field(
+        default=None,
+        description="the file's text encoding (a Python codec name such as 'cp1252' or 'latin-1'); "
+        "unset: UTF-8 (a byte-order mark is skipped), and a file that is not valid UTF-8 is refused",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            name = codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}: use a Python codec name such as 'utf-8', 'cp1252'") from None
+        if "\n".encode(name) != b"\n":
+            raise ValueError(f"encoding {value!r} is not ASCII-compatible (UTF-16/32): convert the file to UTF-8")
+        return value
 
 
 class JsonlSourceConfig(PluginConfig):
@@ -55,6 +90,10 @@ class CsvSourceConfig(PluginConfig):
     streams: dict[str, CsvStreamConfig] = Field(min_length=1)
 
 
+class FileEncodingError(ValueError):
+    """A file's bytes are not text in its encoding: the read stops, with the file, line and byte position."""
+
+
 def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
     """A compiled accessor: plain names (the common case) skip the dotted-path walk."""
     if "." not in field:
@@ -62,14 +101,55 @@ def _getter(field: str) -> Callable[[dict[str, Any]], Any]:
     return lambda data: lookup(data, field)
 
 
-def _order(value: Any) -> tuple[int, Any]:
-    """Cursor values compare as numbers when both are numeric, else as text (ISO dates sort as text)."""
+_NUMBER_TEXT = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
+
+
+def _infer_cursor_type(value: Any) -> CursorKind:
+    """The type of an undeclared cursor, from its first value: a number (or digits as text), else a timestamp."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (0, value)
-    try:
-        return (0, float(value))
-    except (TypeError, ValueError):
-        return (1, str(value))
+        return "number"
+    return "number" if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value) else "timestamp"
+
+
+class _Cursor:
+    """The typed watermark of one read: values parse as the cursor's type and compare as such."""
+
+    def __init__(self, field: str, declared: CursorKind | None, state: dict[str, Any]) -> None:
+        self.field = field
+        saved = state.get("type")
+        self.type: CursorKind | None = declared or (saved if saved in ("timestamp", "number") else None)
+        watermark, max_seen = state.get("watermark"), state.get("max", state.get("watermark"))
+        if self.type is None and watermark is not None:
+            self.type = _infer_cursor_type(watermark)
+        self.watermark = self._load(watermark)
+        self.max = self._load(max_seen)
+
+    def _incremental(self) -> Incremental:
+        assert self.type is not None
+        return Incremental(self.field, type=self.type)
+
+    def _load(self, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return self._incremental().parse(value)
+        except CursorValueError as exc:
+            raise ValueError(f"the saved cursor is not of the cursor's type {self.type!r}: {exc}") from None
+
+    def parse(self, value: Any) -> Any:
+        """``value`` as the cursor's type (the first one decides an undeclared type); CursorValueError if not."""
+        if self.type is None:
+            self.type = _infer_cursor_type(value)
+        return self._incremental().parse(value)
+
+    def encode(self, value: Any) -> JsonValue:
+        return _iso(value) if isinstance(value, datetime) else value
+
+    def state(self, **more: Any) -> dict[str, JsonValue]:
+        return {"watermark": self.encode(self.watermark), "max": self.encode(self.max), "type": self.type, **more}
+
+    def final(self) -> dict[str, JsonValue]:
+        return {"watermark": self.encode(self.max), "type": self.type}
 
 
 class _FileStream(Stream):
@@ -86,62 +166,92 @@ class _FileStream(Stream):
         self._time_getter = _getter(config.timestamp_field) if config.timestamp_field else None
         self._cursor_getter = _getter(config.cursor_field) if config.cursor_field else None
 
-    def _rows(self, handle: IO[bytes], header: bytes) -> Iterator[tuple[Any, int, int]]:
+    def _rows(self, handle: IO[bytes], header: bytes, first_line: int) -> Iterator[tuple[Any, int, int]]:
         """Yield (parsed row or Rejected, byte offset after it, line number)."""
         raise NotImplementedError
 
     def _header(self, handle: IO[bytes]) -> bytes:
         return b""
 
+    def _decode(self, raw: bytes, encoding: str, line: int, offset: int) -> str:
+        """One line's text; bytes that are not in ``encoding`` fail the read, saying where."""
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.start + 4].hex(" ")
+            hint = (
+                "declare the file's encoding, e.g. encoding = \"cp1252\""
+                if isinstance(self.config, CsvStreamConfig) and self.config.encoding is None
+                else "convert the file to UTF-8"
+                if not isinstance(self.config, CsvStreamConfig)
+                else "check the declared encoding"
+            )
+            raise FileEncodingError(
+                f"{self.qualified}: {self.path}: line {line}, byte {offset + exc.start}: not valid {encoding} "
+                f"(bytes {bad}: {exc.reason}); {hint}"
+            ) from None
+
     def read(self, cursor: JsonValue) -> Iterator[Page]:
         state = cursor if isinstance(cursor, dict) else {}
-        watermark = state.get("watermark")
-        max_seen = state.get("max", watermark)
         if not self.path.exists():
             raise FileNotFoundError(f"{self.qualified}: file not found: {self.path}")
+        if not self.path.is_file():
+            raise IsADirectoryError(f"{self.qualified}: not a file: {self.path}")
+        cursor_field = self.config.cursor_field
+        try:
+            marks = _Cursor(cursor_field, self.config.cursor_type, state) if cursor_field is not None else None
+        except ValueError as exc:
+            raise ValueError(f"{self.qualified}: {exc}") from None
         mtime = self.path.stat().st_mtime_ns
         offset = state.get("offset") or 0
+        first_line = state.get("line") or 0
         if state.get("mtime_ns") != mtime or offset > self.path.stat().st_size:
-            offset = 0  # the file changed since the interrupted read: start over, the watermark still filters
-        watermark_key = _order(watermark) if watermark is not None else None
-        max_key = _order(max_seen) if max_seen is not None else None
-        cursor_field = self.config.cursor_field
+            offset, first_line = 0, 0  # the file changed since the interrupted read: start over, the watermark still filters
         batch: list[Record] = []
         rejects: list[Rejected] = []
         with self.path.open("rb") as handle:
             header = self._header(handle)
             if offset:
                 handle.seek(offset)
-            for row, position, line in self._rows(handle, header):
+            else:
+                first_line = 1 if header else 0
+            for row, position, line in self._rows(handle, header, first_line):
                 if isinstance(row, Rejected):
                     rejects.append(row)
                 else:
-                    if cursor_field is not None:
+                    if marks is not None:
                         value = self._cursor_getter(row)  # type: ignore[misc]
                         if value is None or value == "":
-                            rejects.append(Rejected(reason=f"line {line}: no value in cursor field {cursor_field!r}", raw=row))
+                            rejects.append(Rejected(reason=f"{self.path.name} line {line}: no value in cursor field {cursor_field!r}", raw=row))
                             continue
-                        order = _order(value)
-                        if watermark_key is not None and order <= watermark_key:
+                        try:
+                            order = marks.parse(value)
+                        except CursorValueError as exc:
+                            reason = f"{self.path.name} line {line}: {exc} (the cursor did not move)"
+                            if self.config.cursor_type is None:
+                                reason += f"; the cursor's type {marks.type!r} was inferred: declare cursor_type"
+                            rejects.append(Rejected(reason=reason, raw=row))
                             continue
-                        if max_key is None or order > max_key:
-                            max_seen, max_key = value, order
+                        if marks.watermark is not None and order <= marks.watermark:
+                            continue
+                        if marks.max is None or order > marks.max:
+                            marks.max = order
                     record = self._record(row, line)
                     if isinstance(record, Rejected):
                         rejects.append(record)
                     else:
                         batch.append(record)
                 if len(batch) + len(rejects) >= self.config.batch_size:
-                    state = {"watermark": watermark, "max": max_seen, "offset": position, "mtime_ns": mtime}
-                    yield Page(batch, state, rejects)
+                    more = {"offset": position, "line": line, "mtime_ns": mtime}
+                    page_cursor = marks.state(**more) if marks is not None else {"watermark": None, "max": None, **more}
+                    yield Page(batch, page_cursor, rejects)
                     batch, rejects = [], []
-        final = {"watermark": max_seen} if cursor_field is not None else None
-        yield Page(batch, final, rejects)
+        yield Page(batch, marks.final() if marks is not None else None, rejects)
 
     def _record(self, row: dict[str, Any], line: int) -> Record | Rejected:
         key_parts = [get(row) for get in self._key_getters]
         if any(part is None or part == "" for part in key_parts):
-            return Rejected(reason=f"line {line}: missing primary key {'/'.join(self.primary_key)}", raw=row)
+            return Rejected(reason=f"{self.path.name} line {line}: missing primary key {'/'.join(self.primary_key)}", raw=row)
         identifiers = {}
         for id_type, get in self._id_getters:
             value = get(row)
@@ -159,60 +269,108 @@ class _FileStream(Stream):
             )
         except ValidationError as exc:
             problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-            return Rejected(reason=f"line {line}: {problem}", raw=row)
+            return Rejected(reason=f"{self.path.name} line {line}: {problem}", raw=row)
 
 
 class _JsonlStream(_FileStream):
-    def _rows(self, handle: IO[bytes], header: bytes) -> Iterator[tuple[Any, int, int]]:
+    def _rows(self, handle: IO[bytes], header: bytes, first_line: int) -> Iterator[tuple[Any, int, int]]:
         position = handle.tell()
-        line = 0
+        line = first_line
         for raw in handle:
+            start = position
             line += 1
             position += len(raw)
-            text = raw.strip()
+            if start == 0 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+                start += len(codecs.BOM_UTF8)
+            text = self._decode(raw, "utf-8", line, start).strip()
             if not text:
                 continue
+            where = f"{self.path.name} line {line}"
+            if nesting_too_deep(text):
+                yield Rejected(reason=f"{where}: JSON nested deeper than {MAX_DEPTH} levels", raw=text_payload(text)), position, line
+                continue
             try:
-                row = json.loads(text)
-            except ValueError as exc:
-                yield Rejected(reason=f"line {line}: invalid JSON: {exc}", raw=text.decode("utf-8", "replace")), position, line
+                row = json.loads(text, parse_constant=_no_constant)
+            except (ValueError, RecursionError) as exc:
+                yield Rejected(reason=f"{where}: invalid JSON: {exc}", raw=text_payload(text)), position, line
                 continue
             if not isinstance(row, dict):
-                yield Rejected(reason=f"line {line}: expected a JSON object", raw=row), position, line
+                yield Rejected(reason=f"{where}: expected a JSON object", raw=row), position, line
                 continue
             yield row, position, line
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 class _CsvStream(_FileStream):
     config: CsvStreamConfig
 
-    def _header(self, handle: IO[bytes]) -> bytes:
-        return handle.readline()
+    def _encoding(self) -> str:
+        return self.config.encoding or "utf-8"
 
-    def _rows(self, handle: IO[bytes], header: bytes) -> Iterator[tuple[Any, int, int]]:
-        encoding = self.config.encoding
-        columns = next(csv.reader([header.decode(encoding)], delimiter=self.config.delimiter), [])
+    _header_at = 0
+
+    def _header(self, handle: IO[bytes]) -> bytes:
+        header = handle.readline()
+        if self.config.encoding is None and header.startswith(codecs.BOM_UTF8):
+            header = header[len(codecs.BOM_UTF8) :]
+            self._header_at = len(codecs.BOM_UTF8)
+        return header
+
+    def _rows(self, handle: IO[bytes], header: bytes, first_line: int) -> Iterator[tuple[Any, int, int]]:
+        encoding = self._encoding()
+        delimiter = self.config.delimiter
+        header_text = self._decode(header, encoding, 1, self._header_at)
+        columns = next(csv.reader([header_text], delimiter=delimiter), [])
         if not columns:
             return
-        consumed = [handle.tell(), 0]
+        # position: bytes consumed; line: physical lines consumed; pending: this record's text so far
+        position, line, pending = handle.tell(), first_line, [""]
+
+        def take(raw: bytes) -> str:
+            nonlocal position, line
+            line += 1
+            text = self._decode(raw, encoding, line, position)
+            position += len(raw)
+            pending.append(text)
+            return text
 
         def lines() -> Iterator[str]:
             # csv pulls physical lines lazily, so the bytes consumed when it yields
             # a row end exactly at that row: a resumable offset, even with quoted newlines.
             for raw in handle:
-                consumed[0] += len(raw)
-                consumed[1] += 1
-                yield raw.decode(encoding, "replace")
+                yield take(raw)
 
-        for values in csv.reader(lines(), delimiter=self.config.delimiter):
+        reader = csv.reader(lines(), delimiter=delimiter)
+        while True:
+            first = line + 1
+            pending.clear()
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                # The rest of a quoted field the reader gave up on belongs to this record: skip to its
+                # closing quote, or its lines would be read as records of their own.
+                inside = "".join(pending).count('"') % 2 == 1
+                while inside:
+                    raw = handle.readline()
+                    if not raw:
+                        break
+                    inside = take(raw).count('"') % 2 == 0
+                where = f"{self.path.name} line {first}" + (f"-{line}" if line > first else "")
+                yield Rejected(reason=f"{where}: unreadable CSV record: {exc}", raw=text_payload("".join(pending))), position, line
+                continue
             if not values or values == [""]:
                 continue
-            line = consumed[1] + 1
             if len(values) != len(columns):
-                raw = dict(zip(columns, values, strict=False)) | {"_values": values}
-                yield Rejected(reason=f"line {line}: {len(values)} fields, header has {len(columns)}", raw=raw), consumed[0], line
+                raw_row = dict(zip(columns, values, strict=False)) | {"_values": values}
+                yield Rejected(reason=f"{self.path.name} line {line}: {len(values)} fields, header has {len(columns)}", raw=raw_row), position, line
                 continue
-            yield dict(zip(columns, values, strict=True)), consumed[0], line
+            yield dict(zip(columns, values, strict=True)), position, line
 
 
 class _FileSource(Source):
@@ -227,7 +385,7 @@ class _FileSource(Source):
 
 
 class JsonlSource(_FileSource):
-    """Reads JSON-lines files, one stream per file; a line that is not a JSON object is quarantined."""
+    """Reads JSON-lines files (UTF-8), one stream per file; a line that is not a JSON object is quarantined."""
 
     config_model = JsonlSourceConfig
     stream_class = _JsonlStream

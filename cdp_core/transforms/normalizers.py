@@ -109,6 +109,8 @@ def country(value: str) -> str | Invalid:
 
 _YEAR_FIRST = re.compile(r"\d{4}[-/.]")
 _EPOCH = re.compile(r"\d{10}(\d{3})?")
+_COMPACT_DATE_NUMBER = re.compile(r"(1[89]|2\d)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])")
+"""Eight digits that read as a date YYYYMMDD (1800-2999): as a number, ambiguous with Unix time."""
 _DATEUTIL_DEFAULT = datetime(2000, 1, 1)  # a partial date ("May 2024") gets day 1, not today's day
 
 
@@ -150,6 +152,9 @@ def as_datetime(value: Any, dayfirst: bool = True) -> datetime | Invalid | None:
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, int) and _COMPACT_DATE_NUMBER.fullmatch(str(value)):
+            # 20240212 is a date (YYYYMMDD) or Unix time in 1970: never guessed
+            return Invalid(f"ambiguous: {value} may be a date (YYYYMMDD) or Unix time; write dates as text")
         try:
             return from_epoch(value)
         except (OverflowError, ValueError):

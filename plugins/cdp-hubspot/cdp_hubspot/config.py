@@ -160,7 +160,8 @@ class SearchPage(_Lenient):
     """``POST /crm/v3/objects/{object}/search``: ``{"total", "results": [...], "paging": {"next": {"after"}}}``."""
 
     total: int | None = None
-    results: list[CrmObject]
+    results: list[Any]
+    """Each result is validated on its own (:class:`CrmObject`): a bad one is quarantined, not the page."""
     paging: Paging | None = None
 
 

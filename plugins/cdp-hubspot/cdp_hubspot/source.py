@@ -40,8 +40,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Source, Stream
+from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
+from cdp_core.isolation import item_key, reject, split_items
 
 from cdp_hubspot.config import CrmObject, HubSpotConfig, SearchPage, make_client
 
@@ -164,15 +165,17 @@ class SearchStream(Stream):
             if body == previous:  # cannot happen with an API that honours the filter: never loop
                 raise self._error(None, "the search made no progress (the same query twice); stopping")
             previous = body
-            page, response, results = self._search(body)
+            page, response, results, rejects = self._search(body)
             # delivered already (the lookback overlap or the restart's boundary) are dropped
             records = [self._record(obj, ts) for obj, ts in results if times.admit(obj.id, ts)]
-            more = bool(results) and page.paging is not None and page.paging.next is not None
+            more = bool(page.results) and page.paging is not None and page.paging.next is not None
             if not more and state.tie_at is None:
                 state.pos, state.strict = None, False
                 times.prune()
-                yield Page(records, state.cursor(final=True))
+                yield Page(records, state.cursor(final=True), rejects)
                 return
+            if more and not results:  # more to come, but nothing on this page to restart the filter from
+                raise self._error(response, "no result of a full page could be read (all quarantined): cannot page on")
             last_id, last_ts = (results[-1][0].id, results[-1][1]) if results else (None, None)
             if state.tie_at is not None:
                 if more:
@@ -188,8 +191,8 @@ class SearchStream(Stream):
                     raise self._error(response, f"results not sorted by {self.spec.time_property} ascending")
                 state.pos, state.strict = last_ts, False
             times.prune()
-            if records:
-                yield Page(records, state.cursor(final=False))
+            if records or rejects:
+                yield Page(records, state.cursor(final=False), rejects)
 
     def _query(self, state: SearchState) -> dict[str, Any]:
         time_property = self.spec.time_property
@@ -209,22 +212,28 @@ class SearchStream(Stream):
             "limit": self.source.config.page_size,
         }
 
-    def _search(self, body: dict[str, Any]) -> tuple[SearchPage, httpx.Response, list[tuple[CrmObject, int]]]:
-        """One search request, validated: a malformed page raises before anything of it is used."""
+    def _search(
+        self, body: dict[str, Any]
+    ) -> tuple[SearchPage, httpx.Response, list[tuple[CrmObject, int]], list[Rejected]]:
+        """One search request: the page's envelope is validated as a whole (a malformed one raises
+        before anything of it is used), each result on its own (a bad one is quarantined)."""
         client = self.source.client
         response = client.request("POST", self.path, json=body, idempotent=True)  # a search is safe to repeat
         page = response_json(response, SearchPage, connector=client.connector)
+        where = f"POST {self.path}"
+        good, rejects = split_items(page.results, CrmObject, where=where, prefix=f"hubspot {self.name}: ")
         results: list[tuple[CrmObject, int]] = []
-        for n, obj in enumerate(page.results):
+        for obj, raw in good:
             ts = parse_time(obj.properties.get(self.spec.time_property))
             if ts is None:
-                raise self._error(
-                    response,
-                    f"the response does not match SearchPage: results.{n}.properties.{self.spec.time_property}: "
-                    "missing or not a date-time",
+                reason = (
+                    f"hubspot {self.name}: {where}: {self.spec.object_type[:-1]} {obj.id}: "
+                    f"{self.spec.time_property} is missing or not a date-time (ISO 8601 or epoch milliseconds)"
                 )
+                rejects.append(reject(reason, raw, key=item_key(raw, "id")))
+                continue
             results.append((obj, ts))
-        return page, response, results
+        return page, response, results, rejects
 
     def _error(self, response: httpx.Response | None, detail: str) -> ResponseError:
         client = self.source.client

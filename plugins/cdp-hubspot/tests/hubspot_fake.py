@@ -164,7 +164,7 @@ class FakeHubSpot:
             return bad_request("only one sort is supported")
         name = sorts[0]["propertyName"]
         reverse = sorts[0].get("direction", "ASCENDING") == "DESCENDING"
-        rows.sort(key=lambda o: -int(o["id"]))  # ties: descending ids (stable sort keeps it)
+        rows.sort(key=lambda o: -int(o["properties"]["hs_object_id"]))  # ties: descending ids (stable sort keeps it)
         rows.sort(key=lambda o: _value(name, o["properties"].get(name)), reverse=reverse)
         window = rows[after : after + limit]
         wanted = body.get("properties")

@@ -9,7 +9,8 @@ import respx
 from cdp_core.config import load_config
 from cdp_core.http import HttpFactory
 from cdp_core.runinfo import RunInfo
-from cdp_core.testing import RegisterPlugin, kit_plugin, run_graph, to_toml
+from cdp_core.store.system import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, run_graph, to_toml
 from hubspot_fake import TOKEN, FakeHubSpot, contact
 
 import cdp_hubspot
@@ -124,3 +125,51 @@ def test_the_readme_example_is_valid(register_plugin: RegisterPlugin, tmp_path: 
     path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.sqlite"\n\n{example}', encoding="utf-8")
     config = load_config(path, register_plugin(cdp_hubspot, extra=["profiles"]), env={"HUBSPOT_TOKEN": "dummy"})
     assert set(config.graphs) >= {"crm", "crm_writeback"}
+
+
+def test_one_malformed_contact_is_quarantined_the_others_stored(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path, store_url: str
+) -> None:
+    """One contact without its id in the middle of a page: the others reach the destination, that one
+    is quarantined with its payload, the run succeeds, and the next run delivers nothing again."""
+    hub = FakeHubSpot().install(cdp_respx)
+    bad = contact(2, minutes=2)
+    del bad["id"]
+    hub.objects["contacts"] = [contact(1, minutes=1), bad, contact(3, minutes=3)]
+    plugins = register_plugin(cdp_hubspot, extra=[kit_plugin])
+    config = f"""
+[store]
+url = "{store_url}"
+
+[connectors.crm]
+type = "hubspot"
+access_token = "${{HUBSPOT_TOKEN}}"
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.contacts]
+source = "crm.contacts"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["contacts"]
+"""
+    collector = Collector()
+    run = run_graph(tmp_path, config, plugins, services={"http": cdp_http}, env={"HUBSPOT_TOKEN": TOKEN}, collector=collector)
+    assert run.status == "succeeded", run.error
+    assert collector.keys("out") == ["1", "3"]
+    assert (run.nodes["contacts"].records_out, run.nodes["contacts"].rejected) == (2, 1)
+    system = SystemStore(store_url)
+    try:
+        [entry] = system.quarantine("main")
+        assert entry["node"] == "contacts" and "id" not in entry["payload"]
+        assert entry["payload"]["properties"]["email"] == "person2@example.com"  # the raw payload, as HubSpot sent it
+        assert "hubspot contacts: an item of POST /crm/v3/objects/contacts/search: does not match CrmObject" in entry["reason"]
+        again = Collector()
+        rerun = run_graph(tmp_path, config, plugins, services={"http": cdp_http}, env={"HUBSPOT_TOKEN": TOKEN}, collector=again)
+        assert rerun.status == "succeeded", rerun.error
+        assert rerun.nodes["contacts"].records_out == 0 and again.keys("out") == []
+        assert system.quarantine_count("main") == 1  # the same bad contact, seen again in the lookback, is kept once
+    finally:
+        system.engine.dispose()

@@ -330,29 +330,41 @@ def test_server_errors_that_persist_fail_clearly(
 def test_malformed_page_stops_before_its_cursor(
     fake: FakeHubSpot, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    broken = httpx.Response(200, json={"results": [{"properties": {"email": "x@example.com"}}], "paging": None})
+    broken = httpx.Response(200, json={"results": {"id": "1"}, "paging": None})  # the envelope itself is wrong
     cdp_respx.post(SEARCH).mock(side_effect=scripted(fake, at_2=broken))
     pages = build(tmp_path, cdp_http).stream("contacts").read(None)
     first = next(pages)
     with pytest.raises(ResponseError) as info:
         next(pages)  # page 2 never reaches the runner: the cursor stays after page 1
     assert [r.key for r in first.records] == ["1", "2"]
-    assert "connector 'crm'" in str(info.value) and "results.0.id" in str(info.value)
-    assert "x@example.com" not in str(info.value)
+    assert "connector 'crm'" in str(info.value) and "results" in str(info.value)
     keys, _ = read(build(tmp_path, cdp_http), roundtrip(first.cursor))  # the rerun resumes after page 1
     assert keys == ["3", "4", "5"]
 
 
-def test_result_without_its_modification_time_is_malformed(
+def test_a_result_without_its_id_is_quarantined(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    bad = {"properties": {"email": "x@example.com", "lastmodifieddate": at(2)}}
+    cdp_respx.post(SEARCH).respond(json={"total": 3, "results": [contact(1, minutes=1), bad, contact(3, minutes=3)]})
+    pages = list(build(tmp_path, cdp_http).stream("contacts").read(None))
+    assert [r.key for p in pages for r in p.records] == ["1", "3"]
+    [reject] = [r for p in pages for r in p.rejects]
+    assert reject.raw == bad
+    assert "an item of POST /crm/v3/objects/contacts/search" in reject.reason and "id: Field required" in reject.reason
+    assert "x@example.com" not in reject.reason
+
+
+def test_result_without_its_modification_time_is_quarantined(
     cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    bad = contact(1, minutes=1)
+    bad = contact(2, minutes=2)
     bad["properties"]["lastmodifieddate"] = "last tuesday"
-    cdp_respx.post(SEARCH).respond(json={"total": 1, "results": [bad]})
-    with pytest.raises(ResponseError) as info:
-        read(build(tmp_path, cdp_http))
-    assert "connector 'crm'" in str(info.value)
-    assert "results.0.properties.lastmodifieddate" in str(info.value)
+    cdp_respx.post(SEARCH).respond(json={"total": 2, "results": [contact(1, minutes=1), bad]})
+    pages = list(build(tmp_path, cdp_http).stream("contacts").read(None))
+    assert [r.key for p in pages for r in p.records] == ["1"]
+    [reject] = [r for p in pages for r in p.rejects]
+    assert reject.key == "2" and reject.raw == bad
+    assert "contact 2: lastmodifieddate is missing or not a date-time" in reject.reason
+    assert pages[-1].cursor["mark"] == ms(at(1))  # the cursor moved only as far as the readable result
 
 
 def test_not_json_is_malformed(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:

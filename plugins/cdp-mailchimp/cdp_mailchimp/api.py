@@ -132,7 +132,8 @@ class Member(BaseModel):
 
 
 class MembersPage(BaseModel):
-    members: list[Member]
+    members: list[Any]
+    """Each one validated on its own as a :class:`Member`: a bad one is quarantined, not the page."""
     total_items: int = Field(ge=0)
 
 

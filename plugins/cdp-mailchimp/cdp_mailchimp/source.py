@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Source, Stream
 from cdp_core.http import HttpClient
+from cdp_core.isolation import split_items
 from cdp_core.timeutil import utc_now
 
 from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
@@ -117,7 +118,8 @@ class _MembersRead(Stream):
                 continue
             total = body.total_items
             records: list[Record] = []
-            for member in body.members:
+            members, rejects = split_items(body.members, Member, where=f"GET {path}", prefix=f"mailchimp {self.name}: ")
+            for member, _raw in members:
                 if member.id in delivered:
                     continue
                 if not marks.admit(member.id, member.last_changed):
@@ -127,7 +129,7 @@ class _MembersRead(Stream):
             marks.prune()
             offset += len(body.members)
             if not body.members or offset >= body.total_items:
-                yield Page(records, marks.to_cursor())
+                yield Page(records, marks.to_cursor(), rejects)
                 return
             window = {
                 "before": before,
@@ -136,7 +138,7 @@ class _MembersRead(Stream):
                 "newest": marks.encode(marks.last_value),
                 "newest_ids": marks.encode_seen(marks.fresh),
             }
-            yield Page(records, {**marks.start_cursor(), "window": window})
+            yield Page(records, {**marks.start_cursor(), "window": window}, rejects)
 
     def _stream_name(self) -> str:
         return f"{self.source.context.name}.{self.name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cdp_core.http import HttpFactory
 
-pytest_plugins = ["cdp_core.testing"]
+pytest_plugins = ["cdp_core.testing", "cdp_core.testing.databases"]
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,8 @@ import pytest
 import respx
 from cdp_core import RecordKind
 from cdp_core.http import AuthError, HttpFactory, ResponseError
-from cdp_core.testing import SourceConformance, make_context, read_keys, roundtrip
+from cdp_core.store.system import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, SourceConformance, kit_plugin, make_context, read_keys, roundtrip, run_graph
 from fake_mailchimp import BASE, KEY, LIST_ID, FakeMailchimp, member_id
 from pydantic import ValidationError
 
@@ -302,9 +303,7 @@ def test_timeout_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_pat
 
 def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     api = fake()
-    broken = httpx.Response(
-        200, json={"members": [{"email_address": "x@example.com", "status": "subscribed"}], "total_items": 5}
-    )
+    broken = httpx.Response(200, json={"members": {"email_address": "x@example.com"}, "total_items": 5})
     cdp_respx.get(f"{BASE}/lists/{LIST_ID}/members").mock(side_effect=[api.list_members, broken])
     pages = build(tmp_path, cdp_http).stream("members").read(None)
     first = next(pages)
@@ -312,7 +311,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
         next(pages)  # page 2 never reaches the runner: the cursor stays after page 1
     assert len(first.records) == 2 and first.cursor["window"]["offset"] == 2
     message = str(info.value)
-    assert "connector 'newsletter'" in message and "members.0.id" in message and "last_changed" in message
+    assert "connector 'newsletter'" in message and "members: Input should be a valid list" in message
     assert "x@example.com" not in message
 
 
@@ -417,3 +416,58 @@ def test_a_mid_read_cursor_stored_by_earlier_versions_resumes(
     assert sent["offset"] == "2" and sent["before_last_changed"] == "2024-06-01T00:00:00+00:00"
     assert pages[0].cursor["window"]["newest"] == "2024-05-04T10:00:00+00:00"
     assert pages[-1].cursor == {"since": "2024-05-05T10:00:00+00:00", "seen": [member_id("eva@example.com")]}
+
+
+def test_one_malformed_member_is_quarantined_the_others_stored(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path, store_url: str
+) -> None:
+    """One member that fails the model in the middle of a page: the others reach the destination, it
+    is quarantined with its payload, the run succeeds, and the next run delivers nothing again."""
+    api = FakeMailchimp().install(cdp_respx)
+    for n in (1, 2, 3):
+        api.add(f"person{n}@example.com", f"2024-05-0{n}T10:00:00+00:00")
+    bad = api.change("person2@example.com", "2024-05-02T10:00:00+00:00", status=None)
+    plugins = register_plugin(cdp_mailchimp, extra=[kit_plugin])
+    config = f"""
+[store]
+url = "{store_url}"
+
+[connectors.newsletter]
+type = "mailchimp"
+api_key = "${{MAILCHIMP_API_KEY}}"
+list_id = "{LIST_ID}"
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.members]
+source = "newsletter.members"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["members"]
+"""
+
+    def run(collector: Collector) -> Any:
+        info = run_graph(
+            tmp_path, config, plugins, services={"http": cdp_http}, env={"MAILCHIMP_API_KEY": KEY}, collector=collector
+        )
+        assert info.status == "succeeded", info.error
+        return info
+
+    first = Collector()
+    info = run(first)
+    good = [member_id(f"person{n}@example.com") for n in (1, 3)]
+    assert first.keys("out") == good
+    assert (info.nodes["members"].records_out, info.nodes["members"].rejected) == (2, 1)
+    system = SystemStore(store_url)
+    try:
+        [entry] = system.quarantine("main")
+        assert entry["record_key"] == bad and entry["payload"]["email_address"] == "person2@example.com"
+        assert entry["reason"].startswith(f"mailchimp members: an item of GET /lists/{LIST_ID}/members")
+        assert "status: Input should be a valid string" in entry["reason"]
+        again = Collector()
+        assert run(again).nodes["members"].records_out == 0 and again.keys("out") == []
+        assert system.quarantine_count("main") == 1
+    finally:
+        system.engine.dispose()

@@ -1,8 +1,9 @@
 """The Graph API's lead shapes (``GET /{form_id}/leads``), as far as the plugin reads them.
 
-Every page is validated before anything of it is yielded: a malformed page stops
-the read with a :class:`cdp_core.http.ResponseError` naming the field, and the
-cursor stays at the last good page.
+A page's envelope is validated before anything of it is yielded: a malformed
+envelope stops the read with a :class:`cdp_core.http.ResponseError` naming the
+field, and the cursor stays at the last good page. Each lead is then validated on
+its own: one of the wrong shape is quarantined with its payload, the others go on.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class LeadsPage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    data: list[Lead]
+    data: list[Any]
+    """Each one validated on its own as a :class:`Lead`."""
     paging: Paging | None = None
 
     @model_validator(mode="after")

@@ -46,6 +46,8 @@ from cdp_core.http import (
     default_factory,
 )
 
+from cdp_core.isolation import split_items
+
 from cdp_meta_leads.config import MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
@@ -109,9 +111,10 @@ class LeadsStream(Stream):
         pages = self._pages(form_id, params, after)
         for page in pages:
             # delivered already (the boundary second, the lookback) are dropped
-            records = [
-                self.record_for(lead, form_id) for lead in page.data.data if marks.admit(lead.id, lead.created_time)
-            ]
+            leads, rejects = split_items(
+                page.data.data, Lead, where=f"GET /{form_id}/leads", prefix=f"meta_leads {self.name}: "
+            )
+            records = [self.record_for(lead, form_id) for lead, _raw in leads if marks.admit(lead.id, lead.created_time)]
             marks.prune()
             if page.next_cursor:
                 reading = {
@@ -120,10 +123,10 @@ class LeadsStream(Stream):
                     "newest": marks.encode(marks.last_value),
                     "fresh": marks.encode_seen(marks.fresh),
                 }
-                yield Page(records, {"forms": dict(forms), "reading": reading})
+                yield Page(records, {"forms": dict(forms), "reading": reading}, rejects)
             else:
                 forms[form_id] = marks.to_cursor()
-                yield Page(records, {"forms": dict(forms)})
+                yield Page(records, {"forms": dict(forms)}, rejects)
 
     def _pages(self, form_id: str, params: dict[str, Any], after: str | None) -> Iterator[CursorPage[LeadsPage]]:
         """The form's pages from ``after``; a saved ``after`` Meta no longer accepts restarts the form's read."""

@@ -11,7 +11,8 @@ import meta_fake
 import pytest
 import respx
 from cdp_core.http import AuthError, ClientError, HttpFactory, RateLimited, ResponseError
-from cdp_core.testing import make_context, roundtrip
+from cdp_core.store.system import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, make_context, roundtrip, run_graph
 from meta_fake import FORM_A, FORM_B, TOKEN, FakeLeads, graph_error, lead, leads_url
 
 import cdp_meta_leads
@@ -228,7 +229,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
 
     def broken(request: httpx.Request) -> httpx.Response:
         body = fake(request).json()
-        del body["data"][1]["created_time"]
+        body["data"] = {"id": "100003"}  # not a list
         return httpx.Response(200, json=body)
 
     cdp_respx.get(URL_A).mock(side_effect=[fake, broken])
@@ -238,8 +239,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
         next(pages)  # never yielded: its cursor is never committed
     assert [r.key for r in first.records] == ["100005", "100004"]
     message = str(info.value)
-    assert "connector 'meta'" in message and "data.1.created_time" in message
-    assert "lead2@example.com" not in message
+    assert "connector 'meta'" in message and "data: Input should be a valid list" in message
     cdp_respx.get(URL_A).mock(side_effect=fake)
     keys, _ = read(build(tmp_path, cdp_http), cursor=first.cursor)
     assert keys == ["100003", "100002", "100001"]
@@ -350,3 +350,56 @@ def test_a_cursor_stored_by_earlier_versions_resumes(
     keys, cursor = read(build(tmp_path, cdp_http), cursor={"forms": {}, "reading": reading})
     assert keys == ["100003", "100002", "100001"]
     assert cursor == {"forms": {FORM_A: {"since": 1714903140, "seen": {"100005": 1714903200}}}}
+
+
+def test_one_malformed_lead_is_quarantined_the_others_stored(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path, store_url: str
+) -> None:
+    """One lead that fails the model in the middle of a page: the others reach the destination, it
+    is quarantined with its payload, the run succeeds, and the next run delivers nothing again."""
+    leads = [lead(n, f"2024-05-0{n}T10:00:00+0000") for n in (1, 2, 3)]
+    leads[1]["field_data"] = "not a list"
+    cdp_respx.get(URL_A).mock(side_effect=FakeLeads(FORM_A, leads))
+    plugins = register_plugin(cdp_meta_leads, extra=[kit_plugin])
+    config = f"""
+[store]
+url = "{store_url}"
+
+[connectors.meta]
+type = "meta_leads"
+access_token = "${{META_TOKEN}}"
+form_ids = ["{FORM_A}"]
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.leads]
+source = "meta.leads"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["leads"]
+"""
+
+    def run(collector: Collector) -> Any:
+        info = run_graph(
+            tmp_path, config, plugins, services={"http": cdp_http}, env={"META_TOKEN": TOKEN}, collector=collector
+        )
+        assert info.status == "succeeded", info.error
+        return info
+
+    first = Collector()
+    info = run(first)
+    assert first.keys("out") == ["100003", "100001"]  # Meta lists the newest first
+    assert (info.nodes["leads"].records_out, info.nodes["leads"].rejected) == (2, 1)
+    system = SystemStore(store_url)
+    try:
+        [entry] = system.quarantine("main")
+        assert entry["record_key"] == "100002" and entry["payload"]["field_data"] == "not a list"
+        assert entry["reason"].startswith(f"meta_leads leads: an item of GET /{FORM_A}/leads")
+        assert "field_data: Input should be a valid list" in entry["reason"]
+        again = Collector()
+        assert run(again).nodes["leads"].records_out == 0 and again.keys("out") == []
+        assert system.quarantine_count("main") == 1
+    finally:
+        system.engine.dispose()

@@ -1,15 +1,17 @@
 """The Shopify Admin REST API's shapes, as far as the plugin reads them.
 
-Every page is validated with these models before anything of it is yielded: a
-page of the wrong shape (a customer without ``id``, an ``orders`` list that is
-not a list) stops the read with a :class:`cdp_core.http.ResponseError` naming
-the field, and the cursor stays at the last good page. Fields the plugin does
+A page's envelope is validated before anything of it is yielded: an envelope of
+the wrong shape (an ``orders`` list that is not a list) stops the read with a
+:class:`cdp_core.http.ResponseError` naming the field, and the cursor stays at the
+last good page. Each customer or order is then validated on its own: one of the
+wrong shape (a customer without ``id``) is quarantined with its payload, the others go on. Fields the plugin does
 not map are allowed and ignored (Shopify adds fields between API versions).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -60,7 +62,8 @@ class Customer(_Shape):
 class CustomersPage(_Shape):
     """``GET /admin/api/{version}/customers.json``."""
 
-    customers: list[Customer]
+    customers: list[Any]
+    """Each one validated on its own as a :class:`Customer`."""
 
 
 class OrderCustomer(_Shape):
@@ -109,4 +112,5 @@ class Order(_Shape):
 class OrdersPage(_Shape):
     """``GET /admin/api/{version}/orders.json?status=any``."""
 
-    orders: list[Order]
+    orders: list[Any]
+    """Each one validated on its own as an :class:`Order`."""

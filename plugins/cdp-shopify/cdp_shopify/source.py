@@ -49,6 +49,7 @@ from cdp_core.http import (
     next_link,
     response_json,
 )
+from cdp_core.isolation import split_items
 from cdp_core.timeutil import as_utc, utc_now
 from pydantic import BaseModel
 
@@ -88,6 +89,8 @@ class ShopifyStream(Stream):
     resource: ClassVar[str]
     """The endpoint and the body's list key: ``customers``, ``orders``."""
     page_model: ClassVar[type[BaseModel]]
+    item_model: ClassVar[type[BaseModel]]
+    """One item of the page's list, validated on its own: a bad one is quarantined."""
     filters: ClassVar[dict[str, str]] = {}
     """Parameters of the first request besides ``limit`` and ``updated_at_min`` (``status=any``)."""
     scope: ClassVar[str]
@@ -131,9 +134,14 @@ class ShopifyStream(Stream):
                 started = server_time(response)
             body = response_json(response, self.page_model, connector=self.source.client.connector)
             records: list[Record] = []
-            rejects: list[Rejected] = []
-            for item in getattr(body, self.resource):
-                if not marks.admit(str(item.id), item.updated_at):
+            items, rejects = split_items(
+                getattr(body, self.resource),
+                self.item_model,
+                where=f"GET {path}",
+                prefix=f"shopify {self.name}: ",
+            )
+            for item, _raw in items:
+                if not marks.admit(str(item.id), item.updated_at):  # type: ignore[attr-defined]
                     continue  # delivered already with this very updated_at
                 got, bad = self.records_for(item)
                 records += got
@@ -209,6 +217,7 @@ class Customers(ShopifyStream):
     kind = RecordKind.profile
     resource = "customers"
     page_model = CustomersPage
+    item_model = Customer
     scope = "read_customers"
 
     def records_for(self, item: Customer) -> tuple[list[Record], list[Rejected]]:
@@ -222,6 +231,7 @@ class Consents(ShopifyStream):
     kind = RecordKind.consent
     resource = "customers"
     page_model = CustomersPage
+    item_model = Customer
     scope = "read_customers"
 
     def records_for(self, item: Customer) -> tuple[list[Record], list[Rejected]]:
@@ -247,6 +257,7 @@ class Orders(ShopifyStream):
     kind = RecordKind.order
     resource = "orders"
     page_model = OrdersPage
+    item_model = Order
     filters: ClassVar[dict[str, str]] = {"status": "any"}
     scope = "read_orders (read_all_orders for orders older than 60 days)"
 

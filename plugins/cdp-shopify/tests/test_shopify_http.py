@@ -10,7 +10,8 @@ import pytest
 import respx
 import shopify_fake
 from cdp_core.http import AuthError, HttpFactory, RateLimited, ResponseError
-from cdp_core.testing import make_context, roundtrip
+from cdp_core.store.system import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, make_context, roundtrip, run_graph
 from shopify_fake import BASE, CALL_LIMIT, SHOP, TOKEN, FakeShopify, customer, order
 
 import cdp_shopify
@@ -243,9 +244,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
 
     def broken(request: httpx.Request) -> httpx.Response:
         answer = good(request)
-        body = answer.json()
-        del body["customers"][0]["id"]
-        return httpx.Response(200, json=body, headers=answer.headers)
+        return httpx.Response(200, json={"customers": {"id": 1003}}, headers=answer.headers)  # not a list
 
     cdp_respx.get(CUSTOMERS).mock(side_effect=[good, broken])
     pages = build(tmp_path, cdp_http).stream("customers").read(None)
@@ -254,8 +253,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
         next(pages)  # page 2 is malformed: it is never yielded, so its cursor is never committed
     assert [r.key for r in first.records] == ["1001", "1002"]
     message = str(info.value)
-    assert "connector 'shop'" in message and "customers.0.id" in message
-    assert "person3@example.com" not in message  # field paths, never values
+    assert "connector 'shop'" in message and "customers: Input should be a valid list" in message
     # the runner resumes from the last committed cursor once Shopify answers properly again
     cdp_respx.get(CUSTOMERS).mock(side_effect=fake)
     keys, _ = read(build(tmp_path, cdp_http), cursor=first.cursor)
@@ -345,3 +343,56 @@ def test_a_cursor_stored_by_earlier_versions_resumes(
         "updated_at_min": "2024-05-03T11:59:00+00:00",
         "seen": {k: f"2024-05-0{k[-1]}T10:00:00+00:00" for k in ("1004", "1005")},
     }
+
+
+def test_one_malformed_customer_is_quarantined_the_others_stored(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path, store_url: str
+) -> None:
+    """One customer that fails the model in the middle of a page: the others reach the destination, it
+    is quarantined with its payload, the run succeeds, and the next run delivers nothing again."""
+    items = [customer(n, f"2024-05-0{n}T10:00:00Z") for n in (1, 2, 3)]
+    items[1]["orders_count"] = "many"  # not a number
+    cdp_respx.get(CUSTOMERS).mock(side_effect=FakeShopify("customers", items))
+    plugins = register_plugin(cdp_shopify, extra=[kit_plugin])
+    config = f"""
+[store]
+url = "{store_url}"
+
+[connectors.shop]
+type = "shopify"
+shop = "{SHOP}"
+access_token = "${{SHOPIFY_TOKEN}}"
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.customers]
+source = "shop.customers"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["customers"]
+"""
+
+    def run(collector: Collector) -> Any:
+        info = run_graph(
+            tmp_path, config, plugins, services={"http": cdp_http}, env={"SHOPIFY_TOKEN": TOKEN}, collector=collector
+        )
+        assert info.status == "succeeded", info.error
+        return info
+
+    first = Collector()
+    info = run(first)
+    assert first.keys("out") == ["1001", "1003"]
+    assert (info.nodes["customers"].records_out, info.nodes["customers"].rejected) == (2, 1)
+    system = SystemStore(store_url)
+    try:
+        [entry] = system.quarantine("main")
+        assert entry["payload"] == items[1] and entry["record_key"] == "1002"
+        assert entry["reason"].startswith("shopify customers: an item of GET /admin/api/")
+        assert "orders_count: Input should be a valid integer" in entry["reason"]
+        again = Collector()
+        assert run(again).nodes["customers"].records_out == 0 and again.keys("out") == []
+        assert system.quarantine_count("main") == 1
+    finally:
+        system.engine.dispose()

@@ -124,4 +124,5 @@ class ResponseItem(BaseModel):
 class ResponsesPage(BaseModel):
     total_items: int = Field(ge=0)
     page_count: int = Field(ge=0)
-    items: list[ResponseItem]
+    items: list[Any]
+    """Each one validated on its own as a :class:`ResponseItem`: a bad one is quarantined, not the page."""

@@ -14,17 +14,19 @@ stored later) still comes after the token, where a ``since`` filter on
 identifiers = ``email`` (hidden field or email answer; anonymous answers have none and
 stay unlinked in the store); occurred_at = ``submitted_at``. A response without a
 whole-number score from 0 to 10 in ``score_field`` is quarantined with the reason
-(``Page.rejects``): the cursor still moves past it.
+(``Page.rejects``): the cursor still moves past it. So is a response that does not match
+the API's shape (no token, a date that is not one): the page goes on; only a malformed
+page (no ``items`` list) fails the read.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, response_json
+from cdp_core.isolation import split_items
 
 from cdp_typeform.api import Answer, ResponseItem, ResponsesPage, TypeformConfig, make_client
 
@@ -57,10 +59,16 @@ class ResponsesStream(Stream):
                 params["sort"] = "submitted_at,asc"  # `after` and `sort` exclude each other
             response = self.source.client.get(path, params=params)
             body: ResponsesPage = response_json(response, ResponsesPage, connector=self.source.client.connector)
-            raw_items = json.loads(response.content).get("items") or []
+            items, rejects = split_items(
+                body.items, ResponseItem, where=f"GET {path}", key_field="token", prefix="typeform: "
+            )
             records: list[Record] = []
-            rejects: list[Rejected] = []
-            for item, raw in zip(body.items, raw_items, strict=True):
+            more = bool(body.items) and (len(body.items) >= config.page_size or body.page_count > 1)
+            if more and not items:
+                raise ValueError(
+                    f"typeform: GET {path}: no response of a full page could be read (all quarantined): cannot page on"
+                )
+            for item, raw in items:
                 if not tokens.admit(item.token, item.token):
                     continue
                 record, reason = self._record(item)
@@ -68,7 +76,6 @@ class ResponsesStream(Stream):
                     records.append(record)
                 else:
                     rejects.append(Rejected(reason=f"typeform: {reason}", raw=raw, key=item.token))
-            more = bool(body.items) and (len(body.items) >= config.page_size or body.page_count > 1)
             yield Page(records, tokens.to_cursor(), rejects)
             if not more:
                 return

@@ -10,7 +10,8 @@ import pytest
 import respx
 from cdp_core import RecordKind
 from cdp_core.http import AuthError, HttpFactory, ResponseError
-from cdp_core.testing import SourceConformance, make_context, read_keys, roundtrip
+from cdp_core.store.system import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, SourceConformance, kit_plugin, make_context, read_keys, roundtrip, run_graph
 from fake_typeform import BASE, FORM_ID, TOKEN, FakeTypeform, response
 from pydantic import ValidationError
 
@@ -247,7 +248,7 @@ def test_timeout_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_pat
 def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     api = FakeTypeform(RESPONSES)
     broken = httpx.Response(
-        200, json={"total_items": 3, "page_count": 2, "items": [{"submitted_at": "2024-05-03T10:00:00Z"}]}
+        200, json={"total_items": 3, "page_count": 2, "items": {"token": "tok3"}}  # not a list
     )
     cdp_respx.get(URL).mock(side_effect=[api.handle, broken])
     pages = build(tmp_path, cdp_http).stream("responses").read(None)
@@ -255,7 +256,7 @@ def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_htt
     with pytest.raises(ResponseError) as info:
         next(pages)  # the runner keeps the cursor of page 1
     assert first.cursor == {"after": "tok2"}
-    assert "connector 'survey'" in str(info.value) and "items.0.token" in str(info.value)
+    assert "connector 'survey'" in str(info.value) and "items: Input should be a valid list" in str(info.value)
 
 
 def test_auth_failure_names_the_connector(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
@@ -316,3 +317,58 @@ def test_an_empty_first_reads_cursor_stored_by_earlier_versions(
     api = FakeTypeform(RESPONSES).install(cdp_respx)
     assert keys(build(tmp_path, cdp_http), roundtrip({"after": None})) == ["tok1", "tok2", "tok3", "tok4", "tok5"]
     assert dict(api.requests[0].url.params) == {"page_size": "2", "sort": "submitted_at,asc"}
+
+
+def test_one_malformed_response_is_quarantined_the_others_stored(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, register_plugin: RegisterPlugin, tmp_path: Path, store_url: str
+) -> None:
+    """One response that fails the model in the middle of a page: the others reach the destination, it
+    is quarantined with its payload, the run succeeds, and the next run delivers nothing again."""
+    answers = [response(f"tok{n}", f"2024-05-0{n}T10:00:00Z", email=f"p{n}@example.com") for n in (1, 2, 3)]
+    answers[1]["submitted_at"] = "2024-05-02T25:99:00Z"  # no such time
+    api = FakeTypeform(answers).install(cdp_respx)
+    plugins = register_plugin(cdp_typeform, extra=[kit_plugin])
+    config = f"""
+[store]
+url = "{store_url}"
+
+[connectors.survey]
+type = "typeform"
+token = "${{TYPEFORM_TOKEN}}"
+form_id = "{FORM_ID}"
+score_field = "nps"
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.answers]
+source = "survey.responses"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["answers"]
+"""
+
+    def run(collector: Collector) -> Any:
+        info = run_graph(
+            tmp_path, config, plugins, services={"http": cdp_http}, env={"TYPEFORM_TOKEN": TOKEN}, collector=collector
+        )
+        assert info.status == "succeeded", info.error
+        return info
+
+    first = Collector()
+    info = run(first)
+    assert first.keys("out") == ["tok1", "tok3"]
+    assert (info.nodes["answers"].records_out, info.nodes["answers"].rejected) == (2, 1)
+    system = SystemStore(store_url)
+    try:
+        [entry] = system.quarantine("main")
+        assert entry["record_key"] == "tok2" and entry["payload"] == answers[1]
+        assert entry["reason"].startswith(f"typeform: an item of GET /forms/{FORM_ID}/responses")
+        assert "submitted_at: Input should be a valid datetime" in entry["reason"]
+        again = Collector()
+        assert run(again).nodes["answers"].records_out == 0 and again.keys("out") == []
+        assert api.requests[-1].url.params["after"] == "tok3"  # the next run asked only for what came after
+        assert system.quarantine_count("main") == 1
+    finally:
+        system.engine.dispose()
