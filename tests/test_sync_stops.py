@@ -8,15 +8,14 @@ Every wait is on a condition in the store, bounded, and every child is killed if
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_scheduler_kit import cli_command, wait_for, write_config
+from test_scheduler_kit import wait_for, write_config
+from test_scheduler_processes import Child
 
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import Leases
@@ -52,46 +51,25 @@ def _config(tmp_path: Path, store_url: str, sleep: float) -> Path:
     return write_config(tmp_path, store_url, GRAPH.format(page=PAGE, sleep=sleep))
 
 
-class Sync:
-    """``cdp sync ingest`` in a child process."""
-
-    count = 0
-
-    def __init__(self, tmp_path: Path, config: Path, env: dict[str, str] | None = None) -> None:
-        Sync.count += 1
-        self.log = tmp_path / f"sync{Sync.count}.err"
-        self._err = self.log.open("w")
-        self.process = subprocess.Popen(
-            cli_command("sync", "ingest", "-c", str(config)),
-            cwd=tmp_path,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._err,
-            text=True,
-        )
-
-    def stderr(self) -> str:
-        return self.log.read_text()
-
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        out, _ = self.process.communicate(timeout=timeout)
-        self._err.close()
-        return self.process.returncode, out, self.stderr()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
-        self._err.close()
-
-
 @pytest.fixture
-def children() -> Iterator[list[Sync]]:
-    started: list[Sync] = []
-    yield started
-    for child in started:
+def started() -> Iterator[list[Child]]:
+    """The children a test started; killed if still running at its end."""
+    children: list[Child] = []
+    yield children
+    for child in children:
         child.kill()
+
+
+def _sync(tmp_path: Path, started: list[Child], env: dict[str, str] | None = None) -> Child:
+    """``cdp sync ingest`` in a child process (its stderr in a file, read while it runs)."""
+    child = Child(tmp_path, f"sync{len(started)}", ["sync", "ingest", "-c", str(tmp_path / "connectors.toml")], env)
+    started.append(child)
+    return child
+
+
+def _finish(child: Child, timeout: float = 60) -> tuple[int, str, str]:
+    out, _ = child.process.communicate(timeout=timeout)
+    return child.process.returncode, out, child.log.read_text()
 
 
 def _committed(system: SystemStore) -> int:
@@ -114,15 +92,14 @@ def _run_row(system: SystemStore) -> Any:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_ends_the_sync_after_its_batch(
-    tmp_path: Path, store_url: str, children: list[Sync], sig: signal.Signals
+    tmp_path: Path, store_url: str, started: list[Child], sig: signal.Signals
 ) -> None:
-    config = _config(tmp_path, store_url, sleep=0.2)  # 40 batches: eight seconds
+    _config(tmp_path, store_url, sleep=0.2)  # 40 batches: eight seconds
     system = SystemStore(store_url).create()
-    child = Sync(tmp_path, config)
-    children.append(child)
+    child = _sync(tmp_path, started)
     wait_for(lambda: _committed(system) >= 3 * PAGE - 1, 60, "three committed batches", step=0.02)
     child.process.send_signal(sig)
-    code, out, err = child.finish()
+    code, out, err = _finish(child)
     assert code == 0, err
     assert "Traceback" not in out + err
     assert sig.name in err and "stopping after the batch" in err
@@ -138,24 +115,24 @@ def test_a_signal_ends_the_sync_after_its_batch(
         assert conn.exec_driver_sql("SELECT count(*) FROM sync_leases").scalar_one() == 0
 
     # The next sync resumes from the cursor: the file holds every record once.
-    code, _, err = Sync(tmp_path, _config(tmp_path, store_url, sleep=0)).finish()
+    _config(tmp_path, store_url, sleep=0)
+    code, _, err = _finish(_sync(tmp_path, started))
     assert code == 0, err
     assert _copied(tmp_path) == list(range(RECORDS))
     system.engine.dispose()
 
 
 def test_a_second_ctrl_c_stops_at_once_and_leaves_no_run_running(
-    tmp_path: Path, store_url: str, children: list[Sync]
+    tmp_path: Path, store_url: str, started: list[Child]
 ) -> None:
-    config = _config(tmp_path, store_url, sleep=30)  # one batch would take half a minute
+    _config(tmp_path, store_url, sleep=30)  # one batch would take half a minute
     system = SystemStore(store_url).create()
-    child = Sync(tmp_path, config)
-    children.append(child)
+    child = _sync(tmp_path, started)
     wait_for(lambda: (tmp_path / "batch-started").exists(), 60, "the first batch to be under way")
     child.process.send_signal(signal.SIGINT)
-    wait_for(lambda: "stopping after" in child.stderr(), 30, "the first Ctrl-C to be seen")
+    wait_for(lambda: "stopping after" in child.log.read_text(), 30, "the first Ctrl-C to be seen")
     child.process.send_signal(signal.SIGINT)
-    code, out, err = child.finish(timeout=20)
+    code, out, err = _finish(child, timeout=20)
     assert code == 130, err
     assert "Traceback" not in out + err and "interrupted" in err
     run = _run_row(system)
@@ -167,30 +144,28 @@ def test_a_second_ctrl_c_stops_at_once_and_leaves_no_run_running(
 
 
 def test_a_killed_sync_is_abandoned_when_its_lease_expires_and_the_graph_runs_again(
-    tmp_path: Path, store_url: str, children: list[Sync]
+    tmp_path: Path, store_url: str, started: list[Child]
 ) -> None:
     ttl = "3"
-    config = _config(tmp_path, store_url, sleep=0.2)
+    _config(tmp_path, store_url, sleep=0.2)
     system = SystemStore(store_url).create()
-    child = Sync(tmp_path, config, env={"CDP_LEASE_TTL": ttl})
-    children.append(child)
+    child = _sync(tmp_path, started, env={"CDP_LEASE_TTL": ttl})
     wait_for(lambda: _committed(system) >= 3 * PAGE - 1, 60, "three committed batches", step=0.02)
     child.process.send_signal(signal.SIGKILL)
-    child.finish()
+    _finish(child)
     committed = _committed(system)
     dead = _run_row(system)
     assert dead.status == "running"
     assert dead.nodes["people"].records_out == committed + 1, "the counts of every committed batch are on the run"
 
     # While the dead process's lease lives, the graph is busy.
-    busy = Sync(tmp_path, config, env={"CDP_LEASE_TTL": ttl})
-    children.append(busy)
-    code, _, err = busy.finish()
+    code, _, err = _finish(_sync(tmp_path, started, env={"CDP_LEASE_TTL": ttl}))
     if code == 1:
         assert "busy" in err
     # Once it expired, `cdp sync` starts, marks the dead run abandoned and completes the set.
     wait_for(lambda: Leases(system.engine).holder_of("ingest") is None, 30, "the lease to expire", step=0.1)
-    code, _, err = Sync(tmp_path, _config(tmp_path, store_url, sleep=0), env={"CDP_LEASE_TTL": ttl}).finish()
+    _config(tmp_path, store_url, sleep=0)
+    code, _, err = _finish(_sync(tmp_path, started, env={"CDP_LEASE_TTL": ttl}))
     assert code == 0, err
     runs = {run.id: run for run in system.runs("ingest")}
     abandoned = runs[dead.id]
