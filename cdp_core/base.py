@@ -194,6 +194,18 @@ class Destination(ABC):
     def open(self) -> None:
         """Prepare for writing; called once before the first batch of a run."""
 
+    def resume(self, state: JsonValue) -> JsonValue:
+        """Called by the runner right after ``open()`` with the state this node last committed.
+
+        For a destination whose output lives outside the store (a file): ``write``
+        hands its position to the checkpoint (``checkpoint.keep(state)``), so it is
+        committed with the cursor; here, at the start of the next run, the output is
+        brought back to that state (a file cut to its committed length), undoing what
+        a killed run wrote after its last commit. ``state`` is None when nothing was
+        committed yet. Return the state to commit before the first batch (None: nothing).
+        """
+        return None
+
     @abstractmethod
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         """Write ``batch`` durably; commit ``checkpoint`` with it if ``commits_checkpoint``."""

@@ -113,7 +113,17 @@ class Runner:
         self.system.start_run(run)
         self.plugins.notify("cdp_run_started", run=run)
         execution = _Execution(self, graph, run)
-        error = execution.execute()
+        try:
+            error = execution.execute()
+        except BaseException as exc:  # KeyboardInterrupt (a second Ctrl-C), SystemExit: never leave it "running"
+            run.finished_at = utc_now()
+            run.status = RunStatus.interrupted
+            run.error = f"stopped mid-batch ({type(exc).__name__}); that batch was not committed"
+            try:
+                self.system.save_run(run)
+            except Exception as save_error:  # noqa: BLE001 - the interruption is what to report
+                log.error("run %s: could not record its end: %s", run.id, self.config.redact(describe_error(save_error)))
+            raise
         run.finished_at = utc_now()
         if error is None:
             run.status = RunStatus.succeeded if execution.complete else RunStatus.interrupted
@@ -158,8 +168,7 @@ class _Execution:
         first_error: BaseException | None = None
         try:
             self._build()
-            for dest in self.destinations.values():
-                dest.open()
+            self._open_destinations()
             complete = True
             for node in self.graph.sources():
                 if self.runner.should_stop():
@@ -207,6 +216,19 @@ class _Execution:
                 connector = config.connectors[node.ref]
                 cls = connector.roles["destination"].cls
                 self.destinations[node.name] = cls(connector.config, self.runner.context(node.ref), node.options)
+
+    def _open_destinations(self) -> None:
+        """Open each destination and bring it back to its committed state (a file is cut to its
+        committed length); the states they start from are committed before the first batch."""
+        starts: dict[str, Any] = {}
+        for name, dest in self.destinations.items():
+            dest.open()
+            committed = self.runner.system.cursor(self.graph.name, name)
+            start = dest.resume(committed)
+            if start is not None and start != committed:
+                starts[name] = start
+        if starts:
+            self.runner.system.commit(Checkpoint(self.graph.name, self.run.id, starts, lease=self.runner.lease))
 
     def _run_source(self, node: Node) -> bool:
         """Read one source node to its end (True), or until a stop is requested (False)."""
@@ -285,21 +307,43 @@ class _Execution:
         )
         checkpoint.commit_by = committer
         order = [n for n in batches if n != committer] + ([committer] if committer else [])
-        for name in order:
-            batch = batches[name]
-            if not batch:
-                continue
-            stats = self.run.nodes[name]
-            before = len(checkpoint.rejected)
-            checkpoint.node = name
-            started = time.perf_counter()
-            self.destinations[name].write(batch, checkpoint)
-            stats.seconds += time.perf_counter() - started
-            refused = len(checkpoint.rejected) - before
-            stats.records_out += len(batch) - refused
-            stats.rejected += refused
-            self.runner.plugins.notify("cdp_batch_written", run=self.run, node=name, count=len(batch) - refused)
-        if committer is not None and not checkpoint.committed:
-            raise RunFailed(f"destination {committer!r} did not commit the checkpoint it was handed")
-        if not checkpoint.committed:
-            self.runner.system.commit(checkpoint)
+        writing: list[tuple[str, int, int]] = []  # (node, batch size, rejects before) of the write under way
+
+        def progress() -> dict[str, dict[str, Any]]:
+            nodes = {name: dict(vars(stats)) for name, stats in self.run.nodes.items()}
+            for name, size, before in writing:
+                refused = len(checkpoint.rejected) - before
+                nodes[name]["records_out"] += size - refused
+                nodes[name]["rejected"] += refused
+            return nodes
+
+        checkpoint.progress = progress
+        committed = False
+        try:
+            for name in order:
+                batch = batches[name]
+                if not batch:
+                    continue
+                stats = self.run.nodes[name]
+                before = len(checkpoint.rejected)
+                checkpoint.node = name
+                writing[:] = [(name, len(batch), before)]
+                started = time.perf_counter()
+                self.destinations[name].write(batch, checkpoint)
+                committed = name == committer
+                writing.clear()
+                stats.seconds += time.perf_counter() - started
+                refused = len(checkpoint.rejected) - before
+                stats.records_out += len(batch) - refused
+                stats.rejected += refused
+                self.runner.plugins.notify("cdp_batch_written", run=self.run, node=name, count=len(batch) - refused)
+            if committer is not None and not checkpoint.committed:
+                raise RunFailed(f"destination {committer!r} did not commit the checkpoint it was handed")
+            if not checkpoint.committed:
+                self.runner.system.commit(checkpoint)
+                committed = True
+        except BaseException:
+            if not committed:
+                # Destinations that wrote outside the store (files) undo their part of this batch.
+                checkpoint.aborted = True
+            raise

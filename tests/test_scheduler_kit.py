@@ -66,6 +66,8 @@ class TicksSource(Source):
 
 class SleepConfig(PluginConfig):
     seconds: float = 0.05
+    marker: str | None = None
+    """A file written when a batch starts its sleep: a test waits for it to signal mid-batch."""
 
 
 class Sleep(Transform):
@@ -74,6 +76,8 @@ class Sleep(Transform):
     config_model = SleepConfig
 
     def process(self, batch: list[Record], ctx: Any) -> list[Record]:
+        if self.config.marker:  # type: ignore[attr-defined]
+            Path(self.config.marker).write_text("sleeping")  # type: ignore[attr-defined]
         time.sleep(self.config.seconds)  # type: ignore[attr-defined]
         return batch
 

@@ -25,12 +25,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
 from cdp_core import Register, hookimpl
 from cdp_core.base import Destination, Page, PluginConfig, Source, Stream
+from cdp_core.builtins.filestate import OutputFile
 from cdp_core.fieldpaths import lookup
 from cdp_core.incremental import CursorValueError, Incremental
 from cdp_core.isolation import MAX_DEPTH, nesting_too_deep, text_payload
@@ -415,16 +416,26 @@ class CsvDestinationConfig(FileDestinationConfig):
 
 
 class _FileDestination(Destination):
-    _handle: IO[str] | None = None
+    """Appends to one file, exactly once across crashes (see :mod:`cdp_core.builtins.filestate`).
+
+    Each batch is appended and fsync'd, and the file's new length goes into the
+    checkpoint as this node's state (``checkpoint.keep``), so it is committed
+    with the source's cursor. When a run starts, :meth:`resume` cuts the file back
+    to the committed length: whatever a killed or failed run appended after its
+    last commit (a batch the next run sends again, a torn line) is gone.
+    """
+
+    _out: OutputFile | None = None
+    _csv: ClassVar[bool] = False
 
     def open(self) -> None:
         path = self.context.resolve(self.config.path)  # type: ignore[attr-defined]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("a", encoding="utf-8", newline="")
-        self._opened()
+        self._out = OutputFile(path, csv=self._csv, where=f"destination {self.context.name!r}")
+        self._out.open()
 
-    def _opened(self) -> None:
-        pass
+    def resume(self, state: JsonValue) -> JsonValue:
+        assert self._out is not None, "open() was not called"
+        return self._out.resume(state)
 
     def _payload(self, record: Record) -> dict[str, Any]:
         if self.config.content == "data":  # type: ignore[attr-defined]
@@ -439,68 +450,73 @@ class _FileDestination(Destination):
             "occurred_at": _iso(record.occurred_at),
         }
 
-    def _sync(self) -> None:
-        assert self._handle is not None
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+    def _append(self, text: str, checkpoint: Checkpoint | None) -> None:
+        """Append ``text`` durably (fsync) and hand the new length to ``checkpoint``."""
+        assert self._out is not None, "open() was not called"
+        state = self._out.append(text.encode("utf-8"), checkpoint)
+        if checkpoint is not None:
+            checkpoint.keep(state)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
 
 class JsonlDestination(_FileDestination):
-    """Appends records as JSON lines; durable (fsync) when ``write`` returns."""
+    """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes."""
 
     config_model = FileDestinationConfig
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:  # noqa: ARG002
-        assert self._handle is not None, "open() was not called"
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+        if not batch:
+            return
         dumps = json.dumps
-        self._handle.write("".join(dumps(self._payload(r), default=str, ensure_ascii=False) + "\n" for r in batch))
-        self._sync()
+        self._append("".join(dumps(self._payload(r), default=str, ensure_ascii=False) + "\n" for r in batch), checkpoint)
 
 
 class CsvDestination(_FileDestination):
     """Appends the records' data as CSV rows; keys outside the columns go to an ``_extra`` JSON column."""
 
     config_model = CsvDestinationConfig
+    _csv = True
     _columns: list[str] | None = None
 
-    def _opened(self) -> None:
-        assert self._handle is not None
+    def _existing_columns(self) -> list[str] | None:
+        """The header of the file as it is now (after resume), if it has one; else the configured columns."""
+        assert self._out is not None
         config: Any = self.config
-        path = self.context.resolve(config.path)
-        if path.stat().st_size > 0:
-            with path.open(encoding="utf-8", newline="") as existing:
-                self._columns = next(csv.reader(existing, delimiter=config.delimiter), None)
-        elif config.columns:
-            self._columns = [*config.columns, "_extra"]
+        header = self._out.first_line()
+        if header:
+            return next(csv.reader([header.decode("utf-8")], delimiter=config.delimiter), None)
+        return [*config.columns, "_extra"] if config.columns else None
 
-    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:  # noqa: ARG002
-        assert self._handle is not None, "open() was not called"
+    def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
+        assert self._out is not None, "open() was not called"
         if not batch:
             return  # the header comes from the first real batch's keys
         config: Any = self.config
-        if self._columns is None:
-            seen: dict[str, None] = {}
-            for record in batch:
-                seen.update(dict.fromkeys(record.data))
-            self._columns = [*seen, "_extra"]
-            csv.writer(self._handle, delimiter=config.delimiter).writerow(self._columns)
-        columns = self._columns
-        known = set(columns)
         buffer = io.StringIO()
         writer = csv.writer(buffer, delimiter=config.delimiter)
+        if self._columns is None:
+            self._columns = self._existing_columns()
+            if self._out.length() == 0:
+                if self._columns is None:
+                    seen: dict[str, None] = {}
+                    for record in batch:
+                        seen.update(dict.fromkeys(record.data))
+                    self._columns = [*seen, "_extra"]
+                writer.writerow(self._columns)
+        columns = self._columns
+        assert columns is not None
+        known = set(columns)
         for record in batch:
             data = record.data
             extra = {k: v for k, v in data.items() if k not in known}
             writer.writerow(
                 [_cell(data.get(c)) for c in columns[:-1]] + [json.dumps(extra, default=str) if extra else ""]
             )
-        self._handle.write(buffer.getvalue())
-        self._sync()
+        self._append(buffer.getvalue(), checkpoint)
 
 
 def _iso(value: datetime | None) -> str | None:

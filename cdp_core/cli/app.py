@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.table import Table
@@ -18,6 +24,9 @@ from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.scheduler.execute import prepare, run_guarded
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
+
+EXIT_INTERRUPTED = 130
+"""`cdp sync` stopped at once by a second Ctrl-C (the shell's code for SIGINT)."""
 
 app = typer.Typer(
     name="cdp",
@@ -105,31 +114,40 @@ def sync(
     system = SystemStore(cfg.store_url).create(loaded.migrations)
     leases = Leases(system.engine)
     prepare(cfg, loaded)
-    for name in names:
-        assert name is not None
-        blocked = [d for d in cfg.graphs[name].config.depends_on if d in failed]
-        if blocked:
-            failed.add(name)
-            stderr.print(f"[yellow]skipped[/] {name}: depends on failed {', '.join(blocked)}", highlight=False)
-            continue
-        try:
-            with ProgressView(stderr, enabled=not as_json) as view:
-                # Under the graph's lease: never overlaps a scheduled run of it, in any process.
-                outcome = run_guarded(cfg, loaded, system, name, leases=leases, on_progress=view.update)
-        except LeaseBusy as busy:
-            failed.add(name)
-            stderr.print(f"[red]busy[/] {busy}; not started (try again when it has finished)", highlight=False)
-            continue
-        assert outcome.run is not None
-        run = outcome.run
-        runs.append(run)
-        if run.status is not RunStatus.succeeded:
-            failed.add(name)
-        if not as_json:
-            colour = "green" if run.status is RunStatus.succeeded else "red"
-            stdout.print(run_table(run, f"{name}: [{colour}]{run.status}[/] in {_duration(run)} (run {run.id[:8]})"))
-            if run.error:
-                stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
+    with _stop_on_signals() as stop:
+        for name in names:
+            assert name is not None
+            if stop.is_set():
+                stderr.print(f"[yellow]not started[/] {name}: stopping", highlight=False)
+                continue
+            blocked = [d for d in cfg.graphs[name].config.depends_on if d in failed]
+            if blocked:
+                failed.add(name)
+                stderr.print(f"[yellow]skipped[/] {name}: depends on failed {', '.join(blocked)}", highlight=False)
+                continue
+            try:
+                with ProgressView(stderr, enabled=not as_json) as view:
+                    # Under the graph's lease: never overlaps a scheduled run of it, in any process.
+                    outcome = run_guarded(cfg, loaded, system, name, leases=leases, stop=stop, on_progress=view.update)
+            except LeaseBusy as busy:
+                failed.add(name)
+                stderr.print(f"[red]busy[/] {busy}; not started (try again when it has finished)", highlight=False)
+                continue
+            except KeyboardInterrupt:
+                # A second Ctrl-C: the run was recorded as interrupted and its lease released on the way out.
+                stderr.print(f"[red]interrupted[/] {name}: stopped mid-batch; that batch was not committed", highlight=False)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            assert outcome.run is not None
+            run = outcome.run
+            runs.append(run)
+            # Stopped on request (SIGTERM, Ctrl-C) after a committed batch: not a failure.
+            if run.status is not RunStatus.succeeded and not (run.status is RunStatus.interrupted and stop.is_set()):
+                failed.add(name)
+            if not as_json:
+                colour = "green" if run.status is RunStatus.succeeded else "red"
+                stdout.print(run_table(run, f"{name}: [{colour}]{run.status}[/] in {_duration(run)} (run {run.id[:8]})"))
+                if run.error:
+                    stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
     if as_json:
         emit_json([run.to_dict() for run in runs])
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
@@ -191,6 +209,30 @@ def quarantine_list(
     stdout.print(table)
     if not rows:
         stderr.print("quarantine is empty" + (" for that filter" if graph or node or run else ""))
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT set the event: the run ends after the batch it is writing is committed
+    (as the scheduler's do). A second Ctrl-C stops at once (KeyboardInterrupt)."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        stop.set()
+        # Only a raw write here: a handler may interrupt a print or a log call in progress.
+        os.write(2, f"{name}: stopping after the batch being written is committed (Ctrl-C again to stop at once)\n".encode())
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from cdp_core.records import JsonValue, Record, Rejected
-from cdp_core.store.models import QuarantineRecord, SyncState
+from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import utc_now
@@ -44,6 +45,20 @@ class Checkpoint:
     """The one destination node that commits this checkpoint in its transaction, if any."""
     lease: Lease | None = None
     """The graph's lease the run holds, if any: verified in the transaction that commits."""
+    aborted: bool = False
+    """Set by the runner when the batch failed before this checkpoint was committed: a
+    destination that wrote outside the store (a file) undoes its part before its next write."""
+    progress: Callable[[], dict[str, dict[str, Any]]] | None = None
+    """The run's node counts as they are once this batch is committed (set by the runner):
+    saved on the run's row in the same transaction, so a run whose process dies keeps them."""
+
+    def keep(self, state: JsonValue) -> None:
+        """Commit ``state`` as the current destination node's own state with this batch.
+
+        For a destination whose output lives outside the store (a file's length): the
+        runner hands it back to ``Destination.resume`` at the start of the next run.
+        """
+        self.cursors[self.node] = state
 
     def reject(self, record: Record, reason: str) -> None:
         """Quarantine a record the current destination cannot take; the batch goes on."""
@@ -88,6 +103,12 @@ class Checkpoint:
                 ],
                 keys=("fingerprint",),
                 update=(),
+            )
+        if self.progress is not None:
+            conn.execute(
+                update(table_of(SyncRun))
+                .where(table_of(SyncRun).c.id == self.run_id, table_of(SyncRun).c.status == "running")
+                .values(nodes=self.progress())
             )
         if self.lease is not None:
             if self.lease.graph != self.graph:

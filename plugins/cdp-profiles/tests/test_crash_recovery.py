@@ -1,9 +1,13 @@
-"""A sync killed with SIGKILL at any point, then run again, leaves every record exactly once in the store.
+"""A sync killed with SIGKILL at any point, then run again, leaves every record exactly once in the store
+and in the ``jsonl_file`` export fed by the same graph.
 
 The sync runs in a real child process. It is killed at fixed points (during a
-source read, after a transform, inside the store's transaction before commit,
-right after a commit) and at timed moments; after each kill the committed cursor
-must never be ahead of the committed data, and a final run completes the set.
+source read, after a transform, halfway through a file write, right after the
+file write, inside the store's transaction before commit, right after a commit)
+and at timed moments; after each kill the committed cursor must never be ahead of
+the committed data, the file's committed part must hold exactly what the store
+holds, and a final run completes the set: every record once in the store and
+once in the file, no torn line.
 """
 
 from __future__ import annotations
@@ -55,13 +59,24 @@ def write(self, conn):
     maybe_kill("inside_transaction")  # batch and cursor written, not yet committed
 checkpoint_module.Checkpoint.write = write
 
+from cdp_core.builtins import filestate
+original_append = filestate.OutputFile.append
+def append(self, data, checkpoint):
+    if point == "mid_file_write" and count["n"] + 1 == nth:
+        os.write(self._fd, data[: len(data) // 2])  # half a batch on disk, the last line torn
+        os.fsync(self._fd)
+    maybe_kill("mid_file_write")
+    return original_append(self, data, checkpoint)
+filestate.OutputFile.append = append
+
 class Plugin:
     @hookimpl
     def cdp_register_transforms(self, register: Register) -> None:
         register("tap", Tap)
     @hookimpl
     def cdp_batch_written(self, run, node, count):
-        maybe_kill("after_commit")
+        # The file is written first, the store last (it commits the checkpoint).
+        maybe_kill("after_file_write" if node == "copy" else "after_commit")
 
 plugins = load_plugins(entry_points=False, extra=[("crash", Plugin()), ("profiles", profiles_plugin)])
 config = load_config(sys.argv[1], plugins)
@@ -97,6 +112,10 @@ streams.people = {{ path = "people.jsonl", cursor_field = "n", batch_size = {PAG
 [connectors.store]
 type = "profile_store"
 
+[connectors.export]
+type = "jsonl_file"
+path = "export.jsonl"
+
 [syncs.ingest.nodes.people]
 source = "files.people"
 [syncs.ingest.nodes.tap]
@@ -104,6 +123,9 @@ transform = "tap"
 inputs = ["people"]
 [syncs.ingest.nodes.store]
 destination = "store"
+inputs = ["tap"]
+[syncs.ingest.nodes.copy]
+destination = "export"
 inputs = ["tap"]
 """
     )
@@ -122,6 +144,26 @@ def _stored_keys(system: SystemStore) -> list[str]:
         return list(conn.execute(select(m.RecordIndex.key)).scalars())
 
 
+def _file_keys(data: bytes) -> list[int]:
+    """The record keys of JSON lines, every line complete."""
+    assert not data or data.endswith(b"\n"), f"a torn last line: {data[-80:]!r}"
+    return [int(json.loads(line)["key"]) for line in data.decode().splitlines()]
+
+
+def _check_file(system: SystemStore, path: Path) -> None:
+    """The file's committed part (its length is committed with the cursor) holds exactly what the store holds."""
+    state = system.cursor("ingest", "copy")
+    if state is None:
+        assert not path.exists() or path.stat().st_size == 0
+        return
+    assert state["file"] == str(path)
+    data = path.read_bytes()
+    assert len(data) >= state["length"], "the file lost committed bytes"
+    committed = _file_keys(data[: state["length"]])
+    assert len(committed) == len(set(committed)), "a record twice in the committed part of the file"
+    assert set(committed) == {int(k) for k in _stored_keys(system)}, "file and store disagree"
+
+
 def _check_consistent(system: SystemStore) -> None:
     """The committed cursor never runs ahead of the committed records."""
     keys = {int(k) for k in _stored_keys(system)}
@@ -138,6 +180,17 @@ def _check_consistent(system: SystemStore) -> None:
     assert identities == live  # one email per person here: every live profile owns exactly its email
 
 
+def _check_complete(system: SystemStore, tmp_path: Path) -> None:
+    """After a run that finished: every record exactly once in the store and in the file, no torn line."""
+    keys = _stored_keys(system)
+    assert sorted(keys, key=int) == [str(i) for i in range(RECORDS)]
+    _check_consistent(system)
+    _check_file(system, tmp_path / "export.jsonl")
+    exported = _file_keys((tmp_path / "export.jsonl").read_bytes())
+    assert sorted(exported) == list(range(RECORDS)), "the file holds a record twice, or misses one"
+    assert system.cursor("ingest", "copy")["length"] == (tmp_path / "export.jsonl").stat().st_size
+
+
 @pytest.mark.parametrize(
     "kills",
     [
@@ -145,8 +198,14 @@ def _check_consistent(system: SystemStore) -> None:
         [("after_transform", 3), ("after_transform", 1)],
         [("inside_transaction", 2), ("inside_transaction", 5)],
         [("after_commit", 4), ("inside_transaction", 1), ("after_transform", 2)],
+        [("mid_file_write", 3), ("mid_file_write", 1), ("mid_file_write", 2)],
+        [("after_file_write", 2), ("after_file_write", 1), ("after_commit", 3), ("after_file_write", 4)],
+        [("mid_file_write", 2), ("after_commit", 2), ("after_file_write", 3), ("inside_transaction", 1)],
     ],
-    ids=["during-read", "after-transform", "inside-transaction", "mixed"],
+    ids=[
+        "during-read", "after-transform", "inside-transaction", "mixed",
+        "mid-file-write", "after-file-write", "mixed-file",
+    ],
 )
 def test_sigkill_at_fixed_points_then_rerun(tmp_path: Path, store_url: str, kills: list[tuple[str, int]]) -> None:
     config = _setup(tmp_path, store_url)
@@ -156,12 +215,11 @@ def test_sigkill_at_fixed_points_then_rerun(tmp_path: Path, store_url: str, kill
         _, err = child.communicate(timeout=300)
         assert child.returncode == -signal.SIGKILL, err.decode()[-2000:]
         _check_consistent(system)
+        _check_file(system, tmp_path / "export.jsonl")
     child = _start(tmp_path, config)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err.decode()[-2000:]
-    keys = _stored_keys(system)
-    assert sorted(keys, key=int) == [str(i) for i in range(RECORDS)]
-    _check_consistent(system)
+    _check_complete(system, tmp_path)
     system.engine.dispose()
 
 
@@ -175,8 +233,9 @@ def test_sigkill_at_timed_moments_then_rerun(tmp_path: Path, store_url: str) -> 
             child.send_signal(signal.SIGKILL)
         child.communicate(timeout=300)
         _check_consistent(system)
+        _check_file(system, tmp_path / "export.jsonl")
     child = _start(tmp_path, config)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err.decode()[-2000:]
-    assert sorted(_stored_keys(system), key=int) == [str(i) for i in range(RECORDS)]
+    _check_complete(system, tmp_path)
     system.engine.dispose()
