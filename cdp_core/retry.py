@@ -24,6 +24,7 @@ retry is never a complete picture.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ log = logging.getLogger("cdp.retry")
 
 CHUNK = 1_000
 """Quarantine rows sent again per batch (one checkpoint, one transaction of the store)."""
+
+WHERE = re.compile(r"\bline \d+(?:-\d+)?(?:, byte \d+)?:?\s*")
+"""Where in its file a problem was met ("line 7: ", "line 3-4: "): a retried payload has no such place."""
+
+
+def same_problem(first: str, again: str) -> bool:
+    """Whether two reasons tell the same problem, but for where it was met."""
+    return WHERE.sub("", first) == WHERE.sub("", again)
 
 
 @dataclass
@@ -171,7 +180,7 @@ class RetryExecution(_Execution):
             return Rejected(reason=reason, raw=payload, key=entry.record_key)
         if outcome is None:
             return as_record(payload)
-        if isinstance(outcome, Rejected) and entry.reason.endswith(outcome.reason):
+        if isinstance(outcome, Rejected) and same_problem(entry.reason, outcome.reason):
             # The same problem, told without where it was first met (a file's line): keep the first telling.
             return Rejected(reason=entry.reason, raw=payload, key=entry.record_key)
         return outcome

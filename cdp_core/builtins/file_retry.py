@@ -16,7 +16,6 @@ import copy
 import csv
 import io
 import json
-import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
 
 VALUES_KEY = "_values"
 """Where the CSV source keeps a row's values when their count did not match the header."""
-_LINE_PREFIX = re.compile(r"^line \d+: ")
 
 
 class _Unreadable(Exception):
@@ -54,7 +52,10 @@ def parse_row(stream: _FileStream, raw: JsonValue) -> Record | Rejected:
             records += page.records
             rejects += page.rejects
     if rejects:
-        reason = _LINE_PREFIX.sub("", rejects[0].reason.replace(str(scratch), str(stream.path)))
+        from cdp_core.retry import WHERE  # not at import: the runner imports the builtins
+
+        # The scratch file's name and line numbers mean nothing to the reader: the file's name, no line.
+        reason = WHERE.sub("", rejects[0].reason.replace(str(scratch), str(stream.path))).strip()
         return Rejected(reason=reason, raw=raw, key=rejects[0].key)
     if len(records) != 1:
         return Rejected(reason=f"{stream.qualified}: the quarantined row reads as {len(records)} records", raw=raw)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cdp_core import logs
@@ -96,7 +97,8 @@ def quarantine_retry(
     gone = sorted(g for g in by_graph if g not in cfg.root.syncs)
     for name in gone:
         stderr.print(
-            f"[yellow]not retried[/] {len(by_graph.pop(name))} record(s) of graph {name!r}: it is no longer in {cfg.path}",
+            f"[yellow]not retried[/] {len(by_graph.pop(name))} record(s) of graph {escape(repr(name))}: "
+            f"it is no longer in {escape(str(cfg.path))}",
             highlight=False,
         )
     # The retried graphs run: the secrets of their connectors are needed now.
@@ -113,7 +115,7 @@ def quarantine_retry(
                 run = retry_guarded(cfg, loaded, system, name, retry, leases=leases, on_progress=view.update)
         except LeaseBusy as busy:
             failed = True
-            stderr.print(f"[red]busy[/] {busy}; nothing retried (try again when it has finished)", highlight=False)
+            stderr.print(f"[red]busy[/] {escape(str(busy))}; nothing retried (try again when it has finished)", highlight=False)
             continue
         failed = failed or run.status is not RunStatus.succeeded
         totals = run.totals()
@@ -131,7 +133,7 @@ def quarantine_retry(
         if not as_json:
             colour = "green" if run.status is RunStatus.succeeded else "red"
             title = (
-                f"{name}: retry [{colour}]{run.status}[/] (run {run.id[:8]}): {retry.sent} record(s) sent again, "
+                f"{escape(name)}: retry [{colour}]{run.status}[/] (run {run.id[:8]}): {retry.sent} record(s) sent again, "
                 f"{totals.written} written, {totals.rejected} rejected again"
                 + (f" ({totals.already_quarantined} for the same reason)" if totals.already_quarantined else "")
             )
@@ -139,7 +141,7 @@ def quarantine_retry(
             if run.error:
                 stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
         for why, count in retry.skipped.items():
-            stderr.print(f"[yellow]not retried[/] {count} record(s) of {name}: {why}", highlight=False)
+            stderr.print(f"[yellow]not retried[/] {count} record(s) of {escape(name)}: {escape(why)}", highlight=False)
     if as_json:
         emit_json(results)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
