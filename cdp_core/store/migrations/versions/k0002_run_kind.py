@@ -20,6 +20,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A sync_runs adopted at k0001 that has the column already (made from today's models) keeps it.
+    if "kind" in {c["name"] for c in sa.inspect(op.get_bind()).get_columns("sync_runs")}:
+        return
     # One ALTER TABLE ... ADD COLUMN on either database: existing rows get the default.
     op.add_column("sync_runs", sa.Column("kind", sa.String(), nullable=False, server_default="sync"))
 
