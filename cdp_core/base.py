@@ -101,6 +101,17 @@ class Stream(ABC):
         again from it never repeats a record of that page or earlier ones.
         """
 
+    def parse(self, raw: JsonValue) -> Record | Rejected | None:
+        """Read a payload this stream rejected (a ``Page.rejects`` entry's ``raw``) again, with today's options.
+
+        ``cdp quarantine retry`` calls it for a record quarantined by a source node: return
+        the record it is now, or a :class:`Rejected` with today's reason. May do I/O (a file
+        source reads its current header). The default, ``None``, says this stream cannot:
+        the retry then sends a payload that is a whole record (``Record.raw()``) on to the
+        node's children as it is, and leaves any other payload in quarantine untouched.
+        """
+        return None
+
 
 class Source(ABC):
     """A configured origin of records: a CRM account, a file folder, a survey tool."""

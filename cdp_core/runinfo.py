@@ -17,12 +17,22 @@ class RunStatus(StrEnum):
     failed = "failed"
 
 
+class RunKind(StrEnum):
+    """What a run does: read its graph's sources (a sync), or send quarantined records again."""
+
+    sync = "sync"
+    retry = "retry"
+    """``cdp quarantine retry``: never counts as a served schedule slot or a dependency's success."""
+
+
 @dataclass
 class NodeStats:
     """Counts for one node of one run.
 
     ``records_in`` is what reached the node, ``records_out`` what it passed on
-    (for a destination: what it wrote), ``rejected`` what went to quarantine.
+    (for a destination: what it wrote), ``rejected`` what went to quarantine,
+    ``already_quarantined`` how many of those were in quarantine before (the same
+    record rejected for the same reason by an earlier run): ``new_rejects`` is the rest.
     """
 
     kind: str
@@ -31,6 +41,11 @@ class NodeStats:
     rejected: int = 0
     seconds: float = 0.0
     error: str | None = None
+    already_quarantined: int = 0
+
+    @property
+    def new_rejects(self) -> int:
+        return self.rejected - self.already_quarantined
 
     @property
     def per_second(self) -> float:
@@ -48,6 +63,12 @@ class RunTotals:
     """What the destination nodes wrote."""
     rejected: int
     """What any node sent to quarantine."""
+    already_quarantined: int = 0
+    """Of ``rejected``, what was in quarantine before this run (rejected again, for the same reason)."""
+
+    @property
+    def new_rejects(self) -> int:
+        return self.rejected - self.already_quarantined
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -64,6 +85,7 @@ class RunInfo:
     finished_at: datetime | None = None
     error: str | None = None
     nodes: dict[str, NodeStats] = field(default_factory=dict)
+    kind: RunKind = RunKind.sync
 
     def totals(self) -> RunTotals:
         """Read, written and rejected over all nodes (transforms count only their rejects)."""
@@ -72,11 +94,13 @@ class RunInfo:
             read=sum(s.records_out for s in nodes if s.kind == "source"),
             written=sum(s.records_out for s in nodes if s.kind == "destination"),
             rejected=sum(s.rejected for s in nodes),
+            already_quarantined=sum(s.already_quarantined for s in nodes),
         )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = str(self.status)
+        data["kind"] = str(self.kind)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         return data

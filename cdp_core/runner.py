@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
 
@@ -24,10 +24,13 @@ from cdp_core.graph import Node, SyncGraph
 from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
 from cdp_core.records import Record, Rejected
-from cdp_core.runinfo import NodeStats, RunInfo, RunStatus
+from cdp_core.runinfo import NodeStats, RunInfo, RunKind, RunStatus
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.store.leases import Lease
 from cdp_core.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from cdp_core.retry import Retry
 
 log = logging.getLogger("cdp.runner")
 
@@ -106,13 +109,16 @@ class Runner:
         self.lease = lease
         """The graph's lease when run under one: every checkpoint commit verifies it is still held."""
 
-    def run(self, graph_name: str) -> RunInfo:
+    def run(self, graph_name: str, retry: Retry | None = None) -> RunInfo:
+        """Run a graph: read its sources, or with ``retry`` send quarantined records again (cdp_core/retry.py)."""
         graph: SyncGraph = self.config.graphs[graph_name]
         run = RunInfo(id=uuid.uuid4().hex, graph=graph_name, started_at=utc_now())
         run.nodes = {name: NodeStats(kind=node.role) for name, node in graph.nodes.items()}
+        if retry is not None:
+            run.kind = RunKind.retry
         self.system.start_run(run)
         self.plugins.notify("cdp_run_started", run=run)
-        execution = _Execution(self, graph, run)
+        execution = _Execution(self, graph, run) if retry is None else retry.execution(self, graph, run)
         try:
             error = execution.execute()
         except BaseException as exc:  # KeyboardInterrupt (a second Ctrl-C), SystemExit: never leave it "running"
@@ -274,21 +280,27 @@ class _Execution:
             # Transforms may change records in place (it is much faster); on a
             # fan-out every branch but the last gets its own copy.
             branch = records if i == len(children) - 1 else [r.model_copy(deep=True) for r in records]
-            node = self.graph.nodes[child]
-            stats = self.run.nodes[child]
-            stats.records_in += len(branch)
-            if node.role == "destination":
-                batches.setdefault(child, []).extend(branch)
-                continue
-            ctx = TransformContext(child)
-            started = time.perf_counter()
-            out = self.transforms[child].process(branch, ctx)
-            stats.seconds += time.perf_counter() - started
-            stats.records_out += len(out)
-            stats.rejected += len(ctx.rejected)
-            rejected.extend((child, r) for r in ctx.rejected)
-            if out:
-                self._push(child, out, batches, rejected)
+            self._enter(child, branch, batches, rejected)
+
+    def _enter(
+        self, name: str, records: list[Record], batches: dict[str, list[Record]], rejected: list[tuple[str, Rejected]]
+    ) -> None:
+        """Hand ``records`` to transform or destination node ``name`` (a destination's batch is written by _deliver)."""
+        node = self.graph.nodes[name]
+        stats = self.run.nodes[name]
+        stats.records_in += len(records)
+        if node.role == "destination":
+            batches.setdefault(name, []).extend(records)
+            return
+        ctx = TransformContext(name)
+        started = time.perf_counter()
+        out = self.transforms[name].process(records, ctx)
+        stats.seconds += time.perf_counter() - started
+        stats.records_out += len(out)
+        stats.rejected += len(ctx.rejected)
+        rejected.extend((name, r) for r in ctx.rejected)
+        if out:
+            self._push(name, out, batches, rejected)
 
     def _deliver(self, batches: dict[str, list[Record]], checkpoint: Checkpoint) -> None:
         for name, batch in batches.items():
@@ -347,3 +359,5 @@ class _Execution:
                 # Destinations that wrote outside the store (files) undo their part of this batch.
                 checkpoint.aborted = True
             raise
+        for name, count in checkpoint.already_quarantined.items():
+            self.run.nodes[name].already_quarantined += count

@@ -151,6 +151,9 @@ def _system_tables_without_a_revision(engine: Engine, tables: set[str]) -> None:
             table.drop(conn)
         conn.execute(text(f"DROP TABLE {KERNEL.version_table}"))
     kept.create_all(engine, tables=[kept.tables[name] for name in sorted(tables)])
+    if "sync_runs" in tables:
+        with engine.begin() as conn:  # added by k0002: no older release had it
+            conn.execute(text("ALTER TABLE sync_runs DROP COLUMN kind"))
     schema.forget_schema_cache()  # this process saw the database at head a moment ago
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from cdp_core import hookimpl
-from cdp_core.runinfo import RunInfo
+from cdp_core.runinfo import RunInfo, RunKind
 
 log = logging.getLogger("cdp.runs")
 alerts_log = logging.getLogger("cdp.alerts")
@@ -33,8 +33,11 @@ def cdp_run_started(run: RunInfo) -> None:
 
 @hookimpl
 def cdp_run_finished(run: RunInfo) -> None:
-    counts = ", ".join(f"{n}: {s.records_in}->{s.records_out} ({s.rejected} rejected)" for n, s in run.nodes.items())
-    log.info("run %s of %s succeeded: %s", run.id, run.graph, counts, extra={"run_id": run.id, "graph": run.graph})
+    counts = ", ".join(
+        f"{n}: {s.records_in}->{s.records_out} ({s.rejected} rejected, {s.new_rejects} new)" for n, s in run.nodes.items()
+    )
+    what = "run" if run.kind is RunKind.sync else str(run.kind)
+    log.info("%s %s of %s succeeded: %s", what, run.id, run.graph, counts, extra={"run_id": run.id, "graph": run.graph})
 
 
 @hookimpl
@@ -50,6 +53,7 @@ def failure_payload(run: RunInfo) -> dict[str, Any]:
         "event": "cdp.run_failed",
         "graph": run.graph,
         "run_id": run.id,
+        "kind": str(run.kind),
         "status": str(run.status),
         "error": run.error,
         "started_at": run.started_at.isoformat(),

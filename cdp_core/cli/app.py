@@ -1,8 +1,7 @@
-"""The commands of ``cdp``: validate, plugins, sync, runs, quarantine."""
+"""The commands of ``cdp``: validate, plugins, sync, runs (the other groups live in their own modules)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -20,7 +19,7 @@ from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, 
 from cdp_core.cli.progress import ProgressView, run_table
 from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
-from cdp_core.runinfo import RunInfo, RunStatus
+from cdp_core.runinfo import RunInfo, RunKind, RunStatus
 from cdp_core.scheduler.execute import prepare, run_guarded
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
@@ -35,8 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-quarantine_app = typer.Typer(help="Records rejected by a sync, with reason and raw payload.", no_args_is_help=True)
-app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.callback()
@@ -167,48 +164,23 @@ def runs(
         emit_json([run.to_dict() for run in history])
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "error"):
+    for column in ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "new", "error"):
         table.add_column(column)
     for run in history:
         totals = run.totals()
         table.add_row(
             run.id[:8],
-            run.graph,
+            run.graph if run.kind is RunKind.sync else f"{run.graph} ({run.kind})",
             str(run.status),
             run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             _duration(run),
             f"{totals.read:,}",
             f"{totals.written:,}",
             f"{totals.rejected:,}",
+            f"{totals.new_rejects:,}",
             (run.error or "")[:80],
         )
     stdout.print(table)
-
-
-@quarantine_app.command("list")
-def quarantine_list(
-    graph: str | None = typer.Option(None, "--graph"),
-    node: str | None = typer.Option(None, "--node"),
-    run: str | None = typer.Option(None, "--run", help="A run id."),
-    limit: int = typer.Option(100, "--limit", min=1),
-    config: Path = ConfigOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Rejected records with the node, run, reason and raw payload."""
-    cfg, _ = common.load(config)
-    rows = SystemStore(cfg.store_url).create().quarantine(graph, node, run, limit)
-    if as_json:
-        emit_json(rows)
-        return
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "graph", "node", "run", "reason", "payload"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        payload = json.dumps(row["payload"], default=str, ensure_ascii=False)
-        table.add_row(str(row["id"]), row["graph"], row["node"], row["run_id"][:8], row["reason"], payload[:120])
-    stdout.print(table)
-    if not rows:
-        stderr.print("quarantine is empty" + (" for that filter" if graph or node or run else ""))
 
 
 @contextmanager
@@ -249,4 +221,6 @@ def _duration(run: RunInfo) -> str:
 # The kernel's command groups in their own modules register themselves on `app` when imported;
 # plugins' commands are added by cdp_core.cli.main (cdp_register_commands).
 from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401
+from cdp_core.cli import quarantine as _quarantine  # noqa: E402, F401
 from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401
+from cdp_core.cli import state as _state  # noqa: E402, F401

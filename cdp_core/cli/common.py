@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cdp_core.config import Config, ConfigError, load_config
 from cdp_core.plugins import Plugins, load_plugins
@@ -77,5 +78,6 @@ def emit_json(data: Any) -> None:
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message is text ("[store]" stays) on one line, however long (soft_wrap: rich never breaks it)
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

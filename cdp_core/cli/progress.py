@@ -14,8 +14,9 @@ from cdp_core.runinfo import RunInfo
 
 def run_table(run: RunInfo, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for column in ("node", "kind", "in", "out", "rejected", "rec/s", "error"):
-        table.add_column(column, justify="right" if column in ("in", "out", "rejected", "rec/s") else "left")
+    # "new": rejects not in quarantine before this run (the rest were rejected before, for the same reason).
+    for column in ("node", "kind", "in", "out", "rejected", "new", "rec/s", "error"):
+        table.add_column(column, justify="right" if column in ("in", "out", "rejected", "new", "rec/s") else "left")
     for name, stats in run.nodes.items():
         table.add_row(
             name,
@@ -23,6 +24,7 @@ def run_table(run: RunInfo, title: str | None = None) -> Table:
             f"{stats.records_in:,}" if stats.kind != "source" else "",
             f"{stats.records_out:,}",
             f"{stats.rejected:,}" if stats.rejected else "",
+            f"{stats.new_rejects:,}" if stats.rejected else "",
             f"{stats.per_second:,.0f}" if stats.seconds else "",
             stats.error or "",
         )

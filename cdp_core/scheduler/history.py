@@ -1,4 +1,8 @@
-"""What the scheduler reads from the run history: last runs, last successes, and their summaries."""
+"""What the scheduler reads from the run history: last runs, last successes, and their summaries.
+
+Only syncs count here: a retry of quarantined records (``cdp quarantine retry``) reads
+no source, so it neither serves a schedule slot nor stands for a dependency's success.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cdp_core.runinfo import RunInfo, RunStatus
+from cdp_core.runinfo import RunInfo, RunKind, RunStatus
 from cdp_core.store import SystemStore
 from cdp_core.store.models import SyncRun
 from cdp_core.store.system import _run_from_row
@@ -18,8 +22,13 @@ _runs = table_of(SyncRun)
 
 
 def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, finished: bool = False) -> RunInfo | None:
-    """The newest run of a graph; only with that status, or only a finished one (not ``running``)."""
-    stmt = select(_runs).where(_runs.c.graph == graph).order_by(_runs.c.started_at.desc()).limit(1)
+    """The newest sync of a graph; only with that status, or only a finished one (not ``running``)."""
+    stmt = (
+        select(_runs)
+        .where(_runs.c.graph == graph, _runs.c.kind == str(RunKind.sync))
+        .order_by(_runs.c.started_at.desc())
+        .limit(1)
+    )
     if status is not None:
         stmt = stmt.where(_runs.c.status == str(status))
     elif finished:
@@ -37,7 +46,7 @@ def last_success_start(system: SystemStore, graph: str) -> datetime | None:
     """
     stmt = (
         select(_runs.c.started_at)
-        .where(_runs.c.graph == graph, _runs.c.status == str(RunStatus.succeeded))
+        .where(_runs.c.graph == graph, _runs.c.kind == str(RunKind.sync), _runs.c.status == str(RunStatus.succeeded))
         .order_by(_runs.c.started_at.desc())
         .limit(1)
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, delete, select, update
 
 from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
@@ -59,6 +59,11 @@ class Checkpoint:
         runner hands it back to ``Destination.resume`` at the start of the next run.
         """
         self.cursors[self.node] = state
+    resolved: list[int] = field(default_factory=list)
+    """Quarantine rows this batch sent again (``cdp quarantine retry``): removed when it commits,
+    unless one is rejected again for the same reason (then it stays as it is)."""
+    already_quarantined: dict[str, int] = field(default_factory=dict)
+    """Set by :meth:`write`: per node, how many of ``rejected`` were in quarantine before."""
 
     def reject(self, record: Record, reason: str) -> None:
         """Quarantine a record the current destination cannot take; the batch goes on."""
@@ -84,26 +89,32 @@ class Checkpoint:
             ],
             keys=("graph", "node"),
         )
-        if self.rejected:
-            upsert(
-                conn,
-                table_of(QuarantineRecord),
-                [
-                    {
-                        "run_id": self.run_id,
-                        "graph": self.graph,
-                        "node": node,
-                        "reason": rej.reason,
-                        "record_key": rej.key,
-                        "payload": rej.raw,
-                        "fingerprint": _fingerprint(self.graph, node, rej),
-                        "created_at": now,
-                    }
-                    for node, rej in self.rejected
-                ],
-                keys=("fingerprint",),
-                update=(),
-            )
+        rows = [
+            {
+                "run_id": self.run_id,
+                "graph": self.graph,
+                "node": node,
+                "reason": rej.reason,
+                "record_key": rej.key,
+                "payload": rej.raw,
+                "fingerprint": _fingerprint(self.graph, node, rej),
+                "created_at": now,
+            }
+            for node, rej in self.rejected
+        ]
+        known = _known_fingerprints(conn, [row["fingerprint"] for row in rows])
+        self.already_quarantined = {}
+        seen = set(known)
+        for row in rows:
+            if row["fingerprint"] in seen:
+                self.already_quarantined[row["node"]] = self.already_quarantined.get(row["node"], 0) + 1
+            seen.add(row["fingerprint"])
+        if self.resolved:
+            kept = set(known.values())  # rejected again for the same reason: the row stays as it is
+            gone = [qid for qid in self.resolved if qid not in kept]
+            for start in range(0, len(gone), _CHUNK):
+                conn.execute(delete(_quarantine).where(_quarantine.c.id.in_(gone[start : start + _CHUNK])))
+        upsert(conn, _quarantine, rows, keys=("fingerprint",), update=())
         if self.progress is not None:
             conn.execute(
                 update(table_of(SyncRun))
@@ -121,6 +132,22 @@ class Checkpoint:
             # and the whole batch rolls back. Last, so the row is locked only briefly.
             self.lease.fence(conn)
         self.committed = True
+
+
+_quarantine = table_of(QuarantineRecord)
+_CHUNK = 5_000
+"""Values per ``IN (...)``: well below the databases' limits on bound parameters."""
+
+
+def _known_fingerprints(conn: Connection, fingerprints: list[str]) -> dict[str, int]:
+    """Which of ``fingerprints`` are in quarantine already: fingerprint -> row id."""
+    known: dict[str, int] = {}
+    unique = sorted(set(fingerprints))
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        stmt = select(_quarantine.c.fingerprint, _quarantine.c.id).where(_quarantine.c.fingerprint.in_(chunk))
+        known.update({fp: qid for fp, qid in conn.execute(stmt)})
+    return known
 
 
 def _fingerprint(graph: str, node: str, rejected: Rejected) -> str:

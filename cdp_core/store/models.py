@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -30,6 +30,8 @@ class SyncRun(SQLModel, table=True):
     finished_at: datetime | None = None
     error: str | None = Field(default=None, sa_column=Column(Text))
     nodes: Any = Field(default=None, sa_column=Column(JSON))
+    kind: str = Field(default="sync", sa_column=Column(String, nullable=False, server_default="sync"))
+    """``sync`` (read the graph's sources) or ``retry`` (``cdp quarantine retry``)."""
 
 
 class QuarantineRecord(SQLModel, table=True):

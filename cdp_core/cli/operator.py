@@ -1,0 +1,75 @@
+"""What the operator commands (``cdp state``, ``cdp quarantine``) share: the store they work on, the graph and node they name.
+
+These commands change or read what syncs left behind; none of them creates a store.
+A missing, unreadable or foreign store is a one-line error with exit code 1; a graph or
+node the config does not have is a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
+
+from cdp_core.cli import common
+from cdp_core.cli.common import EXIT_FAILED
+from cdp_core.config import Config, GraphConfig, NodeConfig
+from cdp_core.plugins import Plugins
+from cdp_core.runner import describe_error
+from cdp_core.store import SystemStore
+
+
+def shown_url(url: str) -> str:
+    """The store URL as it may be shown: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def existing_store(cfg: Config, loaded: Plugins | None = None, *, create: bool = False) -> SystemStore:
+    """The store of ``cfg``, brought to the current schema; exit 1 with one line when it cannot be had.
+
+    :param create: make the store when there is none (``cdp state set`` before a first sync).
+    """
+    url = make_url(cfg.store_url)
+    shown = shown_url(cfg.store_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:"):
+            common.fail(f"the store {shown} is in memory: it keeps nothing from one command to the next", EXIT_FAILED)
+        path = Path(database)
+        if path.exists() and not path.is_file():
+            common.fail(f"the store {path} is not a file ([store] url in {cfg.path})", EXIT_FAILED)
+        if not path.exists() and not create:
+            common.fail(f"no store at {path}: nothing has run yet (`cdp sync` creates it)", EXIT_FAILED)
+    found = True
+    try:
+        system = SystemStore(cfg.store_url)
+        if not create:
+            with system.engine.connect() as conn:
+                found = inspect(conn).has_table("sync_state")
+        if found:
+            system.create(loaded.migrations if loaded is not None else ())
+    except Exception as exc:  # noqa: BLE001 - a corrupt file, a locked or unreachable database, a newer schema
+        common.fail(f"cannot open the store {shown}: {cfg.redact(describe_error(exc))}", EXIT_FAILED)
+    if not found:
+        common.fail(f"the store {shown} holds no cdp tables: nothing has run yet (`cdp sync` creates them)", EXIT_FAILED)
+    return system
+
+
+def graph_nodes(cfg: Config, graph: str) -> dict[str, NodeConfig]:
+    """The nodes of a graph as configured (also of a graph that cannot run now: a secret it needs is not set)."""
+    if graph not in cfg.root.syncs:
+        known = ", ".join(sorted(cfg.root.syncs)) or "none"
+        common.fail(f"no sync graph {graph!r} in {cfg.path}; graphs: {known}")
+    return GraphConfig.model_validate(cfg.root.syncs[graph]).nodes  # valid: the config loaded
+
+
+def check_node(cfg: Config, graph: str, node: str, *, source: bool = False) -> NodeConfig:
+    """Node ``node`` of ``graph`` (a source node when ``source``); exit 2 naming the choices when there is none."""
+    nodes = graph_nodes(cfg, graph)
+    wanted = {n: c for n, c in nodes.items() if c.role == "source"} if source else nodes
+    if node not in wanted:
+        what = "source node" if source else "node"
+        role = f" (it is a {nodes[node].role}: only source nodes have a cursor)" if node in nodes else ""
+        common.fail(f"graph {graph!r} has no {what} {node!r}{role}; {what}s: {', '.join(sorted(wanted)) or 'none'}")
+    return wanted[node]
