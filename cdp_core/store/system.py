@@ -14,6 +14,7 @@ from cdp_core.store.engine import make_engine
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.schema import History, create_schema
 from cdp_core.store.tables import table_of
+from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc
 
 _runs = table_of(SyncRun)
@@ -40,7 +41,8 @@ class SystemStore:
             ).scalar_one_or_none()
 
     def commit(self, checkpoint: Checkpoint) -> None:
-        with self.engine.begin() as conn:
+        # Holds SQLite's write lock from the start: a checkpoint may read before it writes.
+        with write_transaction(self.engine) as conn:
             checkpoint.write(conn)
 
     def reset(self, graph: str, node: str | None = None) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
 from sqlalchemy import Engine
 
@@ -133,7 +134,9 @@ class ProfileWriter:
     # -- the transaction ---------------------------------------------------------------
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         prepared = self.prepare(batch, checkpoint)
-        with self.engine.begin() as conn:
+        # BEGIN IMMEDIATE on SQLite: the batch reads the store before it writes, and a commit of
+        # another connection in between (the lease heartbeat) would fail its first write.
+        with write_transaction(self.engine) as conn:
             if prepared:
                 self._write(Bulk(conn), prepared, checkpoint.run_id)
             if checkpoint.commit_by is None or checkpoint.commit_by == checkpoint.node:
