@@ -361,3 +361,84 @@ def test_runner_csv_to_jsonl_is_incremental_and_quarantines(tmp_path: Path, stor
         assert system.cursor(GRAPH, "contacts") == {"watermark": "2024-05-06T09:00:00Z", "type": "timestamp"}
     finally:
         system.engine.dispose()
+
+
+# -- write transactions hold SQLite's write lock from their start -------------------------
+
+
+def _write_without_waiting(url: str) -> bool:
+    """A write from a connection of its own that does not wait for a lock: True if it committed."""
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(url, connect_args={"timeout": 0})
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM sync_state WHERE graph = 'elsewhere'")
+        return True
+    except OperationalError as exc:
+        assert "database is locked" in str(exc)
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_a_commit_holds_the_write_lock_before_its_first_statement(tmp_path: Path) -> None:
+    """SQLite: a checkpoint's transaction starts with BEGIN IMMEDIATE, so no other connection
+    (a lease heartbeat) can commit between its reads and its first write, which SQLite would
+    then refuse without waiting (SQLITE_BUSY_SNAPSHOT, "database is locked")."""
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path}/store.sqlite"
+    store = SystemStore(url).create()
+    seen: list[bool] = []
+
+    def before(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "sync_state" in statement:
+            seen.append(_write_without_waiting(url))
+
+    event.listen(store.engine, "before_cursor_execute", before)
+    try:
+        store.commit(Checkpoint(GRAPH, "run-1", {"contacts": {"watermark": 1}}))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", before)
+        store.engine.dispose()
+    assert seen == [False], "another writer was shut out from the start of the transaction"
+
+
+def test_a_write_transaction_reads_then_writes_past_a_concurrent_commit(store_url: str) -> None:
+    """Read, let another connection try to commit, then write: the write never fails. SQLite
+    refuses the other writer meanwhile (the lock is held); PostgreSQL lets it commit."""
+    from sqlalchemy import text
+
+    from cdp_core.store.engine import make_engine
+    from cdp_core.store.transaction import write_transaction
+
+    SystemStore(store_url).create().engine.dispose()
+    engine = make_engine(store_url)
+    other = (
+        create_engine(store_url, connect_args={"timeout": 0}) if store_url.startswith("sqlite") else make_engine(store_url)
+    )
+    try:
+        with write_transaction(engine) as conn:
+            assert conn.execute(text("SELECT count(*) FROM sync_state")).scalar_one() == 0
+            try:
+                with other.begin() as o:
+                    o.execute(
+                        text("INSERT INTO sync_state (graph, node, cursor, run_id, updated_at) VALUES ('o', 'n', '1', 'r', :t)"),
+                        {"t": datetime.now(UTC)},
+                    )
+                committed = True
+            except Exception as exc:  # noqa: BLE001
+                assert "database is locked" in str(exc)
+                committed = False
+            conn.execute(
+                text("INSERT INTO sync_state (graph, node, cursor, run_id, updated_at) VALUES ('g', 'n', '2', 'r', :t)"),
+                {"t": datetime.now(UTC)},
+            )
+        assert committed is not store_url.startswith("sqlite")
+        with engine.connect() as conn:
+            graphs = set(conn.execute(text("SELECT graph FROM sync_state")).scalars())
+        assert graphs == ({"g"} if store_url.startswith("sqlite") else {"g", "o"})
+    finally:
+        engine.dispose()
+        other.dispose()

@@ -94,8 +94,8 @@ class Checkpoint:
                 "run_id": self.run_id,
                 "graph": self.graph,
                 "node": node,
-                "reason": rej.reason,
-                "record_key": rej.key,
+                "reason": _text(rej.reason),
+                "record_key": None if rej.key is None else _text(rej.key),
                 "payload": rej.raw,
                 "fingerprint": _fingerprint(self.graph, node, rej),
                 "created_at": now,
@@ -148,6 +148,12 @@ def _known_fingerprints(conn: Connection, fingerprints: list[str]) -> dict[str, 
         stmt = select(_quarantine.c.fingerprint, _quarantine.c.id).where(_quarantine.c.fingerprint.in_(chunk))
         known.update({fp: qid for fp, qid in conn.execute(stmt)})
     return known
+
+
+def _text(value: str) -> str:
+    """A text column's value: PostgreSQL refuses a NUL byte in text, so it is written as ``\\x00``
+    (the raw payload, JSON, keeps the record as it came)."""
+    return value.replace("\x00", "\\x00") if "\x00" in value else value
 
 
 def _fingerprint(graph: str, node: str, rejected: Rejected) -> str:

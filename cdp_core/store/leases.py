@@ -45,6 +45,7 @@ from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
 from cdp_core.store.sql import upsert_statement
 from cdp_core.store.tables import table_of
+from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
@@ -124,7 +125,8 @@ class Leases:
     # -- single operations --------------------------------------------------------------
     def try_acquire(self, graph: str) -> LeaseInfo | None:
         """Take the lease if it is free or expired; None if a live holder has it."""
-        with self.engine.begin() as conn:
+        # Reads the previous holder, then writes: the write lock from the start on SQLite.
+        with write_transaction(self.engine) as conn:
             now = _now(conn)
             previous = _row(conn, graph)
             lease = LeaseInfo(graph=graph, holder=self.holder, acquired_at=now, renewed_at=now,

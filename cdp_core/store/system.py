@@ -18,6 +18,7 @@ from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.schema import History, create_schema
 from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
+from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc, utc_now
 
 _runs = table_of(SyncRun)
@@ -44,7 +45,8 @@ class SystemStore:
             ).scalar_one_or_none()
 
     def commit(self, checkpoint: Checkpoint) -> None:
-        with self.engine.begin() as conn:
+        # Holds SQLite's write lock from the start: a checkpoint may read before it writes.
+        with write_transaction(self.engine) as conn:
             checkpoint.write(conn)
 
     def states(self, graph: str) -> list[CursorState]:

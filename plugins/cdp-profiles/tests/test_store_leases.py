@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from cdp_core.plugins import load_plugins
 from cdp_core.runinfo import RunStatus
 from cdp_core.runner import Runner
 from cdp_core.scheduler import run_guarded
-from cdp_core.store import SystemStore
+from cdp_core.store import SystemStore, make_engine
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.leases import Lease, LeaseInfo, Leases
-from sqlalchemy import select
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.exc import OperationalError
 
 from cdp_profiles import plugin as profiles_plugin
 from cdp_profiles.store import profile_models as m
@@ -157,3 +159,67 @@ def test_a_frozen_run_that_lost_its_lease_commits_nothing_after_waking(
     finally:
         FREEZE["thaw"].set()
         frozen.join(60)
+
+
+def _renew_without_waiting(url: str, graph: str, holder: str) -> bool:
+    """The heartbeat's renewal from a connection of its own that does not wait for a lock:
+    True if it committed, False if the store's transaction held the write lock."""
+    engine = (
+        create_engine(url, connect_args={"timeout": 0}) if url.startswith("sqlite") else make_engine(url)
+    )
+    try:
+        with engine.begin() as conn:
+            now = datetime.now(UTC)
+            conn.execute(
+                update(SyncLease.__table__)
+                .where(SyncLease.__table__.c.graph == graph, SyncLease.__table__.c.holder == holder)
+                .values(renewed_at=now, expires_at=now + timedelta(seconds=1))
+            )
+        return True
+    except OperationalError as exc:
+        assert "database is locked" in str(exc)
+        return False
+    finally:
+        engine.dispose()
+
+
+def test_twenty_syncs_under_a_one_second_lease_never_fail_on_a_lock(
+    system: SystemStore, store_url: str, tmp_path: Path
+) -> None:
+    """20 syncs with a 1 s lease whose heartbeat renews while they write. Besides the real
+    heartbeat, in every store transaction right after its first read of the store, the lease
+    is renewed from another connection (what the heartbeat does at the worst moment, every
+    time): on SQLite the store transaction holds the write lock from its start, so that
+    renewal is refused at once (it waits for the commit when it is the heartbeat), and the
+    store's first write is never refused for a snapshot that another commit made stale."""
+    FREEZE["reached"].clear()
+    plugins = load_plugins(entry_points=False, extra=[("freeze", FreezePlugin()), ("profiles", profiles_plugin)])
+    folder = tmp_path / "g"
+    config_path = _people_config(folder, store_url, "p")
+    config = load_config(config_path, plugins, env={})
+    leases = Leases(system.engine, holder="me", ttl=1.0)
+    renewals: list[bool] = []
+
+    def after_first_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith('SELECT r.stream, r."key", r.set_id, r.occurred_at FROM'):
+            renewals.append(_renew_without_waiting(store_url, "ingest", "me"))
+
+    # every engine: the profile store opens its own
+    event.listen(Engine, "after_cursor_execute", after_first_read)
+    try:
+        for run in range(20):
+            if run:  # new people for this run, after the cursor
+                with (folder / "people.jsonl").open("a") as out:
+                    for n in range(300 + 50 * (run - 1), 300 + 50 * run):
+                        out.write(json.dumps({"id": f"p{n}", "email": f"p{n}@example.org", "n": n}) + "\n")
+            outcome = run_guarded(config, plugins, system, "ingest", leases=leases)
+            assert outcome.run is not None and outcome.run.status is RunStatus.succeeded, (run, outcome.run)
+    finally:
+        event.remove(Engine, "after_cursor_execute", after_first_read)
+    assert len(_stored_keys(system)) == 300 + 50 * 19
+    assert len(renewals) == 3 + 19, "every store transaction read the store before its first write"
+    if store_url.startswith("sqlite"):
+        assert not any(renewals), "the store transaction held SQLite's write lock from its start"
+    else:
+        assert all(renewals), "PostgreSQL: a concurrent commit is no reason to fail (row locks)"
+    assert not [r for r in system.runs("ingest", limit=50) if r.status is not RunStatus.succeeded]

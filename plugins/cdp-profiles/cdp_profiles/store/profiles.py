@@ -1,6 +1,9 @@
 """Writes batches into the profile store and keeps profiles resolved, in one transaction per batch.
 
-Per batch, set-based (a few statements per table, never one per record):
+Before the transaction, a record with a value the databases cannot hold (a NUL byte, a
+non-finite number, an amount beyond ``NUMERIC(18,4)``; cdp_profiles/store/limits.py) is
+quarantined with the field named, so it never fails the batch. Then per batch, set-based
+(a few statements per table, never one per record):
 
 1. store each record as it came, keyed by (stream, key) (re-delivery updates);
 2. drop identifier sets no record uses any more (a record changed its identifiers);
@@ -25,6 +28,7 @@ from typing import Any
 
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
 from sqlalchemy import Engine
 
@@ -33,6 +37,7 @@ from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.kinds import KindError, row_for, utc
+from cdp_profiles.store.limits import amount_problem, record_problem
 from cdp_profiles.store.replay import Replay
 
 __all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id"]
@@ -74,6 +79,7 @@ class ProfileWriter:
         self.engine = engine
         self.identity = identity
         self.rules = identity.rules
+        self._sqlite = engine.dialect.name == "sqlite"
         from cdp_core.transforms import normalizers  # the same normalizers the normalize transform uses
 
         self._normalizers = normalizers
@@ -104,6 +110,10 @@ class ProfileWriter:
             latest[(record.stream, record.key)] = record  # a re-delivery within the batch: the last wins
         prepared = []
         for record in latest.values():
+            problem = record_problem(record)
+            if problem is not None:
+                checkpoint.reject(record, f"the store cannot hold {problem}")
+                continue
             identifiers: list[Identifier] = []
             problems: list[str] = []
             for type_name, value in record.identifiers.items():
@@ -121,6 +131,9 @@ class ProfileWriter:
             except KindError as exc:
                 checkpoint.reject(record, f"{record.kind}: {exc}")
                 continue
+            if record.kind is RecordKind.order and (problem := amount_problem(row["amount"], self._sqlite)) is not None:
+                checkpoint.reject(record, f"{record.kind}: {problem}")
+                continue
             ids = tuple(sorted(identifiers))
             try:
                 key = sortkey.encode(record.occurred_at, record.stream, record.key)
@@ -133,7 +146,9 @@ class ProfileWriter:
     # -- the transaction ---------------------------------------------------------------
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         prepared = self.prepare(batch, checkpoint)
-        with self.engine.begin() as conn:
+        # BEGIN IMMEDIATE on SQLite: the batch reads the store before it writes, and a commit of
+        # another connection in between (the lease heartbeat) would fail its first write.
+        with write_transaction(self.engine) as conn:
             if prepared:
                 self._write(Bulk(conn), prepared, checkpoint.run_id)
             if checkpoint.commit_by is None or checkpoint.commit_by == checkpoint.node:

@@ -45,7 +45,9 @@ def profile_id(founder_key: str, founder: str, attempt: int = 0) -> str:
     """A new profile's id, from its founding set: a UUIDv7 layout, time-ordered by the founder's record.
 
     The 48-bit millisecond timestamp is the founder's time and the other 74 bits come from
-    a hash of the founding set (uuid5), so the same data gives the same ids. The time prefix
+    a hash of the founding set (uuid5), so the same founding record gives the same id. A profile
+    is founded by the earliest record of the person the store holds when it is made, and keeps
+    its id when an earlier record arrives in a later batch (docs/store.md, "Profile ids"). The time prefix
     is for the indexes keyed by profile id (``profiles``, ``identities.profile_id``,
     ``id_sets.profile_id``): a batch founds and extends profiles of nearby times, so its writes
     land on nearby index pages instead of all over them (bench/README.md).

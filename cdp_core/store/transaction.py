@@ -1,0 +1,47 @@
+"""Write transactions that hold the database's write lock from their first statement.
+
+SQLite in WAL mode gives a transaction its read snapshot at its first read and the write
+lock at its first write. If another connection commits in between (the lease heartbeat
+renewing, in its own transaction), the first write cannot be applied to a snapshot that is
+no longer the newest: SQLite refuses it at once with SQLITE_BUSY_SNAPSHOT ("database is
+locked"), whatever the busy timeout, and the whole batch fails. :func:`write_transaction`
+starts the transaction with ``BEGIN IMMEDIATE`` instead: the write lock is taken before the
+first read (waiting up to the engine's busy timeout for another writer to finish), so
+nothing can commit between the transaction's reads and its writes. Other writers, the
+heartbeat among them, wait for its commit the same way.
+
+PostgreSQL needs none of this (row locks; a concurrent commit never fails a later write of
+a transaction that does not touch the same rows): a plain ``BEGIN``.
+
+Use it for every transaction that may read before it writes. (The sqlite3 module's
+implicit transactions start only at the first INSERT/UPDATE/DELETE, so a read before it
+runs outside the transaction; but the store's write path fills temporary key tables first,
+and that implicit ``BEGIN`` is deferred: the reads that follow get a snapshot, not the lock.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, Engine
+
+
+@contextlib.contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction that commits when the block ends without error, else rolls back.
+
+    On SQLite the transaction is ``BEGIN IMMEDIATE``: it holds the write lock from its start.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.begin():
+                yield conn
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
