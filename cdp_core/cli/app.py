@@ -16,7 +16,6 @@ from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
 from cdp_core.runinfo import RunInfo, RunStatus
 from cdp_core.scheduler.execute import prepare, run_guarded
-from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
 
 app = typer.Typer(
@@ -102,7 +101,7 @@ def sync(
     runs: list[RunInfo] = []
     failed: set[str] = set()
     logs.configure(None, cfg.redact)  # $CDP_LOG_FORMAT; run id and graph on every line of a run
-    system = SystemStore(cfg.store_url).create(loaded.migrations)
+    system = common.open_store(cfg, loaded, create=True)
     leases = Leases(system.engine)
     prepare(cfg, loaded)
     for name in names:
@@ -143,8 +142,9 @@ def runs(
     as_json: bool = JsonOption,
 ) -> None:
     """Recent sync runs, newest first, with status, counts and duration."""
-    cfg, _ = common.load(config)
-    history = SystemStore(cfg.store_url).create().runs(graph, limit)
+    cfg, loaded = common.load(config)
+    with common.store_errors(cfg):
+        history = common.open_store(cfg, loaded, create=False).runs(graph, limit)
     if as_json:
         emit_json([run.to_dict() for run in history])
         return
@@ -177,8 +177,9 @@ def quarantine_list(
     as_json: bool = JsonOption,
 ) -> None:
     """Rejected records with the node, run, reason and raw payload."""
-    cfg, _ = common.load(config)
-    rows = SystemStore(cfg.store_url).create().quarantine(graph, node, run, limit)
+    cfg, loaded = common.load(config)
+    with common.store_errors(cfg):
+        rows = common.open_store(cfg, loaded, create=False).quarantine(graph, node, run, limit)
     if as_json:
         emit_json(rows)
         return

@@ -162,6 +162,7 @@ class Leads(LeadsStream):
 
     name = "leads"
     kind = RecordKind.profile
+    identifier_types = ("meta_lead_id", "email", "phone")
 
     def record_for(self, lead: Lead, form_id: str) -> Record:
         return lead_profile(lead, form_id, self.record_stream)
@@ -172,6 +173,7 @@ class Submissions(LeadsStream):
 
     name = "submissions"
     kind = RecordKind.event
+    identifier_types = ("meta_lead_id", "email", "phone")
 
     def record_for(self, lead: Lead, form_id: str) -> Record:
         return lead_event(lead, form_id, self.record_stream)

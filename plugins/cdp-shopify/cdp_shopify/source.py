@@ -93,6 +93,7 @@ class ShopifyStream(Stream):
     scope: ClassVar[str]
     """The access scope the endpoint needs, for the error message of a 401/403."""
     primary_key = ("id",)
+    identifier_types = ("shopify_customer_id", "email", "phone")
     cursor_field = "updated_at"
 
     def __init__(self, source: ShopifySource) -> None:
