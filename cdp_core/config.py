@@ -260,8 +260,9 @@ def load_config(
             continue
         for name, table in value.items():
             if not isinstance(table, dict):
-                where = (key, name)
-                issues.append(ConfigIssue(format_path(where), f"must be a table, got {_kind(table)}", locate(where)))
+                issues.append(
+                    ConfigIssue(format_path((key, name)), f"must be a table, got {_kind(table)}", locate((key, name)))
+                )
         setattr(root, key, {name: table for name, table in value.items() if isinstance(table, dict)})
     raw_store = raw.get("store", {})
     url = raw_store.get("url", DEFAULT_STORE_URL) if isinstance(raw_store, dict) else None
@@ -385,8 +386,8 @@ def load_config(
     for graph in graphs.values():
         for node in graph.nodes.values():
             if node.options is not None:
-                where = ("syncs", graph.name, "nodes", node.name, "options")
-                _register_secrets(node.options, where, redact, secret_paths, warnings, locate)
+                at: tuple[PathPart, ...] = ("syncs", graph.name, "nodes", node.name, "options")
+                _register_secrets(node.options, at, redact, secret_paths, warnings, locate)
 
     def report(where: tuple[PathPart, ...], message: str) -> None:
         issues.append(ConfigIssue(format_path(where), message, locate(where)))

@@ -50,7 +50,7 @@ def main() -> None:
     except (SQLAlchemyError, SchemaError, StoreUnavailable) as exc:
         # The last line of defence: a store that failed where no command expected it is one line, not a traceback.
         message = str(exc) if isinstance(exc, (SchemaError, StoreUnavailable)) else describe_store_error(exc, "")
-        common.stderr.print(f"error: {message}", style="bold red", highlight=False, markup=False)
+        common.stderr.print(f"error: {message}", style="bold red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(common.EXIT_FAILED)
 
 

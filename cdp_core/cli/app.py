@@ -42,13 +42,24 @@ def validate(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
         cfg = load_config(config, loaded)
     except ConfigError as exc:
         if as_json:
-            emit_json({"valid": False, "file": exc.file, "issues": [i.to_dict() for i in exc.issues]})
+            warnings = [i.to_dict() for i in exc.warnings]
+            emit_json({"valid": False, "file": exc.file, "issues": [i.to_dict() for i in exc.issues], "warnings": warnings})
         else:
             common.print_config_error(exc, stdout)
+            common.print_warnings(exc.file, exc.warnings)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
-        emit_json({"valid": True, "file": str(config), "connectors": sorted(cfg.connectors), "graphs": sorted(cfg.graphs)})
+        emit_json(
+            {
+                "valid": True,
+                "file": str(config),
+                "connectors": sorted(cfg.connectors),
+                "graphs": sorted(cfg.graphs),
+                "warnings": [i.to_dict() for i in cfg.warnings],
+            }
+        )
         return
+    common.print_warnings(str(config), cfg.warnings)
     stdout.print(
         f"[green]ok[/] {config}: {len(cfg.connectors)} connectors, {len(cfg.graphs)} sync graphs "
         f"({', '.join(sorted(cfg.graphs)) or 'none'})",

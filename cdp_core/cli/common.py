@@ -13,9 +13,10 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from cdp_core.config import Config, ConfigError, load_config
+from cdp_core.config import Config, ConfigError, ConfigIssue, load_config
 from cdp_core.plugins import Plugins, load_plugins
 from cdp_core.store import SystemStore, access
 from cdp_core.store.schema import History, SchemaError
@@ -117,11 +118,18 @@ def print_config_error(exc: ConfigError, console: Console) -> None:
         console.print(f"  {issue.render(exc.file)}", highlight=False, markup=False)
 
 
+def print_warnings(file: str, warnings: list[ConfigIssue]) -> None:
+    """``warning: file:line: key: message`` on stderr, one per line."""
+    for warning in warnings:
+        stderr.print(f"warning: {warning.render(file)}", style="yellow", highlight=False, markup=False)
+
+
 def emit_json(data: Any) -> None:
     # Plain print, not rich: scripts parse this and rich would wrap or colour it.
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    # One line however long: scripts and people grep for it (rich would wrap it at the console width).
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)

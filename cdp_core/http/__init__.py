@@ -36,6 +36,8 @@ from cdp_core.http.auth import (
 from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts, retry_after
 from cdp_core.http.errors import (
     SENSITIVE_PARAMS,
+    check_base_url,
+    error_body,
     AuthError,
     ClientError,
     HttpError,
@@ -64,6 +66,8 @@ from cdp_core.http.paging import (
 
 __all__ = [
     "SENSITIVE_PARAMS",
+    "check_base_url",
+    "error_body",
     "ApiKeyHeader",
     "ApiKeyQuery",
     "AuthError",

@@ -191,7 +191,7 @@ class MetaLeadsSource(Source):
         # token goes in the Authorization header, never in a URL.
         client = client_for(
             context,
-            base_url=f"{GRAPH_URL}/{config.graph_version}",
+            base_url=f"{config.base_url}/{config.graph_version}",
             auth=BearerAuth(config.access_token),
             rate_limit=RateLimit(10, per=1.0, burst=10),
             max_concurrency=2,

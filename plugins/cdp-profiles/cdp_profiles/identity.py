@@ -154,9 +154,9 @@ def check_identity(config: Config, report: Report) -> None:
                 check_type(("identity", "limits", type_name), type_name)
         if "blocked" in section.model_fields_set:
             for index, pattern in enumerate(section.blocked):
-                type_name, _ = _compile(pattern)
-                if type_name is not None:
-                    check_type(("identity", "blocked", index), type_name)
+                blocked_type, _ = _compile(pattern)
+                if blocked_type is not None:
+                    check_type(("identity", "blocked", index), blocked_type)
     if "source_priority" in section.traits.model_fields_set:
         for index, name in enumerate(section.traits.source_priority):
             problem = _stream_problem(config, name)

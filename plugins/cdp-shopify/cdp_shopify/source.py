@@ -44,6 +44,7 @@ from cdp_core.http import (
     RateLimit,
     ResponseError,
     client_for,
+    error_body,
     error_url,
     link_pages,
     next_link,
@@ -80,6 +81,22 @@ def server_time(response: httpx.Response) -> datetime:
         except (TypeError, ValueError, IndexError):
             pass
     return utc_now()
+
+
+def shopify_reason(response: httpx.Response) -> str | None:
+    """Shopify's reason for a failed call: ``{"errors": "text"}``, ``{"errors": {"field": ["text"]}}`` or ``{"error": ...}``."""
+    body = error_body(response)
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors", body.get("error"))
+    if isinstance(errors, str):
+        return f"Shopify: {errors}"
+    if isinstance(errors, dict):
+        parts = [f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items()]
+        return f"Shopify: {', '.join(parts)}" if parts else None
+    if isinstance(errors, list) and errors:
+        return f"Shopify: {'; '.join(map(str, errors))}"
+    return None
 
 
 class ShopifyStream(Stream):
@@ -269,7 +286,7 @@ class ShopifySource(Source):
         # next request once the bucket is 3/4 full, until it has drained back: a 429 is rare.
         self.client: HttpClient = client_for(
             context,
-            base_url=config.base_url,
+            base_url=config.api_base,
             auth=ApiKeyHeader("X-Shopify-Access-Token", config.access_token),
             headers={"Accept": "application/json"},
             rate_limit=RateLimit(config.calls_per_second, per=1.0, burst=config.bucket_size),
@@ -277,6 +294,7 @@ class ShopifySource(Source):
             rate_policy=LeakyBucketHeader(
                 header=CALL_LIMIT_HEADER, leak_rate=float(config.calls_per_second), threshold=0.75
             ),
+            explain=shopify_reason,
         )
 
     def streams(self) -> Sequence[Stream]:
