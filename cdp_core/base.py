@@ -92,6 +92,9 @@ class Stream(ABC):
     kind: RecordKind = RecordKind.profile
     primary_key: tuple[str, ...] = ("id",)
     cursor_field: str | None = None
+    identifier_types: tuple[str, ...] = ()
+    """The identifier types its records may carry (``email``, ``hubspot_contact_id``...): what
+    ``[identity]`` may name (the profile product checks it). Declare every type the stream emits."""
 
     @abstractmethod
     def read(self, cursor: JsonValue) -> Iterator[Page]:

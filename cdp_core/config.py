@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from cdp_core.base import PluginConfig
@@ -45,9 +45,10 @@ class ConfigIssue:
 class ConfigError(Exception):
     """connectors.toml cannot be used; ``issues`` lists every problem found."""
 
-    def __init__(self, file: str, issues: list[ConfigIssue]) -> None:
+    def __init__(self, file: str, issues: list[ConfigIssue], warnings: list[ConfigIssue] | None = None) -> None:
         self.file = file
         self.issues = issues
+        self.warnings = warnings or []
         super().__init__("\n".join(issue.render(file) for issue in issues))
 
 
@@ -159,6 +160,10 @@ class Config:
     """The plugins' sections (``[identity]``...), validated by their models; a registered absent one at its defaults."""
     unavailable: dict[str, list[str]] = field(default_factory=dict)
     """Connectors left out because a graph that was not asked for needs them (see load_config)."""
+    broken_connectors: set[str] = field(default_factory=set)
+    """Connectors declared but invalid (their problems are reported): not in ``connectors``."""
+    warnings: list[ConfigIssue] = field(default_factory=list)
+    """What is allowed but unwise (a secret-typed option written as a literal): ``cdp validate`` prints them."""
 
     def enabled_graphs(self) -> list[str]:
         return [name for name, graph in self.graphs.items() if graph.config.enabled]
@@ -205,9 +210,10 @@ def load_config(
     file = Path(path)
     env = dict(os.environ) if env is None else env
     try:
-        text = file.read_text(encoding="utf-8")
+        data = file.read_bytes()
     except OSError as exc:
         raise ConfigError(str(file), [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    text = _decode(str(file), data)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -218,6 +224,7 @@ def load_config(
     issues: list[ConfigIssue] = []
     redact = Redactor()
     secret_paths: set[tuple[PathPart, ...]] = set()
+    warnings: list[ConfigIssue] = []
     raw = _interpolate(raw, (), env, redact, secret_paths, issues)
     missing_paths = {issue.parts for issue in issues}
     for issue in issues:
@@ -231,19 +238,42 @@ def load_config(
                 unavailable.setdefault(str(parts[1]), []).append(f"{issue.path}: {issue.message}")
                 issues.remove(issue)
 
-    def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...]) -> None:
+    def add_validation_errors(exc: ValidationError, prefix: tuple[PathPart, ...], model: type[BaseModel] | None = None) -> None:
         hide = lambda loc: _is_secret(loc, secret_paths)  # noqa: E731
-        for loc, message in validation_messages(exc.errors(include_url=False), prefix, hide):
+        for loc, message in validation_messages(exc.errors(include_url=False), prefix, hide, model):
             if any(loc[: len(m)] == m or m[: len(loc)] == loc for m in missing_paths):
                 continue  # the value is an unresolved ${VAR}, already reported as missing
             issues.append(ConfigIssue(format_path(loc), message, locate(loc)))
 
-    root: RootConfig | None = None
-    try:
-        root = RootConfig.model_validate({k: v for k, v in raw.items() if k in RESERVED_SECTIONS})
-    except ValidationError as exc:
-        add_validation_errors(exc, ())
-        # Keep checking what can be checked: connectors are validated from the raw tables.
+    # The kernel's sections one by one: a bad [store] or [alerts] must not hide the graphs' problems.
+    root = RootConfig()
+    for key, section_model in (("store", StoreConfig), ("alerts", AlertsConfig)):
+        if key in raw:
+            try:
+                setattr(root, key, section_model.model_validate(raw[key]))
+            except ValidationError as exc:
+                add_validation_errors(exc, (key,), section_model)
+    for key in ("connectors", "syncs"):
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            issues.append(ConfigIssue(key, f"must be a table ([{key}.NAME]), got {_kind(value)}", locate((key,))))
+            continue
+        for name, table in value.items():
+            if not isinstance(table, dict):
+                issues.append(
+                    ConfigIssue(format_path((key, name)), f"must be a table, got {_kind(table)}", locate((key, name)))
+                )
+        setattr(root, key, {name: table for name, table in value.items() if isinstance(table, dict)})
+    raw_store = raw.get("store", {})
+    url = raw_store.get("url", DEFAULT_STORE_URL) if isinstance(raw_store, dict) else None
+    if isinstance(url, str) and not any(issue.path == "store.url" for issue in issues):
+        problem = check_store_url(url, file.absolute().parent)
+        if problem:
+            issues.append(ConfigIssue("store.url", problem, locate(("store", "url"))))
+    if not root.connectors and not root.syncs:
+        issues.append(
+            ConfigIssue("", "nothing is configured: no [connectors.NAME] and no [syncs.NAME] (see README.md, connectors.toml)", 1)
+        )
     sections: dict[str, PluginConfig] = {}
     registered = plugins.sections
     for name, value in raw.items():
@@ -256,15 +286,22 @@ def load_config(
         try:
             sections[name] = model.model_validate(value)
         except ValidationError as exc:
-            add_validation_errors(exc, (name,))
+            add_validation_errors(exc, (name,), model)
+            # Without what failed, for the checks against the rest of the file (cdp_validate_config):
+            # an unknown key must not hide an unknown stream. The config is refused anyway.
+            pruned = _without_errors(model, value, exc)
+            if pruned is not None:
+                sections[name] = pruned
     for name, model in registered.items():
         if name not in sections and name not in raw:
             sections[name] = model()
     connectors: dict[str, Connector] = {}
-    raw_connectors = raw.get("connectors", {}) if isinstance(raw.get("connectors", {}), dict) else {}
+    raw_connectors = root.connectors
+    broken: set[str] = set()
     for name, table in raw_connectors.items():
-        if not isinstance(table, dict) or name in unavailable:
+        if name in unavailable:
             continue
+        broken.add(name)  # until it is validated
         prefix: tuple[PathPart, ...] = ("connectors", name)
         bad_name = unsafe_name("connector", name)
         if bad_name:
@@ -286,9 +323,11 @@ def load_config(
         try:
             config = model.model_validate(options)
         except ValidationError as exc:
-            add_validation_errors(exc, prefix)
+            add_validation_errors(exc, prefix, model)
             continue
+        _register_secrets(config, prefix, redact, secret_paths, warnings, locate)
         connectors[name] = Connector(name, type_name, config, {r.role: r for r in regs})
+        broken.discard(name)
 
     config = Config(
         path=file,
@@ -298,54 +337,205 @@ def load_config(
         text=text,
         sections=sections,
         unavailable=unavailable,
+        broken_connectors=broken,
+        warnings=warnings,
     )
-    if root is not None and root.alerts.webhook_url:
+    for name, section in sections.items():
+        _register_secrets(section, (name,), redact, secret_paths, warnings, locate)
+    if root.alerts.webhook_url:
         redact.add(root.alerts.webhook_url)  # a webhook URL often carries its token: never print it, ${ENV} or not
-    if root is not None:
-        graph_configs: dict[str, GraphConfig] = {}
-        invalid_nodes: dict[str, set[str]] = {}
-        for name, table in root.syncs.items():
-            bad_name = unsafe_name("graph", name)
+    # The graphs, whatever else failed.
+    graph_configs: dict[str, GraphConfig] = {}
+    invalid_nodes: dict[str, set[str]] = {}
+    for name, table in root.syncs.items():
+        bad_name = unsafe_name("graph", name)
+        if bad_name:
+            issues.append(ConfigIssue(format_path(("syncs", name)), bad_name, locate(("syncs", name))))
+            continue
+        # Nodes one by one: a bad node must not hide the problems of its neighbours.
+        raw_nodes = table.get("nodes", {})
+        try:
+            graph_config = GraphConfig.model_validate({k: v for k, v in table.items() if k != "nodes"})
+        except ValidationError as exc:
+            add_validation_errors(exc, ("syncs", name))
+            continue
+        if not isinstance(raw_nodes, dict):
+            issues.append(ConfigIssue(f"syncs.{name}.nodes", "must be a table of nodes", locate(("syncs", name, "nodes"))))
+            continue
+        for node_name, node_table in raw_nodes.items():
+            bad_name = unsafe_name("node", node_name)
             if bad_name:
-                issues.append(ConfigIssue(format_path(("syncs", name)), bad_name, locate(("syncs", name))))
+                where: tuple[PathPart, ...] = ("syncs", name, "nodes", node_name)
+                issues.append(ConfigIssue(format_path(where), bad_name, locate(where)))
+                invalid_nodes.setdefault(name, set()).add(node_name)
                 continue
-            # Nodes one by one: a bad node must not hide the problems of its neighbours.
-            raw_nodes = table.get("nodes", {})
             try:
-                graph_config = GraphConfig.model_validate({k: v for k, v in table.items() if k != "nodes"})
+                graph_config.nodes[node_name] = NodeConfig.model_validate(node_table)
             except ValidationError as exc:
-                add_validation_errors(exc, ("syncs", name))
-                continue
-            if not isinstance(raw_nodes, dict):
-                issues.append(ConfigIssue(f"syncs.{name}.nodes", "must be a table of nodes", locate(("syncs", name, "nodes"))))
-                continue
-            for node_name, node_table in raw_nodes.items():
-                bad_name = unsafe_name("node", node_name)
-                if bad_name:
-                    where: tuple[PathPart, ...] = ("syncs", name, "nodes", node_name)
-                    issues.append(ConfigIssue(format_path(where), bad_name, locate(where)))
-                    invalid_nodes.setdefault(name, set()).add(node_name)
-                    continue
-                try:
-                    graph_config.nodes[node_name] = NodeConfig.model_validate(node_table)
-                except ValidationError as exc:
-                    add_validation_errors(exc, ("syncs", name, "nodes", node_name))
-                    invalid_nodes.setdefault(name, set()).add(node_name)
-            graph_configs[name] = graph_config
-        graphs, graph_issues = build_graphs(
-            graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable)
-        )
-        for graph_issue in graph_issues:
-            if graph_issue.line is None:
-                graph_issue.line = locate(graph_issue.parts)
-            issues.append(ConfigIssue(graph_issue.path, graph_issue.message, graph_issue.line))
-        config.graphs = graphs
+                add_validation_errors(exc, ("syncs", name, "nodes", node_name))
+                invalid_nodes.setdefault(name, set()).add(node_name)
+        graph_configs[name] = graph_config
+    graphs, graph_issues = build_graphs(
+        graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable)
+    )
+    for graph_issue in graph_issues:
+        if graph_issue.line is None:
+            graph_issue.line = locate(graph_issue.parts)
+        issues.append(ConfigIssue(graph_issue.path, graph_issue.message, graph_issue.line))
+    config.graphs = graphs
+    for graph in graphs.values():
+        for node in graph.nodes.values():
+            if node.options is not None:
+                at: tuple[PathPart, ...] = ("syncs", graph.name, "nodes", node.name, "options")
+                _register_secrets(node.options, at, redact, secret_paths, warnings, locate)
+
+    def report(where: tuple[PathPart, ...], message: str) -> None:
+        issues.append(ConfigIssue(format_path(where), message, locate(where)))
+
+    # The plugins' own checks against the whole config ([identity] names streams and identifier types).
+    plugins.validate_config(config, report)
     if issues:
         issues.sort(key=lambda i: i.line or 0)
         for issue in issues:  # last line of defence: no resolved secret leaves in a message
             issue.message = redact(issue.message)
-        raise ConfigError(str(file), issues)
+        raise ConfigError(str(file), issues, warnings)
+    warnings.sort(key=lambda i: i.line or 0)
     return config
+
+
+
+def _without_errors(model: type[PluginConfig], value: Any, exc: ValidationError) -> PluginConfig | None:
+    """``model`` validated from ``value`` without the keys pydantic refused (a few rounds), or None."""
+    for _ in range(3):
+        if not isinstance(value, dict):
+            return None
+        value = _drop(value, [tuple(err["loc"]) for err in exc.errors(include_url=False)])
+        try:
+            return model.model_validate(value)
+        except ValidationError as again:
+            exc = again
+    return None
+
+
+def _drop(value: Any, locs: list[tuple[PathPart, ...]]) -> Any:
+    """A copy of ``value`` without the leaves at ``locs`` (a list item: the whole list's key)."""
+    if not isinstance(value, dict):
+        return value
+    out = dict(value)
+    for loc in locs:
+        if not loc:
+            continue
+        head = loc[0]
+        if head not in out:
+            continue
+        inner = [l[1:] for l in locs if l and l[0] == head]
+        if len(loc) == 1 or not isinstance(out[head], dict) or any(isinstance(l[0], int) for l in inner if l):
+            out.pop(head, None)
+        else:
+            out[head] = _drop(out[head], inner)
+    return out
+
+
+def _decode(file: str, data: bytes) -> str:
+    """The text of connectors.toml: UTF-8, no NUL byte; anything else is a clear error, not a traceback."""
+    nul = data.find(b"\x00")
+    if nul != -1:
+        line = data.count(b"\n", 0, nul) + 1
+        raise ConfigError(file, [ConfigIssue("", f"a binary file, not TOML text (a NUL byte at byte {nul})", line)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column} (byte {exc.start}); save it as UTF-8"
+        raise ConfigError(file, [ConfigIssue("", message, line)]) from None
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "an array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+SQLITE_DRIVERS = frozenset({"pysqlite"})
+POSTGRESQL_DRIVERS = frozenset({"psycopg"})
+
+
+def check_store_url(url: str, base_dir: Path) -> str | None:
+    """What is wrong with a ``[store] url`` (scheme, driver, SQLite folder), or None.
+
+    Only ``sqlite`` (the sqlite3 module) and ``postgresql`` (psycopg 3, which cdp
+    ships; ``postgres://`` and ``postgresql+psycopg2://`` mean it too) are supported.
+    A SQLite file's folder must exist or be creatable; the file itself may be missing
+    (a sync creates it). What is in the file's place, and whether a server answers, is
+    found when a command opens the store (``cdp_core.store.access``).
+    """
+    from sqlalchemy.exc import ArgumentError
+
+    from cdp_core.store.engine import normalize_url
+
+    try:
+        parsed = make_url(normalize_url(url))
+    except (ArgumentError, ValueError):
+        return "not a database URL: use sqlite:///PATH (relative to this file), sqlite:////ABSOLUTE/PATH or postgresql://USER@HOST/DATABASE"
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in ("sqlite", "postgresql"):
+        return f"unsupported database {backend!r}{did_you_mean(backend, ['sqlite', 'postgresql'])}: use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+    allowed = SQLITE_DRIVERS if backend == "sqlite" else POSTGRESQL_DRIVERS
+    if driver not in allowed:
+        return f"unsupported driver {driver!r} for {backend}: cdp ships {', '.join(sorted(allowed))} (write {backend}://...)"
+    if backend == "postgresql":
+        if not parsed.database:
+            return "names no database: postgresql://USER@HOST/DATABASE"
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database) if Path(database).is_absolute() else base_dir / database
+    folder = path.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"cannot create the folder {folder}: {existing} is a file"
+    if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
+        return f"cannot create the folder {folder}: {existing} is not writable"
+    return None
+
+
+def _register_secrets(
+    model: BaseModel,
+    prefix: tuple[PathPart, ...],
+    redact: Redactor,
+    secret_paths: set[tuple[PathPart, ...]],
+    warnings: list[ConfigIssue],
+    locate: Callable[[tuple[PathPart, ...]], int | None],
+) -> None:
+    """Register every secret-typed option's value (``SecretStr``) with the redactor; warn about literal ones."""
+    for where, value in _secret_values(model, prefix):
+        redact.add(value)
+        if not _is_secret(where, secret_paths):
+            warnings.append(
+                ConfigIssue(
+                    format_path(where),
+                    "a secret written into the file: set it from the environment instead, e.g. \"${TOKEN}\"",
+                    locate(where),
+                )
+            )
+
+
+def _secret_values(value: Any, path: tuple[PathPart, ...]) -> Iterator[tuple[tuple[PathPart, ...], str]]:
+    if isinstance(value, SecretStr):
+        yield path, value.get_secret_value()
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _secret_values(getattr(value, name, None), path + (name,))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _secret_values(item, path + (key,))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _secret_values(item, path + (index,))
 
 
 def _connectors_used(syncs: Any, graphs: Collection[str]) -> set[str]:

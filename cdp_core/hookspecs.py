@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cdp_core.config import Config
     from cdp_core.plugins import Register
     from cdp_core.records import Rejected
     from cdp_core.runinfo import RunInfo
@@ -80,6 +83,28 @@ def cdp_register_migrations(register: Register) -> None:
         own version table, the module prefix of its table models). Every registered
         history is brought to its head when the runner, the scheduler or a command
         opens the store, after the kernel's own.
+    """
+
+
+# -- validation: called by load_config after every section, connector and graph was checked ---
+
+
+@hookspec
+def cdp_validate_config(config: Config, report: Callable[[tuple[str | int, ...], str], None]) -> None:
+    """Check what depends on more than one section (names a section uses that others define).
+
+    Called on every load of connectors.toml, also when other problems were found, so
+    that every problem is listed at once. What failed its own validation is left out of
+    ``config``: a connector in ``config.broken_connectors`` or ``config.unavailable`` is
+    not in ``config.connectors``, and a broken graph not in ``config.graphs``; don't
+    report a name as unknown when it belongs to one of those.
+
+    :param config: the loaded :class:`~cdp_core.config.Config` (``sections``,
+        ``connectors``, ``graphs``); read it, never change it.
+    :param report: call ``report(key_path, message)`` for each problem, e.g.
+        ``report(("identity", "priority", 2), "unknown identifier type 'emial'")``:
+        it becomes a ``file:line: identity.priority[2]: ...`` problem and
+        ``cdp validate`` exits 2.
     """
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
+import typing
 from collections.abc import Callable
 from typing import Any
+
+from pydantic import BaseModel
 
 PathPart = str | int
 
@@ -22,14 +26,24 @@ def format_path(parts: tuple[PathPart, ...] | list[PathPart]) -> str:
 
 
 def validation_messages(
-    errors: list[Any], prefix: tuple[PathPart, ...], hide_input: Callable[[tuple[PathPart, ...]], bool]
+    errors: list[Any],
+    prefix: tuple[PathPart, ...],
+    hide_input: Callable[[tuple[PathPart, ...]], bool],
+    model: type[BaseModel] | None = None,
 ) -> list[tuple[tuple[PathPart, ...], str]]:
-    """(key path, message) for each pydantic error; the offending value is shown only when short and not hidden."""
+    """(key path, message) for each pydantic error; the offending value is shown only when short and not hidden.
+
+    With ``model`` (the validated model), an unknown key gets a did-you-mean among the keys known where it is.
+    """
     out = []
     for err in errors:
         loc = prefix + tuple(err["loc"])
         if err["type"] == "extra_forbidden":
             message = "unknown key"
+            known = known_keys(model, tuple(err["loc"])[:-1]) if model is not None else []
+            key = err["loc"][-1] if err["loc"] else None
+            if isinstance(key, str) and known:
+                message += did_you_mean(key, known) or f"; known keys: {', '.join(known)}"
         else:
             message = err["msg"]
             value = err.get("input")
@@ -57,3 +71,39 @@ def unsafe_name(what: str, name: str) -> str | None:
 def did_you_mean(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def known_keys(model: type[BaseModel], loc: tuple[PathPart, ...]) -> list[str]:
+    """The keys (field names and aliases) of the model found at ``loc`` inside ``model``; [] if none is."""
+    current: Any = model
+    for part in loc:
+        current = _inner_model(current, part)
+        if current is None:
+            return []
+    if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        return []
+    return sorted({f.alias or name for name, f in current.model_fields.items()})
+
+
+def _inner_model(current: Any, part: PathPart) -> Any:
+    """What sits at ``part`` inside ``current`` (a model class or a type annotation), or None."""
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        if not isinstance(part, str):
+            return None
+        field = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        return None if field is None else field.annotation
+    args = [a for a in typing.get_args(current) if a is not type(None)]
+    origin = typing.get_origin(current)
+    if origin in (dict, typing.Union, types.UnionType) or origin in (list, tuple, set):
+        # dict[str, M], list[M], M | None: the part is a key or an index of the container (or of the union's model).
+        candidates = args[-1:] if origin is dict else args
+        for candidate in candidates:
+            if origin in (typing.Union, types.UnionType):
+                found = _inner_model(candidate, part)
+                if found is not None:
+                    return found
+            else:
+                return candidate
+    return None

@@ -241,6 +241,14 @@ class Plugins:
         """The migration histories (``cdp_core.store.schema.History``) the plugins registered."""
         return [r.cls for r in self.registry.all("migrations")]
 
+    def validate_config(self, config: Any, report: Callable[[tuple[str | int, ...], str], None]) -> None:
+        """Call ``cdp_validate_config``; a plugin whose check raises is reported as a problem, not a traceback."""
+        for impl in self.manager.hook.cdp_validate_config.get_hookimpls():
+            try:
+                impl.function(config=config, report=report)
+            except Exception as exc:  # noqa: BLE001 - a plugin's bug is a problem to show, not a crash
+                report((), f"plugin {impl.plugin_name!r} failed to check the config: {type(exc).__name__}: {exc}")
+
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call a lifecycle hook through pluggy (wrappers included); a failure never fails the run.
 

@@ -25,6 +25,7 @@ from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
 from cdp_core.records import Record, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunKind, RunStatus
+from cdp_core.secrets import cut
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.store.leases import Lease
 from cdp_core.timeutil import utc_now
@@ -66,18 +67,19 @@ def paused_gc() -> Iterator[None]:
         gc.enable()
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException, redact: Callable[[str], str] | None = None) -> str:
     """A short, single-paragraph error text for runs, logs and the CLI.
 
     Database errors carry their SQL parameters, which hold customer data: only
-    the driver's message is kept, never the statement or the rows.
+    the driver's message is kept, never the statement or the rows. ``redact``
+    (the config's Redactor) runs *before* the text is cut to ``MAX_ERROR``: a
+    secret cut first would no longer be recognised.
     """
     if isinstance(exc, sqlalchemy.exc.StatementError) and exc.orig is not None:
         text = f"{type(exc).__name__} ({type(exc.orig).__name__}): {str(exc.orig).splitlines()[0] if str(exc.orig) else ''}"
     else:
         text = f"{type(exc).__name__}: {exc}"
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+    return cut(" ".join(text.split()), MAX_ERROR, redact)
 
 
 class RunFailed(Exception):
@@ -137,7 +139,7 @@ class Runner:
             self.plugins.notify("cdp_run_finished", run=run)
         else:
             run.status = RunStatus.failed
-            run.error = self.config.redact(describe_error(error))
+            run.error = describe_error(error, self.config.redact)
             self.system.save_run(run)
             self.plugins.notify("cdp_run_failed", run=run, error=error)
         return run
@@ -183,7 +185,7 @@ class _Execution:
                 try:
                     complete = self._run_source(node) and complete
                 except Exception as exc:  # noqa: BLE001 - other sources of the graph still run
-                    message = self.redact(describe_error(exc))
+                    message = describe_error(exc, self.redact)
                     log.error("run %s: source node %s failed: %s", self.run.id, node.name, message)
                     self.run.nodes[node.name].error = message
                     first_error = first_error or exc
@@ -193,7 +195,7 @@ class _Execution:
                     try:
                         dest.finish()
                     except Exception as exc:  # noqa: BLE001
-                        self.run.nodes[name].error = self.redact(describe_error(exc))
+                        self.run.nodes[name].error = describe_error(exc, self.redact)
                         first_error = first_error or exc
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
@@ -203,7 +205,7 @@ class _Execution:
                 try:
                     closable.close()
                 except Exception as exc:  # noqa: BLE001
-                    log.error("run %s: closing %s failed: %s", self.run.id, name, self.redact(describe_error(exc)))
+                    log.error("run %s: closing %s failed: %s", self.run.id, name, describe_error(exc, self.redact))
                     first_error = first_error or exc
         return first_error
 

@@ -84,7 +84,7 @@ def test_five_kinds_of_mistake_are_all_reported_with_their_key_paths(tmp_path: P
     issues = _issues(tmp_path, FIVE_MISTAKES, env={"OUT_PATH": SECRET, "SHOP_TOKEN": SECRET})
     assert "unknown plugin type 'hubspott'" in issues["connectors.crm.type"]
     assert "valid integer" in issues["connectors.files.streams.people.batch_size"]
-    assert issues["connectors.out.colour"] == "unknown key"
+    assert issues["connectors.out.colour"].startswith("unknown key")
     assert "greater than or equal to 1" in issues["connectors.shop.streams.orders.batch_size"]
     assert "source node takes no inputs" in issues["syncs.nightly.nodes.b.inputs"]
 
@@ -165,7 +165,7 @@ source = "files.people"
 
 
 def test_unknown_top_level_table_is_an_error(tmp_path: Path) -> None:
-    issues = _issues(tmp_path, '[stor]\nurl = "sqlite:///x.sqlite"\n')
+    issues = _issues(tmp_path, '[stor]\nurl = "sqlite:///x.sqlite"\n\n[connectors.f]\ntype = "jsonl"\nstreams.p = { path = "p.jsonl" }\n')
     assert issues == {"stor": "unknown section [stor] (did you mean 'store'?); sections: alerts, connectors, store, syncs"}
 
 
@@ -398,10 +398,10 @@ def test_a_relative_store_url_resolves_against_the_folder_of_connectors_toml(tmp
 
 @pytest.mark.parametrize(
     "url",
-    ["sqlite:////abs/cdp.sqlite", "sqlite://", "sqlite:///:memory:", "postgresql://cdp@db.example/cdp"],
+    ["sqlite:////tmp/cdp.sqlite", "sqlite://", "sqlite:///:memory:", "postgresql://cdp@db.example/cdp"],
 )
 def test_absolute_in_memory_and_server_store_urls_are_unchanged(tmp_path: Path, url: str) -> None:
-    (tmp_path / "connectors.toml").write_text(f'[store]\nurl = "{url}"\n')
+    (tmp_path / "connectors.toml").write_text(f'[store]\nurl = "{url}"\n\n[connectors.f]\ntype = "jsonl"\nstreams.p = {{ path = "p.jsonl" }}\n')
     assert load_config(tmp_path / "connectors.toml", load_plugins(entry_points=False), env={}).store_url == url
 
 

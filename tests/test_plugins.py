@@ -635,16 +635,20 @@ class SectionAndCommands:
         register("acme-hello", hello)
 
 
+ONE_CONNECTOR = '\n[connectors.f]\ntype = "jsonl"\nstreams.people = { path = "people.jsonl" }\n'
+"""A config that is not empty (an empty one is a problem of its own)."""
+
+
 def test_a_plugin_section_is_validated_by_its_model_with_file_and_line(register_plugin: Any, tmp_path: Path) -> None:
     from cdp_core.config import ConfigError, load_config
 
     plugins = register_plugin(SectionAndCommands(), name="acme")
     assert plugins.info["acme"].registered["config sections"] == ["acme"]
     good = tmp_path / "good.toml"
-    good.write_text('[acme]\nregion = "us"\n')
+    good.write_text('[acme]\nregion = "us"\n' + ONE_CONNECTOR)
     assert load_config(good, plugins, env={}).sections["acme"] == AcmeSettings(region="us")
     absent = tmp_path / "absent.toml"
-    absent.write_text("")
+    absent.write_text(ONE_CONNECTOR)
     assert load_config(absent, plugins, env={}).sections["acme"] == AcmeSettings()
 
     bad = tmp_path / "bad.toml"
@@ -661,7 +665,7 @@ def test_a_section_no_plugin_registered_names_the_known_ones(register_plugin: An
 
     plugins = register_plugin(SectionAndCommands(), name="acme")
     path = tmp_path / "c.toml"
-    path.write_text("[acmee]\nregion = 1\n")
+    path.write_text("[acmee]\nregion = 1\n" + ONE_CONNECTOR)
     with pytest.raises(ConfigError) as caught:
         load_config(path, plugins, env={})
     [issue] = caught.value.issues
@@ -689,7 +693,7 @@ def test_plugin_commands_are_added_to_cdp(tmp_path: Path) -> None:
     plugins = load_plugins(entry_points=False, extra=[("acme", SectionAndCommands())])
     assert plugins.info["acme"].registered["commands"] == ["acme", "acme-hello"]
     app = build_app(plugins)
-    (tmp_path / "connectors.toml").write_text('[acme]\nregion = "us"\n')
+    (tmp_path / "connectors.toml").write_text('[acme]\nregion = "us"\n' + ONE_CONNECTOR)
     result = CliRunner().invoke(app, ["acme", "region", "-c", str(tmp_path / "connectors.toml")])
     assert result.exit_code == 0, result.output
     assert "region=us" in result.output

@@ -162,6 +162,7 @@ class _FileStream(Stream):
         self.kind = config.kind
         self.primary_key = tuple(config.primary_key)
         self.cursor_field = config.cursor_field
+        self.identifier_types = tuple(config.identifiers)
         self._key_getters = [_getter(f) for f in self.primary_key]
         self._id_getters = [(t, _getter(f)) for t, f in config.identifiers.items()]
         self._time_getter = _getter(config.timestamp_field) if config.timestamp_field else None

@@ -11,11 +11,14 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from cdp_core.cli import common
 from cdp_core.cli.app import app
 from cdp_core.cli.commands import add_plugin_commands, missing_command_hint
 from cdp_core.plugins import Plugins
+from cdp_core.store.access import StoreUnavailable, describe_store_error
+from cdp_core.store.schema import SchemaError
 
 
 def build_app(loaded: Plugins | None = None) -> typer.Typer:
@@ -42,7 +45,13 @@ def main() -> None:
     if hint is not None:
         common.stderr.print(f"[bold red]error:[/] {hint}", highlight=False)
         sys.exit(common.EXIT_USAGE)
-    cli()
+    try:
+        cli()
+    except (SQLAlchemyError, SchemaError, StoreUnavailable) as exc:
+        # The last line of defence: a store that failed where no command expected it is one line, not a traceback.
+        message = str(exc) if isinstance(exc, (SchemaError, StoreUnavailable)) else describe_store_error(exc, "")
+        common.stderr.print(f"error: {message}", style="bold red", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(common.EXIT_FAILED)
 
 
 __all__ = ["app", "build_app", "main"]

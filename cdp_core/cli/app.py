@@ -21,7 +21,6 @@ from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
 from cdp_core.runinfo import RunInfo, RunKind, RunStatus
 from cdp_core.scheduler.execute import prepare, run_guarded
-from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
 
 EXIT_INTERRUPTED = 130
@@ -49,13 +48,24 @@ def validate(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
         cfg = load_config(config, loaded)
     except ConfigError as exc:
         if as_json:
-            emit_json({"valid": False, "file": exc.file, "issues": [i.to_dict() for i in exc.issues]})
+            warnings = [i.to_dict() for i in exc.warnings]
+            emit_json({"valid": False, "file": exc.file, "issues": [i.to_dict() for i in exc.issues], "warnings": warnings})
         else:
             common.print_config_error(exc, stdout)
+            common.print_warnings(exc.file, exc.warnings)
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
-        emit_json({"valid": True, "file": str(config), "connectors": sorted(cfg.connectors), "graphs": sorted(cfg.graphs)})
+        emit_json(
+            {
+                "valid": True,
+                "file": str(config),
+                "connectors": sorted(cfg.connectors),
+                "graphs": sorted(cfg.graphs),
+                "warnings": [i.to_dict() for i in cfg.warnings],
+            }
+        )
         return
+    common.print_warnings(str(config), cfg.warnings)
     stdout.print(
         f"[green]ok[/] {config}: {len(cfg.connectors)} connectors, {len(cfg.graphs)} sync graphs "
         f"({', '.join(sorted(cfg.graphs)) or 'none'})",
@@ -108,7 +118,7 @@ def sync(
     runs: list[RunInfo] = []
     failed: set[str] = set()
     logs.configure(None, cfg.redact)  # $CDP_LOG_FORMAT; run id and graph on every line of a run
-    system = SystemStore(cfg.store_url).create(loaded.migrations)
+    system = common.open_store(cfg, loaded, create=True)
     leases = Leases(system.engine)
     prepare(cfg, loaded)
     with _stop_on_signals() as stop:
@@ -158,8 +168,9 @@ def runs(
     as_json: bool = JsonOption,
 ) -> None:
     """Recent sync runs, newest first, with status, counts and duration."""
-    cfg, _ = common.load(config)
-    history = SystemStore(cfg.store_url).create().runs(graph, limit)
+    cfg, loaded = common.load(config)
+    with common.store_errors(cfg):
+        history = common.open_store(cfg, loaded, create=False).runs(graph, limit)
     if as_json:
         emit_json([run.to_dict() for run in history])
         return

@@ -6,18 +6,24 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 
-from cdp_core.config import Config, ConfigError, load_config
+from cdp_core.config import Config, ConfigError, ConfigIssue, load_config
 from cdp_core.plugins import Plugins, load_plugins
+from cdp_core.store import SystemStore, access
+from cdp_core.store.schema import History, SchemaError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""0 success; 1 a run failed, or the store cannot be used (missing for a read command, not a
+database, a folder, locked, unreachable, of a newer release); 2 usage or config error."""
 
 # Piped output is read by people too (CI logs, `| less`): don't squeeze tables into 80 columns.
 stdout = Console(width=None if sys.stdout.isatty() else 200)
@@ -65,11 +71,57 @@ def load(path: Path, loaded: Plugins | None = None, graphs: Collection[str] = ()
     return config, loaded
 
 
+def open_store(
+    config: Config,
+    loaded: Plugins,
+    *,
+    create: bool,
+    histories: Iterable[History] | None = None,
+    missing_ok: bool = False,
+) -> SystemStore:
+    """The store of ``config`` for a command, or a one-line error and exit 1.
+
+    :param create: True for commands that write (``sync``, ``scheduler run``): a missing
+        store is made. False for read commands: a missing store is an error, nothing is created.
+    :param histories: the migration histories to bring it to (default: every plugin's).
+    :param missing_ok: a missing store reads as an empty one (an in-memory store, nothing written
+        where the store would be): for ``cdp scheduler status``, whose schedules need no store.
+    """
+    try:
+        engine = access.open_store(
+            config.store_url, loaded.migrations if histories is None else histories, create=create
+        )
+    except access.StoreMissing as exc:
+        if not missing_ok:
+            fail(config.redact(str(exc)), EXIT_FAILED)
+        return SystemStore("sqlite://").create()
+    except access.StoreUnavailable as exc:
+        fail(config.redact(str(exc)), EXIT_FAILED)
+    return SystemStore(engine)
+
+
+@contextmanager
+def store_errors(config: Config | None = None) -> Iterator[None]:
+    """Turn a store failure inside the block (a query on a store gone bad) into a one-line error, exit 1."""
+    try:
+        yield
+    except (SQLAlchemyError, SchemaError, access.StoreUnavailable) as exc:
+        url = config.store_url if config is not None else ""
+        message = access.describe_store_error(exc, url) if url else str(exc).splitlines()[0]
+        fail(config.redact(message) if config is not None else message, EXIT_FAILED)
+
+
 def print_config_error(exc: ConfigError, console: Console) -> None:
     count = len(exc.issues)
     console.print(f"[bold red]{exc.file}: {count} problem{'s' if count != 1 else ''}[/]", highlight=False)
     for issue in exc.issues:
         console.print(f"  {issue.render(exc.file)}", highlight=False, markup=False)
+
+
+def print_warnings(file: str, warnings: list[ConfigIssue]) -> None:
+    """``warning: file:line: key: message`` on stderr, one per line."""
+    for warning in warnings:
+        stderr.print(f"warning: {warning.render(file)}", style="yellow", highlight=False, markup=False)
 
 
 def emit_json(data: Any) -> None:

@@ -7,16 +7,11 @@ node the config does not have is a usage error (exit 2).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
 from cdp_core.cli import common
-from cdp_core.cli.common import EXIT_FAILED
 from cdp_core.config import Config, GraphConfig, NodeConfig
 from cdp_core.plugins import Plugins
-from cdp_core.runner import describe_error
 from cdp_core.store import SystemStore
 
 
@@ -26,34 +21,12 @@ def shown_url(url: str) -> str:
 
 
 def existing_store(cfg: Config, loaded: Plugins | None = None, *, create: bool = False) -> SystemStore:
-    """The store of ``cfg``, brought to the current schema; exit 1 with one line when it cannot be had.
+    """The store of ``cfg`` for an operator command (:func:`cdp_core.cli.common.open_store`): exit 1 with one
+    line when it cannot be had.
 
     :param create: make the store when there is none (``cdp state set`` before a first sync).
     """
-    url = make_url(cfg.store_url)
-    shown = shown_url(cfg.store_url)
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:"):
-            common.fail(f"the store {shown} is in memory: it keeps nothing from one command to the next", EXIT_FAILED)
-        path = Path(database)
-        if path.exists() and not path.is_file():
-            common.fail(f"the store {path} is not a file ([store] url in {cfg.path})", EXIT_FAILED)
-        if not path.exists() and not create:
-            common.fail(f"no store at {path}: nothing has run yet (`cdp sync` creates it)", EXIT_FAILED)
-    found = True
-    try:
-        system = SystemStore(cfg.store_url)
-        if not create:
-            with system.engine.connect() as conn:
-                found = inspect(conn).has_table("sync_state")
-        if found:
-            system.create(loaded.migrations if loaded is not None else ())
-    except Exception as exc:  # noqa: BLE001 - a corrupt file, a locked or unreachable database, a newer schema
-        common.fail(f"cannot open the store {shown}: {cfg.redact(describe_error(exc))}", EXIT_FAILED)
-    if not found:
-        common.fail(f"the store {shown} holds no cdp tables: nothing has run yet (`cdp sync` creates them)", EXIT_FAILED)
-    return system
+    return common.open_store(cfg, loaded or common.plugins(), create=create)
 
 
 def graph_nodes(cfg: Config, graph: str) -> dict[str, NodeConfig]:

@@ -16,7 +16,6 @@ from cdp_core.cli import common
 from cdp_core.cli.app import app
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stdout
 from cdp_core.scheduler import Scheduler, graph_status
-from cdp_core.store import SystemStore
 from cdp_core.store.leases import default_ttl
 from cdp_core.timeutil import aware, utc_now
 
@@ -47,7 +46,8 @@ def run_command(
     cfg, loaded = common.load(config, graphs=("*enabled",))  # the secrets of every graph it will run
     logs.configure(fmt, cfg.redact)
     _default_to_info(ctx)
-    scheduler = Scheduler(cfg, loaded, lease_ttl=lease_ttl or default_ttl(), workers=workers)
+    system = common.open_store(cfg, loaded, create=True)
+    scheduler = Scheduler(cfg, loaded, system=system, lease_ttl=lease_ttl or default_ttl(), workers=workers)
     if not scheduler.runnable:
         common.fail(f"no sync graph in {config} has a schedule, an interval or dependencies: nothing to run")
     raise typer.Exit(scheduler.serve())
@@ -69,8 +69,9 @@ def status_command(
         except ValueError:
             common.fail(f"--at: not an ISO date and time: {at!r}")
         now = aware(now)  # the given offset is kept: next runs print in the graph's zone anyway
-    cfg, _ = common.load(config)
-    entries = graph_status(cfg, SystemStore(cfg.store_url).create(), now)
+    cfg, loaded = common.load(config)
+    with common.store_errors(cfg):
+        entries = graph_status(cfg, common.open_store(cfg, loaded, create=False, missing_ok=True), now)
     if as_json:
         emit_json(entries)
         return

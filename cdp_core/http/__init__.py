@@ -43,7 +43,9 @@ from cdp_core.http.errors import (
     RateLimited,
     ResponseError,
     ServerError,
+    check_base_url,
     describe_validation,
+    error_body,
     error_url,
     log_url,
     response_json,
@@ -64,6 +66,8 @@ from cdp_core.http.paging import (
 
 __all__ = [
     "SENSITIVE_PARAMS",
+    "check_base_url",
+    "error_body",
     "ApiKeyHeader",
     "ApiKeyQuery",
     "AuthError",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
@@ -38,12 +38,17 @@ from cdp_core.http.errors import (
     status_error,
 )
 from cdp_core.http.limits import Limiter, RatePolicy
+from cdp_core.secrets import cut
 from cdp_core.timeutil import as_utc, utc_now
 
 if TYPE_CHECKING:
     from cdp_core.http.factory import HttpFactory
 
 log = logging.getLogger("cdp.http")
+
+Explain = Callable[[httpx.Response], str | None]
+"""Reads a vendor's reason out of a failed response's body (HubSpot's ``message``, Typeform's ``description``)."""
+MAX_REASON = 300
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -109,6 +114,26 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] = utc_now)
     return max(0.0, (as_utc(when) - now()).total_seconds())
 
 
+class _DeadlineStream(httpx.SyncByteStream):
+    """A response body that fails with ``ReadTimeout`` once the call's total time limit has passed."""
+
+    def __init__(self, inner: Any, request: Request, clock: Callable[[], float], deadline: float) -> None:
+        self.inner, self.request, self.clock, self.deadline = inner, request, clock, deadline
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.inner:
+            if self.clock() > self.deadline:
+                raise httpx.ReadTimeout(
+                    "the response body was still arriving when the call's total time limit ran out", request=self.request
+                )
+            yield chunk
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
 def _timeouts(value: Timeouts | float | None, default: Timeouts) -> Timeouts:
     """A :class:`Timeouts` from a ``timeout=`` argument: one number sets connect, read and write."""
     if value is None:
@@ -142,11 +167,13 @@ class HttpClient:
         rate_policy: RatePolicy | None,
         factory: HttpFactory,
         follow_redirects: bool,
+        explain: Explain | None = None,
     ) -> None:
         self.connector = connector
         self.base_url = base_url
         self.limiter, self.timeouts, self.retry, self.rate_policy = limiter, timeouts, retry, rate_policy
         self._factory = factory
+        self.explain = explain
         self._options: dict[str, Any] = {
             "base_url": base_url, "auth": auth, "headers": headers, "params": params,
             "follow_redirects": follow_redirects,
@@ -228,7 +255,7 @@ class HttpClient:
             request = self.httpx.build_request(method, url, timeout=timeouts.for_attempt(remaining), **kwargs)
             request.extensions = {**request.extensions, CONNECTOR_EXTENSION: self.connector}
             where = f"{method} {log_url(request.url, self._factory.redactor)}"
-            response, failure = self._send(request, where, attempt)
+            response, failure = self._send(request, where, attempt, deadline)
             wait: float | None = None
             if response is None:
                 if safe or isinstance(failure, (*_NOT_SENT, RateLimited, ServerError)):
@@ -257,14 +284,25 @@ class HttpClient:
             raise self._error(method, request, response, failure, attempt)
 
     def _send(
-        self, request: Request, where: str, attempt: int
+        self, request: Request, where: str, attempt: int, deadline: float | None = None
     ) -> tuple[Response, None] | tuple[None, BaseException]:
-        """One send inside the connector's limits: the response, or the transport failure."""
+        """One send inside the connector's limits: the response, or the transport failure.
+
+        The body is read here, chunk by chunk, against the call's ``deadline``: httpx's read
+        timeout bounds each wait for a chunk, not the body, so a server trickling a byte at
+        a time would otherwise hold the call for ever.
+        """
         clock, attempts = self._factory.clock, self.retry.max_attempts
         with self.limiter.slot():
             started = clock()
             try:
-                response = self.httpx.send(request)
+                response = self.httpx.send(request, stream=True)
+                try:
+                    if deadline is not None:
+                        response.stream = _DeadlineStream(response.stream, request, clock, deadline)
+                    response.read()
+                finally:
+                    response.close()
             except httpx.TransportError as exc:
                 self.log.debug(
                     "%s -> %s in %.3fs (attempt %d/%d)", where, type(exc).__name__, clock() - started, attempt, attempts
@@ -314,4 +352,20 @@ class HttpClient:
             return error
         status = response.status_code
         cls = status_error(status)
-        return cls(f"{status} {response.reason_phrase}".strip(), status=status, response=response, **common)
+        detail = f"{status} {response.reason_phrase}".strip()
+        reason = self._vendor_reason(response)
+        if reason:
+            detail += f": {reason}"
+        return cls(detail, status=status, response=response, **common)
+
+    def _vendor_reason(self, response: Response) -> str | None:
+        """The vendor's own reason for a failed call (the plugin's ``explain``), redacted, then cut to 300 characters."""
+        if self.explain is None:
+            return None
+        try:
+            reason = self.explain(response)
+        except Exception:  # noqa: BLE001 - an unreadable error body leaves the status line alone
+            return None
+        if not reason:
+            return None
+        return cut(" ".join(str(reason).split()), MAX_REASON, self._factory.redactor)

@@ -21,13 +21,20 @@ CONNECTOR_EXTENSION = "cdp.connector"
 
 SENSITIVE_PARAMS = frozenset(
     {
-        "access_token", "api_key", "apikey", "api-key", "auth", "client_secret", "code", "id_token", "key",
-        "password", "refresh_token", "secret", "sig", "signature", "token",
+        "access_token", "api_key", "apikey", "api-key", "api_token", "apitoken", "auth", "auth_token",
+        "client_secret", "code", "id_token", "key", "password", "private_token", "refresh_token", "secret",
+        "session_token", "sig", "signature", "token",
     }
 )  # fmt: skip
 """Query parameters whose values are masked in logs (compared case-insensitively)."""
 
 Redact = Callable[[str], str]
+
+
+def sensitive_param(name: str) -> bool:
+    """A query parameter whose value is a credential: a known name, or one ending in token, secret, key or password."""
+    lowered = name.lower()
+    return lowered in SENSITIVE_PARAMS or lowered.endswith(("token", "secret", "_key", "-key", "password", "apikey"))
 
 
 def _no_redact(text: str) -> str:
@@ -37,7 +44,7 @@ def _no_redact(text: str) -> str:
 def log_url(url: httpx.URL | str, redact: Redact = _no_redact) -> str:
     """The URL for a log line: no user info, sensitive query values masked, known secrets redacted."""
     url = httpx.URL(str(url))
-    params = [(k, REDACTED if k.lower() in SENSITIVE_PARAMS else v) for k, v in url.params.multi_items()]
+    params = [(k, REDACTED if sensitive_param(k) else v) for k, v in url.params.multi_items()]
     text = str(url.copy_with(userinfo=b"", query=None))
     if params:
         text += "?" + "&".join(f"{k}={v}" if v == REDACTED else str(httpx.QueryParams([(k, v)])) for k, v in params)
@@ -48,6 +55,46 @@ def error_url(url: httpx.URL | str, redact: Redact = _no_redact) -> str:
     """The URL for an error message: scheme, host and path only (no user info, no query)."""
     url = httpx.URL(str(url))
     return redact(str(url.copy_with(userinfo=b"", query=None, fragment=None)))
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def check_base_url(value: str) -> str:
+    """A plugin's ``base_url`` option (a proxy, a sandbox, a test server), or ValueError.
+
+    ``https://HOST[:PORT][/PATH]``; plain ``http://`` only for a loopback address
+    (``localhost``, ``127.x.x.x``, ``::1``): a token sent over plain HTTP to another host
+    could be read on the way. No user info, query or fragment. The trailing ``/`` is cut.
+    """
+    import ipaddress
+
+    text = value.strip().rstrip("/")
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError):
+        raise ValueError(f"not a URL: {value!r}") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"base_url must be https://HOST[/PATH] (http:// only for a loopback address), got {value!r}")
+    if url.userinfo or url.query or url.fragment:
+        raise ValueError("base_url takes no user info, query or fragment (credentials go in their own options)")
+    if url.scheme == "http":
+        host = url.host.strip("[]")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host.lower() in LOOPBACK_HOSTS
+        if not loopback:
+            raise ValueError(f"plain http:// is allowed only for a loopback address (localhost, 127.0.0.1, ::1), not {host!r}")
+    return text
+
+
+def error_body(response: httpx.Response) -> Any:
+    """A failed response's JSON body for a plugin's ``explain`` (None when it is not JSON)."""
+    try:
+        return json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError, httpx.ResponseNotRead):
+        return None
 
 
 class HttpError(Exception):

@@ -21,7 +21,7 @@ import httpx
 
 from cdp_core import __version__
 from cdp_core.http.auth import SecretAuth
-from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts, _timeouts
+from cdp_core.http.client import Explain, HttpClient, RetryPolicy, Timeouts, _timeouts
 from cdp_core.http.errors import log_url
 from cdp_core.http.limits import Clock, Limiter, RateLimit, RatePolicy, Sleep
 from cdp_core.secrets import Redactor
@@ -117,6 +117,7 @@ class HttpFactory:
         scope: str = "default",
         connector: str | None = None,
         follow_redirects: bool = True,
+        explain: Explain | None = None,
     ) -> HttpClient:
         """A new client for one connector (the bound one unless ``connector`` is given).
 
@@ -124,6 +125,8 @@ class HttpFactory:
             all its clients of the same ``scope``; the first client to set them wins.
         :param timeout: a :class:`Timeouts` or one number for connect, read and write.
         :param rate_policy: reads the vendor's rate headers (:class:`LeakyBucketHeader`).
+        :param explain: reads the vendor's reason from a failed response's body; it is added
+            to the error's message (redacted, cut to 300 characters): ``404 Not Found: Form not found``.
         """
         name = connector or self.connector or "http"
         timeouts = _timeouts(timeout, self.timeouts)
@@ -144,6 +147,7 @@ class HttpFactory:
             rate_policy=rate_policy,
             factory=self,
             follow_redirects=follow_redirects,
+            explain=explain,
         )
 
 

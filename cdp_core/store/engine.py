@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,25 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+BUSY_TIMEOUT_ENV = "CDP_STORE_BUSY_TIMEOUT"
+"""Seconds a SQLite connection waits for another process's lock before "database is locked" (default 30)."""
+
+
+def busy_timeout() -> float:
+    try:
+        return max(0.0, float(os.environ.get(BUSY_TIMEOUT_ENV, "30")))
+    except ValueError:
+        return 30.0
+
+
+def make_engine(url: str, *, create_folder: bool = True, **kwargs: Any) -> Engine:
+    """An engine for ``url``; ``create_folder=False`` leaves a SQLite file's missing folder missing (read commands)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        if create_folder and parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout()}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":

@@ -154,10 +154,10 @@ def test_operator_command_on_a_synced_store(case: Case, tmp_path: Path, store_ur
 # -- a store that is not there, or not a store ------------------------------------------------
 
 MISSING: dict[str, Case] = {
-    "state-show-no-store": Case(("state", "show", "g"), 1, r"^error: no store at \S+store\.sqlite: nothing has run yet \(`cdp sync` creates it\)$"),
-    "state-reset-no-store": Case(("state", "reset", "g", "crm"), 1, r"^error: no store at \S+store\.sqlite: nothing has run yet"),
-    "retry-no-store": Case(("quarantine", "retry"), 1, r"^error: no store at \S+store\.sqlite: nothing has run yet"),
-    "list-no-store": Case(("quarantine", "list", "--graph", "g"), 1, r"^error: no store at \S+store\.sqlite: nothing has run yet"),
+    "state-show-no-store": Case(("state", "show", "g"), 1, r"^error: no store at \S+store\.sqlite: nothing has been synced yet \(run `cdp sync` first\)$"),
+    "state-reset-no-store": Case(("state", "reset", "g", "crm"), 1, r"^error: no store at \S+store\.sqlite: nothing has been synced yet"),
+    "retry-no-store": Case(("quarantine", "retry"), 1, r"^error: no store at \S+store\.sqlite: nothing has been synced yet"),
+    "list-no-store": Case(("quarantine", "list", "--graph", "g"), 1, r"^error: no store at \S+store\.sqlite: nothing has been synced yet"),
 }
 
 
@@ -179,7 +179,7 @@ def test_a_folder_where_the_store_file_should_be(tmp_path: Path) -> None:
     done = cdp(tmp_path, "state", "show", "g")
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 1, output
-    assert re.fullmatch(r"error: the store \S+store\.sqlite is not a file \(\[store\] url in \S+connectors\.toml\)", output)
+    assert re.fullmatch(r"error: the store \S+store\.sqlite is a folder, not a SQLite database file", output)
     assert "Traceback" not in output and SECRET not in output
 
 
@@ -191,7 +191,9 @@ def test_a_store_without_cdp_tables(tmp_path: Path, store_url: str) -> None:
     done = cdp(tmp_path, "state", "reset", "g")
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 1, output
-    assert re.fullmatch(r"error: the store \S+ holds no cdp tables: nothing has run yet \(`cdp sync` creates them\)", output)
+    assert re.fullmatch(
+        r"error: no cdp store in \S+: it holds no cdp tables \(nothing has been synced yet: run `cdp sync` first\)", output
+    )
     assert "Traceback" not in output and SECRET not in output
     engine = SystemStore(store_url).engine
     assert inspect(engine).get_table_names() == [], "a read command creates no table"

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, client_for
+from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, check_base_url, client_for
 from cdp_core.http.auth import SecretAuth, reveal
 from cdp_core.http.errors import AuthError, HttpError, response_json
 from cdp_core.transforms.phones import Region
@@ -73,8 +73,15 @@ class GoogleAdsConfig(PluginConfig):
     allow_empty: bool = Field(
         False, description="let a run that was fed nobody remove every member (off: such a run fails instead)"
     )
-    base_url: str = Field("https://googleads.googleapis.com", description="the API host (tests, proxies)")
-    token_url: str = Field(TOKEN_URL, description="the OAuth2 token endpoint")
+    base_url: str = Field(
+        "https://googleads.googleapis.com", description="the API host (proxies, tests; http:// only for loopback)"
+    )
+    token_url: str = Field(TOKEN_URL, description="the OAuth2 token endpoint (http:// only for loopback)")
+
+    @field_validator("base_url", "token_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @field_validator("customer_id", "login_customer_id")
     @classmethod

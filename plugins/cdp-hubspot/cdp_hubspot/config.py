@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from cdp_core import PluginConfig
 from cdp_core.base import ConnectorContext
-from cdp_core.http import BearerAuth, HttpClient, RateLimit, client_for
+from cdp_core.http import BearerAuth, HttpClient, RateLimit, check_base_url, client_for, error_body
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "hubspot"
@@ -54,7 +54,7 @@ class HubSpotConfig(PluginConfig):
         description='The private app\'s access token, as "${HUBSPOT_TOKEN}" in connectors.toml. '
         "Scopes: crm.objects.contacts.read (+ .write for the write-back), crm.objects.companies.read."
     )
-    base_url: str = Field("https://api.hubapi.com", description="The API's base URL.")
+    base_url: str = Field("https://api.hubapi.com", description="The API's base URL (a proxy, a sandbox, a test server; http:// only for loopback).")
     properties: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTACT_PROPERTIES),
         min_length=1,
@@ -86,10 +86,7 @@ class HubSpotConfig(PluginConfig):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("base_url must start with https:// (or http:// for a local mock)")
-        return value
+        return check_base_url(value)
 
     @field_validator("properties", "company_properties")
     @classmethod
@@ -117,12 +114,25 @@ def hubspot_rate_policy(response: httpx.Response) -> float | None:
     return interval if left <= 2 else None
 
 
+def hubspot_reason(response: httpx.Response) -> str | None:
+    """HubSpot's reason for a failed call: ``{"status": "error", "category", "message", "correlationId"}``."""
+    body = error_body(response)
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+        return None
+    category = body.get("category") or body.get("subCategory")
+    reason = f"HubSpot {category}: {body['message']}" if category else f"HubSpot: {body['message']}"
+    if body.get("correlationId"):
+        reason += f" (correlationId {body['correlationId']})"
+    return reason
+
+
 def make_client(config: HubSpotConfig, context: ConnectorContext, *, search: bool) -> HttpClient:
     """A client of the core's HTTP layer for this connector: the search API has its own budget."""
     options: dict[str, Any] = {
         "base_url": config.base_url,
         "auth": BearerAuth(config.access_token),
         "max_concurrency": config.max_concurrency,
+        "explain": hubspot_reason,
     }
     if search:
         options.update(rate_limit=RateLimit(config.search_rate_limit, per=config.search_rate_period), scope="search")

@@ -147,6 +147,7 @@ class SearchStream(Stream):
         self.kind = RecordKind.profile
         self.primary_key = ("id",)
         self.cursor_field = spec.time_property
+        self.identifier_types = (spec.id_identifier, "email", "phone") if spec.person else (spec.id_identifier,)
 
     @property
     def path(self) -> str:

@@ -378,6 +378,7 @@ def test_auth_failure_names_the_connector(fake: FakeHubSpot, cdp_http: HttpFacto
         read(build(tmp_path, cdp_http, access_token="pat-wrong-token"))
     message = str(info.value)
     assert "connector 'crm'" in message and "401" in message and "credentials" in message
+    assert "401 Unauthorized: HubSpot INVALID_AUTHENTICATION: Authentication credentials not found" in message
     assert "pat-wrong-token" not in message
     assert info.value.attempts == 1  # a 401 is not retried
 

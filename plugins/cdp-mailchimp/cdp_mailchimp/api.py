@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from cdp_core import ConnectorContext, PluginConfig
-from cdp_core.http import BasicAuth, HttpClient, client_for
+from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "mailchimp"
@@ -44,6 +44,17 @@ class MailchimpConfig(PluginConfig):
 
     # A validation error must never echo the key it refused (pydantic shows the input by default).
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    base_url: str | None = Field(
+        None,
+        description="The API's base URL (a proxy, a sandbox, a test server; http:// only for loopback); "
+        "default https://<dc>.api.mailchimp.com/3.0 from the key's data center.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
 
     api_key: SecretStr = Field(
         description='The Marketing API key, as "${MAILCHIMP_API_KEY}"; it ends with its data center ("-us21").'
@@ -88,9 +99,9 @@ class MailchimpConfig(PluginConfig):
         return self.api_key.get_secret_value().rpartition("-")[2]
 
     @property
-    def base_url(self) -> str:
-        """``https://<dc>.api.mailchimp.com/3.0``."""
-        return f"https://{self.data_center}.api.mailchimp.com/3.0"
+    def api_base(self) -> str:
+        """``base_url`` when set, else ``https://<dc>.api.mailchimp.com/3.0``."""
+        return self.base_url or f"https://{self.data_center}.api.mailchimp.com/3.0"
 
 
 def make_client(config: MailchimpConfig, context: ConnectorContext) -> HttpClient:
@@ -101,7 +112,7 @@ def make_client(config: MailchimpConfig, context: ConnectorContext) -> HttpClien
     """
     return client_for(
         context,
-        base_url=config.base_url,
+        base_url=config.api_base,
         auth=BasicAuth("cdp", config.api_key),
         max_concurrency=config.max_concurrency,
     )

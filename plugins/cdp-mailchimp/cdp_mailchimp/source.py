@@ -68,6 +68,7 @@ class _MembersRead(Stream):
 
     cursor_field = "last_changed"
     primary_key = ("id",)
+    identifier_types = ("mailchimp_member_id", "email")
     params: ClassVar[dict[str, str]] = {"exclude_fields": "_links,members._links"}
 
     def __init__(self, source: MailchimpSource) -> None:

@@ -12,7 +12,16 @@ import respx
 from cdp_core import RecordKind
 from cdp_core.http import AuthError, HttpFactory, ResponseError
 from cdp_core.store.system import SystemStore
-from cdp_core.testing import Collector, RegisterPlugin, SourceConformance, kit_plugin, make_context, read_keys, roundtrip, run_graph
+from cdp_core.testing import (
+    Collector,
+    RegisterPlugin,
+    SourceConformance,
+    kit_plugin,
+    make_context,
+    read_keys,
+    roundtrip,
+    run_graph,
+)
 from fake_mailchimp import BASE, KEY, LIST_ID, FakeMailchimp, member_id
 from pydantic import ValidationError
 
@@ -149,7 +158,7 @@ def test_data_center_comes_from_the_key(cdp_respx: respx.Router, cdp_http: HttpF
     api = fake(key=key).install(cdp_respx)
     assert api.base == "https://us6.api.mailchimp.com/3.0"
     source = build(tmp_path, cdp_http, api_key=key)
-    assert source.config.base_url == "https://us6.api.mailchimp.com/3.0"
+    assert source.config.api_base == "https://us6.api.mailchimp.com/3.0"
     assert len(keys(source)) == 5
     assert {r.url.host for r in api.list_requests} == {"us6.api.mailchimp.com"}
     assert all(r.url.path == f"/3.0/lists/{LIST_ID}/members" for r in api.list_requests)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import httpx
 from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.http import BearerAuth, HttpClient, client_for
+from cdp_core.http import BearerAuth, HttpClient, check_base_url, client_for
 from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
 from cdp_core.transforms.phones import Region
 from cdp_profiles.audiences import (
@@ -56,7 +56,14 @@ class MetaAudiencesConfig(PluginConfig):
     allow_empty: bool = Field(
         False, description="let a run that was fed nobody remove every member (off: such a run fails instead)"
     )
-    base_url: str = Field("https://graph.facebook.com", description="the Graph API host (tests, proxies)")
+    base_url: str = Field(
+        "https://graph.facebook.com", description="the Graph API host (proxies, tests; http:// only for loopback)"
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @field_validator("keys")
     @classmethod

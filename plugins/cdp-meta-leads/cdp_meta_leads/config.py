@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from cdp_core import PluginConfig
+from cdp_core.http import check_base_url
 from pydantic import Field, SecretStr, field_validator
 
 _VERSION = re.compile(r"v\d+\.\d+")
@@ -23,6 +24,9 @@ class MetaLeadsConfig(PluginConfig):
         "it needs leads_retrieval, pages_manage_ads, pages_read_engagement, pages_show_list and ads_management.",
     )
     graph_version: str = Field("v21.0", description='The Graph API version, "vNN.N".')
+    base_url: str = Field(
+        "https://graph.facebook.com", description="The Graph API host (proxies, tests; http:// only for loopback)."
+    )
     form_ids: list[str] = Field(min_length=1, description="The lead forms to read (their numeric ids).")
     page_size: int = Field(100, ge=1, le=500, description="Leads per request.")
     extra_fields: list[str] = Field(
@@ -44,6 +48,11 @@ class MetaLeadsConfig(PluginConfig):
     max_rate_limit_wait: float = Field(
         900.0, ge=0, le=86400, description="Longest single wait; a longer one Meta asks for fails the run instead."
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @field_validator("graph_version")
     @classmethod

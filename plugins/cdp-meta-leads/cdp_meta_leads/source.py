@@ -45,7 +45,6 @@ from cdp_core.http import (
     cursor_pages,
     default_factory,
 )
-
 from cdp_core.isolation import split_items
 
 from cdp_meta_leads.config import MetaLeadsConfig
@@ -165,6 +164,7 @@ class Leads(LeadsStream):
 
     name = "leads"
     kind = RecordKind.profile
+    identifier_types = ("meta_lead_id", "email", "phone")
 
     def record_for(self, lead: Lead, form_id: str) -> Record:
         return lead_profile(lead, form_id, self.record_stream)
@@ -175,6 +175,7 @@ class Submissions(LeadsStream):
 
     name = "submissions"
     kind = RecordKind.event
+    identifier_types = ("meta_lead_id", "email", "phone")
 
     def record_for(self, lead: Lead, form_id: str) -> Record:
         return lead_event(lead, form_id, self.record_stream)
@@ -192,7 +193,7 @@ class MetaLeadsSource(Source):
         # token goes in the Authorization header, never in a URL.
         client = client_for(
             context,
-            base_url=f"{GRAPH_URL}/{config.graph_version}",
+            base_url=f"{config.base_url}/{config.graph_version}",
             auth=BearerAuth(config.access_token),
             rate_limit=RateLimit(10, per=1.0, burst=10),
             max_concurrency=2,

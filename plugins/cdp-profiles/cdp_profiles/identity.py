@@ -20,13 +20,14 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
-from cdp_core.base import PluginConfig
-from cdp_core.config import Config
+from cdp_core.base import ConnectorContext, PluginConfig, Stream
+from cdp_core.config import Config, Connector
+from cdp_core.keypaths import did_you_mean
 from pydantic import Field, field_validator
 
 Identifier = tuple[str, str]
@@ -109,6 +110,115 @@ def identity_section(config: Config) -> IdentityConfig:
     """The ``[identity]`` section of a loaded connectors.toml (its defaults when absent)."""
     section = config.sections.get("identity")
     return section if isinstance(section, IdentityConfig) else IdentityConfig()
+
+
+BUILTIN_TYPES = ("email", "phone")
+"""Identifier types every config knows: the store normalizes them, and any stream may carry them."""
+
+Report = Callable[[tuple[str | int, ...], str], None]
+
+
+def check_identity(config: Config, report: Report) -> None:
+    """``[identity]`` against the rest of the config (the ``cdp_validate_config`` hook).
+
+    Only what the file sets is checked (the defaults name the vendors' types, configured or not):
+
+    - every identifier type in ``priority``, ``limits`` and ``blocked`` (``TYPE:...``) is one
+      some configured stream declares (``Stream.identifier_types``: a file source's
+      ``identifiers``, a vendor's own ids), one an ``identify`` node's ``identifiers`` names,
+      or ``email``/``phone``;
+    - every ``traits.source_priority`` entry is ``CONNECTOR.STREAM`` of a configured source.
+
+    Names that belong to a connector with problems of its own are left alone.
+    """
+    section = config.sections.get("identity")
+    if not isinstance(section, IdentityConfig):
+        return
+    types = known_identifier_types(config)
+    if types is not None:
+        listed = sorted(types)
+
+        def check_type(where: tuple[str | int, ...], type_name: str) -> None:
+            if type_name not in types:
+                report(
+                    where,
+                    f"unknown identifier type {type_name!r}{did_you_mean(type_name, listed)}; "
+                    f"the configured streams carry: {', '.join(listed)}",
+                )
+
+        if "priority" in section.model_fields_set:
+            for index, type_name in enumerate(section.priority):
+                check_type(("identity", "priority", index), type_name)
+        if "limits" in section.model_fields_set:
+            for type_name in section.limits:
+                check_type(("identity", "limits", type_name), type_name)
+        if "blocked" in section.model_fields_set:
+            for index, pattern in enumerate(section.blocked):
+                blocked_type, _ = _compile(pattern)
+                if blocked_type is not None:
+                    check_type(("identity", "blocked", index), blocked_type)
+    if "source_priority" in section.traits.model_fields_set:
+        for index, name in enumerate(section.traits.source_priority):
+            problem = _stream_problem(config, name)
+            if problem:
+                report(("identity", "traits", "source_priority", index), problem)
+
+
+def known_identifier_types(config: Config) -> set[str] | None:
+    """The identifier types the configured streams and ``identify`` nodes declare, plus email and phone.
+
+    None when that cannot be known: a connector is left out for its own problems.
+    """
+    if config.broken_connectors or config.unavailable:
+        return None
+    types = set(BUILTIN_TYPES)
+    for connector in config.connectors.values():
+        streams = _streams(connector)
+        if streams is None:
+            return None
+        for stream in streams:
+            types.update(stream.identifier_types)
+    for graph in config.root.syncs.values():
+        nodes = graph.get("nodes") if isinstance(graph, dict) else None
+        for node in (nodes or {}).values() if isinstance(nodes, dict) else ():
+            options = node.get("options") if isinstance(node, dict) else None
+            identifiers = options.get("identifiers") if isinstance(options, dict) else None
+            if node.get("transform") is not None and isinstance(identifiers, dict):
+                types.update(str(t) for t in identifiers)
+    return types
+
+
+def _streams(connector: Connector) -> list[Stream] | None:
+    registration = connector.roles.get("source")
+    if registration is None:
+        return []
+    try:
+        return list(registration.cls(connector.config, ConnectorContext(name=connector.name)).streams())
+    except Exception:  # noqa: BLE001 - a source that cannot list its streams is reported by the graph check
+        return None
+
+
+def _stream_problem(config: Config, name: str) -> str | None:
+    connector_name, dot, stream_name = name.partition(".")
+    if not dot or not stream_name:
+        return f"expected CONNECTOR.STREAM, got {name!r}"
+    if connector_name in config.broken_connectors or connector_name in config.unavailable:
+        return None
+    sources = sorted(n for n, c in config.connectors.items() if "source" in c.roles)
+    connector = config.connectors.get(connector_name)
+    if connector is None or "source" not in connector.roles:
+        what = "not a source" if connector is not None else "unknown connector"
+        return f"{what} {connector_name!r}{did_you_mean(connector_name, sources)}; sources: {', '.join(sources) or 'none'}"
+    streams = _streams(connector)
+    if streams is None:
+        return None
+    names = [s.name for s in streams]
+    if stream_name not in names:
+        return (
+            f"connector {connector_name!r} has no stream {stream_name!r}{did_you_mean(stream_name, names)}; "
+            f"streams: {', '.join(names) or 'none'}"
+        )
+    return None
 
 
 def _compile(pattern: str) -> tuple[str | None, re.Pattern[str]]:

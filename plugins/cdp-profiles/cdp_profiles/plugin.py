@@ -2,15 +2,16 @@
 
 Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``
-section of connectors.toml, the ``profiles`` and ``nps`` commands, and the migration
+section of connectors.toml (and its check against the rest of the file), the ``profiles`` and ``nps`` commands, and the migration
 history of its tables.
 """
 
 from __future__ import annotations
 
 from cdp_core import Register, hookimpl
+from cdp_core.config import Config
 
-from cdp_profiles.identity import IdentityConfig
+from cdp_profiles.identity import IdentityConfig, Report, check_identity
 from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
 from cdp_profiles.store.schema import PROFILES
 
@@ -28,6 +29,11 @@ def cdp_register_destinations(register: Register) -> None:
 @hookimpl
 def cdp_register_config_sections(register: Register) -> None:
     register("identity", IdentityConfig)
+
+
+@hookimpl
+def cdp_validate_config(config: Config, report: Report) -> None:
+    check_identity(config, report)
 
 
 @hookimpl

@@ -284,12 +284,16 @@ def test_figure_arithmetic() -> None:
     assert nps.NpsFigure(30, 0, 0).low_n is False
 
 
+STORE_CONNECTOR = '[connectors.store]\ntype = "profile_store"\n'
+"""A config is not empty (an empty one is a problem): the store as a connector."""
+
+
 # -- the command line ---------------------------------------------------------------------
 
 
 def run(tmp_path: Path, store_url: str, *args: str) -> tuple[int, str, str]:
     config = tmp_path / "connectors.toml"
-    config.write_text(f'[store]\nurl = "{store_url}"\n', encoding="utf-8")
+    config.write_text(f'[store]\nurl = "{store_url}"\n' + STORE_CONNECTOR, encoding="utf-8")
     result = CliRunner().invoke(build_app(), ["nps", "-c", str(config), *args])
     return result.exit_code, result.stdout, result.stderr
 
@@ -337,6 +341,11 @@ def test_cli_filters_and_usage_errors(engine: Engine, store_url: str, tmp_path: 
 
 
 def test_cli_without_answers(store_url: str, tmp_path: Path) -> None:
+    code, out, err = run(tmp_path, store_url, "--json")
+    assert code == 1 and out == "" and "run `cdp sync` first" in err  # no store yet: none is created
+    engine = make_engine(store_url)
+    ensure_schema(engine)  # a store no answer has reached yet
+    engine.dispose()
     code, out, err = run(tmp_path, store_url, "--json")
     assert code == 0
     data = json.loads(out)

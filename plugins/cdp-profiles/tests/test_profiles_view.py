@@ -308,12 +308,16 @@ def test_list_profiles_with_filters(store: Store) -> None:
     assert [p.id for p in page] == [p.id for p in everyone]
 
 
+STORE_CONNECTOR = '[connectors.store]\ntype = "profile_store"\n'
+"""A config is not empty (an empty one is a problem): the store as a connector."""
+
+
 # -- the CLI --------------------------------------------------------------------------------
 
 
 def cdp(store: Store, tmp_path: Path, *args: str) -> Any:
     config = tmp_path / "connectors.toml"
-    config.write_text(f'[store]\nurl = "{store.url}"\n', encoding="utf-8")
+    config.write_text(f'[store]\nurl = "{store.url}"\n' + STORE_CONNECTOR, encoding="utf-8")
     return CliRunner().invoke(build_app(), [*args, "-c", str(config)])
 
 

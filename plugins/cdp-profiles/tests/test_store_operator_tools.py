@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from typer.testing import CliRunner
-
 from cdp_core.cli import build_app
 from cdp_core.store import SystemStore
+from sqlalchemy import text
+from typer.testing import CliRunner
 
 CSV = (
     "id,email,updated\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from cdp_core import PluginConfig
+from cdp_core.http import check_base_url
 from pydantic import Field, SecretStr, field_validator
 
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
@@ -17,6 +18,16 @@ class ShopifyConfig(PluginConfig):
     shop: str = Field(
         description='The shop\'s permanent domain, "my-shop.myshopify.com" (or just "my-shop").',
     )
+    base_url: str | None = Field(
+        None,
+        description="The Admin API's base URL (a proxy, a test server; http:// only for loopback); default https://SHOP.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
     access_token: SecretStr = Field(
         description='The Admin API access token of a custom app, as "${SHOPIFY_TOKEN}" in connectors.toml.',
     )
@@ -54,5 +65,6 @@ class ShopifyConfig(PluginConfig):
         return value.strip()
 
     @property
-    def base_url(self) -> str:
-        return f"https://{self.shop}"
+    def api_base(self) -> str:
+        """``base_url`` when set, else ``https://SHOP``."""
+        return self.base_url or f"https://{self.shop}"

@@ -44,6 +44,7 @@ from cdp_core.http import (
     RateLimit,
     ResponseError,
     client_for,
+    error_body,
     error_url,
     link_pages,
     next_link,
@@ -83,6 +84,22 @@ def server_time(response: httpx.Response) -> datetime:
     return utc_now()
 
 
+def shopify_reason(response: httpx.Response) -> str | None:
+    """Shopify's reason for a failed call: ``{"errors": "text"}``, ``{"errors": {"field": ["text"]}}`` or ``{"error": ...}``."""
+    body = error_body(response)
+    if not isinstance(body, dict):
+        return None
+    errors = body.get("errors", body.get("error"))
+    if isinstance(errors, str):
+        return f"Shopify: {errors}"
+    if isinstance(errors, dict):
+        parts = [f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items()]
+        return f"Shopify: {', '.join(parts)}" if parts else None
+    if isinstance(errors, list) and errors:
+        return f"Shopify: {'; '.join(map(str, errors))}"
+    return None
+
+
 class ShopifyStream(Stream):
     """A REST list endpoint read with Link paging and an inclusive ``updated_at_min`` mark."""
 
@@ -96,6 +113,7 @@ class ShopifyStream(Stream):
     scope: ClassVar[str]
     """The access scope the endpoint needs, for the error message of a 401/403."""
     primary_key = ("id",)
+    identifier_types = ("shopify_customer_id", "email", "phone")
     cursor_field = "updated_at"
 
     def __init__(self, source: ShopifySource) -> None:
@@ -279,7 +297,7 @@ class ShopifySource(Source):
         # next request once the bucket is 3/4 full, until it has drained back: a 429 is rare.
         self.client: HttpClient = client_for(
             context,
-            base_url=config.base_url,
+            base_url=config.api_base,
             auth=ApiKeyHeader("X-Shopify-Access-Token", config.access_token),
             headers={"Accept": "application/json"},
             rate_limit=RateLimit(config.calls_per_second, per=1.0, burst=config.bucket_size),
@@ -287,6 +305,7 @@ class ShopifySource(Source):
             rate_policy=LeakyBucketHeader(
                 header=CALL_LIMIT_HEADER, leak_rate=float(config.calls_per_second), threshold=0.75
             ),
+            explain=shopify_reason,
         )
 
     def streams(self) -> Sequence[Stream]:

@@ -274,6 +274,7 @@ def test_auth_failure_names_the_connector(cdp_respx: respx.Router, cdp_http: Htt
     message = str(info.value)
     assert "connector 'shop'" in message and "401" in message and "read_customers" in message
     assert "credentials" in message
+    assert "401 Unauthorized: Shopify: [API] Invalid API key or access token" in message
     assert "shpat_wrong_token" not in message
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import httpx
 from cdp_core import ConnectorContext, PluginConfig
-from cdp_core.http import BearerAuth, HttpClient, RateLimit, client_for
+from cdp_core.http import BearerAuth, HttpClient, RateLimit, check_base_url, client_for, error_body
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "typeform"
@@ -64,10 +65,10 @@ class TypeformConfig(PluginConfig):
     @field_validator("base_url")
     @classmethod
     def _https(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        if not value.startswith("https://"):
-            raise ValueError(f"base_url must be an https URL, such as one of: {', '.join(BASE_URLS)}")
-        return value
+        try:
+            return check_base_url(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; Typeform's hosts: {', '.join(BASE_URLS)}") from None
 
 
 def make_client(config: TypeformConfig, context: ConnectorContext) -> HttpClient:
@@ -78,7 +79,22 @@ def make_client(config: TypeformConfig, context: ConnectorContext) -> HttpClient
         auth=BearerAuth(config.token),
         rate_limit=RateLimit(2, per=1.0),
         max_concurrency=2,
+        explain=typeform_reason,
     )
+
+
+def typeform_reason(response: httpx.Response) -> str | None:
+    """Typeform's reason for a failed call: ``{"code": "FORM_NOT_FOUND", "description": "...", "details": [...]}``."""
+    body = error_body(response)
+    if not isinstance(body, dict) or not (body.get("code") or body.get("description")):
+        return None
+    reason = f"Typeform {body.get('code') or 'error'}"
+    if isinstance(body.get("description"), str):
+        reason += f": {body['description']}"
+    details = [d.get("description") for d in body.get("details") or [] if isinstance(d, dict) and d.get("description")]
+    if details:
+        reason += f" ({'; '.join(str(d) for d in details[:3])})"
+    return reason
 
 
 # -- response shapes: a page that does not match is a clear error, never a silent gap ----------

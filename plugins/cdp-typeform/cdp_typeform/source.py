@@ -38,6 +38,7 @@ class ResponsesStream(Stream):
     kind = RecordKind.nps_response
     primary_key = ("token",)
     cursor_field = "token"  # incremental by the `after` token (processing order), not by a timestamp
+    identifier_types = ("email",)
 
     def __init__(self, source: TypeformSource) -> None:
         self.source = source

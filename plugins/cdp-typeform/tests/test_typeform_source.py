@@ -9,9 +9,18 @@ import httpx
 import pytest
 import respx
 from cdp_core import RecordKind
-from cdp_core.http import AuthError, HttpFactory, ResponseError
+from cdp_core.http import AuthError, ClientError, HttpFactory, ResponseError
 from cdp_core.store.system import SystemStore
-from cdp_core.testing import Collector, RegisterPlugin, SourceConformance, kit_plugin, make_context, read_keys, roundtrip, run_graph
+from cdp_core.testing import (
+    Collector,
+    RegisterPlugin,
+    SourceConformance,
+    kit_plugin,
+    make_context,
+    read_keys,
+    roundtrip,
+    run_graph,
+)
 from fake_typeform import BASE, FORM_ID, TOKEN, FakeTypeform, response
 from pydantic import ValidationError
 
@@ -265,7 +274,31 @@ def test_auth_failure_names_the_connector(cdp_respx: respx.Router, cdp_http: Htt
         keys(build(tmp_path, cdp_http, token="tfp_wrong_token_value"))
     message = str(info.value)
     assert "connector 'survey'" in message and "401" in message and "credentials" in message
+    # Typeform's own reason, from the body: what the status line alone does not say.
+    assert "401 Unauthorized: Typeform AUTHENTICATION_FAILED: Authentication credentials not found" in message
     assert "tfp_wrong_token_value" not in message
+
+
+def test_a_form_that_is_not_there_says_so(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    cdp_respx.get(url__regex=r"/forms/.*/responses").mock(
+        return_value=httpx.Response(404, json={"code": "FORM_NOT_FOUND", "description": "Non existing form with uid abc"})
+    )
+    with pytest.raises(ClientError) as info:
+        keys(build(tmp_path, cdp_http))
+    assert "404 Not Found: Typeform FORM_NOT_FOUND: Non existing form with uid abc" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [("http://127.0.0.1:8080", True), ("http://localhost:9", True), ("http://[::1]:9", True), ("https://proxy.example/tf", True),
+     ("http://api.typeform.com", False), ("ftp://127.0.0.1", False), ("https://u:p@proxy.example", False)],
+)  # fmt: skip
+def test_base_url_takes_https_or_loopback_http(url: str, ok: bool) -> None:
+    if ok:
+        assert cdp_typeform.TypeformConfig.model_validate({**CONFIG, "base_url": url}).base_url == url
+    else:
+        with pytest.raises(ValueError, match="base_url|loopback|user info"):
+            cdp_typeform.TypeformConfig.model_validate({**CONFIG, "base_url": url})
 
 
 # -- in a sync graph, into the profile store --------------------------------------------------------

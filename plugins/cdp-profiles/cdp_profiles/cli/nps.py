@@ -11,13 +11,12 @@ from pathlib import Path
 import typer
 from cdp_core.cli import common
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stderr, stdout
-from cdp_core.store import make_engine
 from rich.markup import escape
 from rich.table import Table
 
 from cdp_profiles import nps
+from cdp_profiles.cli.reading import open_for_reading
 from cdp_profiles.nps_report import NpsReport, describe, points, render, report
-from cdp_profiles.store.schema import ensure_schema
 
 
 class PeriodChoice(StrEnum):
@@ -54,18 +53,20 @@ def nps_command(
     filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest_per_person)
     if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
         common.fail("--since is after --until")
-    cfg, _ = common.load(config)
-    engine = make_engine(cfg.store_url)
+    cfg, loaded = common.load(config)
     if segment is not None:
         common.fail("--segment: segments are not available yet; use --by TRAIT")
-    ensure_schema(engine)
+    engine = open_for_reading(cfg, loaded)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
-    result = report(engine, filters, by or (), chosen)
+    with common.store_errors(cfg):
+        result = report(engine, filters, by or (), chosen)
     warnings = result.warnings()
     if html is not None:
         page = result
         if chosen is None:  # the page always has a trend: by month unless --period says otherwise
-            page = dataclasses.replace(result, period="month", trend=nps.trend(engine, "month", **filters.kwargs()))
+            with common.store_errors(cfg):
+                trend = nps.trend(engine, "month", **filters.kwargs())
+            page = dataclasses.replace(result, period="month", trend=trend)
         try:
             html.write_text(render(page), encoding="utf-8")
         except OSError as exc:

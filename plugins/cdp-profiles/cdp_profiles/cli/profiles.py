@@ -14,14 +14,15 @@ from typing import Any
 import typer
 from cdp_core.cli import common
 from cdp_core.cli.common import EXIT_FAILED, ConfigOption, JsonOption, emit_json, stdout
-from cdp_core.store.engine import make_engine
+from cdp_core.config import Config
+from cdp_core.plugins import Plugins
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from cdp_profiles.cli.reading import open_for_reading
 from cdp_profiles.identity import identity_section
 from cdp_profiles.store.queries import (
     RECENT_EVENTS,
@@ -34,7 +35,6 @@ from cdp_profiles.store.queries import (
     lookup_profile,
     profile_view,
 )
-from cdp_profiles.store.schema import ensure_schema
 
 profiles_app = typer.Typer(help="Unified profiles: one person's 360° view, or a filtered list.", no_args_is_help=True)
 
@@ -46,13 +46,12 @@ WhereOption = typer.Option(None, "--where", help="TRAIT=VALUE (case-insensitive)
 
 
 @contextmanager
-def _store(url: str) -> Iterator[Engine]:
-    engine = make_engine(url)
+def _store(config: Config, loaded: Plugins) -> Iterator[Engine]:
+    """The store for reading (never created here: a missing one is a one-line error, exit 1)."""
+    engine = open_for_reading(config, loaded)
     try:
-        ensure_schema(engine)  # a store no sync has written to yet reads as empty
-        yield engine
-    except SQLAlchemyError as exc:
-        common.fail(f"cannot read the profile store: {getattr(exc, 'orig', None) or exc}", EXIT_FAILED)
+        with common.store_errors(config):
+            yield engine
     finally:
         engine.dispose()
 
@@ -64,8 +63,8 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Everything known about one person: traits, identities, merges and why, events, orders, NPS, consents."""
-    cfg, _ = common.load(config)
-    with _store(cfg.store_url) as engine:
+    cfg, loaded = common.load(config)
+    with _store(cfg, loaded) as engine:
         found = lookup_profile(engine, identifier, identity_section(cfg))
         view = profile_view(engine, found.profile_id) if found.profile_id else None
     if view is None:
@@ -93,8 +92,8 @@ def list_command(
         if not sep or not name.strip():
             common.fail(f"--where takes TRAIT=VALUE, got {item!r}")
         filters[name.strip()] = value.strip()
-    cfg, _ = common.load(config)
-    with _store(cfg.store_url) as engine:
+    cfg, loaded = common.load(config)
+    with _store(cfg, loaded) as engine:
         rows = list_profiles(engine, filters, has, limit, offset)
     if as_json:
         emit_json([row.model_dump(mode="json") for row in rows])

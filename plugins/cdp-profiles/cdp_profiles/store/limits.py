@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-
 from cdp_core.records import Record
 
 AMOUNT_DIGITS = 18
