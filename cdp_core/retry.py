@@ -162,7 +162,15 @@ class RetryExecution(_Execution):
             self._push(name, records, batches, rejected)
         for name, records in entering.items():
             self._enter(name, records, batches, rejected)
-        checkpoint = Checkpoint(self.graph.name, self.run.id, {}, rejected, lease=self.runner.lease, resolved=resolved)
+        checkpoint = Checkpoint(
+            self.graph.name,
+            self.run.id,
+            {},
+            rejected,
+            lease=self.runner.lease,
+            resolved=resolved,
+            redact=self.runner.config.redact,
+        )
         self._deliver(batches, checkpoint)
         self.retry.sent += len(resolved)
         for where, rej in rejected:

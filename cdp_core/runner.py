@@ -265,7 +265,12 @@ class _Execution:
         batches: dict[str, list[Record]] = {}
         self._push(node.name, page.records, batches, rejected)
         checkpoint = Checkpoint(
-            self.graph.name, self.run.id, {node.name: page.cursor}, rejected, lease=self.runner.lease
+            self.graph.name,
+            self.run.id,
+            {node.name: page.cursor},
+            rejected,
+            lease=self.runner.lease,
+            redact=self.runner.config.redact,
         )
         self._deliver(batches, checkpoint)
         for where, rej in rejected:

@@ -48,6 +48,9 @@ class Checkpoint:
     aborted: bool = False
     """Set by the runner when the batch failed before this checkpoint was committed: a
     destination that wrote outside the store (a file) undoes its part before its next write."""
+    redact: Callable[[str], str] | None = None
+    """The config's redactor (set by the runner): a reason a plugin wrote may quote a secret
+    (an error text with a token), and quarantine is a table people read."""
     progress: Callable[[], dict[str, dict[str, Any]]] | None = None
     """The run's node counts as they are once this batch is committed (set by the runner):
     saved on the run's row in the same transaction, so a run whose process dies keeps them."""
@@ -94,7 +97,7 @@ class Checkpoint:
                 "run_id": self.run_id,
                 "graph": self.graph,
                 "node": node,
-                "reason": _text(rej.reason),
+                "reason": _text(self.redact(rej.reason) if self.redact else rej.reason),
                 "record_key": None if rej.key is None else _text(rej.key),
                 "payload": rej.raw,
                 "fingerprint": _fingerprint(self.graph, node, rej),
