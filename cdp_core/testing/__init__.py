@@ -36,6 +36,7 @@ from cdp_core.testing.fakes import (
 from cdp_core.testing.helpers import (
     PluginSpec,
     installed_plugin,
+    run_twice,
     load_test_plugins,
     make_context,
     make_records,
@@ -65,6 +66,7 @@ __all__ = [
     "UpsertCollectingDestination",
     "kit_plugin",
     "installed_plugin",
+    "run_twice",
     "load_test_plugins",
     "make_context",
     "make_records",

@@ -12,6 +12,7 @@ import re
 import tomllib
 import types
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from importlib import metadata
 from pathlib import Path
@@ -206,3 +207,67 @@ def to_toml(value: Any) -> str:
 
 def _toml_key(key: str) -> str:
     return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+@dataclass
+class TwoRuns:
+    """What :func:`run_twice` saw: each run, the keys each delivered, and the quarantine after both."""
+
+    first: RunInfo
+    delivered: list[str]
+    second: RunInfo
+    redelivered: list[str]
+    quarantined: list[dict[str, Any]]
+
+
+def run_twice(
+    tmp_path: Path,
+    connector: str,
+    source: str,
+    plugins: Plugins,
+    store_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    services: Mapping[str, Any] | None = None,
+) -> TwoRuns:
+    """Run ``source`` (``CONNECTOR.STREAM``) into a ``collect_upsert`` destination twice; both runs must succeed.
+
+    For the bad-record checks every source owes its users: one record it cannot read in the
+    middle of a page is quarantined with its payload, the others are delivered, the run
+    succeeds, and the next run delivers nothing again (``redelivered == []`` and the
+    quarantine holds the record once).
+
+    :param connector: the ``[connectors.NAME]`` table of the source, as TOML.
+    """
+    name, _, stream = source.partition(".")
+    config = f"""
+[store]
+url = "{store_url}"
+
+{connector}
+
+[connectors.out]
+type = "collect_upsert"
+
+[syncs.main.nodes.{stream}]
+source = "{source}"
+
+[syncs.main.nodes.out]
+destination = "out"
+inputs = ["{stream}"]
+"""
+    runs: list[tuple[RunInfo, list[str]]] = []
+    for _ in range(2):
+        collector = Collector()
+        info = run_graph(
+            tmp_path, config, plugins, services=dict(services or {}), env=dict(env or {}), collector=collector
+        )
+        assert info.status == "succeeded", info.error
+        runs.append((info, collector.keys("out")))
+    system = SystemStore(store_url)
+    try:
+        quarantined = system.quarantine("main", None, None, 1000)
+    finally:
+        system.engine.dispose()
+    (first, delivered), (second, redelivered) = runs
+    return TwoRuns(first, delivered, second, redelivered, quarantined)

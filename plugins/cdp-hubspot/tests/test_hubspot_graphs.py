@@ -9,8 +9,7 @@ import respx
 from cdp_core.config import load_config
 from cdp_core.http import HttpFactory
 from cdp_core.runinfo import RunInfo
-from cdp_core.store.system import SystemStore
-from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, run_graph, to_toml
+from cdp_core.testing import RegisterPlugin, kit_plugin, run_graph, run_twice, to_toml
 from hubspot_fake import TOKEN, FakeHubSpot, contact
 
 import cdp_hubspot
@@ -136,40 +135,15 @@ def test_one_malformed_contact_is_quarantined_the_others_stored(
     bad = contact(2, minutes=2)
     del bad["id"]
     hub.objects["contacts"] = [contact(1, minutes=1), bad, contact(3, minutes=3)]
-    plugins = register_plugin(cdp_hubspot, extra=[kit_plugin])
-    config = f"""
-[store]
-url = "{store_url}"
-
-[connectors.crm]
-type = "hubspot"
-access_token = "${{HUBSPOT_TOKEN}}"
-
-[connectors.out]
-type = "collect_upsert"
-
-[syncs.main.nodes.contacts]
-source = "crm.contacts"
-
-[syncs.main.nodes.out]
-destination = "out"
-inputs = ["contacts"]
-"""
-    collector = Collector()
-    run = run_graph(tmp_path, config, plugins, services={"http": cdp_http}, env={"HUBSPOT_TOKEN": TOKEN}, collector=collector)
-    assert run.status == "succeeded", run.error
-    assert collector.keys("out") == ["1", "3"]
-    assert (run.nodes["contacts"].records_out, run.nodes["contacts"].rejected) == (2, 1)
-    system = SystemStore(store_url)
-    try:
-        [entry] = system.quarantine("main")
-        assert entry["node"] == "contacts" and "id" not in entry["payload"]
-        assert entry["payload"]["properties"]["email"] == "person2@example.com"  # the raw payload, as HubSpot sent it
-        assert "hubspot contacts: an item of POST /crm/v3/objects/contacts/search: does not match CrmObject" in entry["reason"]
-        again = Collector()
-        rerun = run_graph(tmp_path, config, plugins, services={"http": cdp_http}, env={"HUBSPOT_TOKEN": TOKEN}, collector=again)
-        assert rerun.status == "succeeded", rerun.error
-        assert rerun.nodes["contacts"].records_out == 0 and again.keys("out") == []
-        assert system.quarantine_count("main") == 1  # the same bad contact, seen again in the lookback, is kept once
-    finally:
-        system.engine.dispose()
+    runs = run_twice(
+        tmp_path, '[connectors.crm]\ntype = "hubspot"\naccess_token = "${HUBSPOT_TOKEN}"', "crm.contacts",
+        register_plugin(cdp_hubspot, extra=[kit_plugin]), store_url,
+        env={"HUBSPOT_TOKEN": TOKEN}, services={"http": cdp_http},
+    )  # fmt: skip
+    assert runs.delivered == ["1", "3"]
+    assert (runs.first.nodes["contacts"].records_out, runs.first.nodes["contacts"].rejected) == (2, 1)
+    [entry] = runs.quarantined  # the same bad contact, seen again in the lookback, is kept once
+    assert entry["node"] == "contacts" and "id" not in entry["payload"]
+    assert entry["payload"]["properties"]["email"] == "person2@example.com"  # the raw payload, as HubSpot sent it
+    assert "hubspot contacts: an item of POST /crm/v3/objects/contacts/search: does not match CrmObject" in entry["reason"]
+    assert runs.second.nodes["contacts"].records_out == 0 and runs.redelivered == []

@@ -11,9 +11,7 @@ import pytest
 import respx
 from cdp_core import RecordKind
 from cdp_core.http import AuthError, HttpFactory, ResponseError
-from cdp_core.store.system import SystemStore
 from cdp_core.testing import (
-    Collector,
     RegisterPlugin,
     SourceConformance,
     kit_plugin,
@@ -21,6 +19,7 @@ from cdp_core.testing import (
     read_keys,
     roundtrip,
     run_graph,
+    run_twice,
 )
 from fake_mailchimp import BASE, KEY, LIST_ID, FakeMailchimp, member_id
 from pydantic import ValidationError
@@ -355,7 +354,6 @@ def test_members_and_consents_reach_the_profile_store(
     register_plugin: Any, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
     from cdp_core.store.engine import make_engine
-    from cdp_core.testing import run_graph
     from cdp_profiles.identity import IdentityConfig
     from cdp_profiles.store.queries import find_profile, profile_view
 
@@ -436,47 +434,15 @@ def test_one_malformed_member_is_quarantined_the_others_stored(
     for n in (1, 2, 3):
         api.add(f"person{n}@example.com", f"2024-05-0{n}T10:00:00+00:00")
     bad = api.change("person2@example.com", "2024-05-02T10:00:00+00:00", status=None)
-    plugins = register_plugin(cdp_mailchimp, extra=[kit_plugin])
-    config = f"""
-[store]
-url = "{store_url}"
-
-[connectors.newsletter]
-type = "mailchimp"
-api_key = "${{MAILCHIMP_API_KEY}}"
-list_id = "{LIST_ID}"
-
-[connectors.out]
-type = "collect_upsert"
-
-[syncs.main.nodes.members]
-source = "newsletter.members"
-
-[syncs.main.nodes.out]
-destination = "out"
-inputs = ["members"]
-"""
-
-    def run(collector: Collector) -> Any:
-        info = run_graph(
-            tmp_path, config, plugins, services={"http": cdp_http}, env={"MAILCHIMP_API_KEY": KEY}, collector=collector
-        )
-        assert info.status == "succeeded", info.error
-        return info
-
-    first = Collector()
-    info = run(first)
-    good = [member_id(f"person{n}@example.com") for n in (1, 3)]
-    assert first.keys("out") == good
-    assert (info.nodes["members"].records_out, info.nodes["members"].rejected) == (2, 1)
-    system = SystemStore(store_url)
-    try:
-        [entry] = system.quarantine("main")
-        assert entry["record_key"] == bad and entry["payload"]["email_address"] == "person2@example.com"
-        assert entry["reason"].startswith(f"mailchimp members: an item of GET /lists/{LIST_ID}/members")
-        assert "status: Input should be a valid string" in entry["reason"]
-        again = Collector()
-        assert run(again).nodes["members"].records_out == 0 and again.keys("out") == []
-        assert system.quarantine_count("main") == 1
-    finally:
-        system.engine.dispose()
+    connector = f'[connectors.newsletter]\ntype = "mailchimp"\napi_key = "${{MAILCHIMP_API_KEY}}"\nlist_id = "{LIST_ID}"'
+    runs = run_twice(
+        tmp_path, connector, "newsletter.members", register_plugin(cdp_mailchimp, extra=[kit_plugin]), store_url,
+        env={"MAILCHIMP_API_KEY": KEY}, services={"http": cdp_http},
+    )  # fmt: skip
+    assert runs.delivered == [member_id(f"person{n}@example.com") for n in (1, 3)]
+    assert (runs.first.nodes["members"].records_out, runs.first.nodes["members"].rejected) == (2, 1)
+    [entry] = runs.quarantined
+    assert entry["record_key"] == bad and entry["payload"]["email_address"] == "person2@example.com"
+    assert entry["reason"].startswith(f"mailchimp members: an item of GET /lists/{LIST_ID}/members")
+    assert "status: Input should be a valid string" in entry["reason"]
+    assert runs.second.nodes["members"].records_out == 0 and runs.redelivered == []

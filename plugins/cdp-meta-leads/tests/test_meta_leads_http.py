@@ -11,8 +11,7 @@ import meta_fake
 import pytest
 import respx
 from cdp_core.http import AuthError, ClientError, HttpFactory, RateLimited, ResponseError
-from cdp_core.store.system import SystemStore
-from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, make_context, roundtrip, run_graph
+from cdp_core.testing import RegisterPlugin, kit_plugin, make_context, roundtrip, run_twice
 from meta_fake import FORM_A, FORM_B, TOKEN, FakeLeads, graph_error, lead, leads_url
 
 import cdp_meta_leads
@@ -360,46 +359,15 @@ def test_one_malformed_lead_is_quarantined_the_others_stored(
     leads = [lead(n, f"2024-05-0{n}T10:00:00+0000") for n in (1, 2, 3)]
     leads[1]["field_data"] = "not a list"
     cdp_respx.get(URL_A).mock(side_effect=FakeLeads(FORM_A, leads))
-    plugins = register_plugin(cdp_meta_leads, extra=[kit_plugin])
-    config = f"""
-[store]
-url = "{store_url}"
-
-[connectors.meta]
-type = "meta_leads"
-access_token = "${{META_TOKEN}}"
-form_ids = ["{FORM_A}"]
-
-[connectors.out]
-type = "collect_upsert"
-
-[syncs.main.nodes.leads]
-source = "meta.leads"
-
-[syncs.main.nodes.out]
-destination = "out"
-inputs = ["leads"]
-"""
-
-    def run(collector: Collector) -> Any:
-        info = run_graph(
-            tmp_path, config, plugins, services={"http": cdp_http}, env={"META_TOKEN": TOKEN}, collector=collector
-        )
-        assert info.status == "succeeded", info.error
-        return info
-
-    first = Collector()
-    info = run(first)
-    assert first.keys("out") == ["100003", "100001"]  # Meta lists the newest first
-    assert (info.nodes["leads"].records_out, info.nodes["leads"].rejected) == (2, 1)
-    system = SystemStore(store_url)
-    try:
-        [entry] = system.quarantine("main")
-        assert entry["record_key"] == "100002" and entry["payload"]["field_data"] == "not a list"
-        assert entry["reason"].startswith(f"meta_leads leads: an item of GET /{FORM_A}/leads")
-        assert "field_data: Input should be a valid list" in entry["reason"]
-        again = Collector()
-        assert run(again).nodes["leads"].records_out == 0 and again.keys("out") == []
-        assert system.quarantine_count("main") == 1
-    finally:
-        system.engine.dispose()
+    connector = f'[connectors.meta]\ntype = "meta_leads"\naccess_token = "${{META_TOKEN}}"\nform_ids = ["{FORM_A}"]'
+    runs = run_twice(
+        tmp_path, connector, "meta.leads", register_plugin(cdp_meta_leads, extra=[kit_plugin]), store_url,
+        env={"META_TOKEN": TOKEN}, services={"http": cdp_http},
+    )  # fmt: skip
+    assert runs.delivered == ["100003", "100001"]  # Meta lists the newest first
+    assert (runs.first.nodes["leads"].records_out, runs.first.nodes["leads"].rejected) == (2, 1)
+    [entry] = runs.quarantined
+    assert entry["record_key"] == "100002" and entry["payload"]["field_data"] == "not a list"
+    assert entry["reason"].startswith(f"meta_leads leads: an item of GET /{FORM_A}/leads")
+    assert "field_data: Input should be a valid list" in entry["reason"]
+    assert runs.second.nodes["leads"].records_out == 0 and runs.redelivered == []

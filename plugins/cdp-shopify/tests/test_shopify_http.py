@@ -10,8 +10,7 @@ import pytest
 import respx
 import shopify_fake
 from cdp_core.http import AuthError, HttpFactory, RateLimited, ResponseError
-from cdp_core.store.system import SystemStore
-from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, make_context, roundtrip, run_graph
+from cdp_core.testing import RegisterPlugin, kit_plugin, make_context, roundtrip, run_twice
 from shopify_fake import BASE, CALL_LIMIT, SHOP, TOKEN, FakeShopify, customer, order
 
 import cdp_shopify
@@ -354,46 +353,15 @@ def test_one_malformed_customer_is_quarantined_the_others_stored(
     items = [customer(n, f"2024-05-0{n}T10:00:00Z") for n in (1, 2, 3)]
     items[1]["orders_count"] = "many"  # not a number
     cdp_respx.get(CUSTOMERS).mock(side_effect=FakeShopify("customers", items))
-    plugins = register_plugin(cdp_shopify, extra=[kit_plugin])
-    config = f"""
-[store]
-url = "{store_url}"
-
-[connectors.shop]
-type = "shopify"
-shop = "{SHOP}"
-access_token = "${{SHOPIFY_TOKEN}}"
-
-[connectors.out]
-type = "collect_upsert"
-
-[syncs.main.nodes.customers]
-source = "shop.customers"
-
-[syncs.main.nodes.out]
-destination = "out"
-inputs = ["customers"]
-"""
-
-    def run(collector: Collector) -> Any:
-        info = run_graph(
-            tmp_path, config, plugins, services={"http": cdp_http}, env={"SHOPIFY_TOKEN": TOKEN}, collector=collector
-        )
-        assert info.status == "succeeded", info.error
-        return info
-
-    first = Collector()
-    info = run(first)
-    assert first.keys("out") == ["1001", "1003"]
-    assert (info.nodes["customers"].records_out, info.nodes["customers"].rejected) == (2, 1)
-    system = SystemStore(store_url)
-    try:
-        [entry] = system.quarantine("main")
-        assert entry["payload"] == items[1] and entry["record_key"] == "1002"
-        assert entry["reason"].startswith("shopify customers: an item of GET /admin/api/")
-        assert "orders_count: Input should be a valid integer" in entry["reason"]
-        again = Collector()
-        assert run(again).nodes["customers"].records_out == 0 and again.keys("out") == []
-        assert system.quarantine_count("main") == 1
-    finally:
-        system.engine.dispose()
+    connector = f'[connectors.shop]\ntype = "shopify"\nshop = "{SHOP}"\naccess_token = "${{SHOPIFY_TOKEN}}"'
+    runs = run_twice(
+        tmp_path, connector, "shop.customers", register_plugin(cdp_shopify, extra=[kit_plugin]), store_url,
+        env={"SHOPIFY_TOKEN": TOKEN}, services={"http": cdp_http},
+    )  # fmt: skip
+    assert runs.delivered == ["1001", "1003"]
+    assert (runs.first.nodes["customers"].records_out, runs.first.nodes["customers"].rejected) == (2, 1)
+    [entry] = runs.quarantined
+    assert entry["payload"] == items[1] and entry["record_key"] == "1002"
+    assert entry["reason"].startswith("shopify customers: an item of GET /admin/api/")
+    assert "orders_count: Input should be a valid integer" in entry["reason"]
+    assert runs.second.nodes["customers"].records_out == 0 and runs.redelivered == []

@@ -10,9 +10,7 @@ import pytest
 import respx
 from cdp_core import RecordKind
 from cdp_core.http import AuthError, ClientError, HttpFactory, ResponseError
-from cdp_core.store.system import SystemStore
 from cdp_core.testing import (
-    Collector,
     RegisterPlugin,
     SourceConformance,
     kit_plugin,
@@ -20,6 +18,7 @@ from cdp_core.testing import (
     read_keys,
     roundtrip,
     run_graph,
+    run_twice,
 )
 from fake_typeform import BASE, FORM_ID, TOKEN, FakeTypeform, response
 from pydantic import ValidationError
@@ -307,7 +306,6 @@ def test_base_url_takes_https_or_loopback_http(url: str, ok: bool) -> None:
 def test_answers_reach_the_profile_store(
     register_plugin: Any, cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    from cdp_core.testing import run_graph
 
     api = FakeTypeform([*RESPONSES, response("bad", "2024-05-06T10:00:00Z", None)]).install(cdp_respx)
     toml = f"""
@@ -360,48 +358,18 @@ def test_one_malformed_response_is_quarantined_the_others_stored(
     answers = [response(f"tok{n}", f"2024-05-0{n}T10:00:00Z", email=f"p{n}@example.com") for n in (1, 2, 3)]
     answers[1]["submitted_at"] = "2024-05-02T25:99:00Z"  # no such time
     api = FakeTypeform(answers).install(cdp_respx)
-    plugins = register_plugin(cdp_typeform, extra=[kit_plugin])
-    config = f"""
-[store]
-url = "{store_url}"
-
-[connectors.survey]
-type = "typeform"
-token = "${{TYPEFORM_TOKEN}}"
-form_id = "{FORM_ID}"
-score_field = "nps"
-
-[connectors.out]
-type = "collect_upsert"
-
-[syncs.main.nodes.answers]
-source = "survey.responses"
-
-[syncs.main.nodes.out]
-destination = "out"
-inputs = ["answers"]
-"""
-
-    def run(collector: Collector) -> Any:
-        info = run_graph(
-            tmp_path, config, plugins, services={"http": cdp_http}, env={"TYPEFORM_TOKEN": TOKEN}, collector=collector
-        )
-        assert info.status == "succeeded", info.error
-        return info
-
-    first = Collector()
-    info = run(first)
-    assert first.keys("out") == ["tok1", "tok3"]
-    assert (info.nodes["answers"].records_out, info.nodes["answers"].rejected) == (2, 1)
-    system = SystemStore(store_url)
-    try:
-        [entry] = system.quarantine("main")
-        assert entry["record_key"] == "tok2" and entry["payload"] == answers[1]
-        assert entry["reason"].startswith(f"typeform: an item of GET /forms/{FORM_ID}/responses")
-        assert "submitted_at: Input should be a valid datetime" in entry["reason"]
-        again = Collector()
-        assert run(again).nodes["answers"].records_out == 0 and again.keys("out") == []
-        assert api.requests[-1].url.params["after"] == "tok3"  # the next run asked only for what came after
-        assert system.quarantine_count("main") == 1
-    finally:
-        system.engine.dispose()
+    connector = (
+        f'[connectors.survey]\ntype = "typeform"\ntoken = "${{TYPEFORM_TOKEN}}"\nform_id = "{FORM_ID}"\nscore_field = "nps"'
+    )
+    runs = run_twice(
+        tmp_path, connector, "survey.responses", register_plugin(cdp_typeform, extra=[kit_plugin]), store_url,
+        env={"TYPEFORM_TOKEN": TOKEN}, services={"http": cdp_http},
+    )  # fmt: skip
+    assert runs.delivered == ["tok1", "tok3"]
+    assert (runs.first.nodes["responses"].records_out, runs.first.nodes["responses"].rejected) == (2, 1)
+    [entry] = runs.quarantined
+    assert entry["record_key"] == "tok2" and entry["payload"] == answers[1]
+    assert entry["reason"].startswith(f"typeform: an item of GET /forms/{FORM_ID}/responses")
+    assert "submitted_at: Input should be a valid datetime" in entry["reason"]
+    assert runs.second.nodes["responses"].records_out == 0 and runs.redelivered == []
+    assert api.requests[-1].url.params["after"] == "tok3"  # the next run asked only for what came after
