@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from sqlalchemy.engine import make_url
 
 from cdp_core.base import PluginConfig
 from cdp_core.graph import SyncGraph, build_graphs, parse_every
 from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
 from cdp_core.plugins import RESERVED_SECTIONS, Plugins, Registration
 from cdp_core.secrets import Redactor
+from cdp_core.storeurl import check_store_url, resolve_store_url
+from cdp_core.tomllines import Locator, line_from_message
 
 DEFAULT_STORE_URL = "sqlite:///cdp.sqlite"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -174,22 +175,6 @@ class Config:
         return resolve_store_url(self.root.store.url, self.path.absolute().parent)
 
 
-def resolve_store_url(url: str, base_dir: Path) -> str:
-    """``url`` with a relative SQLite file made absolute under ``base_dir``.
-
-    Resolved against the working directory instead, one config run from two folders
-    would write two stores, and a config in another folder run from here would write
-    here. ``sqlite:////abs/path``, in-memory SQLite and every other database are unchanged.
-    """
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return url
-    if database.startswith("file:") or Path(database).is_absolute():
-        return url  # a SQLite URI filename (uri=true) or an absolute path: taken as written
-    return parsed.set(database=str(base_dir / database)).render_as_string(hide_password=False)
-
-
 # -- loading -------------------------------------------------------------------------
 
 
@@ -217,10 +202,10 @@ def load_config(
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
+        line = getattr(exc, "lineno", None) or line_from_message(str(exc))
         raise ConfigError(str(file), [ConfigIssue("", f"not valid TOML: {exc}", line)]) from None
 
-    locate = _Locator(text)
+    locate = Locator(text)
     issues: list[ConfigIssue] = []
     redact = Redactor()
     secret_paths: set[tuple[PathPart, ...]] = set()
@@ -457,52 +442,6 @@ def _kind(value: Any) -> str:
     )
 
 
-SQLITE_DRIVERS = frozenset({"pysqlite"})
-POSTGRESQL_DRIVERS = frozenset({"psycopg"})
-
-
-def check_store_url(url: str, base_dir: Path) -> str | None:
-    """What is wrong with a ``[store] url`` (scheme, driver, SQLite folder), or None.
-
-    Only ``sqlite`` (the sqlite3 module) and ``postgresql`` (psycopg 3, which cdp
-    ships; ``postgres://`` and ``postgresql+psycopg2://`` mean it too) are supported.
-    A SQLite file's folder must exist or be creatable; the file itself may be missing
-    (a sync creates it). What is in the file's place, and whether a server answers, is
-    found when a command opens the store (``cdp_core.store.access``).
-    """
-    from sqlalchemy.exc import ArgumentError
-
-    from cdp_core.store.engine import normalize_url
-
-    try:
-        parsed = make_url(normalize_url(url))
-    except (ArgumentError, ValueError):
-        return "not a database URL: use sqlite:///PATH (relative to this file), sqlite:////ABSOLUTE/PATH or postgresql://USER@HOST/DATABASE"
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
-    if backend not in ("sqlite", "postgresql"):
-        return f"unsupported database {backend!r}{did_you_mean(backend, ['sqlite', 'postgresql'])}: use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
-    allowed = SQLITE_DRIVERS if backend == "sqlite" else POSTGRESQL_DRIVERS
-    if driver not in allowed:
-        return f"unsupported driver {driver!r} for {backend}: cdp ships {', '.join(sorted(allowed))} (write {backend}://...)"
-    if backend == "postgresql":
-        if not parsed.database:
-            return "names no database: postgresql://USER@HOST/DATABASE"
-        return None
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    path = Path(database) if Path(database).is_absolute() else base_dir / database
-    folder = path.parent
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        return f"cannot create the folder {folder}: {existing} is a file"
-    if existing != folder and not os.access(existing, os.W_OK | os.X_OK):
-        return f"cannot create the folder {folder}: {existing} is not writable"
-    return None
-
-
 def _register_secrets(
     model: BaseModel,
     prefix: tuple[PathPart, ...],
@@ -614,51 +553,3 @@ def _interpolate(
 
 def _is_secret(loc: tuple[PathPart, ...], secret_paths: set[tuple[PathPart, ...]]) -> bool:
     return any(loc[: len(p)] == p for p in secret_paths)
-
-
-def _line_from_message(message: str) -> int | None:
-    match = re.search(r"line (\d+)", message)
-    return int(match.group(1)) if match else None
-
-
-class _Locator:
-    """Finds the line that defines a key path, for error messages.
-
-    tomllib keeps no positions, so this scans table headers and ``key =`` lines;
-    it answers the line of the deepest prefix of the path it finds (a key inside
-    an inline table points at the line of that table).
-    """
-
-    _header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-    _assign = re.compile(r"^\s*((?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*'))*)\s*=")
-
-    def __init__(self, text: str) -> None:
-        self.entries: list[tuple[tuple[str, ...], int]] = []
-        table: tuple[str, ...] = ()
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = self._header.match(line)
-            if header:
-                table = _split_key(header.group(1))
-                self.entries.append((table, number))
-                continue
-            assign = self._assign.match(line)
-            if assign:
-                self.entries.append((table + _split_key(assign.group(1)), number))
-
-    def __call__(self, loc: tuple[PathPart, ...] | list[PathPart]) -> int | None:
-        keys = tuple(str(p) for p in loc if isinstance(p, str))
-        best, best_len = None, 0
-        for entry, number in self.entries:
-            if len(entry) > best_len and keys[: len(entry)] == entry:
-                best, best_len = number, len(entry)
-        if best_len < len(keys):
-            # A table defined only through its sub-tables ([syncs.g.nodes.a] defines
-            # syncs.g): the first line inside it is closer than its parent's line.
-            inside = next((number for entry, number in self.entries if entry[: len(keys)] == keys), None)
-            best = inside if inside is not None else best
-        return best
-
-
-def _split_key(key: str) -> tuple[str, ...]:
-    parts = re.findall(r"\"([^\"]*)\"|'([^']*)'|([A-Za-z0-9_-]+)", key)
-    return tuple(a or b or c for a, b, c in parts)
