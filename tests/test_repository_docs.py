@@ -13,8 +13,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 
@@ -22,9 +20,18 @@ THIS_FILE = Path(__file__).resolve().relative_to(ROOT).as_posix()
 OUTSIDE_DOCUMENT = re.compile(r"design\.md|apis\.md|\.\./shared", re.IGNORECASE)
 
 
+# Outside a git checkout (an unpacked source archive) every file is checked, but for these.
+_NOT_SOURCE = {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".pgtest", "out"}
+
+
 def tracked_files() -> list[str]:
+    """``git ls-files``; outside a checkout, every file of the tree but caches and environments (never a skip)."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout")
+        return sorted(
+            path.relative_to(ROOT).as_posix()
+            for path in ROOT.rglob("*")
+            if path.is_file() and not _NOT_SOURCE & set(path.relative_to(ROOT).parts) and ".egg-info" not in str(path)
+        )
     listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode()
     return [name for name in listing.split("\0") if name]
 
