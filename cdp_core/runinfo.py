@@ -15,6 +15,9 @@ class RunStatus(StrEnum):
     """Stopped on request (a scheduler shutdown, a lost lease) after a committed page:
     consistent, but not complete; the next run resumes from the cursor."""
     failed = "failed"
+    abandoned = "abandoned"
+    """Its process died (kill -9, a lost machine) and its lease expired; whoever took the
+    lease over marked it, ending when the lease expired, with the counts it had committed."""
 
 
 class RunKind(StrEnum):

@@ -73,7 +73,7 @@ def test_an_expired_lease_is_taken_over_and_its_dead_holders_runs_are_abandoned(
     assert taken is not None and taken.holder == "alive"
     assert not dead.renew("g"), "the dead holder, back to life, learns it lost the lease"
     [abandoned] = runs(system.engine.url.render_as_string(hide_password=False), "g")
-    assert abandoned.status == "failed" and abandoned.finished_at is not None
+    assert abandoned.status == "abandoned" and abandoned.finished_at is not None
     assert abandoned.finished_at <= taken.acquired_at
     assert "abandoned" in (system.runs("g")[0].error or "")
     assert system.runs("h")[0].status == "running", "another graph's run is left alone"

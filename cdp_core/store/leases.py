@@ -22,7 +22,7 @@ need not agree; SQLite is on one host, whose clock is used.
 
 A holder id is ``host:pid:random``: unique per process start, readable in
 ``cdp scheduler status``. When a lease is taken over from a dead holder, the
-runs that holder left as ``running`` are marked failed ("abandoned"), ending at
+runs that holder left as ``running`` are marked ``abandoned``, ending at
 the moment the lease expired.
 """
 
@@ -41,6 +41,7 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, Interval, delete, func, literal, select, text, update
 
+from cdp_core.runinfo import RunStatus
 from cdp_core.store.lease_models import SyncLease
 from cdp_core.store.models import SyncRun
 from cdp_core.store.sql import upsert_statement
@@ -309,10 +310,10 @@ def _abandon_runs(conn: Connection, dead: LeaseInfo) -> None:
         update(_runs)
         .where(_runs.c.graph == dead.graph, _runs.c.status == "running", _runs.c.started_at <= dead.expires_at)
         .values(
-            status="failed",
+            status=str(RunStatus.abandoned),
             finished_at=dead.expires_at,
             error=f"abandoned: the process running it ({dead.holder}) stopped renewing its lease",
         )
     ).rowcount
     if count:
-        log.warning("%d run(s) of %s abandoned by %s marked failed", count, dead.graph, dead.holder)
+        log.warning("%d run(s) of %s abandoned by %s marked abandoned", count, dead.graph, dead.holder)
