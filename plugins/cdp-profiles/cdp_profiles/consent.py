@@ -1,0 +1,130 @@
+"""Consent purposes and their policies: who may be sent where (docs/consent.md).
+
+A person's consent for a purpose is their latest decision for it, from any source
+(a Mailchimp status, a Shopify marketing flag, a form answer): the ``consents`` row
+of their profile with the latest ``occurred_at`` (rows without a time count as
+oldest; ties by stream, then key, the later wins). A purpose's policy says what no
+decision means:
+
+- ``opt_in``: only people whose latest decision is ``granted``;
+- ``opt_out``: everyone whose latest decision is not ``denied`` or ``revoked``.
+
+This module is the one definition of "may this person be used for this purpose":
+export gates, segment rules (``consent('ads')``, ``has_consent('ads')``) and the 360°
+view all read :func:`latest_consents` and :func:`allowed`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from cdp_core.base import PluginConfig
+from cdp_core.store.tables import table_of
+from pydantic import Field, field_validator
+from sqlalchemy import Select, and_, func, select
+
+from cdp_profiles.store import profile_models as m
+
+
+class Policy(StrEnum):
+    opt_in = "opt_in"
+    """Only people who granted it (email marketing, ads in the EU)."""
+    opt_out = "opt_out"
+    """Everyone who has not denied or revoked it."""
+
+
+class Purpose(PluginConfig):
+    policy: Policy = Policy.opt_in
+    description: str = ""
+
+
+DEFAULT_PURPOSES: dict[str, Purpose] = {
+    "email": Purpose(policy=Policy.opt_in, description="email marketing"),
+    "ads": Purpose(policy=Policy.opt_in, description="ad platforms: custom audiences, customer match"),
+    "analytics": Purpose(policy=Policy.opt_out, description="analysis and reporting"),
+    "personalization": Purpose(policy=Policy.opt_out, description="personalized content and offers"),
+    "crm": Purpose(policy=Policy.opt_out, description="writing back to the CRM for sales and service"),
+}
+
+GRANTED = "granted"
+WITHDRAWN = frozenset({"denied", "revoked"})
+
+
+class ConsentConfig(PluginConfig):
+    """``[consent]`` in connectors.toml: the purposes exports may serve, each with its policy.
+
+    ``[consent.purposes.NAME]`` adds or overrides a purpose; the defaults stay unless
+    ``replace_defaults = true``.
+    """
+
+    purposes: dict[str, Purpose] = Field(default_factory=dict)
+    replace_defaults: bool = False
+
+    @field_validator("purposes")
+    @classmethod
+    def _names(cls, value: dict[str, Purpose]) -> dict[str, Purpose]:
+        for name in value:
+            if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
+                raise ValueError(f"purpose names are letters, digits and '_', starting with a letter: {name!r}")
+        return value
+
+    def all_purposes(self) -> dict[str, Purpose]:
+        """Every purpose in force: the defaults (unless replaced) overlaid with the configured ones."""
+        merged = {} if self.replace_defaults else dict(DEFAULT_PURPOSES)
+        merged.update(self.purposes)
+        return dict(sorted(merged.items()))
+
+    def policy(self, purpose: str) -> Policy:
+        """Raises KeyError for a purpose that is not configured."""
+        return self.all_purposes()[purpose].policy
+
+
+def allowed(status: str | None, policy: Policy) -> bool:
+    """May a person whose latest decision is ``status`` (None: none) be used under ``policy``?"""
+    if policy is Policy.opt_in:
+        return status == GRANTED
+    return status not in WITHDRAWN
+
+
+_consents = table_of(m.Consent)
+_index = table_of(m.RecordIndex)
+_sets = table_of(m.IdSet)
+
+
+def latest_consents(purposes: list[str] | None = None) -> Select[Any]:
+    """One row per (live profile, purpose): ``profile_id, purpose, status, source, occurred_at``, the latest decision.
+
+    Set-based (a window over every consent row, one query whatever the number of people),
+    the same on SQLite and PostgreSQL. ``id_sets.profile_id`` always names the live
+    profile (merges move a merged profile's sets to the survivor), so no merge chain is followed.
+    """
+    order = (
+        _consents.c.occurred_at.desc().nulls_last(),  # explicit: PostgreSQL sorts NULLs first in DESC
+        _consents.c.stream.desc(),
+        _consents.c.key.desc(),
+    )
+    rank = func.row_number().over(partition_by=(_sets.c.profile_id, _consents.c.purpose), order_by=order)
+    ranked = (
+        select(
+            _sets.c.profile_id,
+            _consents.c.purpose,
+            _consents.c.status,
+            _consents.c.source,
+            _consents.c.stream,
+            _consents.c.occurred_at,
+            rank.label("rank"),
+        )
+        .select_from(
+            _consents.join(_index, and_(_index.c.stream == _consents.c.stream, _index.c.key == _consents.c.key)).join(
+                _sets, _sets.c.id == _index.c.set_id
+            )
+        )
+        .where(_sets.c.profile_id.is_not(None))
+    )
+    if purposes is not None:
+        ranked = ranked.where(_consents.c.purpose.in_(purposes))
+    sub = ranked.subquery("ranked_consents")
+    return select(sub.c.profile_id, sub.c.purpose, sub.c.status, sub.c.source, sub.c.stream, sub.c.occurred_at).where(
+        sub.c.rank == 1
+    )
