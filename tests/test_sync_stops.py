@@ -176,3 +176,71 @@ def test_a_killed_sync_is_abandoned_when_its_lease_expires_and_the_graph_runs_ag
     assert not [run for run in runs.values() if run.status == "running"]
     assert _copied(tmp_path) == list(range(RECORDS)), "every record once: nothing of the killed batch repeated"
     system.engine.dispose()
+
+
+RETRIED = 5_000  # five chunks of cdp_core.retry.CHUNK
+RETRY_GRAPH = """
+[connectors.files]
+type = "jsonl"
+streams.people = {{ path = "people.jsonl", cursor_field = "n" }}
+[connectors.copy]
+type = "jsonl_file"
+path = "copy.jsonl"
+
+[syncs.ingest.nodes.people]
+source = "files.people"
+[syncs.ingest.nodes.check]
+{check}
+inputs = ["people"]
+[syncs.ingest.nodes.copy]
+destination = "copy"
+inputs = ["check"]
+"""
+
+
+def _retry_config(tmp_path: Path, store_url: str, check: str) -> Path:
+    people = tmp_path / "people.jsonl"
+    if not people.exists():
+        people.write_text("".join(json.dumps({"id": n, "n": n}) + "\n" for n in range(RETRIED)))
+    return write_config(tmp_path, store_url, RETRY_GRAPH.format(check=check))
+
+
+def _retry(tmp_path: Path, started: list[Child]) -> Child:
+    args = ["quarantine", "retry", "-c", str(tmp_path / "connectors.toml")]
+    child = Child(tmp_path, f"retry{len(started)}", args)
+    started.append(child)
+    return child
+
+
+def test_sigterm_ends_a_quarantine_retry_after_its_batch(tmp_path: Path, store_url: str, started: list[Child]) -> None:
+    # Every record lacks an email: all of them go to quarantine at `check`.
+    _retry_config(tmp_path, store_url, 'transform = "validate"\noptions = { required = ["email"] }')
+    code, _, err = _finish(_sync(tmp_path, started))
+    assert code == 0, err
+    system = SystemStore(store_url).create()
+    assert len(system.quarantined("ingest", None, [], None)) == RETRIED and not _copied(tmp_path)
+
+    # Fixed (the check now lets everyone through, slowly): a retry sends them again, a chunk at a time.
+    _retry_config(tmp_path, store_url, 'transform = "sleep"\noptions = { seconds = 1.0 }')
+    child = _retry(tmp_path, started)
+    wait_for(lambda: len(_copied(tmp_path)) >= 1_000, 120, "the first retried chunk", step=0.02)
+    child.process.send_signal(signal.SIGTERM)
+    code, out, err = _finish(child)
+    assert code == 0, err
+    assert "Traceback" not in out + err and "SIGTERM" in err
+    [retry] = [run for run in system.runs("ingest") if run.kind == "retry"]
+    assert retry.status == "interrupted" and retry.finished_at is not None
+    copied = _copied(tmp_path)
+    assert 1_000 <= len(copied) < RETRIED, "stopped early, between chunks"
+    assert len(set(copied)) == len(copied), "the chunk being written was finished once"
+    left = system.quarantined("ingest", None, [], None)
+    assert len(left) + len(copied) == RETRIED, "what was not sent again is still in quarantine"
+    assert Leases(system.engine).holder_of("ingest") is None, "the lease was released"
+
+    # The next retry sends the rest: every record once.
+    _retry_config(tmp_path, store_url, 'transform = "sleep"\noptions = { seconds = 0 }')
+    code, _, err = _finish(_retry(tmp_path, started))
+    assert code == 0, err
+    assert sorted(_copied(tmp_path)) == list(range(RETRIED))
+    assert not system.quarantined("ingest", None, [], None)
+    system.engine.dispose()

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.table import Table
@@ -17,6 +11,7 @@ from cdp_core import logs
 from cdp_core.cli import common
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.progress import ProgressView, run_table
+from cdp_core.cli.signals import stop_on_signals
 from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
 from cdp_core.runinfo import RunInfo, RunKind, RunStatus
@@ -121,7 +116,7 @@ def sync(
     system = common.open_store(cfg, loaded, create=True)
     leases = Leases(system.engine)
     prepare(cfg, loaded)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         for name in names:
             assert name is not None
             if stop.is_set():
@@ -192,30 +187,6 @@ def runs(
             (run.error or "")[:80],
         )
     stdout.print(table)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM and SIGINT set the event: the run ends after the batch it is writing is committed
-    (as the scheduler's do). A second Ctrl-C stops at once (KeyboardInterrupt)."""
-    stop = threading.Event()
-
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            return
-        stop.set()
-        # Only a raw write here: a handler may interrupt a print or a log call in progress.
-        os.write(2, f"{name}: stopping after the batch being written is committed (Ctrl-C again to stop at once)\n".encode())
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:

@@ -14,10 +14,11 @@ from rich.table import Table
 
 from cdp_core import logs
 from cdp_core.cli import common
-from cdp_core.cli.app import app
+from cdp_core.cli.app import EXIT_INTERRUPTED, app
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.operator import check_node, existing_store, graph_nodes
 from cdp_core.cli.progress import ProgressView, run_table
+from cdp_core.cli.signals import stop_on_signals
 from cdp_core.retry import Retry, retry_guarded
 from cdp_core.runinfo import RunStatus
 from cdp_core.scheduler.execute import prepare
@@ -108,40 +109,51 @@ def quarantine_retry(
     leases = Leases(system.engine)
     results: list[dict[str, Any]] = []
     failed = bool(gone) and not by_graph
-    for name, group in by_graph.items():
-        retry = Retry(group)
-        try:
-            with ProgressView(stderr, enabled=not as_json) as view:
-                run = retry_guarded(cfg, loaded, system, name, retry, leases=leases, on_progress=view.update)
-        except LeaseBusy as busy:
-            failed = True
-            stderr.print(f"[red]busy[/] {escape(str(busy))}; nothing retried (try again when it has finished)", highlight=False)
-            continue
-        failed = failed or run.status is not RunStatus.succeeded
-        totals = run.totals()
-        result = {
-            "graph": name,
-            "selected": len(group),
-            "sent": retry.sent,
-            "written": totals.written,
-            "rejected_again": totals.rejected,
-            "same_reason": totals.already_quarantined,
-            "not_sent": dict(retry.skipped),
-            "run": run.to_dict(),
-        }
-        results.append(result)
-        if not as_json:
-            colour = "green" if run.status is RunStatus.succeeded else "red"
-            title = (
-                f"{escape(name)}: retry [{colour}]{run.status}[/] (run {run.id[:8]}): {retry.sent} record(s) sent again, "
-                f"{totals.written} written, {totals.rejected} rejected again"
-                + (f" ({totals.already_quarantined} for the same reason)" if totals.already_quarantined else "")
-            )
-            stdout.print(run_table(run, title))
-            if run.error:
-                stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
-        for why, count in retry.skipped.items():
-            stderr.print(f"[yellow]not retried[/] {count} record(s) of {escape(name)}: {escape(why)}", highlight=False)
+    with stop_on_signals() as stop:
+        for name, group in by_graph.items():
+            if stop.is_set():
+                stderr.print(f"[yellow]not retried[/] {len(group)} record(s) of {escape(name)}: stopping", highlight=False)
+                continue
+            retry = Retry(group)
+            try:
+                with ProgressView(stderr, enabled=not as_json) as view:
+                    run = retry_guarded(
+                        cfg, loaded, system, name, retry, leases=leases, on_progress=view.update, should_stop=stop.is_set
+                    )
+            except LeaseBusy as busy:
+                failed = True
+                stderr.print(f"[red]busy[/] {escape(str(busy))}; nothing retried (try again when it has finished)", highlight=False)
+                continue
+            except KeyboardInterrupt:
+                # A second Ctrl-C: the run was recorded as interrupted and its lease released on the way out.
+                stderr.print(f"[red]interrupted[/] {escape(name)}: stopped mid-batch; that batch was not committed", highlight=False)
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            # Stopped on request (SIGTERM, Ctrl-C) after a committed batch: not a failure; the rest stays in quarantine.
+            failed = failed or not (run.status is RunStatus.succeeded or (run.status is RunStatus.interrupted and stop.is_set()))
+            totals = run.totals()
+            result = {
+                "graph": name,
+                "selected": len(group),
+                "sent": retry.sent,
+                "written": totals.written,
+                "rejected_again": totals.rejected,
+                "same_reason": totals.already_quarantined,
+                "not_sent": dict(retry.skipped),
+                "run": run.to_dict(),
+            }
+            results.append(result)
+            if not as_json:
+                colour = "green" if run.status is RunStatus.succeeded else "red"
+                title = (
+                    f"{escape(name)}: retry [{colour}]{run.status}[/] (run {run.id[:8]}): {retry.sent} record(s) sent again, "
+                    f"{totals.written} written, {totals.rejected} rejected again"
+                    + (f" ({totals.already_quarantined} for the same reason)" if totals.already_quarantined else "")
+                )
+                stdout.print(run_table(run, title))
+                if run.error:
+                    stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
+            for why, count in retry.skipped.items():
+                stderr.print(f"[yellow]not retried[/] {count} record(s) of {escape(name)}: {escape(why)}", highlight=False)
     if as_json:
         emit_json(results)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
