@@ -26,7 +26,7 @@ from migration_helpers import (
 )
 from sqlalchemy import Engine, insert, inspect, select, text
 
-from cdp_profiles.store import segment_models  # noqa: F401 - its tables, on the metadata
+from cdp_profiles.store import profile_models, segment_models  # noqa: F401 - their tables, on the metadata
 from cdp_profiles.store.schema import ensure_schema
 from cdp_profiles.store.trait_docs import trait_entries
 
