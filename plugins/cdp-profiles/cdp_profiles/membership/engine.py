@@ -51,3 +51,8 @@ def descriptions(config: Config | Mapping[str, BaseModel], section: str) -> dict
     if not isinstance(entries, Mapping):
         return {}
     return {name: str(getattr(entry, "description", "") or "") for name, entry in entries.items()}
+
+
+def configured(config: Config | Mapping[str, BaseModel]) -> bool:
+    """Does the config define any segment or computed trait (else there is nothing to refresh)?"""
+    return bool(descriptions(config, "segments") or descriptions(config, "computed_traits"))

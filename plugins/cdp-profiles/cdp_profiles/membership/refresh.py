@@ -91,19 +91,22 @@ def refresh(
     now: datetime | None = None,
     run_id: str | None = None,
     segments: Sequence[str] | None = None,
+    computed: bool = True,
 ) -> RefreshResult:
     """Computed traits (for the profiles run ``run_id`` touched, or everyone), then every segment's membership.
 
     :param segments: only these segments (default: every configured one; members of segments no
         longer configured then leave).
+    :param computed: False: membership only, computed traits are left as they are.
     """
     now = as_utc(now) if now is not None else utc_now()
-    names = computed_names(rules)
+    names = computed_names(rules) if computed else []
     result = RefreshResult(at=now, computed_scope="none" if not names else "touched" if run_id else "all")
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-        result.computed_rows = refresh_computed(conn, rules, now, touched_by(run_id) if run_id else None)
+        if computed:
+            result.computed_rows = refresh_computed(conn, rules, now, touched_by(run_id) if run_id else None)
         chosen = segment_names(rules) if segments is None else list(segments)
         staging = _staging_table(conn)
         for name in chosen:
