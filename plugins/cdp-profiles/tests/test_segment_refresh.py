@@ -1,4 +1,7 @@
-"""Refreshing computed traits and segment membership: set-based, with history, on SQLite and PostgreSQL."""
+"""Refreshing computed traits and segment membership: set-based, with history, on SQLite and PostgreSQL.
+
+The rules are the real engine's (cdp_profiles/segments/); the clock is pinned.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,20 @@ import pytest
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.tables import table_of
-from segment_fakes import fake_engine, rules  # noqa: F401 - the fixture
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.membership import reads
 from cdp_profiles.membership.refresh import refresh
+from cdp_profiles.segments import compile_rules
 from cdp_profiles.store import segment_models as s
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import find_profile
 
-pytestmark = pytest.mark.usefixtures("fake_engine")
-
 T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
-RULES = rules(
-    computed={"order_count": ("order_count",), "city_caps": ("upper", "city")},
-    segments={"berliners": ("trait", "city", "Berlin"), "buyers": ("orders", 2, 90)},
+RULES = compile_rules(
+    {"order_count": "count(orders)", "city_caps": "upper(city)"},
+    {"berliners": "city == 'Berlin'", "buyers": "count(orders, days = 90) >= 2"},
 )
 
 
@@ -156,7 +157,7 @@ def test_merged_away_profiles_lose_their_rows_and_leave(engine: Engine) -> None:
 
 def test_segments_no_longer_configured_are_retired_and_traits_dropped(engine: Engine) -> None:
     refresh(engine, RULES, now=T0)
-    fewer = rules(computed={"order_count": ("order_count",)}, segments={"buyers": ("orders", 2, 90)})
+    fewer = compile_rules({"order_count": "count(orders)"}, {"buyers": "count(orders, days = 90) >= 2"})
     t1 = T0 + timedelta(hours=1)
     refresh(engine, fewer, now=t1)
     assert members(engine, "berliners") == set()

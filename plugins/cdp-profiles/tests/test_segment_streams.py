@@ -10,27 +10,22 @@ import pytest
 from cdp_core.base import ConnectorContext
 from cdp_core.records import RecordKind
 from cdp_core.store.checkpoint import Checkpoint
-from segment_fakes import fake_engine, rules  # noqa: F401 - the fixture
 from sqlalchemy import Engine
 from test_segment_refresh import RULES, T0, order, person, pid, write
 
-from cdp_profiles import profile_store
 from cdp_profiles.membership import reads
 from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.profile_store import ProfileStoreConfig, ProfileStoreDestination, ProfileStoreSource
-from cdp_profiles.segments import ComputedTraitConfig, ComputedTraitsConfig, SegmentConfig, SegmentsConfig
-
-pytestmark = pytest.mark.usefixtures("fake_engine")
+from cdp_profiles.segments import ComputedTraitsConfig, SegmentsConfig
 
 SECTIONS: dict[str, Any] = {
-    "segments": SegmentsConfig(segments={n: SegmentConfig(where="(stand-in)") for n in RULES.segments}),
-    "computed_traits": ComputedTraitsConfig(traits={n: ComputedTraitConfig(expression="(stand-in)") for n in RULES.computed}),
+    "segments": SegmentsConfig.model_validate({n: {"where": r.source} for n, r in RULES.segments.items()}),
+    "computed_traits": ComputedTraitsConfig.model_validate({n: {"expression": r.source} for n, r in RULES.computed.items()}),
 }
 
 
 @pytest.fixture
-def engine(store_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
-    monkeypatch.setattr(profile_store, "rules_of", lambda sections: RULES)
+def engine(store_engine: Engine) -> Iterator[Engine]:
     write(store_engine, "r1", person("a", "anna@x.de", "Berlin", T0), person("b", "bob@x.de", "Berlin", T0),
           person("c", "carla@x.de", "Munich", T0), order("o1", "anna@x.de", T0))  # fmt: skip
     yield store_engine
