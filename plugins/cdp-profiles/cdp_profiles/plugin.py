@@ -44,9 +44,11 @@ def cdp_validate_config(config: Config, report: Report) -> None:
 def cdp_register_commands(register: Register) -> None:
     from cdp_profiles.cli.nps import nps_command
     from cdp_profiles.cli.profiles import profiles_app
+    from cdp_profiles.cli.segments import segments_app
 
     register("profiles", profiles_app)
     register("nps", nps_command)
+    register("segments", segments_app)
 
 
 @hookimpl
