@@ -211,8 +211,8 @@ class _Compiler:
                 sv.ordered(i.c.value, self.dialect),
             )
             rank = func.row_number().over(partition_by=i.c.profile_id, order_by=order).label("rank")
-            ranked = select(i.c.profile_id, i.c.value, rank).where(i.c.type == type_name)
-            ranked = self.limit(ranked, i.c.profile_id).subquery("ranked_identities")
+            stmt = select(i.c.profile_id, i.c.value, rank).where(i.c.type == type_name)
+            ranked = self.limit(stmt, i.c.profile_id).subquery("ranked_identities")
             return select(ranked.c.profile_id.label("pid"), ranked.c.value).where(ranked.c.rank == 1)
 
         return self.join(("identifier", type_name), build)

@@ -293,7 +293,9 @@ def arith(op: str, a: SqlValue, b: SqlValue, dialect: str) -> SqlValue:
 
 def choose(options: list[tuple[Cond, SqlValue]]) -> SqlValue:
     """The first value whose condition holds, else null (coalesce)."""
-    kinds: frozenset[Kind] = frozenset({"null"}).union(*(v.kinds for _, v in options))
+    kinds: frozenset[Kind] = frozenset({"null"})
+    for _, option in options:
+        kinds |= option.kinds
 
     def pick(attr: str, runtime: bool = False) -> Expr | None:
         whens = []
@@ -325,6 +327,7 @@ def to_json(value: SqlValue, dialect: str) -> Expr:
     if value.document:  # read from a JSON document: its own text
         return func.coalesce(value.json, "null")
     for kind in sorted(value.kinds):
+        text: Expr
         if kind == "number":
             assert value.num is not None
             if value.integer:
