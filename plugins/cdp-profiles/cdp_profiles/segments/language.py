@@ -314,11 +314,11 @@ class _Resolver:
         if data in ("sum", "product"):
             result = self.build(self.tree(node.children[0]), row)
             for i in range(1, len(node.children), 2):
-                op = str(node.children[i])
-                if op == "%":
+                symbol = str(node.children[i])
+                if symbol == "%":
                     raise self.error(node.children[i], "'%' is not available in segment rules")
                 operand = self.build(self.tree(node.children[i + 1]), row)
-                result = Arith(op, result, operand, text)
+                result = Arith(symbol, result, operand, text)
             return result
         if data == "neg":
             return Arith("-", Lit(0, "0"), self.build(self.tree(node.children[0]), row), text)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from cdp_core.store.tables import table_of
+from cdp_core.timeutil import as_utc
 from sqlalchemy import Select, Table, and_, case, func, literal, not_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
@@ -99,15 +100,15 @@ def decode_value(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _naive(moment: datetime) -> Any:
-    """A moment as the store keeps times: naive, in UTC (a bound ``timestamp``, not ``timestamptz``)."""
-    return literal(moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment, sa.DateTime())
+def _utc(moment: datetime) -> datetime:
+    """Bound against the store's time columns (aware, UTC); a naive moment is taken as UTC."""
+    return as_utc(moment)
 
 
 class _Compiler:
     def __init__(self, rules: Rules, dialect: str, now: datetime, profiles: Select[Any] | None = None) -> None:
         self.rules, self.dialect, self.profiles = rules, dialect, profiles
-        self.now = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+        self.now = _utc(now)
         self.joins: dict[Any, Any] = {}  # what is joined (an aggregate, a purpose...) -> its subquery
 
     # -- statements ------------------------------------------------------------------------
@@ -210,8 +211,8 @@ class _Compiler:
                 sv.ordered(i.c.value, self.dialect),
             )
             rank = func.row_number().over(partition_by=i.c.profile_id, order_by=order).label("rank")
-            ranked = select(i.c.profile_id, i.c.value, rank).where(i.c.type == type_name)
-            ranked = self.limit(ranked, i.c.profile_id).subquery("ranked_identities")
+            stmt = select(i.c.profile_id, i.c.value, rank).where(i.c.type == type_name)
+            ranked = self.limit(stmt, i.c.profile_id).subquery("ranked_identities")
             return select(ranked.c.profile_id.label("pid"), ranked.c.value).where(ranked.c.rank == 1)
 
         return self.join(("identifier", type_name), build)
@@ -238,12 +239,11 @@ class _Compiler:
         time = table.c[TIME_COLUMN[agg.source]]
         window = agg.window
         if window.days is not None:
-            since = literal(self.now - timedelta(days=window.days), sa.DateTime())
-            stmt = stmt.where(time >= since, time <= literal(self.now, sa.DateTime()))
+            stmt = stmt.where(time >= self.now - timedelta(days=window.days), time <= self.now)
         if window.since is not None:
-            stmt = stmt.where(time >= _naive(window.since))
+            stmt = stmt.where(time >= _utc(window.since))
         if window.until is not None:
-            stmt = stmt.where(time < _naive(window.until))
+            stmt = stmt.where(time < _utc(window.until))
         if agg.where is not None:
             stmt = stmt.where(sv.truth(self.row_value(agg.where, table), self.dialect))
         return stmt
@@ -252,7 +252,7 @@ class _Compiler:
         if isinstance(node, RowField):
             return self.field(node, table)
         if isinstance(node, DateCompare):
-            column, moment = table.c[node.field.column], _naive(node.moment)
+            column, moment = table.c[node.field.column], _utc(node.moment)
             equal = func.coalesce(column == moment, sa.false())
             if node.op in ("==", "!="):
                 return sv.flag_value(equal if node.op == "==" else not_(equal))

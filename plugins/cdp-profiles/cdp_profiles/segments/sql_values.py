@@ -39,6 +39,8 @@ class SqlValue:
     json: Expr | None = None
     """The value's JSON text: for lists and objects, and for values read from a JSON document."""
     integer: bool = False
+    document: bool = False
+    """Read from a JSON document: ``json`` is its own text, whatever its kind."""
     base: Expr | None = None
     """For a value that is NULL or of one kind: the expression whose NULL says which."""
 
@@ -92,13 +94,13 @@ def json_field(doc: Expr, name: str, dialect: str) -> SqlValue:
             (kind_raw == "number", "number"), (kind_raw == "string", "text"), (kind_raw == "boolean", "bool"),
             (kind_raw == "array", "list"), (kind_raw == "object", "object"), else_="null",
         )  # fmt: skip
-        raw = doc.op("->>")(key)
+        raw = sa.type_coerce(doc.op("->>")(key), Text)
         return SqlValue(ANY, kind, num=case((kind == "number", as_float(raw, dialect))), text=raw, flag=raw == "true",
-                        json=value_json(doc, name, dialect))  # fmt: skip
+                        json=value_json(doc, name, dialect), document=True)  # fmt: skip
     json, path = sqlite_json_path(doc, name)
     kind_raw = func.json_type(json, path)
     extracted = func.json_extract(json, path)
-    return _sqlite_typed(kind_raw, extracted, value_json(doc, name, dialect))
+    return replace(_sqlite_typed(kind_raw, extracted, value_json(doc, name, dialect)), document=True)
 
 
 def _sqlite_typed(kind_raw: Expr, atom: Expr, json: Expr) -> SqlValue:
@@ -121,7 +123,7 @@ def elements(container: SqlValue, dialect: str) -> tuple[Any, SqlValue]:
             (kind_raw == "number", "number"), (kind_raw == "string", "text"), (kind_raw == "boolean", "bool"),
             (kind_raw == "array", "list"), (kind_raw == "object", "object"), else_="null",
         )  # fmt: skip
-        raw = each.c.value.op("#>>")(sa.text("'{}'"))
+        raw = sa.type_coerce(each.c.value.op("#>>")(sa.text("'{}'")), Text)
         value = SqlValue(ANY, kind, num=case((kind == "number", as_float(raw, dialect))), text=raw, flag=raw == "true",
                          json=sa.cast(each.c.value, Text))  # fmt: skip
         return each, value
@@ -135,11 +137,11 @@ def elements(container: SqlValue, dialect: str) -> tuple[Any, SqlValue]:
 def numeric_text(text: Expr, dialect: str) -> Cond:
     """``-?[0-9]+(\\.[0-9]+)?``: the text a number meets as a number."""
     if dialect == "postgresql":
-        return text.op("~")(r"^-?[0-9]+(\.[0-9]+)?$")
+        return text.op("~", is_comparison=True)(r"^-?[0-9]+(\.[0-9]+)?$")
     digits = case((func.substr(text, 1, 1) == "-", func.substr(text, 2)), else_=text)
     return and_(
-        digits.op("GLOB")("[0-9]*"), digits.op("GLOB")("*[0-9]"),
-        not_(digits.op("GLOB")("*[^0-9.]*")), not_(digits.op("GLOB")("*.*.*")),
+        digits.op("GLOB", is_comparison=True)("[0-9]*"), digits.op("GLOB", is_comparison=True)("*[0-9]"),
+        not_(digits.op("GLOB", is_comparison=True)("*[^0-9.]*")), not_(digits.op("GLOB", is_comparison=True)("*.*.*")),
     )  # fmt: skip
 
 
@@ -291,7 +293,9 @@ def arith(op: str, a: SqlValue, b: SqlValue, dialect: str) -> SqlValue:
 
 def choose(options: list[tuple[Cond, SqlValue]]) -> SqlValue:
     """The first value whose condition holds, else null (coalesce)."""
-    kinds: frozenset[Kind] = frozenset({"null"}).union(*(v.kinds for _, v in options))
+    kinds: frozenset[Kind] = frozenset({"null"})
+    for _, option in options:
+        kinds |= option.kinds
 
     def pick(attr: str, runtime: bool = False) -> Expr | None:
         whens = []
@@ -320,9 +324,10 @@ def present(value: SqlValue) -> Cond:
 def to_json(value: SqlValue, dialect: str) -> Expr:
     """The value as JSON text (what :func:`cdp_profiles.segments.decode_value` reads)."""
     whens: list[tuple[Cond, Expr]] = []
-    if value.json is not None and value.kinds == ANY:  # read from a JSON document: its own text
+    if value.document:  # read from a JSON document: its own text
         return func.coalesce(value.json, "null")
     for kind in sorted(value.kinds):
+        text: Expr
         if kind == "number":
             assert value.num is not None
             if value.integer:
