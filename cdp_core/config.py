@@ -361,7 +361,7 @@ def load_config(
                 invalid_nodes.setdefault(name, set()).add(node_name)
         graph_configs[name] = graph_config
     graphs, graph_issues = build_graphs(
-        graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable)
+        graph_configs, set(root.syncs), invalid_nodes, raw_connectors, connectors, plugins, set(unavailable), sections
     )
     for graph_issue in graph_issues:
         if graph_issue.line is None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from graphlib import CycleError, TopologicalSorter
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig, Source
 from cdp_core.keypaths import PathPart, did_you_mean, format_path, unsafe_name, validation_messages
@@ -97,15 +97,22 @@ def build_graphs(
     connectors: dict[str, Connector],
     plugins: Plugins,
     unavailable: Collection[str] = (),
+    sections: Mapping[str, BaseModel] | None = None,
 ) -> tuple[dict[str, SyncGraph], list[GraphIssue]]:
-    """Validate and build every graph; a graph using an ``unavailable`` connector is left out (it will not run)."""
+    """Validate and build every graph; a graph using an ``unavailable`` connector is left out (it will not run).
+
+    :param sections: the plugins' validated sections, in the context a source lists its streams
+        with (a source may offer streams its plugin's section defines, such as segments).
+    """
     graphs: dict[str, SyncGraph] = {}
     issues: list[GraphIssue] = []
     for name, config in configs.items():
         refs = {n.ref.split(".", 1)[0] for n in config.nodes.values() if n.role != "transform"}
         if refs & set(unavailable):
             continue
-        graph = _build_graph(name, config, invalid_nodes.get(name, set()), raw_connectors, connectors, plugins, issues)
+        graph = _build_graph(
+            name, config, invalid_nodes.get(name, set()), raw_connectors, connectors, plugins, issues, sections or {}
+        )
         if graph is not None:
             graphs[name] = graph
     _check_depends_on(configs, all_names, issues)
@@ -120,6 +127,7 @@ def _build_graph(
     connectors: dict[str, Connector],
     plugins: Plugins,
     issues: list[GraphIssue],
+    sections: Mapping[str, BaseModel],
 ) -> SyncGraph | None:
     prefix: tuple[PathPart, ...] = ("syncs", name)
     start = len(issues)
@@ -128,7 +136,9 @@ def _build_graph(
         issues.append(GraphIssue(prefix + ("nodes",), "a graph needs at least one node"))
     nodes: dict[str, Node] = {}
     for node_name, node_cfg in config.nodes.items():
-        node = _build_node(node_name, node_cfg, prefix + ("nodes", node_name), raw_connectors, connectors, plugins, issues)
+        node = _build_node(
+            node_name, node_cfg, prefix + ("nodes", node_name), raw_connectors, connectors, plugins, issues, sections
+        )
         if node is not None:
             nodes[node_name] = node
         else:
@@ -171,6 +181,7 @@ def _build_node(
     connectors: dict[str, Connector],
     plugins: Plugins,
     issues: list[GraphIssue],
+    sections: Mapping[str, BaseModel],
 ) -> Node | None:
     role, ref = cfg.role, cfg.ref
     if role == "source":
@@ -186,14 +197,19 @@ def _build_node(
         if connector is None:
             return None
         try:
-            source: Source = connector.roles["source"].cls(connector.config, ConnectorContext(name=connector_name))
+            context = ConnectorContext(name=connector_name, sections=sections)
+            source: Source = connector.roles["source"].cls(connector.config, context)
             streams = [s.name for s in source.streams()]
         except Exception as exc:  # noqa: BLE001 - a plugin bug is reported where it is used
             issues.append(GraphIssue(where + ("source",), f"source {connector_name!r} cannot list its streams: {exc}"))
             return None
         if stream_name not in streams:
             issues.append(
-                GraphIssue(where + ("source",), f"connector {connector_name!r} has no stream {stream_name!r}; streams: {', '.join(streams) or 'none'}")
+                GraphIssue(
+                    where + ("source",),
+                    f"connector {connector_name!r} has no stream {stream_name!r}{did_you_mean(stream_name, streams)}; "
+                    f"streams: {', '.join(streams) or 'none'}",
+                )
             )
             return None
         # Checked here, where a graph uses the stream: a source's stream names come from

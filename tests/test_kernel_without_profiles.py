@@ -111,7 +111,7 @@ def test_plugins_lists_profiles_as_disabled(folder: Path) -> None:
     assert entry["registered"] == {}
 
 
-@pytest.mark.parametrize("command", [["profiles", "show", "x"], ["nps"]])
+@pytest.mark.parametrize("command", [["profiles", "show", "x"], ["nps"], ["segments", "list"]])
 def test_product_commands_name_the_disabled_plugin(folder: Path, command: list[str]) -> None:
     done = cdp(folder, *command, "-c", "connectors.toml", disable="profiles")
     assert done.returncode == 2, done.stdout + done.stderr
@@ -136,7 +136,7 @@ def test_plugins_lists_what_profiles_registers_when_enabled(folder: Path) -> Non
     assert entry["registered"] == {
         "sources": ["profile_store"],
         "destinations": ["profile_store"],
-        "config sections": ["identity"],
-        "commands": ["nps", "profiles"],
+        "config sections": ["computed_traits", "identity", "segments"],
+        "commands": ["nps", "profiles", "segments"],
         "migrations": ["profiles"],
     }

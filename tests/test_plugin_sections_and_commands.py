@@ -124,3 +124,60 @@ def test_a_plugin_command_may_not_take_a_kernel_name() -> None:
     build_app(plugins)
     assert plugins.info["taker"].status == "broken"
     assert "command 'sync' is the kernel's own" in (plugins.info["taker"].error or "")
+
+
+# -- a source whose streams a section defines ------------------------------------------------------
+
+
+class ListsSettings(PluginConfig):
+    lists: list[str] = []
+
+
+class SectionStreams:
+    """A source offering one stream per name in its plugin's ``[lists]`` section (as the profile store offers segments)."""
+
+    @hookimpl
+    def cdp_register_config_sections(self, register: Register) -> None:
+        register("lists", ListsSettings)
+
+    @hookimpl
+    def cdp_register_sources(self, register: Register) -> None:
+        from collections.abc import Iterator, Sequence
+
+        from cdp_core.base import Page, Source, Stream
+
+        class ListStream(Stream):
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+            def read(self, cursor: Any) -> Iterator[Page]:
+                yield Page([], None)
+
+        class ListsSource(Source):
+            config_model = PluginConfig
+
+            def streams(self) -> Sequence[Stream]:
+                lists = self.context.sections.get("lists")
+                return [ListStream(f"list_{n}") for n in getattr(lists, "lists", [])]
+
+        register("lists", ListsSource)
+
+
+def test_a_source_lists_streams_from_the_sections_when_graphs_are_validated(register_plugin: Any, tmp_path: Path) -> None:
+    from cdp_core.config import ConfigError, load_config
+
+    plugins = register_plugin(SectionStreams(), name="lists")
+    graph = (
+        '[connectors.src]\ntype = "lists"\n[connectors.out]\ntype = "jsonl_file"\npath = "out.jsonl"\n'
+        '[syncs.g.nodes.a]\nsource = "src.list_{name}"\n[syncs.g.nodes.b]\ndestination = "out"\ninputs = ["a"]\n'
+    )
+    good = tmp_path / "good.toml"
+    good.write_text('[lists]\nlists = ["vip"]\n' + graph.format(name="vip"))
+    assert "g" in load_config(good, plugins, env={}).graphs
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[lists]\nlists = ["vip"]\n' + graph.format(name="vips"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, plugins, env={})
+    assert any(
+        "connector 'src' has no stream 'list_vips' (did you mean 'list_vip'?)" in issue.message for issue in caught.value.issues
+    ), [issue.message for issue in caught.value.issues]

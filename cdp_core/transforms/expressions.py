@@ -1,4 +1,4 @@
-"""A small, safe expression language for ``filter`` and ``derive``.
+"""A small, safe expression language for ``filter`` and ``derive`` (and products' rules).
 
 Expressions come from connectors.toml, so they are data, never code: they are
 parsed with an explicit lark grammar (no ``eval``, ``exec``, ``compile`` or
@@ -6,6 +6,15 @@ Python ``ast``), may only read record fields and call the whitelisted functions
 of :mod:`cdp_core.transforms.expr_functions`, and are compiled once into a tree of
 closures so evaluation per record is a handful of plain function calls.
 docs/transforms.md documents the language.
+
+:func:`parse_expression` gives the parse tree itself, for a product that compiles the
+same language to something else (SQL): a lark ``Tree`` whose nodes are the grammar's
+rule names below (``or_expr``, ``and_expr``, ``not_op``, ``compare``, ``in_op``,
+``not_in_op``, ``sum``, ``product``, ``neg``, ``number``, ``string``, ``true``,
+``false``, ``null``, ``call``, ``field``, ``quoted_field``, ``list``), each with its
+source position (``meta.start_pos``, ``meta.end_pos``, ``meta.column``); a call's
+arguments are ``args`` whose children are expressions or ``kwarg`` (``NAME = expr``).
+:func:`call_arguments`, :func:`literal_value` and :func:`field_name` read them.
 """
 
 from __future__ import annotations
@@ -25,7 +34,17 @@ from cdp_core.transforms import expr_functions as fx
 from cdp_core.transforms.expr_functions import EvaluationError
 from cdp_core.transforms.fields import MISSING, FieldPath
 
-__all__ = ["EvaluationError", "Expression", "ExpressionError", "check_expression", "compile_expression"]
+__all__ = [
+    "EvaluationError",
+    "Expression",
+    "ExpressionError",
+    "call_arguments",
+    "check_expression",
+    "compile_expression",
+    "field_name",
+    "literal_value",
+    "parse_expression",
+]
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -52,7 +71,9 @@ GRAMMAR = r"""
      | QUOTED_FIELD                  -> quoted_field
      | "[" [args] "]"                -> list
      | "(" or_expr ")"
-args: or_expr ("," or_expr)*
+args: arg ("," arg)*
+?arg: or_expr
+    | NAME "=" or_expr               -> kwarg
 
 _OR: "or"
 _AND: "and"
@@ -71,7 +92,7 @@ STRING: /'(?:[^'\\]|\\.)*'/ | /"(?:[^"\\]|\\.)*"/
 %ignore /[ \t\r\n]+/
 """
 
-_PARSER = Lark(GRAMMAR, parser="lalr", maybe_placeholders=True)
+_PARSER = Lark(GRAMMAR, parser="lalr", maybe_placeholders=True, propagate_positions=True)
 
 
 class ExpressionError(ValueError):
@@ -104,6 +125,69 @@ class Expression:
         return f"Expression({self.source!r})"
 
 
+def parse_expression(source: str) -> Tree[Token]:
+    """The parse tree of ``source`` (see the module docstring); raises :class:`ExpressionError` with the column."""
+    return _parse(source)
+
+
+def call_arguments(node: Tree[Token]) -> tuple[Token, list[Tree[Token]], dict[str, tuple[Token, Tree[Token]]]]:
+    """A ``call`` node's name token, positional arguments and keyword arguments (name -> (name token, value)).
+
+    Raises :class:`ExpressionError` for a positional argument after a keyword one and for a repeated keyword.
+    """
+    token = node.children[0]
+    assert isinstance(token, Token), f"a function's NAME is a token: {token!r}"
+    positional: list[Tree[Token]] = []
+    keywords: dict[str, tuple[Token, Tree[Token]]] = {}
+    args = node.children[1]
+    for child in args.children if isinstance(args, Tree) else ():
+        assert isinstance(child, Tree), f"an argument is a rule: {child!r}"
+        if child.data == "kwarg":
+            key, value = child.children
+            assert isinstance(key, Token) and isinstance(value, Tree)
+            if str(key) in keywords:
+                raise ExpressionError(f"at column {key.column}: {token!s}() got {str(key)!r} twice")
+            keywords[str(key)] = (key, value)
+        elif keywords:
+            raise ExpressionError(f"at column {_column(child)}: a positional argument after a keyword argument")
+        else:
+            positional.append(child)
+    return token, positional, keywords
+
+
+def literal_value(node: Tree[Token]) -> tuple[bool, Any]:
+    """(True, value) when ``node`` is a literal (number, text, true, false, null; ``-`` before a number), else (False, None)."""
+    if node.data == "number":
+        text = str(node.children[0])
+        return True, float(text) if any(c in text for c in ".eE") else int(text)
+    if node.data == "string":
+        return True, _unquote(str(node.children[0]))
+    if node.data in _CONSTANTS:
+        return True, _CONSTANTS[node.data]
+    if node.data == "neg" and isinstance(node.children[0], Tree) and node.children[0].data == "number":
+        return True, -literal_value(node.children[0])[1]
+    return False, None
+
+
+def field_name(node: Tree[Token]) -> str | None:
+    """The name a ``field`` (``a.b``) or ``quoted_field`` (`` `a b` ``) node reads, else None."""
+    if node.data == "field":
+        return ".".join(str(t) for t in node.children)
+    if node.data == "quoted_field":
+        return str(node.children[0])[1:-1]
+    return None
+
+
+_CONSTANTS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def _column(node: Tree[Token] | Token) -> int | str:
+    if isinstance(node, Token):
+        return node.column if isinstance(node.column, int) else "?"
+    meta = node.meta
+    return meta.column if not meta.empty else "?"
+
+
 @lru_cache(maxsize=1024)
 def _parse(source: str) -> Tree[Token]:
     if not source.strip():
@@ -128,6 +212,8 @@ def _syntax_message(exc: UnexpectedInput) -> str:
             found = repr(str(exc.token))
         # LALR's expected set spans every context of the parser state, so name the class only
         hint = "a value" if {"NAME", "NUMBER"} & set(exc.expected) else "an operator, ')' or the end"
+        if str(exc.token) == "=":
+            hint += " (compare with '==')"
         return f"syntax error {where}: unexpected {found}; expected {hint}"
     return f"syntax error {where}"
 
@@ -230,6 +316,9 @@ class _Compiler:
         if node is None:
             return []
         assert isinstance(node, Tree), f"args is a rule, not a token: {node!r}"
+        for child in node.children:
+            if isinstance(child, Tree) and child.data == "kwarg":
+                raise ExpressionError(f"at column {_column(child)}: keyword arguments ({child.children[0]!s} = ...) are for function calls")
         return [self.build(child) for child in node.children]
 
     def _call(self, node: Tree[Token]) -> Evaluator:
@@ -240,6 +329,10 @@ class _Compiler:
         if spec is None:
             known = ", ".join(sorted(fx.FUNCTIONS))
             raise ExpressionError(f"at column {token.column}: unknown function {name!r}; functions: {known}")
+        _, _, keywords = call_arguments(node)
+        if keywords:
+            key, _ = next(iter(keywords.values()))
+            raise ExpressionError(f"at column {key.column}: {name}() takes no keyword arguments (got {str(key)!r})")
         args = self._args(node.children[1])
         low, high = spec.arity
         if len(args) < low or (high is not None and len(args) > high):

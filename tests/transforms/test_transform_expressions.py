@@ -126,7 +126,7 @@ def test_evaluation_errors_say_what_is_wrong(source: str, data: dict[str, object
         ("'abc'.__len__()", "syntax error at column 6"),
         ("[x for x in items]", "syntax error"),
         ("a[0]", "syntax error at column 2"),
-        ("x = 1", "syntax error at column 3: unexpected character '='"),
+        ("x = 1", "syntax error at column 3: unexpected '='"),
         ("x; y", "syntax error at column 2: unexpected character ';'"),
         ("1 +", "syntax error at the end"),
         ("concat(a, b", "syntax error at the end"),
@@ -160,3 +160,46 @@ def test_keywords_are_not_names_but_prefixes_are() -> None:
     assert evaluate("order or android", order=0, android=1) is True
     assert evaluate("notes", notes="x") == "x"
     assert evaluate("index in [1]", index=1) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("lower(name, where = 1)", "at column 13: lower() takes no keyword arguments (got 'where')"),
+        ("[a = 1]", "at column 2: keyword arguments (a = ...) are for function calls"),
+        ("x = 1", "syntax error at column 3: unexpected '='; expected an operator, ')' or the end (compare with '==')"),
+    ],
+)
+def test_keyword_arguments_parse_but_the_kernel_functions_take_none(source: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expression(source)
+    assert str(caught.value) == message
+
+
+def test_the_parse_tree_is_public_with_positions_and_keyword_arguments() -> None:
+    source = "count(orders, where = status != 'x', days = 90) >= 2"
+    tree = expressions.parse_expression(source)
+    assert tree.data == "compare"
+    call = tree.children[0]
+    assert call.data == "call" and call.meta.start_pos == 0 and source[call.meta.start_pos : call.meta.end_pos].endswith("90)")
+    name, positional, keywords = expressions.call_arguments(call)
+    assert str(name) == "count"
+    assert [expressions.field_name(p) for p in positional] == ["orders"]
+    assert sorted(keywords) == ["days", "where"]
+    assert expressions.literal_value(keywords["days"][1]) == (True, 90)
+    assert expressions.literal_value(expressions.parse_expression("-2.5")) == (True, -2.5)
+    assert expressions.literal_value(keywords["where"][1]) == (False, None)
+    assert expressions.field_name(expressions.parse_expression("`odd name`")) == "odd name"
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("f(a = 1, 2)", "at column 10: a positional argument after a keyword argument"),
+        ("f(a = 1, a = 2)", "at column 10: f() got 'a' twice"),
+    ],
+)
+def test_call_arguments_refuses_what_python_refuses(source: str, message: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        expressions.call_arguments(expressions.parse_expression(source))
+    assert str(caught.value) == message

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -161,6 +161,10 @@ class Filters:
     until: date | datetime | None = None
     survey: str | None = None
     latest_per_person: bool = False
+    segment: str | None = None
+    """Only answers of the people in this segment (named for reports; ``members`` selects them)."""
+    members: Any = field(default=None, compare=False)
+    """A ``SELECT profile_id`` of the people whose answers count (the segment's members); None: everyone."""
 
     def conditions(self) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
@@ -182,6 +186,7 @@ class Filters:
             "until": self.until,
             "survey": self.survey,
             "latest_per_person": self.latest_per_person,
+            "members": self.members,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +195,7 @@ class Filters:
             "until": self.until.isoformat() if self.until else None,
             "survey": self.survey,
             "latest_per_person": self.latest_per_person,
+            "segment": self.segment,
         }
 
 
@@ -208,7 +214,7 @@ def _answers(filters: Filters, *, person: bool) -> Subquery:
     n = _nps
     columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at]
     source: Any = n
-    if person or filters.latest_per_person:
+    if person or filters.latest_per_person or filters.members is not None:
         source = (
             n.outerjoin(_index, and_(_index.c.stream == n.c.stream, _index.c.key == n.c.key))
             .outerjoin(_sets, _sets.c.id == _index.c.set_id)
@@ -216,6 +222,8 @@ def _answers(filters: Filters, *, person: bool) -> Subquery:
         )
         columns.append(func.coalesce(_profiles.c.merged_into, _profiles.c.id).label("profile_id"))
     stmt = select(*columns).select_from(source).where(*filters.conditions())
+    if filters.members is not None:
+        stmt = stmt.where(func.coalesce(_profiles.c.merged_into, _profiles.c.id).in_(filters.members))
     if not filters.latest_per_person:
         return stmt.subquery("answers")
     # The latest answer per person, as the nps_score trait picks it: by time (undated oldest), then stream, key.
@@ -254,9 +262,10 @@ def summary(
     survey: str | None = None,
     *,
     latest_per_person: bool = False,
+    members: Any = None,
 ) -> NpsFigure:
     """The NPS of every counted answer."""
-    answers = _answers(Filters(since, until, survey, latest_per_person), person=False)
+    answers = _answers(Filters(since, until, survey, latest_per_person, members=members), person=False)
     with engine.connect() as conn:
         return _figure(conn.execute(select(*_counts(answers.c.score))).one())
 
@@ -269,12 +278,13 @@ def by_trait(
     survey: str | None = None,
     *,
     latest_per_person: bool = False,
+    members: Any = None,
 ) -> list[NpsGroup]:
     """NPS per current value of ``trait`` on the answering person's live profile; no value: ``value`` None.
 
     Largest groups first, the group without a value last.
     """
-    answers = _answers(Filters(since, until, survey, latest_per_person), person=True)
+    answers = _answers(Filters(since, until, survey, latest_per_person, members=members), person=True)
     per_person = select(answers.c.profile_id, *_counts(answers.c.score)).group_by(answers.c.profile_id)
     # Two plain scans merged here rather than one join: a join of the ranked answers with the profiles can
     # get a nested-loop plan on PostgreSQL when statistics lag behind a fresh sync (minutes for 100,000 answers).
@@ -312,6 +322,7 @@ def trend(
     survey: str | None = None,
     *,
     latest_per_person: bool = False,
+    members: Any = None,
 ) -> list[NpsPeriod]:
     """NPS per ISO week or calendar month (UTC) of ``answered_at``, oldest first, gaps filled with n = 0.
 
@@ -319,7 +330,7 @@ def trend(
     """
     if period not in ("week", "month"):
         raise NpsError(f"period must be 'week' or 'month', got {period!r}")
-    answers = _answers(Filters(since, until, survey, latest_per_person), person=False)
+    answers = _answers(Filters(since, until, survey, latest_per_person, members=members), person=False)
     when = answers.c.answered_at
     # The UTC calendar day; on PostgreSQL a timestamptz's date() would follow the session's time zone.
     day = func.date(func.timezone("UTC", when) if engine.dialect.name == "postgresql" else when).label("day")

@@ -266,6 +266,8 @@ def describe(report: NpsReport) -> str:
         parts.append(f"answered {f.since.isoformat() if f.since else '…'} to {f.until.isoformat() if f.until else '…'}")
     if f.survey:
         parts.append(f"survey {f.survey}")
+    if f.segment:
+        parts.append(f"segment {f.segment}")
     return "; ".join(parts)
 
 

@@ -1,8 +1,8 @@
 """The profiles product's hook implementations: what it adds to cdp, through the same hooks as any plugin.
 
 Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
-registered here: the profile store as a destination and a source, the ``[identity]``
-section of connectors.toml (and its check against the rest of the file), the ``profiles`` and ``nps`` commands, and the migration
+registered here: the profile store as a destination and a source, the ``[identity]``,
+``[computed_traits]`` and ``[segments]`` sections of connectors.toml (and its check against the rest of the file), the ``profiles`` and ``nps`` commands, and the migration
 history of its tables.
 """
 
@@ -13,6 +13,7 @@ from cdp_core.config import Config
 
 from cdp_profiles.identity import IdentityConfig, Report, check_identity
 from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
+from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig, check_rules
 from cdp_profiles.store.schema import PROFILES
 
 
@@ -29,20 +30,25 @@ def cdp_register_destinations(register: Register) -> None:
 @hookimpl
 def cdp_register_config_sections(register: Register) -> None:
     register("identity", IdentityConfig)
+    register("computed_traits", ComputedTraitsConfig)
+    register("segments", SegmentsConfig)
 
 
 @hookimpl
 def cdp_validate_config(config: Config, report: Report) -> None:
     check_identity(config, report)
+    check_rules(config, report)
 
 
 @hookimpl
 def cdp_register_commands(register: Register) -> None:
     from cdp_profiles.cli.nps import nps_command
     from cdp_profiles.cli.profiles import profiles_app
+    from cdp_profiles.cli.segments import segments_app
 
     register("profiles", profiles_app)
     register("nps", nps_command)
+    register("segments", segments_app)
 
 
 @hookimpl

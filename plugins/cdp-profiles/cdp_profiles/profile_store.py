@@ -1,7 +1,8 @@
 """The profile store as a plugin: a destination (with identity resolution) and a source (for activation).
 
 Configured as ``[connectors.store] type = "profile_store"``; it uses the
-database of ``[store] url`` and the rules of ``[identity]``.
+database of ``[store] url`` and the rules of ``[identity]``. As a source it also offers one
+stream per ``[segments.NAME]``, ``segment_NAME`` (docs/segments.md#segment-streams).
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from pydantic import Field
 from sqlalchemy import Table, and_, or_, select
 
 from cdp_profiles.identity import IdentityConfig
+from cdp_profiles.membership.engine import configured, descriptions, rules_of
+from cdp_profiles.membership.reads import computed_values
+from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
+from cdp_profiles.store.segment_models import SegmentMember
 from cdp_profiles.store.trait_docs import trait_values
 
 
@@ -51,10 +56,21 @@ class ProfileStoreDestination(Destination):
 
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         self._writer.write(batch, checkpoint)
+        self._run_id: str | None = checkpoint.run_id
 
     def close(self) -> None:
+        """After a run that wrote: computed traits of the profiles it touched, and every segment's membership.
+
+        Also after a failed run: what it committed is in the store (docs/segments.md#refresh).
+        """
         engine = getattr(self, "_engine", None)
-        if engine is not None:
+        if engine is None:
+            return
+        try:
+            run_id = getattr(self, "_run_id", None)
+            if run_id is not None and configured(self.context.sections):
+                refresh(engine, rules_of(self.context.sections), run_id=run_id)
+        finally:
             engine.dispose()
 
 
@@ -64,6 +80,7 @@ _profiles = table_of(m.Profile)
 _identities = table_of(m.Identity)
 _index = table_of(m.RecordIndex)
 _sets = table_of(m.IdSet)
+_segment_members = table_of(SegmentMember)
 
 
 def _cursor_after(cursor: JsonValue) -> tuple[datetime, str, str] | None:
@@ -101,8 +118,10 @@ class _ProfilesStream(_StoreStream):
         size = self.source.config.page_size  # type: ignore[attr-defined]
         after = _cursor_after(cursor) if not self.full_refresh else None
         after_id = cursor.get("after_id") if self.full_refresh and isinstance(cursor, dict) else None
+        if self.full_refresh and after_id is None:
+            self.starting_pass(engine)
         while True:
-            stmt = select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
+            stmt = self.base_query()
             if self.full_refresh:
                 if after_id is not None:
                     stmt = stmt.where(_profiles.c.id > after_id)
@@ -133,6 +152,13 @@ class _ProfilesStream(_StoreStream):
             if last_page:
                 return
 
+    def base_query(self) -> Any:
+        """The profiles this stream emits, before paging: every live one."""
+        return select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
+
+    def starting_pass(self, engine: Any) -> None:
+        """Called when a full-refresh pass starts from the first profile (not when it resumes mid-read)."""
+
     def _records(self, conn: Any, rows: list[Any]) -> list[Record]:
         ids = [r.id for r in rows]
         traits: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -140,6 +166,8 @@ class _ProfilesStream(_StoreStream):
         if ids:
             for p in conn.execute(select(_profiles.c.id, _profiles.c.traits).where(_profiles.c.id.in_(ids))):
                 traits[p.id] = trait_values(p.traits)
+            for pid, values in computed_values(conn, ids).items():  # a computed trait wins over a record's field
+                traits[pid].update({name: value for name, (value, _) in values.items()})
             order = _identities.c.type, _identities.c.first_seen, _identities.c.value
             for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
                 idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type
@@ -153,6 +181,35 @@ class _ProfilesStream(_StoreStream):
             )
             for r in rows
         ]
+
+
+SEGMENT_STREAM_PREFIX = "segment_"
+"""A segment's stream is ``segment_NAME`` (``source = "store.segment_promoters"``)."""
+
+
+class _SegmentStream(_ProfilesStream):
+    """The current members of one segment, with their traits (computed ones included) and identifiers.
+
+    Full refresh, like ``profiles_all``: every member on every run, so a mirror destination
+    removes whoever left. A pass that starts from the beginning first refreshes the segment's
+    membership (its history records who entered and left), so what it sends is who is in the
+    segment at that moment.
+    """
+
+    def __init__(self, source: ProfileStoreSource, segment: str) -> None:
+        super().__init__(source, f"{SEGMENT_STREAM_PREFIX}{segment}", full_refresh=True)
+        self.segment = segment
+
+    def base_query(self) -> Any:
+        members = _segment_members
+        return (
+            select(_profiles.c.id, _profiles.c.updated_at)
+            .join(members, and_(members.c.profile_id == _profiles.c.id, members.c.segment == self.segment))
+            .where(_profiles.c.merged_into.is_(None))
+        )
+
+    def starting_pass(self, engine: Any) -> None:
+        refresh(engine, rules_of(self.source.context.sections), segments=[self.segment], computed=False)
 
 
 class _KindStream(_StoreStream):
@@ -230,12 +287,14 @@ class ProfileStoreSource(Source):
         return self._engine
 
     def streams(self) -> Sequence[Stream]:
+        segments = descriptions(self.context.sections, "segments")
         return [
             _ProfilesStream(self, "profiles"),
             _ProfilesStream(self, "profiles_all", full_refresh=True),
             _KindStream(self, "events", RecordKind.event),
             _KindStream(self, "orders", RecordKind.order),
             _KindStream(self, "nps_responses", RecordKind.nps_response),
+            *(_SegmentStream(self, name) for name in sorted(segments)),
         ]
 
     def close(self) -> None:

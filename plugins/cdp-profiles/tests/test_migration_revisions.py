@@ -1,4 +1,4 @@
-"""Migrations that move data (0005, 0007): every row carried over, up and down, on SQLite and PostgreSQL."""
+"""Migrations that move data (0005, 0007) or guard it (0008): every row carried over, up and down, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from migration_helpers import (
 )
 from sqlalchemy import Engine, insert, inspect, select, text
 
+from cdp_profiles.store import profile_models, segment_models  # noqa: F401 - their tables, on the metadata
 from cdp_profiles.store.schema import ensure_schema
 from cdp_profiles.store.trait_docs import trait_entries
 
@@ -380,3 +381,26 @@ def test_0007_keeps_only_members_the_sets_profile_does_not_own_and_downgrade_res
         command.downgrade(alembic_config(conn), "0005")
     assert stored() == everything
     assert "ix_id_set_members_set" in {i["name"] for i in inspect(engine).get_indexes("id_set_members")}
+
+
+# -- 0008: segment and computed-trait tables; the history is never dropped silently ---------
+
+
+def test_0008_adds_the_segment_tables_and_refuses_to_drop_a_history(engine: Engine) -> None:
+    upgrade_to(engine, "0007")
+    assert not {"computed_traits", "segment_members", "segment_history", "segment_refreshes"} & table_names(engine)
+    upgrade_to(engine, "0008")
+    assert {"computed_traits", "segment_members", "segment_history", "segment_refreshes"} <= table_names(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(model_table("segment_history")), [{"segment": "vip", "profile_id": "p1", "entered_at": NOW}]
+        )
+    with pytest.raises(RuntimeError, match="segment_history holds 1 rows"):
+        with migration_transaction(engine) as conn:
+            command.downgrade(alembic_config(conn), "0007")
+    assert revision(engine) == ("0008",)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM segment_history"))
+    with migration_transaction(engine) as conn:
+        command.downgrade(alembic_config(conn), "0007")
+    assert not {"computed_traits", "segment_members", "segment_history", "segment_refreshes"} & table_names(engine)

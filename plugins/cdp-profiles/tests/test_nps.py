@@ -334,7 +334,7 @@ def test_cli_filters_and_usage_errors(engine: Engine, store_url: str, tmp_path: 
     code, out, _ = run(tmp_path, store_url, "--json", "--since", "2024-02-01", "--until", "2024-02-10")
     assert code == 0 and json.loads(out)["summary"]["n"] == 2
     code, out, err = run(tmp_path, store_url, "--segment", "vip")
-    assert code == 2 and "segments are not available yet" in err and out == ""
+    assert code == 2 and "unknown segment 'vip'" in err and out == ""
     assert run(tmp_path, store_url, "--since", "last week")[0] == 2
     assert run(tmp_path, store_url, "--period", "day")[0] == 2
     assert run(tmp_path, store_url, "--since", "2024-03-01", "--until", "2024-02-01")[0] == 2

@@ -370,8 +370,8 @@ def test_cli_list(store: Store, tmp_path: Path) -> None:
 
     empty = cdp(store, tmp_path, "profiles", "list", "--where", "city=Atlantis")
     assert empty.exit_code == 0 and "no profiles match" in empty.stderr
-    bad = cdp(store, tmp_path, "profiles", "list", "--where", "city")
-    assert bad.exit_code == 2 and "TRAIT=VALUE" in bad.stderr
+    bad = cdp(store, tmp_path, "profiles", "list", "--where", "city ==")
+    assert bad.exit_code == 2 and "--where 'city =='" in bad.stderr
 
 
 def test_cli_prints_data_as_text_not_markup(store: Store, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ HtmlOption = typer.Option(None, "--html", metavar="FILE", help="Also write a sel
 def nps_command(
     by: list[str] | None = ByOption,
     segment: str | None = typer.Option(
-        None, "--segment", metavar="NAME", help="Only this segment's members (not available yet)."
+        None, "--segment", metavar="NAME", help="Only answers of this segment's members (as its rule says now)."
     ),
     period: PeriodChoice | None = PeriodOption,
     since: str | None = typer.Option(
@@ -54,9 +54,21 @@ def nps_command(
     if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
         common.fail("--since is after --until")
     cfg, loaded = common.load(config)
+    rules = None
     if segment is not None:
-        common.fail("--segment: segments are not available yet; use --by TRAIT")
+        from cdp_profiles.cli.segments import known_segment
+        from cdp_profiles.membership.engine import rules_of
+
+        rules = rules_of(cfg)
+        known_segment(rules, segment)
     engine = open_for_reading(cfg, loaded)
+    if rules is not None and segment is not None:
+        from cdp_core.timeutil import utc_now
+
+        from cdp_profiles.segments import members_query
+
+        members = members_query(rules, segment, engine.dialect.name, utc_now())
+        filters = dataclasses.replace(filters, segment=segment, members=members)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
     with common.store_errors(cfg):
         result = report(engine, filters, by or (), chosen)
@@ -74,7 +86,7 @@ def nps_command(
     for line in warnings:
         stderr.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     if result.summary.n == 0:
-        filtered = filters.since or filters.until or filters.survey
+        filtered = filters.since or filters.until or filters.survey or filters.segment
         stderr.print("no NPS answers " + ("match these filters" if filtered else "in the store yet"), highlight=False)
     if as_json:
         emit_json({**result.to_dict(), "html": str(html) if html else None})

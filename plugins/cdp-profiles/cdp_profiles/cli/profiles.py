@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -42,7 +43,14 @@ IDENTIFIER_HELP = (
     "email:ADDRESS, phone:NUMBER, TYPE:VALUE for any identifier type (e.g. shopify_customer_id:42), "
     "profile:ID or a bare profile id, or a bare email or phone. Values are normalized as the store does."
 )
-WhereOption = typer.Option(None, "--where", help="TRAIT=VALUE (case-insensitive); repeat it: all must match.")
+WhereOption = typer.Option(
+    None,
+    "--where",
+    help="A rule of the segment language (\"count(orders, days = 90) >= 2\"), or TRAIT=VALUE "
+    "(case-insensitive); repeat it: all must match.",
+)
+_TRAIT_EQUALS = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*=(?!=)(.*)")
+"""The old ``--where TRAIT=VALUE`` form (one ``=``): not a rule of the language, which compares with ``==``."""
 
 
 @contextmanager
@@ -59,21 +67,69 @@ def _store(config: Config, loaded: Plugins) -> Iterator[Engine]:
 @profiles_app.command("show")
 def show(
     identifier: str = typer.Argument(..., help=IDENTIFIER_HELP),
+    segment: str | None = typer.Option(
+        None, "--segment", metavar="NAME", help="Also say why the person is in this segment or not (each condition)."
+    ),
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Everything known about one person: traits, identities, merges and why, events, orders, NPS, consents."""
+    """Everything known about one person: traits, identities, merges and why, events, orders, NPS, consents, segments."""
     cfg, loaded = common.load(config)
+    rules = None
+    if segment is not None:
+        from cdp_profiles.cli.segments import known_segment
+        from cdp_profiles.membership.engine import rules_of
+
+        rules = rules_of(cfg)
+        known_segment(rules, segment)
+    why = None
     with _store(cfg, loaded) as engine:
         found = lookup_profile(engine, identifier, identity_section(cfg))
         view = profile_view(engine, found.profile_id) if found.profile_id else None
+        if view is not None and rules is not None and segment is not None:
+            why = explain_membership(engine, rules, segment, view.profile.id)
     if view is None:
         common.fail(f"no profile for {identifier}" + (f" ({found.problem})" if found.problem else ""), EXIT_FAILED)
     if as_json:
-        emit_json({"lookup": asdict(found), **view.model_dump(mode="json")})
+        extra = {"explanation": {"segment": segment, "member": why.held, "why": _tree(why)}} if why else {}
+        emit_json({"lookup": asdict(found), **view.model_dump(mode="json"), **extra})
         return
     for part in render_view(view, found):
         stdout.print(part)
+    if why is not None and segment is not None:
+        stdout.print(_explanation(segment, why))
+
+
+def explain_membership(engine: Engine, rules: Any, segment: str, profile_id: str) -> Any:
+    """The engine's explanation of ``segment`` for one live profile, read now (its tree of conditions)."""
+    from cdp_core.timeutil import utc_now
+
+    from cdp_profiles.segments import explain, load_person
+
+    with engine.connect() as conn:
+        person = load_person(conn, profile_id)
+    if person is None:
+        common.fail(f"profile {profile_id} is not live", EXIT_FAILED)
+    return explain(rules, segment, person, utc_now())
+
+
+def _tree(node: Any) -> dict[str, Any]:
+    value = node.value if isinstance(node.value, (str, int, float, bool, type(None), list, dict)) else str(node.value)
+    return {"condition": node.text, "value": value, "held": node.held, "parts": [_tree(c) for c in node.children]}
+
+
+def _explanation(segment: str, why: Any) -> RenderableType:
+    verdict = "in" if why.held else "not in"
+    lines: list[RenderableType] = [Text.assemble("\n", (f"segment {segment}: {verdict}", "bold"), " (why, condition by condition)")]
+
+    def walk(node: Any, depth: int) -> None:
+        mark = ("✓", "green") if node.held else ("✗", "red")
+        lines.append(Text.assemble("  " * depth, mark, f" {node.text}", (f"  = {_fmt(node.value)}", "dim")))
+        for child in node.children:
+            walk(child, depth + 1)
+
+    walk(why, 1)
+    return Group(*lines)
 
 
 @profiles_app.command("list")
@@ -87,25 +143,50 @@ def list_command(
 ) -> None:
     """Profiles, most recently updated first: name, email, phone, orders, latest NPS."""
     filters: dict[str, str] = {}
+    rules_given: list[str] = []
     for item in where or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            common.fail(f"--where takes TRAIT=VALUE, got {item!r}")
-        filters[name.strip()] = value.strip()
+        old_form = _TRAIT_EQUALS.fullmatch(item)
+        if old_form:
+            filters[old_form.group(1)] = old_form.group(2).strip()
+        elif item.strip():
+            rules_given.append(item)
+        else:
+            common.fail("--where takes a rule (city == 'Berlin') or TRAIT=VALUE, got an empty one")
     cfg, loaded = common.load(config)
+    within = None
+    if rules_given:
+        within = _matching(cfg, rules_given)
     with _store(cfg, loaded) as engine:
-        rows = list_profiles(engine, filters, has, limit, offset)
+        rows = list_profiles(engine, filters, has, limit, offset, within=within(engine.dialect.name) if within else None)
     if as_json:
         emit_json([row.model_dump(mode="json") for row in rows])
         return
     if not rows:
-        common.stderr.print("no profiles" + (" match that filter" if filters or has else " yet"))
+        common.stderr.print("no profiles" + (" match that filter" if filters or has or rules_given else " yet"))
         return
     table = _table(("profile", "name", "email", "phone", "orders", "NPS", "updated"))
     for row in rows:
         nps = f"{row.nps_score} {row.nps_category or ''}" if row.nps_score is not None else ""
         table.add_row(*_cells(row.id, row.name, row.email, row.phone, row.orders, nps.strip(), row.updated_at))
     stdout.print(table)
+
+
+def _matching(cfg: Config, rules_given: list[str]) -> Callable[[str], Any]:
+    """The profiles every ``--where`` rule holds for, as a ``SELECT profile_id`` per dialect; a bad rule: exit 2."""
+    from cdp_core.timeutil import utc_now
+
+    from cdp_profiles.membership.engine import rules_of
+    from cdp_profiles.segments import RulesError, where_query
+
+    rules = rules_of(cfg)
+    for text in rules_given:
+        try:
+            rules.compile(text)
+        except RulesError as exc:
+            common.fail(f"--where {text!r}: {exc}")
+    now = utc_now()
+    combined = " and ".join(f"({text})" for text in rules_given)
+    return lambda dialect: where_query(rules, combined, dialect, now)
 
 
 # -- rendering ------------------------------------------------------------------------
@@ -179,6 +260,8 @@ def render_view(view: ProfileView, found: Lookup | None = None) -> list[Renderab
     )
     columns = ("stream", "key", "kind", "when")
     parts.append(_section("source records", columns, view.records, lambda r: (r.stream, r.key, r.kind, r.occurred_at)))
+    title = "segments (as of their last refresh)"
+    parts.append(_section(title, ("segment", "since"), view.segments, lambda m: (m.segment, m.entered_at)))
     return parts
 
 

@@ -150,6 +150,11 @@ class SourceRecordView(_Stored):
     occurred_at: When
 
 
+class SegmentView(BaseModel):
+    segment: str
+    entered_at: When
+
+
 class ProfileView(BaseModel):
     profile: ProfileInfo
     traits: list[TraitView]
@@ -161,6 +166,7 @@ class ProfileView(BaseModel):
     nps: list[NpsView] = Field(description="every answer, newest first")
     consents: ConsentsView
     records: list[SourceRecordView] = Field(description="the stored records that make up the profile")
+    segments: list[SegmentView] = Field(default_factory=list, description="the segments it is in, by name")
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -180,6 +186,7 @@ def profile_view(engine: Engine, profile_id: str) -> ProfileView:
         merged = _merged_ids(conn, pid)
         info = ProfileInfo(id=pid, created_at=row.created_at, updated_at=row.updated_at, merged_ids=merged)
         traits = [TraitView.model_validate(t) for t in trait_entries(row.traits, row.trait_sources)]  # by name
+        traits, segments = _derived(conn, pid, traits)
         identities = [
             IdentityView(type=r.type, value=r.value, source=r.source, **_origin(r.first_seen))
             for r in conn.execute(select(_identities).where(_identities.c.profile_id == pid))
@@ -202,8 +209,20 @@ def profile_view(engine: Engine, profile_id: str) -> ProfileView:
     consents = ConsentsView(latest=sorted(latest.values(), key=lambda c: c.purpose), history=history)
     return ProfileView(
         profile=info, traits=traits, identities=identities, merges=merges, event_count=event_count, events=events,
-        orders=orders, nps=nps, consents=consents, records=records,
+        orders=orders, nps=nps, consents=consents, records=records, segments=segments,
     )  # fmt: skip
+
+
+def _derived(conn: Connection, pid: str, traits: list[TraitView]) -> tuple[list[TraitView], list[SegmentView]]:
+    """The profile's traits with its computed ones (source ``computed``; one wins over a record trait of its
+    name), and the segments it is in (as of their last refresh)."""
+    from cdp_profiles.membership.reads import COMPUTED_SOURCE, computed_values, segments_of
+
+    computed = computed_values(conn, [pid]).get(pid, {})
+    merged = [t for t in traits if t.name not in computed]
+    merged += [TraitView(name=n, value=v, source=COMPUTED_SOURCE, set_at=at) for n, (v, at) in computed.items()]
+    segments = [SegmentView(segment=m.segment, entered_at=m.entered_at) for m in segments_of(conn, pid)]
+    return sorted(merged, key=lambda t: t.name), segments
 
 
 def _orders_view(conn: Connection, pid: str) -> OrdersView:
@@ -335,14 +354,22 @@ class ProfileSummary(BaseModel):
 
 
 def list_profiles(
-    engine: Engine, where: dict[str, str] | None = None, has: str | None = None, limit: int = 50, offset: int = 0
+    engine: Engine,
+    where: dict[str, str] | None = None,
+    has: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    within: Any = None,
 ) -> list[ProfileSummary]:
     """Live profiles, most recently updated first.
 
     :param where: trait name -> value; every one must match (case-insensitive, on the value as text).
     :param has: only profiles with an identifier of this type.
+    :param within: a ``SELECT profile_id`` (a segment's members, a rule's matches): only those profiles.
     """
     stmt = select(_profiles.c.id, _profiles.c.updated_at).where(_profiles.c.merged_into.is_(None))
+    if within is not None:
+        stmt = stmt.where(_profiles.c.id.in_(within))
     with engine.connect() as conn:
         for name, value in (where or {}).items():
             text = func.lower(value_text(_profiles.c.traits, name, conn.dialect.name))

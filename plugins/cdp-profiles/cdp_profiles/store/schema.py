@@ -41,6 +41,6 @@ PROFILES = History(
 
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the kernel's and the profile product's newest schema."""
-    from cdp_profiles.store import audience_models, profile_models  # noqa: F401 - their tables, on the metadata
+    from cdp_profiles.store import audience_models, profile_models, segment_models  # noqa: F401 - their tables
 
     create_schema(engine, PROFILES)

@@ -55,6 +55,10 @@ def _sqlite_value(doc: ColumnElement[Any], name: str) -> tuple[ColumnElement[Any
     return sa.select(func.json_object("v", as_json)).where(each.c.key == name).scalar_subquery(), "$.v"
 
 
+sqlite_json_path = _sqlite_value
+"""(JSON, path) such that ``json_extract(JSON, path)`` reads key ``name`` on SQLite, any name (segment rules use it)."""
+
+
 def value_json(doc: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[Any]:
     """The JSON text of trait ``name``'s value (``"Berlin"``, ``9``, ``true``, ``null``); NULL without that trait.
 

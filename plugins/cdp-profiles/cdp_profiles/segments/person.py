@@ -1,0 +1,62 @@
+"""One person's data as plain Python, for in-memory evaluation (and how to load it from the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdp_core.store.tables import table_of
+from sqlalchemy import Connection, Table, and_, select
+
+from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.trait_docs import trait_values
+
+
+@dataclass
+class Person:
+    """Everything the rules read about one person.
+
+    Rows are dicts with the store's column names (and ``stream``, ``key``): events
+    ``name, properties, occurred_at``; orders ``order_id, amount, currency, status,
+    occurred_at``; nps ``score, category, comment, survey, channel, answered_at``;
+    consents ``purpose, status, source, occurred_at``; identities ``type, value, first_seen``.
+    Times may be naive (UTC) or aware.
+    """
+
+    profile_id: str
+    traits: dict[str, Any] = field(default_factory=dict)
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    nps: list[dict[str, Any]] = field(default_factory=list)
+    consents: list[dict[str, Any]] = field(default_factory=list)
+
+
+_profiles = table_of(m.Profile)
+_identities = table_of(m.Identity)
+_index = table_of(m.RecordIndex)
+_sets = table_of(m.IdSet)
+_KINDS: dict[str, Table] = {
+    "events": table_of(m.Event),
+    "orders": table_of(m.Order),
+    "nps": table_of(m.NpsResponse),
+    "consents": table_of(m.Consent),
+}
+
+
+def load_person(conn: Connection, profile_id: str) -> Person | None:
+    """The live profile ``profile_id``'s data: one query per kind of row; None if it is not a live profile."""
+    row = conn.execute(
+        select(_profiles.c.traits).where(_profiles.c.id == profile_id, _profiles.c.merged_into.is_(None))
+    ).first()
+    if row is None:
+        return None
+    person = Person(profile_id, traits=trait_values(row.traits))
+    ids = select(_identities.c.type, _identities.c.value, _identities.c.first_seen)
+    person.identities = [dict(r._mapping) for r in conn.execute(ids.where(_identities.c.profile_id == profile_id))]
+    for kind, table in _KINDS.items():
+        joined = table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
+        joined = joined.join(_sets, _sets.c.id == _index.c.set_id)
+        stmt = select(table).select_from(joined).where(_sets.c.profile_id == profile_id)
+        setattr(person, kind, [dict(r._mapping) for r in conn.execute(stmt)])
+    return person
