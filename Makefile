@@ -7,6 +7,7 @@
 #   make importcheck   only the import check: lint-imports (the kernel imports no plugin)
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
 #   make bench-ingest   1M person records into the profile store vs the raw SQLite floor (bench/README.md)
+#   make bench-segments 20 computed traits and 10 segments over that store vs a hand-written query (bench/README.md)
 #   make install / make install-dev   only the install steps
 #
 # Installs are stamped: they run again only when a pyproject.toml changes or a plugin
@@ -35,7 +36,7 @@ endif
 
 export VENV PYTHON
 
-.PHONY: help demo test typecheck importcheck bench bench-ingest install install-dev clean
+.PHONY: help demo test typecheck importcheck bench bench-ingest bench-segments install install-dev clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -70,6 +71,9 @@ bench: $(STAMP_DEV)
 
 bench-ingest: $(STAMP_DEV)
 	$(PY) bench/ingest.py
+
+bench-segments: $(STAMP_DEV)
+	$(PY) bench/segments.py
 
 clean:
 	rm -rf bench/out .pytest_cache
