@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdp_core.traits import TraitMap
+
 JsonValue = Any
 """A value that survives ``json.dumps``: cursors and raw payloads are stored as JSON."""
 
@@ -34,7 +36,7 @@ class Record(BaseModel):
     destination that upserts by key never stores it twice.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, arbitrary_types_allowed=True)
 
     stream: str
     kind: RecordKind = RecordKind.profile
@@ -42,6 +44,9 @@ class Record(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     identifiers: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime | None = None
+    trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
+    """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
+    one object shared by every record of the stream, kept through copies, never dumped."""
 
     def raw(self) -> dict[str, Any]:
         """The record as JSON-safe data, as kept in quarantine."""

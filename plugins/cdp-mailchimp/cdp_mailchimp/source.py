@@ -30,8 +30,9 @@ from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, So
 from cdp_core.http import HttpClient
 from cdp_core.isolation import split_items
 from cdp_core.timeutil import utc_now
+from cdp_core.traits import TraitMap
 
-from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
+from cdp_mailchimp.api import MEMBER_TRAITS, TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
 
 log = logging.getLogger("cdp.mailchimp")
 
@@ -73,6 +74,9 @@ class _MembersRead(Stream):
 
     def __init__(self, source: MailchimpSource) -> None:
         self.source = source
+        override = source.config.traits.get(self.name)
+        if override is not None:
+            self.traits = TraitMap(override)
 
     def records(self, member: Member) -> list[Record]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -156,6 +160,7 @@ class MembersStream(_MembersRead):
 
     name = "members"
     kind = RecordKind.profile
+    traits = MEMBER_TRAITS
 
     def records(self, member: Member) -> list[Record]:
         names = self.source.config.merge_fields
