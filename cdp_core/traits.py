@@ -246,7 +246,7 @@ _CONVERT: dict[str | None, Callable[[Any, str], Any]] = {
 class TraitMap:
     """A stream's trait mapping, ready to apply. Immutable and shared: copying a record never copies it."""
 
-    __slots__ = ("fields", "_plan")
+    __slots__ = ("_plan", "fields")
 
     def __init__(self, fields: Mapping[str, TraitField]) -> None:
         self.fields: dict[str, TraitField] = dict(fields)

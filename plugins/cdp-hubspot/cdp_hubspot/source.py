@@ -43,7 +43,6 @@ import httpx
 from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
 from cdp_core.isolation import item_key, reject, split_items
-
 from cdp_core.traits import TraitMap
 
 from cdp_hubspot.config import COMPANY_TRAITS, CONTACT_TRAITS, CrmObject, HubSpotConfig, SearchPage, make_client
