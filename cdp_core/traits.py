@@ -39,6 +39,8 @@ __all__ = [
     "TraitsByStream",
     "TraitsOption",
     "check_trait_streams",
+    "stream_traits",
+    "traits_for",
 ]
 
 TRAIT_TYPES = ("string", "number", "boolean", "timestamp", "list")
@@ -104,6 +106,23 @@ TraitsOption = Annotated[dict[str, TraitField], BeforeValidator(_expand), AfterV
 
 TraitsByStream = dict[str, TraitsOption]
 """A vendor connector's ``traits`` option: stream name -> the mapping that replaces its default."""
+
+
+def traits_for(*streams: str) -> Any:
+    """The type of a vendor config's ``traits`` option whose keys must be among ``streams``:
+    ``traits: traits_for("contacts", "companies") = Field(default_factory=dict, description=...)``."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        check_trait_streams(value, list(streams))
+        return value
+
+    return Annotated[TraitsByStream, AfterValidator(check)]
+
+
+def stream_traits(default: TraitMap | None, overrides: Mapping[str, Mapping[str, TraitField]], stream: str) -> TraitMap | None:
+    """A vendor stream's mapping: the config's ``traits.STREAM`` when it is set, else the stream's default."""
+    override = overrides.get(stream)
+    return TraitMap(override) if override is not None else default
 
 _ADAPTER: TypeAdapter[dict[str, TraitField]] = TypeAdapter(TraitsOption)
 

@@ -8,7 +8,7 @@ import httpx
 from cdp_core import PluginConfig
 from cdp_core.base import ConnectorContext
 from cdp_core.http import BearerAuth, HttpClient, RateLimit, check_base_url, client_for, error_body
-from cdp_core.traits import TraitMap, TraitsByStream, check_trait_streams
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "hubspot"
@@ -20,9 +20,12 @@ DEFAULT_CONTACT_PROPERTIES = (
     "lastname",
     "phone",
     "mobilephone",
+    "company",
+    "jobtitle",
     "city",
     "country",
     "lifecyclestage",
+    "hs_email_optout",
     "associatedcompanyid",
     "createdate",
     "lastmodifieddate",
@@ -112,17 +115,11 @@ class HubSpotConfig(PluginConfig):
     )
     search_rate_period: float = Field(1.0, gt=0, description="Seconds of search_rate_limit's window.")
     max_concurrency: int = Field(4, ge=1, le=32, description="Requests of this connector in flight at once.")
-    traits: TraitsByStream = Field(
+    traits: traits_for("contacts", "companies") = Field(
         default_factory=dict,
         description="Source: stream -> the trait mapping replacing its default (contacts: CONTACT_TRAITS, "
         "companies: COMPANY_TRAITS), e.g. { contacts = { first_name = \"firstname\", tags = { field = \"tags\", type = \"list\", separator = \";\" } } }.",
     )
-
-    @field_validator("traits")
-    @classmethod
-    def _trait_streams(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_trait_streams(value, ["contacts", "companies"])
-        return value
 
     @field_validator("base_url")
     @classmethod

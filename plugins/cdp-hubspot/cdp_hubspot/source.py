@@ -43,7 +43,7 @@ import httpx
 from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
 from cdp_core.isolation import item_key, reject, split_items
-from cdp_core.traits import TraitMap
+from cdp_core.traits import TraitMap, stream_traits
 
 from cdp_hubspot.config import COMPANY_TRAITS, CONTACT_TRAITS, CrmObject, HubSpotConfig, SearchPage, make_client
 
@@ -151,8 +151,7 @@ class SearchStream(Stream):
         self.primary_key = ("id",)
         self.cursor_field = spec.time_property
         self.identifier_types = (spec.id_identifier, "email", "phone") if spec.person else (spec.id_identifier,)
-        override = source.config.traits.get(spec.stream)
-        self.traits = TraitMap(override) if override is not None else spec.traits
+        self.traits = stream_traits(spec.traits, source.config.traits, spec.stream)
 
     @property
     def path(self) -> str:

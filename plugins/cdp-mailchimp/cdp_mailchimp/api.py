@@ -19,7 +19,7 @@ from typing import Any
 
 from cdp_core import ConnectorContext, PluginConfig
 from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
-from cdp_core.traits import TraitMap, TraitsByStream, check_trait_streams
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "mailchimp"
@@ -86,7 +86,7 @@ class MailchimpConfig(PluginConfig):
         description="Source: merge tag -> trait name (FNAME -> first_name). Unlisted merge tags keep their tag as name.",
     )
     page_size: int = Field(1000, ge=1, le=1000, description="Members per request (Mailchimp allows up to 1000).")
-    traits: TraitsByStream = Field(
+    traits: traits_for("members") = Field(
         default_factory=dict,
         description="Source: stream -> the trait mapping replacing its default (members: MEMBER_TRAITS); "
         "a merge field outside the default mapping becomes a trait only when a mapping names it.",
@@ -104,12 +104,6 @@ class MailchimpConfig(PluginConfig):
         le=MAX_CONNECTIONS,
         description="Requests in flight at once (Mailchimp allows 10 per key; lower it when other tools share the key).",
     )
-
-    @field_validator("traits")
-    @classmethod
-    def _trait_streams(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_trait_streams(value, ["members"])
-        return value
 
     @field_validator("api_key")
     @classmethod

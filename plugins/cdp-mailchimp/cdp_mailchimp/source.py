@@ -30,7 +30,7 @@ from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, So
 from cdp_core.http import HttpClient
 from cdp_core.isolation import split_items
 from cdp_core.timeutil import utc_now
-from cdp_core.traits import TraitMap
+from cdp_core.traits import stream_traits
 
 from cdp_mailchimp.api import MEMBER_TRAITS, TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
 
@@ -74,9 +74,7 @@ class _MembersRead(Stream):
 
     def __init__(self, source: MailchimpSource) -> None:
         self.source = source
-        override = source.config.traits.get(self.name)
-        if override is not None:
-            self.traits = TraitMap(override)
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     def records(self, member: Member) -> list[Record]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -156,7 +154,7 @@ class _MembersRead(Stream):
 
 
 class MembersStream(_MembersRead):
-    """``members``: one ``profile`` record per member: merge fields, tags and status as traits."""
+    """``members``: one ``profile`` record per member: merge fields, tags and status (traits: ``MEMBER_TRAITS``)."""
 
     name = "members"
     kind = RecordKind.profile

@@ -6,7 +6,7 @@ import re
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
-from cdp_core.traits import TraitMap, TraitsByStream, check_trait_streams
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import Field, SecretStr, field_validator
 
 _VERSION = re.compile(r"v\d+\.\d+")
@@ -66,17 +66,11 @@ class MetaLeadsConfig(PluginConfig):
     max_rate_limit_wait: float = Field(
         900.0, ge=0, le=86400, description="Longest single wait; a longer one Meta asks for fails the run instead."
     )
-    traits: TraitsByStream = Field(
+    traits: traits_for("leads") = Field(
         default_factory=dict,
         description="stream -> the trait mapping replacing its default (leads: LEAD_TRAITS); "
         "the form's custom questions become traits only when a mapping names them.",
     )
-
-    @field_validator("traits")
-    @classmethod
-    def _trait_streams(cls, value: dict[str, object]) -> dict[str, object]:
-        check_trait_streams(value, ["leads"])
-        return value
 
     @field_validator("base_url")
     @classmethod

@@ -46,7 +46,7 @@ from cdp_core.http import (
     default_factory,
 )
 from cdp_core.isolation import split_items
-from cdp_core.traits import TraitMap
+from cdp_core.traits import stream_traits
 
 from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
@@ -70,9 +70,7 @@ class LeadsStream(Stream):
 
     def __init__(self, source: MetaLeadsSource) -> None:
         self.source = source
-        override = source.config.traits.get(self.name)
-        if override is not None:
-            self.traits = TraitMap(override)
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     @property
     def record_stream(self) -> str:

@@ -6,7 +6,7 @@ import re
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
-from cdp_core.traits import TraitMap, TraitsByStream, check_trait_streams
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import Field, SecretStr, field_validator
 
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
@@ -65,16 +65,10 @@ class ShopifyConfig(PluginConfig):
         le=86400,
         description="How far before the newest updated_at read the next run starts (records seen there are skipped).",
     )
-    traits: TraitsByStream = Field(
+    traits: traits_for("customers") = Field(
         default_factory=dict,
         description="stream -> the trait mapping replacing its default (customers: CUSTOMER_TRAITS).",
     )
-
-    @field_validator("traits")
-    @classmethod
-    def _trait_streams(cls, value: dict[str, object]) -> dict[str, object]:
-        check_trait_streams(value, ["customers"])
-        return value
 
     @field_validator("shop")
     @classmethod

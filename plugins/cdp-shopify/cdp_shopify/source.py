@@ -52,7 +52,7 @@ from cdp_core.http import (
 )
 from cdp_core.isolation import split_items
 from cdp_core.timeutil import as_utc, utc_now
-from cdp_core.traits import TraitMap
+from cdp_core.traits import stream_traits
 from pydantic import BaseModel
 
 from cdp_shopify.config import CUSTOMER_TRAITS, ShopifyConfig
@@ -119,9 +119,7 @@ class ShopifyStream(Stream):
 
     def __init__(self, source: ShopifySource) -> None:
         self.source = source
-        override = source.config.traits.get(self.name)
-        if override is not None:
-            self.traits = TraitMap(override)
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     @property
     def record_stream(self) -> str:
