@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cdp_core.traits import TraitMap
 
@@ -46,11 +46,20 @@ class Record(BaseModel):
     occurred_at: datetime | None = None
     trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
     """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
-    one object shared by every record of the stream, kept through copies, never dumped."""
+    one object shared by every record of the stream, kept through copies; only :meth:`raw` writes it."""
+
+    @field_validator("trait_map", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        return TraitMap.of(value) if isinstance(value, dict) else value
 
     def raw(self) -> dict[str, Any]:
-        """The record as JSON-safe data, as kept in quarantine."""
-        return self.model_dump(mode="json")
+        """The record as JSON-safe data, as kept in quarantine; with its trait mapping as it is here
+        (after a rename, say), so a retry from this node maps it as this run would have."""
+        out = self.model_dump(mode="json")
+        if self.trait_map is not None:
+            out["trait_map"] = self.trait_map.to_config()
+        return out
 
 
 class Rejected(BaseModel):

@@ -156,9 +156,6 @@ class RetryExecution(_Execution):
                 if record is None:
                     self.retry.skipped[f"the payload quarantined by {node.name!r} is not a record"] += 1
                     continue
-                origin = self._source_of(record.stream)
-                if origin is not None:
-                    self.attach_traits(origin, [record])  # today's mapping: a payload never carries one
                 entering.setdefault(node.name, []).append(record)
             resolved.append(entry.id)
         batches: dict[str, list[Record]] = {}
@@ -181,10 +178,6 @@ class RetryExecution(_Execution):
             self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
         if self.runner.on_progress:
             self.runner.on_progress(self.run)
-
-    def _source_of(self, stream: str) -> Node | None:
-        """The graph's source node reading ``stream`` (a record's ``CONNECTOR.STREAM``), if any."""
-        return next((n for n in self.graph.sources() if n.ref == stream), None)
 
     def _parse(self, node: Node, entry: QuarantineEntry, payload: JsonValue) -> Record | Rejected | None:
         if node.name not in self._streams:

@@ -94,8 +94,11 @@ def test_the_mapping_is_one_shared_object_through_copies_and_never_dumped() -> N
     record = Record(stream="s.t", key="1", data={"a": 1}, trait_map=mapping)
     assert record.model_copy(deep=True).trait_map is mapping
     assert copy.deepcopy(mapping) is mapping
-    assert "trait_map" not in record.raw()
-    assert Record.model_validate(record.raw()).trait_map is None
+    assert "trait_map" not in record.model_dump()
+    # In quarantine, the payload keeps the mapping as it is at the node, and a retry reads it back.
+    assert record.raw()["trait_map"] == {"a": {"field": "a"}}
+    assert Record.model_validate(record.raw()).trait_map == mapping
+    assert "trait_map" not in Record(stream="s.t", key="2").raw()
 
 
 def test_rename_moves_the_fields_a_mapping_reads() -> None:
