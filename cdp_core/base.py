@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
+from cdp_core.traits import TraitMap
 
 if TYPE_CHECKING:
     from cdp_core.store.checkpoint import Checkpoint
@@ -95,6 +96,10 @@ class Stream(ABC):
     identifier_types: tuple[str, ...] = ()
     """The identifier types its records may carry (``email``, ``hubspot_contact_id``...): what
     ``[identity]`` may name (the profile product checks it). Declare every type the stream emits."""
+    traits: TraitMap | None = None
+    """For a profile stream: which fields of its records become profile traits, under which names
+    (cdp_core/traits.py). The runner hands it to every record the stream reads (``Record.trait_map``).
+    None: every field is a trait. A vendor stream declares a sensible default, overridable in config."""
 
     @abstractmethod
     def read(self, cursor: JsonValue) -> Iterator[Page]:

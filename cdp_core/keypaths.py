@@ -87,6 +87,8 @@ def known_keys(model: type[BaseModel], loc: tuple[PathPart, ...]) -> list[str]:
 
 def _inner_model(current: Any, part: PathPart) -> Any:
     """What sits at ``part`` inside ``current`` (a model class or a type annotation), or None."""
+    while typing.get_origin(current) is typing.Annotated:
+        current = typing.get_args(current)[0]
     if isinstance(current, type) and issubclass(current, BaseModel):
         if not isinstance(part, str):
             return None

@@ -10,7 +10,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cdp_core.traits import TraitMap
 
 JsonValue = Any
 """A value that survives ``json.dumps``: cursors and raw payloads are stored as JSON."""
@@ -34,7 +36,7 @@ class Record(BaseModel):
     destination that upserts by key never stores it twice.
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, arbitrary_types_allowed=True)
 
     stream: str
     kind: RecordKind = RecordKind.profile
@@ -42,10 +44,22 @@ class Record(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     identifiers: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime | None = None
+    trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
+    """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
+    one object shared by every record of the stream, kept through copies; only :meth:`raw` writes it."""
+
+    @field_validator("trait_map", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        return TraitMap.of(value) if isinstance(value, dict) else value
 
     def raw(self) -> dict[str, Any]:
-        """The record as JSON-safe data, as kept in quarantine."""
-        return self.model_dump(mode="json")
+        """The record as JSON-safe data, as kept in quarantine; with its trait mapping as it is here
+        (after a rename, say), so a retry from this node maps it as this run would have."""
+        out = self.model_dump(mode="json")
+        if self.trait_map is not None:
+            out["trait_map"] = self.trait_map.to_config()
+        return out
 
 
 class Rejected(BaseModel):

@@ -149,6 +149,7 @@ class RetryExecution(_Execution):
                     rejected.append((node.name, outcome))
                 else:
                     stats.records_out += 1
+                    self.attach_traits(node, [outcome])
                     from_sources.setdefault(node.name, []).append(outcome)
             else:
                 record = as_record(payload)

@@ -45,6 +45,9 @@ class NodeStats:
     seconds: float = 0.0
     error: str | None = None
     already_quarantined: int = 0
+    warnings: dict[str, int] = field(default_factory=dict)
+    """What the node worked around, message -> count: e.g. a trait not set because its value was
+    not of the declared type (the record itself was stored)."""
 
     @property
     def new_rejects(self) -> int:

@@ -23,12 +23,13 @@ from cdp_core.config import Config
 from cdp_core.graph import Node, SyncGraph
 from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
-from cdp_core.records import Record, Rejected
+from cdp_core.records import Record, RecordKind, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunKind, RunStatus
 from cdp_core.secrets import cut
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.store.leases import Lease
 from cdp_core.timeutil import utc_now
+from cdp_core.traits import TraitMap
 
 if TYPE_CHECKING:
     from cdp_core.retry import Retry
@@ -171,6 +172,7 @@ class _Execution:
         self.redact = runner.config.redact
         self.complete = False
         """Every source read to its end (not stopped on request)."""
+        self._trait_maps: dict[str, TraitMap | None] = {}
 
     def execute(self) -> BaseException | None:
         first_error: BaseException | None = None
@@ -238,6 +240,17 @@ class _Execution:
         if starts:
             self.runner.system.commit(Checkpoint(self.graph.name, self.run.id, starts, lease=self.runner.lease))
 
+    def attach_traits(self, node: Node, records: list[Record]) -> None:
+        """Hand the source node's stream's trait mapping to its profile records (one shared object)."""
+        if node.name not in self._trait_maps:
+            stream = self.sources[node.connector].stream(node.stream)
+            self._trait_maps[node.name] = stream.traits if stream.kind is RecordKind.profile else None
+        mapping = self._trait_maps[node.name]
+        if mapping is not None:
+            for record in records:
+                if record.kind is RecordKind.profile:
+                    record.trait_map = mapping
+
     def _run_source(self, node: Node) -> bool:
         """Read one source node to its end (True), or until a stop is requested (False)."""
         stream = self.sources[node.connector].stream(node.stream)
@@ -261,6 +274,7 @@ class _Execution:
             return False
         stats.records_out += len(page.records)
         stats.rejected += len(page.rejects)
+        self.attach_traits(node, page.records)
         rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
         batches: dict[str, list[Record]] = {}
         self._push(node.name, page.records, batches, rejected)
@@ -334,6 +348,9 @@ class _Execution:
                 refused = len(checkpoint.rejected) - before
                 nodes[name]["records_out"] += size - refused
                 nodes[name]["rejected"] += refused
+            for (name, message), count in checkpoint.warnings.items():
+                counts = nodes[name]["warnings"] = dict(nodes[name]["warnings"])
+                counts[message] = counts.get(message, 0) + count
             return nodes
 
         checkpoint.progress = progress
@@ -368,3 +385,6 @@ class _Execution:
             raise
         for name, count in checkpoint.already_quarantined.items():
             self.run.nodes[name].already_quarantined += count
+        for (name, message), count in checkpoint.warnings.items():
+            counts = self.run.nodes[name].warnings
+            counts[message] = counts.get(message, 0) + count

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from cdp_core import Register, hookimpl
 from cdp_core.base import Destination, Page, PluginConfig, Source, Stream
@@ -37,6 +37,7 @@ from cdp_core.incremental import CursorValueError, Incremental
 from cdp_core.isolation import MAX_DEPTH, nesting_too_deep, text_payload
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
 from cdp_core.store.checkpoint import Checkpoint
+from cdp_core.traits import TraitMap, TraitsOption
 
 CursorKind = Literal["timestamp", "number"]
 
@@ -54,11 +55,22 @@ class FileStreamConfig(PluginConfig):
     timestamp_field: str | None = Field(default=None, description="column holding when it happened")
     identifiers: dict[str, str] = Field(default_factory=dict, description="identifier type -> column")
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    traits: TraitsOption | None = Field(
+        default=None,
+        description="which fields become profile traits: {trait = 'field'}, {trait = {field, type}} or "
+        "['field', ...] (cdp_core/traits.py); unset: every field",
+    )
 
     @field_validator("primary_key", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _traits_of_profiles(self) -> FileStreamConfig:
+        if self.traits is not None and self.kind is not RecordKind.profile:
+            raise ValueError(f"traits are for streams of kind 'profile'; this stream is of kind {str(self.kind)!r}")
+        return self
 
 
 class CsvStreamConfig(FileStreamConfig):
@@ -163,6 +175,7 @@ class _FileStream(Stream):
         self.primary_key = tuple(config.primary_key)
         self.cursor_field = config.cursor_field
         self.identifier_types = tuple(config.identifiers)
+        self.traits = TraitMap(config.traits) if config.traits is not None else None
         self._key_getters = [_getter(f) for f in self.primary_key]
         self._id_getters = [(t, _getter(f)) for t, f in config.identifiers.items()]
         self._time_getter = _getter(config.timestamp_field) if config.timestamp_field else None

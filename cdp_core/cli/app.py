@@ -150,6 +150,10 @@ def sync(
                 stdout.print(run_table(run, f"{name}: [{colour}]{run.status}[/] in {_duration(run)} (run {run.id[:8]})"))
                 if run.error:
                     stdout.print(f"  {run.error}", style="red", highlight=False, markup=False)
+                for node_name, stats in run.nodes.items():
+                    for message, count in sorted(stats.warnings.items()):
+                        line = f"  {node_name}: {count:,}x {message}"
+                        stdout.print(line, style="yellow", highlight=False, markup=False)
     if as_json:
         emit_json([run.to_dict() for run in runs])
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)

@@ -68,6 +68,15 @@ class Checkpoint:
     already_quarantined: dict[str, int] = field(default_factory=dict)
     """Set by :meth:`write`: per node, how many of ``rejected`` were in quarantine before."""
 
+    warnings: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(node, message) -> count: what a destination stored but not quite as sent (a trait value not
+    of its declared type). Counted on the run's node (``NodeStats.warnings``); no record is lost."""
+
+    def warn(self, message: str, count: int = 1) -> None:
+        """Count a problem the current destination worked around; the same message is counted once per record."""
+        key = (self.node, message)
+        self.warnings[key] = self.warnings.get(key, 0) + count
+
     def reject(self, record: Record, reason: str) -> None:
         """Quarantine a record the current destination cannot take; the batch goes on."""
         self.rejected.append((self.node, Rejected(reason=reason, raw=record.raw(), key=record.key)))

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from cdp_core.base import PluginConfig, Transform, TransformContext
 from cdp_core.records import Record
+from cdp_core.traits import TraitMap
 from cdp_core.transforms.fields import MISSING, FieldName, FieldPath, show
 
 # -- rename ---------------------------------------------------------------------------------
@@ -41,8 +42,23 @@ class Rename(Transform):
             a.parts is None and b.parts is None and not (a.in_identifiers or b.in_identifiers) for a, b in self._moves
         )
         self._plain = [(a.name, b.name) for a, b in self._moves] if plain else None
+        self._data_moves = {a.name: b.name for a, b in self._moves if not a.in_identifiers}
+        self._mappings: dict[int, tuple[TraitMap, TraitMap]] = {}
+
+    def _carry_traits(self, batch: list[Record]) -> None:
+        """A stream's trait mapping names fields as the stream emits them: the records' mapping is
+        renamed with their data (once per mapping, and still one object shared by the stream's records)."""
+        cache = self._mappings
+        for record in batch:
+            mapping = record.trait_map
+            if mapping is not None:
+                known = cache.get(id(mapping))
+                if known is None or known[0] is not mapping:
+                    known = cache[id(mapping)] = (mapping, mapping.renamed(self._data_moves))
+                record.trait_map = known[1]
 
     def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        self._carry_traits(batch)
         if self._plain is not None:  # top-level data keys only: plain dict operations
             moves = self._plain
             for record in batch:

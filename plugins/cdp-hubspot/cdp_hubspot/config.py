@@ -8,6 +8,7 @@ import httpx
 from cdp_core import PluginConfig
 from cdp_core.base import ConnectorContext
 from cdp_core.http import BearerAuth, HttpClient, RateLimit, check_base_url, client_for, error_body
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "hubspot"
@@ -19,9 +20,12 @@ DEFAULT_CONTACT_PROPERTIES = (
     "lastname",
     "phone",
     "mobilephone",
+    "company",
+    "jobtitle",
     "city",
     "country",
     "lifecyclestage",
+    "hs_email_optout",
     "associatedcompanyid",
     "createdate",
     "lastmodifieddate",
@@ -41,6 +45,35 @@ DEFAULT_COMPANY_PROPERTIES = (
     "hs_lastmodifieddate",
     "hs_object_id",
 )
+
+CONTACT_TRAITS = TraitMap.of(
+    {
+        "first_name": "firstname",
+        "last_name": "lastname",
+        "company": "company",
+        "job_title": "jobtitle",
+        "city": "city",
+        "country": "country",
+        "lifecycle_stage": "lifecyclestage",
+        "email_opt_out": {"field": "hs_email_optout", "type": "boolean"},
+    }
+)
+"""The traits a contact gives by default: names, company, place, lifecycle stage, the marketing opt-out.
+Not the ids, dates and other bookkeeping properties: they stay in the stored record. A property not
+read (``properties``) sets no trait."""
+COMPANY_TRAITS = TraitMap.of(
+    {
+        "name": "name",
+        "domain": "domain",
+        "industry": "industry",
+        "city": "city",
+        "country": "country",
+        "employees": {"field": "numberofemployees", "type": "number"},
+        "annual_revenue": {"field": "annualrevenue", "type": "number"},
+        "lifecycle_stage": "lifecyclestage",
+    }
+)
+"""The traits a company gives by default."""
 
 
 class HubSpotConfig(PluginConfig):
@@ -82,6 +115,11 @@ class HubSpotConfig(PluginConfig):
     )
     search_rate_period: float = Field(1.0, gt=0, description="Seconds of search_rate_limit's window.")
     max_concurrency: int = Field(4, ge=1, le=32, description="Requests of this connector in flight at once.")
+    traits: traits_for("contacts", "companies") = Field(
+        default_factory=dict,
+        description="Source: stream -> the trait mapping replacing its default (contacts: CONTACT_TRAITS, "
+        "companies: COMPANY_TRAITS), e.g. { contacts = { first_name = \"firstname\", tags = { field = \"tags\", type = \"list\", separator = \";\" } } }.",
+    )
 
     @field_validator("base_url")
     @classmethod

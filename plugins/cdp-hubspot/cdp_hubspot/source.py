@@ -43,8 +43,9 @@ import httpx
 from cdp_core import ConnectorContext, CursorValueError, Incremental, Page, Record, RecordKind, Rejected, Source, Stream
 from cdp_core.http import HttpClient, ResponseError, error_url, response_json
 from cdp_core.isolation import item_key, reject, split_items
+from cdp_core.traits import TraitMap, stream_traits
 
-from cdp_hubspot.config import CrmObject, HubSpotConfig, SearchPage, make_client
+from cdp_hubspot.config import COMPANY_TRAITS, CONTACT_TRAITS, CrmObject, HubSpotConfig, SearchPage, make_client
 
 OBJECT_ID_PROPERTY = "hs_object_id"
 
@@ -59,14 +60,16 @@ class ObjectType:
     id_identifier: str
     person: bool
     """Contacts are people (email and phone become identifiers); companies are not."""
+    traits: TraitMap
+    """The default trait mapping (``traits.STREAM`` in the connector's config replaces it)."""
 
     def properties(self, config: HubSpotConfig) -> list[str]:
         names = config.properties if self.person else config.company_properties
         return list(dict.fromkeys([*names, self.time_property]))
 
 
-CONTACTS = ObjectType("contacts", "contacts", "lastmodifieddate", "hubspot_contact_id", person=True)
-COMPANIES = ObjectType("companies", "companies", "hs_lastmodifieddate", "hubspot_company_id", person=False)
+CONTACTS = ObjectType("contacts", "contacts", "lastmodifieddate", "hubspot_contact_id", True, CONTACT_TRAITS)
+COMPANIES = ObjectType("companies", "companies", "hs_lastmodifieddate", "hubspot_company_id", False, COMPANY_TRAITS)
 
 
 _TIMES = Incremental("lastmodifieddate", unit="ms")
@@ -148,6 +151,7 @@ class SearchStream(Stream):
         self.primary_key = ("id",)
         self.cursor_field = spec.time_property
         self.identifier_types = (spec.id_identifier, "email", "phone") if spec.person else (spec.id_identifier,)
+        self.traits = stream_traits(spec.traits, source.config.traits, spec.stream)
 
     @property
     def path(self) -> str:

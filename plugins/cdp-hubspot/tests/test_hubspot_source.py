@@ -161,6 +161,51 @@ def test_company_records_link_no_person(cdp_respx: respx.Router, cdp_http: HttpF
     assert hub.searches[0]["sorts"] == [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
 
 
+def test_default_trait_mappings_keep_people_facts_not_ids_or_dates(
+    fake: FakeHubSpot, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    fake.modify(
+        "contacts", "1", minutes=10, city="Köln", country="Germany", lifecyclestage="customer", hs_email_optout="true"
+    )
+    source = build(tmp_path, cdp_http)
+    first = next(source.stream("contacts").read(None)).records[0]
+    mapping = source.stream("contacts").traits
+    assert mapping is not None
+    traits, problems = mapping.apply(first.data)
+    assert problems == []
+    assert traits == {
+        "first_name": "Person1",
+        "last_name": "Example",
+        "city": "Köln",
+        "country": "Germany",
+        "lifecycle_stage": "customer",
+        "email_opt_out": True,
+    }
+    fake.objects["companies"] = [company(7, minutes=1, numberofemployees="250", annualrevenue="1250000.50", industry="RETAIL")]
+    company_record = next(source.stream("companies").read(None)).records[0]
+    companies = source.stream("companies").traits
+    assert companies is not None
+    assert companies.apply(company_record.data) == (
+        {"name": "Company 7", "domain": "company7.example", "industry": "RETAIL", "employees": 250, "annual_revenue": 1250000.5},
+        [],
+    )
+
+
+def test_a_stream_mapping_in_the_config_replaces_the_default(cdp_http: HttpFactory, tmp_path: Path) -> None:
+    source = build(tmp_path, cdp_http, traits={"contacts": {"first_name": "firstname", "interests": {"field": "hs_interests", "type": "list", "separator": ";"}}})
+    mapping = source.stream("contacts").traits
+    assert mapping is not None and mapping.apply({"firstname": "A", "hs_interests": "golf;wine", "city": "X"})[0] == {
+        "first_name": "A",
+        "interests": ["golf", "wine"],
+    }
+    companies = source.stream("companies").traits
+    assert companies is not None and "employees" in companies.fields  # untouched: the default
+    with pytest.raises(ValueError, match="no stream 'contact' \\(did you mean 'contacts'\\?\\)"):
+        HubSpotConfig.model_validate({**CONFIG, "traits": {"contact": ["city"]}})
+    with pytest.raises(ValueError, match="unknown trait type 'bool'"):
+        HubSpotConfig.model_validate({**CONFIG, "traits": {"contacts": {"x": {"field": "x", "type": "bool"}}}})
+
+
 def test_search_request_shape(fake: FakeHubSpot, cdp_http: HttpFactory, tmp_path: Path) -> None:
     read(build(tmp_path, cdp_http, properties=["email", "city"]))
     body = fake.searches[0]

@@ -19,6 +19,7 @@ from typing import Any
 
 from cdp_core import ConnectorContext, PluginConfig
 from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "mailchimp"
@@ -37,6 +38,22 @@ DEFAULT_MERGE_FIELDS = {
 """The merge tags of a new Mailchimp audience, and the trait each becomes."""
 
 _DATA_CENTER = re.compile(r"^[a-z]+[0-9]+$")
+
+MEMBER_TRAITS = TraitMap.of(
+    {
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "birthday": "birthday",
+        "city": "address.city",
+        "state": "address.state",
+        "zip": "address.zip",
+        "country": "address.country",
+        "tags": {"field": "tags", "type": "list"},
+    }
+)
+"""The traits a member gives by default: the default merge fields (by their trait names in
+``merge_fields``), the city and country of the address, the tags as a list. The subscription
+status is the member's email consent (stream ``consents``), not a trait."""
 
 
 class MailchimpConfig(PluginConfig):
@@ -69,6 +86,11 @@ class MailchimpConfig(PluginConfig):
         description="Source: merge tag -> trait name (FNAME -> first_name). Unlisted merge tags keep their tag as name.",
     )
     page_size: int = Field(1000, ge=1, le=1000, description="Members per request (Mailchimp allows up to 1000).")
+    traits: traits_for("members") = Field(
+        default_factory=dict,
+        description="Source: stream -> the trait mapping replacing its default (members: MEMBER_TRAITS); "
+        "a merge field outside the default mapping becomes a trait only when a mapping names it.",
+    )
     settle_seconds: int = Field(
         60,
         ge=0,

@@ -30,8 +30,9 @@ from cdp_core import ConnectorContext, Incremental, Page, Record, RecordKind, So
 from cdp_core.http import HttpClient
 from cdp_core.isolation import split_items
 from cdp_core.timeutil import utc_now
+from cdp_core.traits import stream_traits
 
-from cdp_mailchimp.api import TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
+from cdp_mailchimp.api import MEMBER_TRAITS, TYPE_NAME, MailchimpConfig, Member, MembersPage, make_client
 
 log = logging.getLogger("cdp.mailchimp")
 
@@ -73,6 +74,7 @@ class _MembersRead(Stream):
 
     def __init__(self, source: MailchimpSource) -> None:
         self.source = source
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     def records(self, member: Member) -> list[Record]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -152,10 +154,11 @@ class _MembersRead(Stream):
 
 
 class MembersStream(_MembersRead):
-    """``members``: one ``profile`` record per member: merge fields, tags and status as traits."""
+    """``members``: one ``profile`` record per member: merge fields, tags and status (traits: ``MEMBER_TRAITS``)."""
 
     name = "members"
     kind = RecordKind.profile
+    traits = MEMBER_TRAITS
 
     def records(self, member: Member) -> list[Record]:
         names = self.source.config.merge_fields

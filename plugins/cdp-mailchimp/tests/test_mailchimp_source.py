@@ -108,6 +108,37 @@ def test_member_becomes_a_profile(cdp_respx: respx.Router, cdp_http: HttpFactory
     assert eva.data == {"last_name": "Ernst", "phone": "+49 171 1234567", "tags": [], "status": "subscribed"}
 
 
+def test_the_members_default_trait_mapping_and_its_override(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    address = {"addr1": "Hauptstr. 1", "city": "Köln", "state": "NRW", "zip": "50667", "country": "DE"}
+    merge = {"FNAME": "A", "LNAME": "B", "BIRTHDAY": "05/14", "ADDRESS": address, "MMERGE5": "Gold"}
+    fake([("a@example.com", "2024-05-01T10:00:00+00:00", "subscribed", merge, ["vip", "fan"])]).install(cdp_respx)
+    source = build(tmp_path, cdp_http)
+    (record,) = [r for p in source.stream("members").read(None) for r in p.records]
+    mapping = source.stream("members").traits
+    assert mapping is not None and source.stream("consents").traits is None
+    assert mapping.apply(record.data) == (
+        {
+            "first_name": "A",
+            "last_name": "B",
+            "birthday": "05/14",
+            "city": "Köln",
+            "state": "NRW",
+            "zip": "50667",
+            "country": "DE",
+            "tags": ["vip", "fan"],
+        },
+        [],
+    )  # not the status (the consents stream's), not the unmapped MMERGE5
+    custom = build(tmp_path, cdp_http, traits={"members": {"loyalty_tier": "MMERGE5", "tags": {"type": "list"}}})
+    custom_mapping = custom.stream("members").traits
+    assert custom_mapping is not None
+    assert custom_mapping.apply(record.data)[0] == {"loyalty_tier": "Gold", "tags": ["vip", "fan"]}
+    with pytest.raises(ValueError, match="no stream 'member' \\(did you mean 'members'\\?\\)"):
+        build(tmp_path, cdp_http, traits={"member": ["x"]})
+
+
 def test_merge_field_names_are_configurable(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     fake([("a@example.com", "2024-05-01T10:00:00+00:00", "subscribed", {"FNAME": "A", "MMERGE5": "Gold"}, [])]).install(
         cdp_respx
@@ -390,9 +421,8 @@ inputs = ["people", "consents"]
     engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
     try:
         anna = profile_view(engine, find_profile(engine, "anna@example.com", IdentityConfig()) or "")
-        assert {t.name: t.value for t in anna.traits} == {
-            "first_name": "Anna", "last_name": "Berg", "tags": ["vip"], "status": "subscribed",
-        }  # fmt: skip
+        # the members' default trait mapping: the status is her email consent, not a trait
+        assert {t.name: t.value for t in anna.traits} == {"first_name": "Anna", "last_name": "Berg", "tags": ["vip"]}
         assert [(c.purpose, c.status) for c in anna.consents.latest] == [("email", "granted")]
         # anna unsubscribes: the next run reads only her and revokes her consent
         api.change("anna@example.com", "2024-06-02T08:00:00+00:00", status="unsubscribed")

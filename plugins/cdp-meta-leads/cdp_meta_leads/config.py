@@ -6,6 +6,7 @@ import re
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import Field, SecretStr, field_validator
 
 _VERSION = re.compile(r"v\d+\.\d+")
@@ -14,6 +15,23 @@ _FIELD = re.compile(r"[a-z][a-z0-9_]*")
 
 DEFAULT_FIELDS = ("id", "created_time", "field_data", "ad_id", "campaign_id")
 """The lead fields always asked for."""
+
+LEAD_TRAITS = TraitMap.of(
+    {
+        "full_name": "full_name",
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "company": "company_name",
+        "job_title": "job_title",
+        "city": "city",
+        "state": "state",
+        "zip": "zip_code",
+        "country": "country",
+    }
+)
+"""The traits a lead gives by default: the answers to Meta's standard questions about a person.
+Not the lead, form, ad and campaign ids nor the submission time (they stay in the stored record),
+and not the form's own questions: name those in ``traits.leads`` (their answers are in the record)."""
 
 
 class MetaLeadsConfig(PluginConfig):
@@ -47,6 +65,11 @@ class MetaLeadsConfig(PluginConfig):
     )
     max_rate_limit_wait: float = Field(
         900.0, ge=0, le=86400, description="Longest single wait; a longer one Meta asks for fails the run instead."
+    )
+    traits: traits_for("leads") = Field(
+        default_factory=dict,
+        description="stream -> the trait mapping replacing its default (leads: LEAD_TRAITS); "
+        "the form's custom questions become traits only when a mapping names them.",
     )
 
     @field_validator("base_url")

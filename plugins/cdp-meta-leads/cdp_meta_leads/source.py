@@ -46,8 +46,9 @@ from cdp_core.http import (
     default_factory,
 )
 from cdp_core.isolation import split_items
+from cdp_core.traits import stream_traits
 
-from cdp_meta_leads.config import MetaLeadsConfig
+from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
@@ -69,6 +70,7 @@ class LeadsStream(Stream):
 
     def __init__(self, source: MetaLeadsSource) -> None:
         self.source = source
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     @property
     def record_stream(self) -> str:
@@ -164,6 +166,7 @@ class Leads(LeadsStream):
 
     name = "leads"
     kind = RecordKind.profile
+    traits = LEAD_TRAITS
     identifier_types = ("meta_lead_id", "email", "phone")
 
     def record_for(self, lead: Lead, form_id: str) -> Record:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,30 @@ def test_field_data_to_identifiers_and_traits() -> None:
     assert data["created_time"] == "2024-05-01T10:00:00+00:00"
     assert record.occurred_at is not None and record.occurred_at.isoformat() == "2024-05-01T10:00:00+00:00"
     assert row_for(record)["data"] is data
+
+
+def test_the_leads_default_trait_mapping_and_its_override(tmp_path: Path) -> None:
+    raw = lead(1, "2024-05-01T10:00:00+0000", first_name="Lea", zip_code="20095", company_name="Solar GmbH", state="HH")
+    record = cdp_meta_leads.lead_profile(Lead.model_validate(raw), FORM_A, "meta.leads")
+    config = {"access_token": TOKEN, "form_ids": [FORM_A]}
+    source = MetaLeadsSource(MetaLeadsConfig.model_validate(config), make_context(tmp_path, "meta"))
+    mapping = source.stream("leads").traits
+    assert mapping is not None and source.stream("submissions").traits is None
+    assert mapping.apply(record.data) == (
+        {
+            "full_name": "Lead Number1",
+            "first_name": "Lea",
+            "company": "Solar GmbH",
+            "city": "Hamburg",
+            "state": "HH",
+            "zip": "20095",
+        },
+        [],
+    )  # not the lead, form, ad or campaign ids, not the time, not the custom question
+    custom = {**config, "traits": {"leads": {"first_name": "first_name", "product": "which_product_are_you_interested_in?"}}}
+    override = MetaLeadsSource(MetaLeadsConfig.model_validate(custom), make_context(tmp_path, "meta")).stream("leads").traits
+    assert override is not None
+    assert override.apply(record.data)[0] == {"first_name": "Lea", "product": "solar_panels"}
 
 
 def test_work_contacts_stand_in_for_missing_ones() -> None:
@@ -149,3 +174,8 @@ inputs = ["leads", "submissions"]
         live = db.execute(sa.text("SELECT COUNT(*) FROM profiles WHERE merged_into IS NULL")).scalar()
     engine.dispose()
     assert live == 2
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/store.sqlite")
+    with engine.connect() as db:
+        names = {name for (doc,) in db.execute(sa.text("SELECT traits FROM profiles")) for name in json.loads(doc)}
+    engine.dispose()
+    assert names and not names & {"lead_id", "form_id", "ad_id", "campaign_id", "created_time"}  # the default mapping

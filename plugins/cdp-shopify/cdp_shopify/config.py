@@ -6,10 +6,32 @@ import re
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
+from cdp_core.traits import TraitMap, traits_for
 from pydantic import Field, SecretStr, field_validator
 
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 _VERSION = re.compile(r"\d{4}-(01|04|07|10)|unstable")
+
+CUSTOMER_TRAITS = TraitMap.of(
+    {
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "tags": {"field": "tags", "type": "list"},
+        "orders_count": {"field": "orders_count", "type": "number"},
+        "total_spent": {"field": "total_spent", "type": "number"},
+        "currency": "currency",
+        "city": "city",
+        "province": "province",
+        "country": "country",
+        "country_code": "country_code",
+        "zip": "zip",
+        "verified_email": {"field": "verified_email", "type": "boolean"},
+        "customer_since": {"field": "created_at", "type": "timestamp"},
+    }
+)
+"""The traits a customer gives by default: names, tags, what they bought, where they live.
+Not the customer id, the account state, the address list or the modification date:
+they stay in the stored record."""
 
 
 class ShopifyConfig(PluginConfig):
@@ -42,6 +64,10 @@ class ShopifyConfig(PluginConfig):
         ge=0,
         le=86400,
         description="How far before the newest updated_at read the next run starts (records seen there are skipped).",
+    )
+    traits: traits_for("customers") = Field(
+        default_factory=dict,
+        description="stream -> the trait mapping replacing its default (customers: CUSTOMER_TRAITS).",
     )
 
     @field_validator("shop")

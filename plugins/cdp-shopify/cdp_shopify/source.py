@@ -52,9 +52,10 @@ from cdp_core.http import (
 )
 from cdp_core.isolation import split_items
 from cdp_core.timeutil import as_utc, utc_now
+from cdp_core.traits import stream_traits
 from pydantic import BaseModel
 
-from cdp_shopify.config import ShopifyConfig
+from cdp_shopify.config import CUSTOMER_TRAITS, ShopifyConfig
 from cdp_shopify.mapping import UnknownConsentState, customer_consents, customer_profile, order_record
 from cdp_shopify.models import Customer, CustomersPage, Order, OrdersPage
 
@@ -118,6 +119,7 @@ class ShopifyStream(Stream):
 
     def __init__(self, source: ShopifySource) -> None:
         self.source = source
+        self.traits = stream_traits(self.traits, source.config.traits, self.name)
 
     @property
     def record_stream(self) -> str:
@@ -233,6 +235,7 @@ class Customers(ShopifyStream):
 
     name = "customers"
     kind = RecordKind.profile
+    traits = CUSTOMER_TRAITS
     resource = "customers"
     page_model = CustomersPage
     item_model = Customer

@@ -45,6 +45,43 @@ def test_customer_profile() -> None:
     assert row_for(record)["data"] is data
 
 
+def test_the_customers_default_trait_mapping() -> None:
+    record = cdp_shopify.customer_profile(
+        Customer.model_validate(customer(1, "2024-05-01T10:00:00+02:00")), "shop.customers"
+    )
+    source = ShopifySource(ShopifyConfig(shop=SHOP, access_token=TOKEN), make_context(Path("."), "shop"))
+    mapping = source.stream("customers").traits
+    assert mapping is not None and source.stream("orders").traits is None
+    assert mapping.apply(record.data) == (
+        {
+            "first_name": "First1",
+            "last_name": "Last1",
+            "tags": ["vip", "newsletter"],
+            "orders_count": 1,
+            "total_spent": 10.5,
+            "currency": "EUR",
+            "city": "Berlin",
+            "country": "Germany",
+            "country_code": "DE",
+            "zip": "10115",
+            "verified_email": True,
+            "customer_since": "2024-01-01T14:00:00+00:00",
+        },
+        [],
+    )  # not the customer id, the account state, the address list or updated_at
+
+
+def test_a_customers_mapping_in_the_config_replaces_the_default() -> None:
+    config = ShopifyConfig(shop=SHOP, access_token=TOKEN, traits={"customers": ["first_name", "note"]})  # type: ignore[arg-type]
+    mapping = ShopifySource(config, make_context(Path("."), "shop")).stream("customers").traits
+    assert mapping is not None and mapping.apply({"first_name": "A", "note": "n", "city": "B"})[0] == {
+        "first_name": "A",
+        "note": "n",
+    }
+    with pytest.raises(ValueError, match="no stream 'orders'"):
+        ShopifyConfig(shop=SHOP, access_token=TOKEN, traits={"orders": ["total"]})  # type: ignore[arg-type]
+
+
 def test_customer_without_email_or_address() -> None:
     raw = customer(2, "2024-05-01T10:00:00Z", email=None, phone=None, addresses=[], default_address=None, tags="")
     record = cdp_shopify.customer_profile(Customer.model_validate(raw), "shop.customers")

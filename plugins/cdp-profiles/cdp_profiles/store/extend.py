@@ -33,7 +33,7 @@ from cdp_profiles.identity import Identifier, IdentityConfig
 from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.replay import PROFILE_COLUMNS, new_profile_ids, recompute_traits
-from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, merge_traits
+from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, merge_traits, record_traits
 
 if TYPE_CHECKING:
     from cdp_profiles.store.profiles import Prepared
@@ -297,7 +297,7 @@ class Extend:
             answers: list[NpsAnswer] = []
             for p in comp.records:
                 if p.record.kind is RecordKind.profile:
-                    records.append((p.sort_key, p.row["occurred_at"], p.record.stream, p.row["data"]))
+                    records.append((p.sort_key, p.row["occurred_at"], p.record.stream, record_traits(p.row)))
                 elif p.record.kind is RecordKind.nps_response:
                     nps = p.row
                     answers.append((p.sort_key, nps["score"], nps["category"], nps["answered_at"], p.record.stream))

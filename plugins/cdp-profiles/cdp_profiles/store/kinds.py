@@ -56,7 +56,7 @@ def row_for(record: Record) -> dict[str, Any]:
     occurred = utc(record.occurred_at)
     kind = record.kind
     if kind is RecordKind.profile:
-        return {"data": data, "occurred_at": occurred}
+        return {"data": data, "traits": None, "occurred_at": occurred}  # traits: ProfileWriter.prepare
     if kind is RecordKind.event:
         name = _first(data, EVENT_NAME)
         if name is None:

@@ -86,6 +86,11 @@ class ProfileRecord(SQLModel, table=True):
     stream: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     data: Any = Field(sa_column=Column(JSON, nullable=False))
+    traits: Any = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="the traits the record gives by its stream's trait mapping; NULL: every field of data",
+    )
     occurred_at: datetime | None = None
 
 

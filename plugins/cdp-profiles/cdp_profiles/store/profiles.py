@@ -19,6 +19,7 @@ result does not depend on batch size or record order (tests/test_identity.py).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -42,19 +43,20 @@ from cdp_profiles.store.replay import Replay
 
 __all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id"]
 
+log = logging.getLogger("cdp.profiles.store")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 ANONYMOUS_KINDS = frozenset({RecordKind.event, RecordKind.order, RecordKind.nps_response})
 """Kinds that still count without a person: an anonymous NPS answer is part of the score."""
 
 KIND_TABLES: dict[RecordKind, tuple[str, tuple[str, ...]]] = {
-    RecordKind.profile: ("profile_records", ("data", "occurred_at")),
+    RecordKind.profile: ("profile_records", ("data", "traits", "occurred_at")),
     RecordKind.event: ("events", ("name", "properties", "occurred_at")),
     RecordKind.order: ("orders", ("order_id", "amount", "currency", "status", "items", "occurred_at")),
     RecordKind.nps_response: ("nps_responses", ("score", "category", "comment", "survey", "channel", "answered_at")),
     RecordKind.consent: ("consents", ("purpose", "status", "source", "occurred_at")),
 }
-_JSON = {"data", "properties", "items"}
+_JSON = {"data", "traits", "properties", "items"}
 _TIME = {"occurred_at", "answered_at"}
 
 
@@ -109,6 +111,7 @@ class ProfileWriter:
         for record in batch:
             latest[(record.stream, record.key)] = record  # a re-delivery within the batch: the last wins
         prepared = []
+        dropped: dict[str, list[str]] = {}
         for record in latest.values():
             problem = record_problem(record)
             if problem is not None:
@@ -140,8 +143,23 @@ class ProfileWriter:
             except sortkey.SortKeyError as exc:
                 checkpoint.reject(record, str(exc))
                 continue
+            if record.kind is RecordKind.profile and record.trait_map is not None:
+                row["traits"] = self._mapped_traits(record, dropped)
             prepared.append(Prepared(record, ids, set_id(ids) if ids else None, key, row))
+        for message, keys in dropped.items():
+            checkpoint.warn(message, len(keys))
+            log.warning("%s (%d record(s), e.g. %s)", message, len(keys), ", ".join(keys[:3]))
         return prepared
+
+    @staticmethod
+    def _mapped_traits(record: Record, dropped: dict[str, list[str]]) -> dict[str, Any]:
+        """The record's traits by its stream's mapping. A value not of its trait's type sets no trait: the
+        record is stored whole all the same, and the problem is counted on the run (message -> record keys)."""
+        assert record.trait_map is not None
+        traits, problems = record.trait_map.apply(record.data)
+        for problem in problems:
+            dropped.setdefault(f"{record.stream}: {problem.message()}", []).append(record.key)
+        return traits
 
     # -- the transaction ---------------------------------------------------------------
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:

@@ -22,7 +22,7 @@ from cdp_core.records import RecordKind
 from cdp_profiles.identity import Identifier, IdentityConfig, Resolution, SetNode, resolve
 from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
-from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, compute_traits
+from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, compute_traits, record_traits
 
 if TYPE_CHECKING:
     from cdp_profiles.store.profiles import Prepared
@@ -97,12 +97,13 @@ def recompute_traits(
         if pid is None:
             continue
         if p.record.kind is RecordKind.profile:
-            records[pid].append((p.sort_key, p.row["occurred_at"], p.record.stream, p.row["data"]))
+            records[pid].append((p.sort_key, p.row["occurred_at"], p.record.stream, record_traits(p.row)))
         elif p.record.kind is RecordKind.nps_response:
             row = p.row
             answers[pid].append((p.sort_key, row["score"], row["category"], row["answered_at"], p.record.stream))
     for sid, stream, key, data, occurred in db.query(
-        f'SELECT r.set_id, pr.stream, pr."key", pr.data, pr.occurred_at FROM {sets_t} t {db.join} record_index r '
+        # a record's mapped traits, or (no mapping) its whole data: the incremental path's reading
+        f'SELECT r.set_id, pr.stream, pr."key", COALESCE(pr.traits, pr.data), pr.occurred_at FROM {sets_t} t {db.join} record_index r '
         f'ON r.set_id = t.id {db.join} profile_records pr ON pr.stream = r.stream AND pr."key" = r."key" {not_in_batch}'
     ):
         when = db.read_time(occurred)

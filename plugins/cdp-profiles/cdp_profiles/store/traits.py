@@ -77,6 +77,13 @@ class Traits:
         return cls(dict(values or {}), keys, dict(sources.get("x") or {}), bool(sources.get("a")))
 
 
+def record_traits(row: dict[str, Any]) -> dict[str, Any]:
+    """The traits a stored profile record gives: its stream's mapping applied when it arrived
+    (``traits``), or, for a stream without a mapping, every field of its data."""
+    traits = row.get("traits")
+    return row["data"] if traits is None else traits
+
+
 def origin(key: str | None) -> tuple[str | None, datetime | None]:
     """(source stream, set_at) from a deciding record's sort key."""
     if not key:
