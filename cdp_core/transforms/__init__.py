@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from cdp_core import Register, hookimpl
 from cdp_core.base import Transform
-from cdp_core.transforms.basic import Identify, Map, Rename
+from cdp_core.transforms.basic import Identify, Map, Rename, Select
 from cdp_core.transforms.compute import Derive, Filter
 from cdp_core.transforms.generalize import Discretize, Generalize
 from cdp_core.transforms.hashing import Hash
@@ -16,6 +16,7 @@ from cdp_core.transforms.validate import Validate
 
 TRANSFORMS: dict[str, type[Transform]] = {
     "rename": Rename,
+    "select": Select,
     "map": Map,
     "identify": Identify,
     "normalize": Normalize,
@@ -46,5 +47,6 @@ __all__ = [
     "Map",
     "Normalize",
     "Rename",
+    "Select",
     "Validate",
 ]

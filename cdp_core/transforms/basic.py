@@ -1,4 +1,4 @@
-"""Reshaping transforms: ``rename`` fields, ``map`` values, ``identify`` (data fields -> identifiers)."""
+"""Reshaping transforms: ``rename`` fields, ``select`` the ones to keep, ``map`` values, ``identify`` (data fields -> identifiers)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,44 @@ class Rename(Transform):
             for target, value in taken:
                 if value is not MISSING:
                     target.set(record, value)
+        return batch
+
+
+# -- select ---------------------------------------------------------------------------------
+
+
+class SelectConfig(PluginConfig):
+    fields: list[FieldName] = Field(
+        min_length=1, description="the data fields to keep (top-level names); every other field is dropped"
+    )
+    identifiers: list[str] | None = Field(
+        default=None, description="the identifier types to keep; [] drops them all; unset keeps them all"
+    )
+
+    @model_validator(mode="after")
+    def _top_level(self) -> SelectConfig:
+        for name in self.fields:
+            path = FieldPath(name)
+            if path.in_identifiers:
+                raise ValueError(f"fields: {name!r} is an identifier: list its type in 'identifiers' instead")
+        return self
+
+
+class Select(Transform):
+    """Keeps only the listed data fields (and, if given, identifier types): what leaves the graph is what
+    was chosen, never whatever else a source or the profile store happens to carry."""
+
+    config_model = SelectConfig
+    config: SelectConfig
+
+    def process(self, batch: list[Record], ctx: TransformContext) -> list[Record]:
+        keep = self.config.fields
+        types = self.config.identifiers
+        for record in batch:
+            data = record.data
+            record.data = {name: data[name] for name in keep if name in data}
+            if types is not None:
+                record.identifiers = {t: v for t, v in record.identifiers.items() if t in types}
         return batch
 
 

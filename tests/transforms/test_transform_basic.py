@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from cdp_core.base import PluginConfig, Transform, TransformContext
 from cdp_core.records import Record, Rejected
-from cdp_core.transforms.basic import Identify, Map, Rename
+from cdp_core.transforms.basic import Identify, Map, Rename, Select
 from cdp_core.transforms.fields import MISSING, FieldPath
 
 
@@ -169,3 +169,27 @@ def test_identify_rejects_a_list_and_leaves_the_record_unchanged() -> None:
 def test_identify_config_errors() -> None:
     assert "String should match pattern" in config_errors(Identify, {"identifiers": {"E-Mail": "email"}})
     assert "at least 1 item" in config_errors(Identify, {"identifiers": {}})
+
+
+# -- select ---------------------------------------------------------------------------------------
+
+
+def test_select_keeps_only_the_listed_fields_and_identifier_types() -> None:
+    person = rec(identifiers={"email": "a@b.de", "phone": "+4930123456"}, email="x", first_name="Ada", city="Berlin")
+    bare = rec("2", city="Köln")
+    [kept, other], rejected = run(Select, {"fields": ["email", "city"], "identifiers": ["email"]}, person, bare)
+    assert not rejected
+    assert kept.data == {"email": "x", "city": "Berlin"} and kept.identifiers == {"email": "a@b.de"}
+    assert other.data == {"city": "Köln"}, "an absent field is not added"
+    [untouched], _ = run(Select, {"fields": ["city"]}, rec(identifiers={"email": "a@b.de"}, city="Bonn", zip="53111"))
+    assert untouched.identifiers == {"email": "a@b.de"}, "identifiers unset: all kept"
+    [none], _ = run(Select, {"fields": ["city"], "identifiers": []}, rec(identifiers={"email": "a@b.de"}, city="Bonn"))
+    assert none.identifiers == {} and none.data == {"city": "Bonn"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"fields": []}, "at least 1"), ({"fields": ["identifiers.email"]}, "list its type in 'identifiers'")],
+)
+def test_select_refuses_an_empty_list_and_identifier_fields(options: dict[str, object], message: str) -> None:
+    assert message in config_errors(Select, options)
