@@ -1,0 +1,58 @@
+"""Consent on export to a Mailchimp audience: a person who revoked email consent is never sent.
+
+People come from a real profile store (SQLite and PostgreSQL) with their consent
+decisions (cdp_profiles.testing.ConsentExport); every request body is inspected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import respx
+from cdp_core.http import HttpFactory
+from cdp_core.plugins import Plugins
+from cdp_core.testing import kit_plugin
+from cdp_profiles.testing import ANA, BEN, CLEO, ConsentExport, request_bodies
+from fake_mailchimp import KEY, LIST_ID, FakeMailchimp
+
+import cdp_mailchimp
+
+DESTINATION = f"""
+[connectors.out]
+type = "mailchimp"
+api_key = "${{MAILCHIMP_API_KEY}}"
+list_id = "{LIST_ID}"
+"""
+
+
+@pytest.fixture
+def plugins(register_plugin: Any) -> Plugins:
+    return register_plugin(cdp_mailchimp, extra=[kit_plugin, "profiles"])
+
+
+def test_a_person_who_revoked_email_consent_is_never_sent(
+    tmp_path: Path, store_url: str, plugins: Plugins, cdp_http: HttpFactory, cdp_respx: respx.Router
+) -> None:
+    api = FakeMailchimp().install(cdp_respx)
+    # No purpose in the graph: mailchimp serves "email" by default.
+    export = ConsentExport(tmp_path, store_url, plugins, DESTINATION, node='options = { status_if_new = "subscribed" }',
+                           env={"MAILCHIMP_API_KEY": KEY}, services={"http": cdp_http})  # fmt: skip
+    export.ingest()
+    run = export.export()
+    bodies = request_bodies(cdp_respx)
+    assert sorted(m["email_address"] for b in api.batches for m in b["members"]) == [ANA.email, CLEO.email]
+    export.assert_absent(bodies, BEN)
+    export.assert_present(bodies, ANA)
+    assert run.nodes["out"].held_back == {"email consent revoked": 1}
+    export.assert_held_back_in_cdp_runs(run, "out", {"email consent revoked": 1})
+
+    # A later revocation holds Cleo back from the next export (checked at sending time).
+    export.revoke(CLEO, "email")
+    seen = len(cdp_respx.calls)
+    again = export.export()
+    assert again.nodes["out"].held_back == {"email consent revoked": 2}
+    later = request_bodies(cdp_respx)[seen:]
+    export.assert_absent(later, CLEO)
+    export.assert_present(later, ANA)
