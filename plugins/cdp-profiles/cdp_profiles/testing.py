@@ -192,6 +192,16 @@ inputs = ["profiles"]
         traces = [*person.traces(), self.profile_id(person)]
         assert any(t in text for text in texts for t in traces), f"{person.key} was not sent"
 
+    def assert_first_export(self, run: RunInfo, texts: list[str], purpose: str) -> None:
+        """The first export: Ben (who revoked ``purpose``) in none of ``texts`` (request bodies, file lines),
+        Ana in some; Ben counted as held back in the run's node ``out`` and shown so by ``cdp runs``."""
+        self.assert_absent(texts, BEN)
+        self.assert_present(texts, ANA)
+        held = {f"{purpose} consent revoked": 1}
+        assert run.nodes["out"].held_back == held
+        assert (run.nodes["out"].records_in, run.nodes["out"].held_back_total) == (len(PEOPLE), 1)
+        self.assert_held_back_in_cdp_runs(run, "out", held)
+
     def cdp_runs(self) -> tuple[str, list[dict[str, Any]]]:
         """``cdp runs`` of the config, as the table's text and as ``--json``."""
         from cdp_core.cli import build_app
