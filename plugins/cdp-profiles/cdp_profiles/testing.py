@@ -171,6 +171,19 @@ inputs = ["profiles"]
         self.decisions.append(decision(person, purpose, "revoked", day))
         return self.ingest()
 
+    def export_after_revocation(self, router: Any, person: Person, purpose: str) -> tuple[RunInfo, list[str]]:
+        """``person`` revokes ``purpose`` later; the next export holds them back too (Ben and them).
+
+        Returns that run and the bodies of the requests it made (``router``: the test's respx router).
+        """
+        self.revoke(person, purpose)
+        seen = len(router.calls)
+        run = self.export()
+        held = {f"{purpose} consent revoked": 2}
+        assert run.nodes["out"].held_back == held
+        self.assert_held_back_in_cdp_runs(run, "out", held)
+        return run, request_bodies(router)[seen:]
+
     def profile_id(self, person: Person) -> str:
         engine = make_engine(self.store_url)
         try:
