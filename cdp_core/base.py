@@ -202,6 +202,10 @@ class Destination(ABC):
     accepts: ClassVar[frozenset[RecordKind] | None] = None
     """The record kinds it takes; ``None`` takes any."""
     commits_checkpoint: ClassVar[bool] = False
+    purpose: ClassVar[str | None] = None
+    """The purpose its exports serve by default (``"ads"``, ``"email"``); a graph's node may set
+    another (``purpose = "..."``). A node that serves a purpose has every batch checked by the
+    plugins' export gates before ``write`` (cdp_core/gates.py, docs/consent.md); None: none."""
 
     def __init__(
         self, config: PluginConfig, context: ConnectorContext, options: PluginConfig | None = None

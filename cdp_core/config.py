@@ -72,6 +72,11 @@ class NodeConfig(_Strict):
     destination: str | None = Field(default=None, description="a connector name")
     inputs: list[str] = Field(default_factory=list)
     options: dict[str, Any] = Field(default_factory=dict)
+    purpose: str | None = Field(
+        default=None,
+        description="a destination node: the purpose its exports serve (ads, email...); every batch is checked "
+        "against it before it is written (docs/consent.md). Unset: the destination type's default",
+    )
 
     @model_validator(mode="after")
     def _one_role(self) -> NodeConfig:

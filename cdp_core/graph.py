@@ -46,6 +46,8 @@ class Node:
     inputs: list[str]
     options: PluginConfig | None = None
     children: list[str] = field(default_factory=list)
+    purpose: str | None = None
+    """A destination node's own ``purpose``; :func:`cdp_core.gates.served_purpose` adds its type's default."""
 
     @property
     def connector(self) -> str:
@@ -184,6 +186,19 @@ def _build_node(
     sections: Mapping[str, BaseModel],
 ) -> Node | None:
     role, ref = cfg.role, cfg.ref
+    if cfg.purpose is not None:
+        if role != "destination":
+            issues.append(GraphIssue(where + ("purpose",), f"only a destination node serves a purpose; this is a {role}"))
+            return None
+        if not plugins.manager.hook.cdp_export_gate.get_hookimpls():
+            issues.append(
+                GraphIssue(
+                    where + ("purpose",),
+                    "no plugin checks exports against a purpose (none provides an export gate; "
+                    "is the profiles plugin disabled?)",
+                )
+            )
+            return None
     if role == "source":
         if cfg.inputs:
             issues.append(GraphIssue(where + ("inputs",), "a source node takes no inputs"))
@@ -237,7 +252,7 @@ def _build_node(
     if connector is None:
         return None
     options = _options(connector.roles["destination"].cls.options_model, cfg.options, where, issues)
-    return Node(name, role, ref, list(cfg.inputs), options) if options is not None else None
+    return Node(name, role, ref, list(cfg.inputs), options, purpose=cfg.purpose) if options is not None else None
 
 
 def _connector(

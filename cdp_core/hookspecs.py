@@ -13,7 +13,9 @@ import pluggy
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cdp_core.base import ConnectorContext
     from cdp_core.config import Config
+    from cdp_core.gates import ExportGate
     from cdp_core.plugins import Register
     from cdp_core.records import Rejected
     from cdp_core.runinfo import RunInfo
@@ -105,6 +107,27 @@ def cdp_validate_config(config: Config, report: Callable[[tuple[str | int, ...],
         ``report(("identity", "priority", 2), "unknown identifier type 'emial'")``:
         it becomes a ``file:line: identity.priority[2]: ...`` problem and
         ``cdp validate`` exits 2.
+    """
+
+
+# -- export gates: called when a run is built, for each destination node that serves a purpose ---
+
+
+@hookspec
+def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: str) -> ExportGate | None:
+    """Provide a gate that checks every batch sent to a destination node serving ``purpose``.
+
+    Every gate returned is applied, in turn, to each batch right before the destination's
+    ``write``; what a gate holds back is not written and is counted in the node's
+    ``held_back`` by reason. A node whose own ``purpose`` is set fails its run when no
+    plugin returns a gate. An exception fails the run before anything is written.
+
+    :param context: the destination connector's context (``store_url``, ``sections``, ``name``).
+    :param graph: the sync graph's name.
+    :param node: the destination node's name in the graph.
+    :param purpose: the purpose the node serves: its ``purpose`` key, else the destination
+        type's default (:attr:`cdp_core.Destination.purpose`).
+    :returns: a :class:`cdp_core.gates.ExportGate`, or None when this plugin does not check it.
     """
 
 

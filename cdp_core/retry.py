@@ -102,7 +102,11 @@ class RetryExecution(_Execution):
         except Exception as exc:  # noqa: BLE001 - recorded as the run's error
             first_error = exc
         finally:
-            closables: list[tuple[str, Any]] = [*self.destinations.items(), *self.sources.items()]
+            closables: list[tuple[str, Any]] = [
+                *self.destinations.items(),
+                *self.sources.items(),
+                *((name, gate) for name, gates in self.gates.items() for gate in gates),
+            ]
             for name, closable in closables:
                 try:
                     closable.close()

@@ -36,6 +36,9 @@ class NodeStats:
     (for a destination: what it wrote), ``rejected`` what went to quarantine,
     ``already_quarantined`` how many of those were in quarantine before (the same
     record rejected for the same reason by an earlier run): ``new_rejects`` is the rest.
+    ``held_back`` is what a destination node's export gates kept from it, by reason
+    (``{"no ads consent": 3}``): neither written nor rejected (cdp_core/gates.py).
+    For a destination, ``records_in`` = ``records_out`` + ``rejected`` + ``held_back_total``.
     """
 
     kind: str
@@ -48,10 +51,25 @@ class NodeStats:
     warnings: dict[str, int] = field(default_factory=dict)
     """What the node worked around, message -> count: e.g. a trait not set because its value was
     not of the declared type (the record itself was stored)."""
+    held_back: dict[str, int] = field(default_factory=dict)
 
     @property
     def new_rejects(self) -> int:
         return self.rejected - self.already_quarantined
+
+    @property
+    def held_back_total(self) -> int:
+        return sum(self.held_back.values())
+
+    def held_back_text(self) -> str:
+        """``"no ads consent: 2, ads consent revoked: 1"`` (reasons in name order), or ``""``."""
+        return ", ".join(f"{reason}: {count:,}" for reason, count in sorted(self.held_back.items()))
+
+    def hold_back(self, counts: dict[str, int]) -> None:
+        """Add a batch's held-back counts by reason."""
+        for reason, count in counts.items():
+            if count:
+                self.held_back[reason] = self.held_back.get(reason, 0) + count
 
     @property
     def per_second(self) -> float:
@@ -71,6 +89,8 @@ class RunTotals:
     """What any node sent to quarantine."""
     already_quarantined: int = 0
     """Of ``rejected``, what was in quarantine before this run (rejected again, for the same reason)."""
+    held_back: int = 0
+    """What the destination nodes' export gates kept from them (no consent for the node's purpose)."""
 
     @property
     def new_rejects(self) -> int:
@@ -94,13 +114,14 @@ class RunInfo:
     kind: RunKind = RunKind.sync
 
     def totals(self) -> RunTotals:
-        """Read, written and rejected over all nodes (transforms count only their rejects)."""
+        """Read, written, rejected and held back over all nodes (transforms count only their rejects)."""
         nodes = self.nodes.values()
         return RunTotals(
             read=sum(s.records_out for s in nodes if s.kind == "source"),
             written=sum(s.records_out for s in nodes if s.kind == "destination"),
             rejected=sum(s.rejected for s in nodes),
             already_quarantined=sum(s.already_quarantined for s in nodes),
+            held_back=sum(s.held_back_total for s in nodes),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import sqlalchemy.exc
 
 from cdp_core.base import ConnectorContext, Destination, Page, Source, Transform, TransformContext
 from cdp_core.config import Config
+from cdp_core.gates import ExportGate, served_purpose
 from cdp_core.graph import Node, SyncGraph
 from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
@@ -169,6 +170,8 @@ class _Execution:
         self.sources: dict[str, Source] = {}
         self.transforms: dict[str, Transform] = {}
         self.destinations: dict[str, Destination] = {}
+        self.gates: dict[str, list[ExportGate]] = {}
+        """The export gates of each destination node that serves a purpose (cdp_core/gates.py)."""
         self.redact = runner.config.redact
         self.complete = False
         """Every source read to its end (not stopped on request)."""
@@ -202,7 +205,11 @@ class _Execution:
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
         finally:
-            closables: list[tuple[str, Source | Destination]] = [*self.destinations.items(), *self.sources.items()]
+            closables: list[tuple[str, Source | Destination | ExportGate]] = [
+                *self.destinations.items(),
+                *self.sources.items(),
+                *((name, gate) for name, gates in self.gates.items() for gate in gates),
+            ]
             for name, closable in closables:
                 try:
                     closable.close()
@@ -226,6 +233,29 @@ class _Execution:
                 connector = config.connectors[node.ref]
                 cls = connector.roles["destination"].cls
                 self.destinations[node.name] = cls(connector.config, self.runner.context(node.ref), node.options)
+                self._build_gates(node, cls)
+
+    def _build_gates(self, node: Node, cls: type[Destination]) -> None:
+        """Ask the plugins for the export gates of a destination node that serves a purpose."""
+        purpose = served_purpose(node, cls)
+        if purpose is None:
+            return
+        context = self.runner.context(node.ref)
+        hook = self.runner.plugins.manager.hook.cdp_export_gate
+        gates: list[ExportGate] = [
+            g for g in hook(context=context, graph=self.graph.name, node=node.name, purpose=purpose) if g is not None
+        ]
+        self.gates[node.name] = gates
+        if not gates and node.purpose is not None:
+            raise RunFailed(
+                f"destination node {node.name!r} serves purpose {purpose!r}, but no plugin checks it "
+                "(no export gate; is the profiles plugin disabled?)"
+            )
+        if not gates:
+            log.warning(
+                "run %s: destination node %s serves purpose %r by default, but no plugin checks it",
+                self.run.id, node.name, purpose,
+            )
 
     def _open_destinations(self) -> None:
         """Open each destination and bring it back to its committed state (a file is cut to its
@@ -335,6 +365,16 @@ class _Execution:
                             checkpoint.rejected.append((name, Rejected(reason=reason, raw=r.raw(), key=r.key)))
                     self.run.nodes[name].rejected += len(batch) - len(kept)
                     batches[name] = kept
+            for gate in self.gates.get(name, ()):
+                if batches[name]:
+                    before = len(batches[name])
+                    batches[name], held = gate.check(batches[name])
+                    if sum(held.values()) != before - len(batches[name]):
+                        raise RunFailed(
+                            f"the export gate of {name!r} ({type(gate).__name__}) kept {len(batches[name])} of "
+                            f"{before} records but counted {sum(held.values())} held back"
+                        )
+                    self.run.nodes[name].hold_back(held)
         committer = next(
             (n for n in reversed(list(batches)) if batches[n] and self.destinations[n].commits_checkpoint), None
         )

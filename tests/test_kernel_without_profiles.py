@@ -136,7 +136,7 @@ def test_plugins_lists_what_profiles_registers_when_enabled(folder: Path) -> Non
     assert entry["registered"] == {
         "sources": ["profile_store"],
         "destinations": ["profile_store"],
-        "config sections": ["computed_traits", "identity", "segments"],
+        "config sections": ["computed_traits", "consent", "identity", "segments"],
         "commands": ["nps", "profiles", "segments"],
         "migrations": ["profiles"],
     }

@@ -174,7 +174,8 @@ def runs(
         emit_json([run.to_dict() for run in history])
         return
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "new", "error"):
+    columns = ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "new", "held back", "error")
+    for column in columns:
         table.add_column(column)
     for run in history:
         totals = run.totals()
@@ -188,9 +189,15 @@ def runs(
             f"{totals.written:,}",
             f"{totals.rejected:,}",
             f"{totals.new_rejects:,}",
+            f"{totals.held_back:,}",
             (run.error or "")[:80],
         )
     stdout.print(table)
+    # Per node and reason: who was kept from which export, and why (docs/consent.md).
+    for run in history:
+        for name, stats in run.nodes.items():
+            if stats.held_back:
+                stdout.print(f"{run.id[:8]} {name}: held back: {stats.held_back_text()}", highlight=False, markup=False)
 
 
 def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:

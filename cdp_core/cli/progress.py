@@ -15,7 +15,10 @@ from cdp_core.runinfo import RunInfo
 def run_table(run: RunInfo, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     # "new": rejects not in quarantine before this run (the rest were rejected before, for the same reason).
-    for column in ("node", "kind", "in", "out", "rejected", "new", "rec/s", "error"):
+    # "held back": what the node's export gates kept from it, by reason (no consent for its purpose).
+    held = any(stats.held_back for stats in run.nodes.values())
+    columns = ("node", "kind", "in", "out", "rejected", "new", *(("held back",) if held else ()), "rec/s", "error")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("in", "out", "rejected", "new", "rec/s") else "left")
     for name, stats in run.nodes.items():
         table.add_row(
@@ -25,6 +28,7 @@ def run_table(run: RunInfo, title: str | None = None) -> Table:
             f"{stats.records_out:,}",
             f"{stats.rejected:,}" if stats.rejected else "",
             f"{stats.new_rejects:,}" if stats.rejected else "",
+            *((stats.held_back_text(),) if held else ()),
             f"{stats.per_second:,.0f}" if stats.seconds else "",
             stats.error or "",
         )

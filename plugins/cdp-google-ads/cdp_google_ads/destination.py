@@ -157,6 +157,8 @@ class GoogleAdsDestination(MirrorDestination):
     config: GoogleAdsConfig
     write_mode: ClassVar[WriteMode] = WriteMode.upsert
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
+    purpose: ClassVar[str | None] = "ads"
+    """Every person sent is checked against their ads consent first (docs/consent.md); a graph may set another."""
 
     def __init__(self, config: GoogleAdsConfig, context: ConnectorContext, options: Any = None) -> None:
         super().__init__(config, context, options)

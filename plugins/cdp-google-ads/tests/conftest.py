@@ -7,7 +7,7 @@ import respx
 from cdp_core.http import HttpFactory
 from google_fake import FakeGoogleAds
 
-pytest_plugins = ["cdp_core.testing"]
+pytest_plugins = ["cdp_core.testing", "cdp_core.testing.databases"]
 
 
 @pytest.fixture(autouse=True)

@@ -58,6 +58,11 @@ def gads_toml(**options: Any) -> str:
         **options,
     }
     return f"""
+# The mirror, not consent, is tested here (consent: test_*_consent.py): nobody has a decision,
+# so ads is opt-out and everyone fed is sent.
+[consent.purposes.ads]
+policy = "opt_out"
+
 [connectors.gads]
 type = "google_ads"
 developer_token = "${{GOOGLE_ADS_DEVELOPER_TOKEN}}"

@@ -111,6 +111,8 @@ class HubSpotDestination(Destination):
     options_model = WriteBackOptions
     write_mode: ClassVar[WriteMode] = WriteMode.upsert
     accepts: ClassVar[frozenset[RecordKind] | None] = None
+    purpose: ClassVar[str | None] = "crm"
+    """Every person sent is checked against their crm consent first (docs/consent.md); a graph may set another."""
     commits_checkpoint: ClassVar[bool] = False
     config: HubSpotConfig
     options: WriteBackOptions

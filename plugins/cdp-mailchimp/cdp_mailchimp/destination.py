@@ -65,6 +65,8 @@ class MailchimpDestination(Destination):
     options_model = MailchimpWriteOptions
     write_mode = WriteMode.upsert  # one member per email address: writing a record again updates it
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
+    purpose: ClassVar[str | None] = "email"
+    """Every person sent is checked against their email consent first (docs/consent.md); a graph may set another."""
     config: MailchimpConfig
     options: MailchimpWriteOptions
 

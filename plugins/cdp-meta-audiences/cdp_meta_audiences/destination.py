@@ -102,6 +102,8 @@ class MetaAudiencesDestination(MirrorDestination):
     config: MetaAudiencesConfig
     write_mode: ClassVar[WriteMode] = WriteMode.upsert
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
+    purpose: ClassVar[str | None] = "ads"
+    """Every person sent is checked against their ads consent first (docs/consent.md); a graph may set another."""
 
     def __init__(self, config: MetaAudiencesConfig, context: ConnectorContext, options: Any = None) -> None:
         super().__init__(config, context, options)

@@ -56,6 +56,11 @@ def sync(
 type = "list_source"
 streams = {to_toml({"people": stream})}
 {"".join(f"{k} = {to_toml(v)}{chr(10)}" for k, v in source.items())}
+# The mirror, not consent, is tested here (consent: test_*_consent.py): nobody has a decision,
+# so ads is opt-out and everyone fed is sent.
+[consent.purposes.ads]
+policy = "opt_out"
+
 [connectors.meta]
 type = "meta_audiences"
 access_token = "${{META_ACCESS_TOKEN}}"
@@ -342,6 +347,11 @@ streams = {to_toml({"people": stream})}
 
 [connectors.store]
 type = "profile_store"
+
+# The mirror, not consent, is tested here (consent: test_*_consent.py): nobody has a decision,
+# so ads is opt-out and everyone fed is sent.
+[consent.purposes.ads]
+policy = "opt_out"
 
 [connectors.meta]
 type = "meta_audiences"

@@ -24,6 +24,10 @@ bookkeeping, in the store's database (tables in cdp_profiles/store/audience_mode
    not: ``audience_members`` only ever holds what was confirmed, so the next
    complete pass sends again whatever did not go through.
 
+A person the consent gate holds back (no consent for the destination's purpose,
+docs/consent.md) never reaches ``write()``: not staged, so the next complete pass
+removes them like anyone no longer fed.
+
 A run that fails (``finish()`` not called) changes nothing on the platform and
 nothing in ``audience_members``. A first run (no confirmed members) is a full
 upload: every staged member is an upsert and there are no removals.

@@ -16,6 +16,7 @@ view all read :func:`latest_consents` and :func:`allowed`.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -80,6 +81,12 @@ class ConsentConfig(PluginConfig):
         return self.all_purposes()[purpose].policy
 
 
+def consent_of(sections: Mapping[str, Any]) -> ConsentConfig:
+    """``[consent]`` from a config's or a connector context's ``sections`` (its defaults where absent)."""
+    section = sections.get("consent")
+    return section if isinstance(section, ConsentConfig) else ConsentConfig()
+
+
 def allowed(status: str | None, policy: Policy) -> bool:
     """May a person whose latest decision is ``status`` (None: none) be used under ``policy``?"""
     if policy is Policy.opt_in:
@@ -92,11 +99,12 @@ _index = table_of(m.RecordIndex)
 _sets = table_of(m.IdSet)
 
 
-def latest_consents(purposes: list[str] | None = None) -> Select[Any]:
-    """One row per (live profile, purpose): ``profile_id, purpose, status, source, occurred_at``, the latest decision.
+def latest_consents(purposes: list[str] | None = None, profiles: Collection[str] | None = None) -> Select[Any]:
+    """One row per (live profile, purpose): ``profile_id, purpose, status, source, stream, key, occurred_at``, the latest decision.
 
     Set-based (a window over every consent row, one query whatever the number of people),
-    the same on SQLite and PostgreSQL. ``id_sets.profile_id`` always names the live
+    the same on SQLite and PostgreSQL. ``profiles`` restricts it to those live profiles
+    (before the window, so only their rows are ranked; keep the list to a few thousand). ``id_sets.profile_id`` always names the live
     profile (merges move a merged profile's sets to the survivor), so no merge chain is followed.
     """
     order = (
@@ -112,6 +120,7 @@ def latest_consents(purposes: list[str] | None = None) -> Select[Any]:
             _consents.c.status,
             _consents.c.source,
             _consents.c.stream,
+            _consents.c.key,
             _consents.c.occurred_at,
             rank.label("rank"),
         )
@@ -124,7 +133,8 @@ def latest_consents(purposes: list[str] | None = None) -> Select[Any]:
     )
     if purposes is not None:
         ranked = ranked.where(_consents.c.purpose.in_(purposes))
+    if profiles is not None:
+        ranked = ranked.where(_sets.c.profile_id.in_(list(profiles)))
     sub = ranked.subquery("ranked_consents")
-    return select(sub.c.profile_id, sub.c.purpose, sub.c.status, sub.c.source, sub.c.stream, sub.c.occurred_at).where(
-        sub.c.rank == 1
-    )
+    columns = (sub.c.profile_id, sub.c.purpose, sub.c.status, sub.c.source, sub.c.stream, sub.c.key, sub.c.occurred_at)
+    return select(*columns).where(sub.c.rank == 1)

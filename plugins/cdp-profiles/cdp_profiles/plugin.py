@@ -2,15 +2,22 @@
 
 Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
-``[computed_traits]`` and ``[segments]`` sections of connectors.toml (and its check against the rest of the file), the ``profiles`` and ``nps`` commands, and the migration
-history of its tables.
+``[consent]``, ``[computed_traits]`` and ``[segments]`` sections of connectors.toml (and
+their checks against the rest of the file), the consent gate on every export that serves
+a purpose, the ``profiles``, ``nps`` and ``segments`` commands, and the migration history
+of its tables.
 """
 
 from __future__ import annotations
 
 from cdp_core import Register, hookimpl
+from cdp_core.base import ConnectorContext
 from cdp_core.config import Config
+from cdp_core.gates import ExportGate
 
+from cdp_profiles.consent import ConsentConfig
+from cdp_profiles.consent_checks import check_consent
+from cdp_profiles.consent_gate import ConsentGate
 from cdp_profiles.identity import IdentityConfig, Report, check_identity
 from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
 from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig, check_rules
@@ -30,6 +37,7 @@ def cdp_register_destinations(register: Register) -> None:
 @hookimpl
 def cdp_register_config_sections(register: Register) -> None:
     register("identity", IdentityConfig)
+    register("consent", ConsentConfig)
     register("computed_traits", ComputedTraitsConfig)
     register("segments", SegmentsConfig)
 
@@ -37,7 +45,14 @@ def cdp_register_config_sections(register: Register) -> None:
 @hookimpl
 def cdp_validate_config(config: Config, report: Report) -> None:
     check_identity(config, report)
+    check_consent(config, report)
     check_rules(config, report)
+
+
+@hookimpl
+def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: str) -> ExportGate | None:
+    """Every export that serves a purpose: each person checked against their latest consent for it."""
+    return ConsentGate(context, purpose)
 
 
 @hookimpl

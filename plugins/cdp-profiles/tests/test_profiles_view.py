@@ -348,6 +348,40 @@ def test_cli_show_explains_a_merged_id(store: Store, tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)["lookup"]["merged_from"] == store.shop_anna
 
 
+def test_show_gives_per_purpose_the_decision_in_force_its_source_and_time_and_whether_it_allows_sending(
+    store: Store, tmp_path: Path
+) -> None:
+    (tmp_path / "connectors.toml").write_text(
+        f'[store]\nurl = "{store.url}"\n' + STORE_CONNECTOR + '[consent.purposes.partners]\npolicy = "opt_out"\n'
+    )
+    result = CliRunner().invoke(build_app(), ["profiles", "show", "email:anna@x.de", "-c", str(tmp_path / "connectors.toml"), "--json"])
+    assert result.exit_code == 0, result.output
+    purposes = {p["purpose"]: p for p in json.loads(result.stdout)["consents"]["purposes"]}
+    assert list(purposes) == ["ads", "analytics", "crm", "email", "partners", "personalization"]
+    # ads: opt-in and denied (merged in from the shop profile) -> no
+    assert {k: purposes["ads"][k] for k in ("policy", "status", "stream", "key", "occurred_at", "allowed")} == {
+        "policy": "opt_in", "status": "denied", "stream": "shop.consents", "key": "k3",
+        "occurred_at": "2024-05-02T10:00:00Z", "allowed": False,
+    }  # fmt: skip
+    # email: granted on day 1 by the signup form, revoked on day 15: the revocation is in force
+    assert (purposes["email"]["status"], purposes["email"]["occurred_at"], purposes["email"]["allowed"]) == (
+        "revoked", "2024-05-15T09:00:00Z", False
+    )
+    # opt-out purposes without a decision allow sending; a configured one is listed too
+    assert [(purposes[p]["status"], purposes[p]["allowed"]) for p in ("analytics", "partners")] == [(None, True)] * 2
+
+    out = cdp(store, tmp_path, "profiles", "show", "email:anna@x.de").stdout
+    assert "consent by purpose" in out and "consent history" in out
+    table, history = out.split("consent by purpose")[1].split("consent history")
+    [ads] = [line for line in table.splitlines() if line.lstrip().startswith("ads ")]
+    assert "opt_in" in ads and "denied" in ads and "2024-05-02 10:00" in ads and "shop.consents" in ads
+    assert ads.rstrip().endswith("no")
+    [analytics] = [line for line in table.splitlines() if line.lstrip().startswith("analytics ")]
+    assert "no decision" in analytics and analytics.rstrip().endswith("yes")
+    [signup] = [line for line in history.splitlines() if "signup form" in line]
+    assert "granted" in signup and "in force" not in signup  # the history: superseded by the revocation
+
+
 def test_cli_show_unknown_identifier_fails(store: Store, tmp_path: Path) -> None:
     result = cdp(store, tmp_path, "profiles", "show", "email:nobody@x.de")
     assert result.exit_code == 1

@@ -24,6 +24,7 @@ from rich.text import Text
 from sqlalchemy import Engine
 
 from cdp_profiles.cli.reading import open_for_reading
+from cdp_profiles.consent import consent_of
 from cdp_profiles.identity import identity_section
 from cdp_profiles.store.queries import (
     RECENT_EVENTS,
@@ -85,7 +86,7 @@ def show(
     why = None
     with _store(cfg, loaded) as engine:
         found = lookup_profile(engine, identifier, identity_section(cfg))
-        view = profile_view(engine, found.profile_id) if found.profile_id else None
+        view = profile_view(engine, found.profile_id, consent_of(cfg.sections)) if found.profile_id else None
         if view is not None and rules is not None and segment is not None:
             why = explain_membership(engine, rules, segment, view.profile.id)
     if view is None:
@@ -249,12 +250,21 @@ def render_view(view: ProfileView, found: Lookup | None = None) -> list[Renderab
             lambda n: (n.answered_at, n.score, n.category, n.comment, n.survey, n.stream),
         )
     )
+    parts.append(
+        _section(
+            "consent by purpose (the latest decision is in force; may send: under the purpose's policy)",
+            ("purpose", "policy", "decision", "since", "source", "stream", "may send"),
+            view.consents.purposes,
+            lambda p: (p.purpose, p.policy or "(not a purpose)", p.status or "no decision", p.occurred_at, p.source,
+                       p.stream, _may(p.allowed)),
+        )  # fmt: skip
+    )
     current = {(c.stream, c.key) for c in view.consents.latest}
     parts.append(
         _section(
-            "consents (current status first, then history)",
-            ("purpose", "status", "since", "source", "stream", ""),
-            view.consents.latest + [c for c in view.consents.history if (c.stream, c.key) not in current],
+            "consent history (newest first)",
+            ("purpose", "status", "at", "source", "stream", ""),
+            view.consents.history,
             lambda c: (c.purpose, c.status, c.occurred_at, c.source, c.stream, _is(c, current)),
         )
     )
@@ -281,7 +291,11 @@ def _merge_history(merges: Sequence[MergeView]) -> RenderableType:
 
 
 def _is(consent: ConsentView, current: set[tuple[str, str]]) -> str:
-    return "current" if (consent.stream, consent.key) in current else ""
+    return "in force" if (consent.stream, consent.key) in current else ""
+
+
+def _may(allowed: bool | None) -> str:
+    return "" if allowed is None else "yes" if allowed else "no"
 
 
 def _section(

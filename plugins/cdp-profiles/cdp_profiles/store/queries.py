@@ -18,6 +18,7 @@ from cdp_core.timeutil import as_utc
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
 
+from cdp_profiles.consent import ConsentConfig, allowed, latest_consents
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import sortkey
@@ -140,9 +141,25 @@ class ConsentView(_Stored):
     occurred_at: When
 
 
+class PurposeView(BaseModel):
+    """The decision in force for one purpose, and whether it lets the person be sent under the purpose's policy."""
+
+    purpose: str
+    policy: str | None = Field(description="opt_in or opt_out; None: a purpose [consent] does not define")
+    status: str | None = Field(description="granted, denied or revoked; None: no decision")
+    source: str | None = None
+    stream: str | None = None
+    key: str | None = None
+    occurred_at: When = None
+    allowed: bool | None = Field(description="may exports serving this purpose send the person; None: not a purpose")
+
+
 class ConsentsView(BaseModel):
-    latest: list[ConsentView] = Field(default_factory=list, description="the current status per purpose")
+    latest: list[ConsentView] = Field(default_factory=list, description="the decision in force per purpose")
     history: list[ConsentView] = Field(default_factory=list, description="every change, newest first")
+    purposes: list[PurposeView] = Field(
+        default_factory=list, description="every configured purpose (and any other decided): the decision in force"
+    )
 
 
 class SourceRecordView(_Stored):
@@ -176,8 +193,11 @@ def _rows(conn: Connection, model: type[M], stmt: Any) -> list[M]:
     return [model.model_validate(dict(r._mapping)) for r in conn.execute(stmt)]
 
 
-def profile_view(engine: Engine, profile_id: str) -> ProfileView:
-    """Everything known about one person; a merged-away id shows the profile it was merged into."""
+def profile_view(engine: Engine, profile_id: str, consent: ConsentConfig | None = None) -> ProfileView:
+    """Everything known about one person; a merged-away id shows the profile it was merged into.
+
+    ``consent`` (``[consent]``, its defaults when None) gives the purposes and policies the
+    consents are read against."""
     with engine.connect() as conn:
         pid = _follow(conn, profile_id)
         if pid is None:
@@ -203,10 +223,9 @@ def profile_view(engine: Engine, profile_id: str) -> ProfileView:
         orders = _orders_view(conn, pid)
         nps = _rows(conn, NpsView, _newest(pid, _nps, _nps.c.answered_at))
         history = _rows(conn, ConsentView, _newest(pid, _consents, _consents.c.occurred_at))
-    latest: dict[str, ConsentView] = {}
-    for consent in history:  # newest first: the first one seen per purpose is the current status
-        latest.setdefault(consent.purpose, consent)
-    consents = ConsentsView(latest=sorted(latest.values(), key=lambda c: c.purpose), history=history)
+        # The decision in force: the same query the export gates read (cdp_profiles/consent.py).
+        latest = _rows(conn, ConsentView, latest_consents(profiles=[pid]).order_by("purpose"))
+    consents = ConsentsView(latest=latest, history=history, purposes=purpose_views(latest, consent or ConsentConfig()))
     return ProfileView(
         profile=info, traits=traits, identities=identities, merges=merges, event_count=event_count, events=events,
         orders=orders, nps=nps, consents=consents, records=records, segments=segments,
@@ -223,6 +242,29 @@ def _derived(conn: Connection, pid: str, traits: list[TraitView]) -> tuple[list[
     merged += [TraitView(name=n, value=v, source=COMPUTED_SOURCE, set_at=at) for n, (v, at) in computed.items()]
     segments = [SegmentView(segment=m.segment, entered_at=m.entered_at) for m in segments_of(conn, pid)]
     return sorted(merged, key=lambda t: t.name), segments
+
+
+def purpose_views(latest: list[ConsentView], consent: ConsentConfig) -> list[PurposeView]:
+    """Per purpose (the configured ones, then any other the person decided on): the decision and what it allows."""
+    decided = {c.purpose: c for c in latest}
+    purposes = consent.all_purposes()
+    views = []
+    for name in [*purposes, *sorted(set(decided) - set(purposes))]:
+        c = decided.get(name)
+        policy = purposes[name].policy if name in purposes else None
+        views.append(
+            PurposeView(
+                purpose=name,
+                policy=None if policy is None else str(policy),
+                status=c.status if c else None,
+                source=c.source if c else None,
+                stream=c.stream if c else None,
+                key=c.key if c else None,
+                occurred_at=c.occurred_at if c else None,
+                allowed=None if policy is None else allowed(c.status if c else None, policy),
+            )
+        )
+    return views
 
 
 def _orders_view(conn: Connection, pid: str) -> OrdersView:
