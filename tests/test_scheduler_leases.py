@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
-from test_scheduler_kit import runs
+from test_scheduler_kit import runs, wait_for
 
 from cdp_core.records import Rejected
 from cdp_core.runinfo import RunInfo
@@ -60,15 +60,15 @@ def test_renewal_pushes_the_expiry_and_only_for_the_holder(system: SystemStore) 
 
 
 def test_an_expired_lease_is_taken_over_and_its_dead_holders_runs_are_abandoned(system: SystemStore) -> None:
+    # A live lease is not taken (test_one_holder_at_a_time_then_the_next): here only what follows
+    # its expiry, waited for as a condition, so that a loaded machine cannot make it flaky.
     dead, alive = Leases(system.engine, holder="dead", ttl=0.3), Leases(system.engine, holder="alive", ttl=30)
     assert dead.try_acquire("g") is not None
     stale = RunInfo(id="stale", graph="g", started_at=datetime.now(UTC))
     system.start_run(stale)
     other = RunInfo(id="other-graph", graph="h", started_at=datetime.now(UTC))
     system.start_run(other)
-    assert alive.try_acquire("g") is None
-    time.sleep(0.4)
-    assert dead.holder_of("g") is None, "an expired lease is nobody's"
+    wait_for(lambda: dead.holder_of("g") is None, 30, "the lease to expire")  # an expired lease is nobody's
     taken = alive.try_acquire("g")
     assert taken is not None and taken.holder == "alive"
     assert not dead.renew("g"), "the dead holder, back to life, learns it lost the lease"
@@ -99,13 +99,14 @@ def test_threads_racing_for_one_lease_get_it_once(system: SystemStore) -> None:
 
 
 def test_a_held_lease_outlives_its_ttl_while_the_heartbeat_runs(system: SystemStore) -> None:
-    holder, other = Leases(system.engine, holder="a", ttl=0.6), Leases(system.engine, holder="b", ttl=0.6)
+    # The heartbeat renews every third of the ttl: 2 s leaves it 1.3 s of slack on a loaded machine.
+    holder, other = Leases(system.engine, holder="a", ttl=2), Leases(system.engine, holder="b", ttl=2)
     with holder.hold("g") as lease:
         with pytest.raises(LeaseBusy) as busy:
             other.hold("g")
         assert busy.value.holder is not None and busy.value.holder.holder == "a"
         assert "'g' is running in a" in str(busy.value)
-        deadline = time.monotonic() + 1.8  # three times the ttl
+        deadline = time.monotonic() + 5  # two and a half times the ttl
         while time.monotonic() < deadline:
             assert other.try_acquire("g") is None
             time.sleep(0.1)
@@ -137,7 +138,7 @@ time.sleep(600)
 
 
 def test_the_lease_of_a_sigkilled_holder_expires(system: SystemStore, store_url: str) -> None:
-    ttl = 1.5
+    ttl = 3.0  # the child's heartbeat renews every second: slack for a loaded machine
     child = subprocess.Popen(
         [sys.executable, "-c", HOLDER, store_url, str(ttl)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
     )
@@ -150,11 +151,10 @@ def test_the_lease_of_a_sigkilled_holder_expires(system: SystemStore, store_url:
         killed_at = time.monotonic()
         child.wait(10)
         taken = None
-        while taken is None and time.monotonic() - killed_at < ttl + 3:
+        while taken is None and time.monotonic() - killed_at < ttl + 60:  # a bound, not a measurement
             taken = other.try_acquire("g")
             time.sleep(0.05)
         assert taken is not None, "the dead holder's lease never expired"
-        assert time.monotonic() - killed_at <= ttl + 1.0
     finally:
         if child.poll() is None:
             child.kill()
