@@ -53,8 +53,12 @@ $(STAMP_DEV): $(INSTALL_DEPS)
 	scripts/install.sh --dev
 	touch $@ $(STAMP)
 
+# The samples are from the first half of 2024: segments are evaluated as of this day.
+DEMO_AS_OF ?= 2024-07-01
+
 demo: $(STAMP)
-	$(VENV)/bin/cdp sync --all -c $(CONFIG)
+	CDP_AS_OF=$(DEMO_AS_OF) $(VENV)/bin/cdp sync --all -c $(CONFIG)
+	CDP_AS_OF=$(DEMO_AS_OF) $(VENV)/bin/cdp segments list -c $(CONFIG)
 	$(VENV)/bin/cdp nps -c $(CONFIG)
 
 test: $(STAMP_DEV)

@@ -1,16 +1,17 @@
 #!/usr/bin/env python3
 """Generate the offline demo data in samples/ (deterministic: a fixed seed, no clock, no network).
 
-    python samples/generate.py            # rewrites the four files next to this script
+    python samples/generate.py            # rewrites the five files next to this script
     python samples/generate.py --out DIR  # somewhere else
 
 One population of about 320 people (a small German coffee roaster's customers) shows
-up, overlapping, in four exports, each shaped like the tool it imitates:
+up, overlapping, in five exports, each shaped like the tool it imitates:
 
 - crm_contacts.csv        HubSpot contacts export
 - shop_orders.jsonl       Shopify orders (REST Admin API JSON, one order per line)
 - newsletter_members.csv  Mailchimp audience export (id = md5 of the lowercased email)
 - nps_answers.csv         Typeform NPS survey responses
+- consents.csv            a consent-management export (cookie banner, preference center)
 
 The messiness identity resolution has to cope with is planted on purpose: emails with
 other case and surrounding blanks, phones in every common German format, umlauts,
@@ -444,6 +445,33 @@ class Generator:
         rows.sort(key=lambda r: r[1])
         return header, rows
 
+    # -- consent ---------------------------------------------------------------------------------
+    def consents(self) -> tuple[list[str], list[list[str]]]:
+        """A consent-management export (cookie banner and preference center): one row per decision.
+
+        Its own random stream (seed + 1), so that adding it left the other files as they were.
+        Anna Schmidt (a promoter) grants ads consent on the banner and revokes it later in the
+        preference center: the demo's hashed ad export holds her back.
+        """
+        rng = random.Random(SEED + 1)
+        header = ["id", "email", "purpose", "status", "source", "updated_at"]
+        rows: list[list[str]] = []
+        for p in self.people:
+            if p.n in SHOWCASE or rng.random() > 0.7:
+                continue
+            granted = START + timedelta(seconds=rng.randrange(int((END - START).total_seconds())))
+            rows.append(["", p.email, "ads", "granted" if rng.random() < 0.8 else "denied", "cookie_banner", hubspot_time(granted)])
+            if rng.random() < 0.5:
+                rows.append(["", p.email, "personalization", rng.choice(["granted", "denied"]), "preference_center",
+                             hubspot_time(granted + timedelta(days=rng.randrange(1, 30)))])
+        anna = SHOWCASE[0]["email"]
+        rows.append(["", anna, "ads", "granted", "cookie_banner", hubspot_time(datetime(2024, 2, 1, 9, 30, tzinfo=UTC))])
+        rows.append(["", anna, "ads", "revoked", "preference_center", hubspot_time(datetime(2024, 5, 14, 18, 5, tzinfo=UTC))])
+        rows.sort(key=lambda r: (r[5], r[1], r[2]))
+        for i, row in enumerate(rows, 1):
+            row[0] = f"c{i:05d}"
+        return header, rows
+
 
 def hubspot_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
@@ -503,7 +531,10 @@ def main() -> None:
     header, rows = gen.nps_answers()
     write_csv(args.out / "nps_answers.csv", header, rows)
 
-    for name in ("crm_contacts.csv", "shop_orders.jsonl", "newsletter_members.csv", "nps_answers.csv"):
+    header, rows = gen.consents()
+    write_csv(args.out / "consents.csv", header, rows)
+
+    for name in ("crm_contacts.csv", "shop_orders.jsonl", "newsletter_members.csv", "nps_answers.csv", "consents.csv"):
         path = args.out / name
         with path.open(encoding="utf-8", newline="") as handle:
             count = sum(1 for _ in csv.reader(handle)) - 1 if name.endswith(".csv") else None

@@ -26,12 +26,12 @@ def test_root_config_is_valid_with_dummy_secrets() -> None:
     dummy = {name: "dummy-us21" if name == "MAILCHIMP_API_KEY" else "123-456-7890" if name.endswith("CUSTOMER_ID") else "123456" for name in variables}
     config = load_config(ROOT, load_plugins(), env=dummy)
     assert PLUGINS <= {c.type for c in config.connectors.values()}
-    assert config.enabled_graphs() == ["demo"]  # only the offline demo runs on `cdp sync --all`
+    assert sorted(config.enabled_graphs()) == ["ads_export", "demo"]  # only the offline demo runs on `cdp sync --all`
 
 
 def test_root_config_runs_the_demo_without_any_vendor_secret() -> None:
     config = load_config(ROOT, load_plugins(), env={}, graphs={"*enabled"})
-    assert config.enabled_graphs() == ["demo"]
+    assert sorted(config.enabled_graphs()) == ["ads_export", "demo"]
     assert {c.type for c in config.connectors.values()}.isdisjoint(PLUGINS)
     assert set(config.unavailable) == {
         "hubspot", "mailchimp", "typeform", "shopify", "meta", "meta_promoters", "google_promoters"

@@ -20,6 +20,7 @@ from cdp_profiles.consent_checks import check_consent
 from cdp_profiles.consent_gate import ConsentGate
 from cdp_profiles.identity import IdentityConfig, Report, check_identity
 from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
+from cdp_profiles.segments.clock import AS_OF_ENV, AsOfError, evaluation_time
 from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig, check_rules
 from cdp_profiles.store.schema import PROFILES
 
@@ -47,6 +48,10 @@ def cdp_validate_config(config: Config, report: Report) -> None:
     check_identity(config, report)
     check_consent(config, report)
     check_rules(config, report)
+    try:
+        evaluation_time()
+    except AsOfError as exc:
+        report((AS_OF_ENV,), str(exc))
 
 
 @hookimpl

@@ -17,6 +17,7 @@ from rich.table import Table
 from cdp_profiles import nps
 from cdp_profiles.cli.reading import open_for_reading
 from cdp_profiles.nps_report import NpsReport, describe, points, render, report
+from cdp_profiles.segments.clock import evaluation_time
 
 
 class PeriodChoice(StrEnum):
@@ -63,11 +64,10 @@ def nps_command(
         known_segment(rules, segment)
     engine = open_for_reading(cfg, loaded)
     if rules is not None and segment is not None:
-        from cdp_core.timeutil import utc_now
 
         from cdp_profiles.segments import members_query
 
-        members = members_query(rules, segment, engine.dialect.name, utc_now())
+        members = members_query(rules, segment, engine.dialect.name, evaluation_time())
         filters = dataclasses.replace(filters, segment=segment, members=members)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
     with common.store_errors(cfg):

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from cdp_profiles.cli.reading import open_for_reading
 from cdp_profiles.consent import consent_of
 from cdp_profiles.identity import identity_section
+from cdp_profiles.segments.clock import evaluation_time
 from cdp_profiles.store.queries import (
     RECENT_EVENTS,
     ConsentView,
@@ -103,7 +104,6 @@ def show(
 
 def explain_membership(engine: Engine, rules: Any, segment: str, profile_id: str) -> Any:
     """The engine's explanation of ``segment`` for one live profile, read now (its tree of conditions)."""
-    from cdp_core.timeutil import utc_now
 
     from cdp_profiles.segments import explain, load_person
 
@@ -111,7 +111,7 @@ def explain_membership(engine: Engine, rules: Any, segment: str, profile_id: str
         person = load_person(conn, profile_id)
     if person is None:
         common.fail(f"profile {profile_id} is not live", EXIT_FAILED)
-    return explain(rules, segment, person, utc_now())
+    return explain(rules, segment, person, evaluation_time())
 
 
 def _tree(node: Any) -> dict[str, Any]:
@@ -174,7 +174,6 @@ def list_command(
 
 def _matching(cfg: Config, rules_given: list[str]) -> Callable[[str], Any]:
     """The profiles every ``--where`` rule holds for, as a ``SELECT profile_id`` per dialect; a bad rule: exit 2."""
-    from cdp_core.timeutil import utc_now
 
     from cdp_profiles.membership.engine import rules_of
     from cdp_profiles.segments import RulesError, where_query
@@ -185,7 +184,7 @@ def _matching(cfg: Config, rules_given: list[str]) -> Callable[[str], Any]:
             rules.compile(text)
         except RulesError as exc:
             common.fail(f"--where {text!r}: {exc}")
-    now = utc_now()
+    now = evaluation_time()
     combined = " and ".join(f"({text})" for text in rules_given)
     return lambda dialect: where_query(rules, combined, dialect, now)
 

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
+from cdp_profiles.segments.clock import evaluation_time
+
 segments_app = typer.Typer(help="Segments: who is in them now, who entered and left, and refreshing them.", no_args_is_help=True)
 
 NameArgument = typer.Argument(..., metavar="NAME", help="A segment of [segments.NAME] in connectors.toml.")
@@ -84,7 +86,6 @@ def list_command(config: Path = ConfigOption, as_json: bool = JsonOption) -> Non
 @segments_app.command("show")
 def show(name: str = NameArgument, config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
     """One segment: its rule, description, members now (live) and at its last refresh."""
-    from cdp_core.timeutil import utc_now
 
     from cdp_profiles.membership import reads
     from cdp_profiles.segments import members_query
@@ -92,7 +93,7 @@ def show(name: str = NameArgument, config: Path = ConfigOption, as_json: bool = 
     cfg, loaded, rules = _load(config)
     rule = rules.segments[known_segment(rules, name)]
     with _open(cfg, loaded) as engine, engine.connect() as conn:
-        live = _count(conn, members_query(rules, name, conn.dialect.name, utc_now()))
+        live = _count(conn, members_query(rules, name, conn.dialect.name, evaluation_time()))
         refreshed = reads.last_refreshes(conn).get(name)
     data = {
         "name": name,
@@ -124,7 +125,6 @@ def preview(
     as_json: bool = JsonOption,
 ) -> None:
     """The first members of a segment, computed live from its rule, with their name, email and phone."""
-    from cdp_core.timeutil import utc_now
 
     from cdp_profiles.segments import members_query
     from cdp_profiles.store.queries import list_profiles
@@ -132,7 +132,7 @@ def preview(
     cfg, loaded, rules = _load(config)
     known_segment(rules, name)
     with _open(cfg, loaded) as engine:
-        members = members_query(rules, name, engine.dialect.name, utc_now())
+        members = members_query(rules, name, engine.dialect.name, evaluation_time())
         rows = list_profiles(engine, within=members, limit=limit)
     if as_json:
         emit_json([row.model_dump(mode="json") for row in rows])
@@ -153,13 +153,12 @@ def count(
     as_json: bool = JsonOption,
 ) -> None:
     """Members of a segment (or of each), counted live from its rule."""
-    from cdp_core.timeutil import utc_now
 
     from cdp_profiles.segments import members_query
 
     cfg, loaded, rules = _load(config)
     names = [known_segment(rules, name)] if name is not None else sorted(rules.segments)
-    now = utc_now()
+    now = evaluation_time()
     with _open(cfg, loaded) as engine, engine.connect() as conn:
         counts = {n: _count(conn, members_query(rules, n, conn.dialect.name, now)) for n in names}
     if as_json:

@@ -29,12 +29,13 @@ import sqlalchemy as sa
 from cdp_core.store.sql import upsert_statement
 from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
-from cdp_core.timeutil import as_utc, utc_now
+from cdp_core.timeutil import as_utc
 from sqlalchemy import JSON, Column, Connection, DateTime, Engine, MetaData, Select, String, Table, select
 
 from cdp_profiles import segments as engine_api
 from cdp_profiles.membership.engine import computed_names, segment_names
 from cdp_profiles.segments import Rules
+from cdp_profiles.segments.clock import evaluation_time
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
 
@@ -99,7 +100,7 @@ def refresh(
         longer configured then leave).
     :param computed: False: membership only, computed traits are left as they are.
     """
-    now = as_utc(now) if now is not None else utc_now()
+    now = as_utc(now) if now is not None else evaluation_time()
     names = computed_names(rules) if computed else []
     result = RefreshResult(at=now, computed_scope="none" if not names else "touched" if run_id else "all")
     with write_transaction(engine) as conn:
