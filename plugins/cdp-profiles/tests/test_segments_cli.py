@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -144,3 +145,31 @@ def test_without_a_store_the_commands_say_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["segments", "list", "-c", str(config)])
     assert result.exit_code == 1 and "error" in result.stderr
     assert not (tmp_path / "none.sqlite").exists()
+
+
+# -- CDP_AS_OF: when rules are evaluated ------------------------------------------------------
+
+
+def test_as_of_moves_the_windows_and_a_bad_value_is_a_config_problem(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdp_profiles.segments.clock import AsOfError, evaluation_time, parse_as_of
+
+    assert parse_as_of("2024-07-01").isoformat() == "2024-07-01T00:00:00+00:00"
+    assert parse_as_of("2024-07-01T02:00:00+02:00").isoformat() == "2024-07-01T00:00:00+00:00"
+    with pytest.raises(AsOfError, match="not an ISO 8601 date"):
+        parse_as_of("yesterday")
+
+    recent = CONFIG + '\n[segments.recent_buyers]\nwhere = "count(orders, days = 30) > 0"\n'
+    monkeypatch.setattr(sys.modules[__name__], "CONFIG", recent)
+    monkeypatch.setenv("CDP_AS_OF", (T0 + timedelta(days=1)).isoformat())
+    assert evaluation_time() == T0 + timedelta(days=1)
+    assert as_json(engine, tmp_path, "segments", "count", "recent_buyers")["members"] == 1
+    monkeypatch.setenv("CDP_AS_OF", (T0 + timedelta(days=31)).isoformat())
+    assert as_json(engine, tmp_path, "segments", "count", "recent_buyers")["members"] == 0, "the orders left the window"
+
+    monkeypatch.setenv("CDP_AS_OF", "last tuesday")
+    result = cdp(engine, tmp_path, "validate")
+    assert result.exit_code == 2
+    assert "CDP_AS_OF: not an ISO 8601 date or date-time: 'last tuesday'" in result.output
+    assert "Traceback" not in result.output
