@@ -545,11 +545,11 @@ def _interpolate(
     if not isinstance(value, str) or "${" not in value:
         return value
     missing = [name for name in _ENV_REF.findall(value) if name not in env]
+    secret_paths.add(path)  # from the environment, set or not: never "a secret written into the file"
     if missing:
         for name in missing:
             issues.append(ConfigIssue(format_path(path), f"environment variable {name} is not set", parts=path))
         return value
-    secret_paths.add(path)
     resolved = _ENV_REF.sub(lambda m: env[m.group(1)], value)
     for name in _ENV_REF.findall(value):
         redact.add(env[name])

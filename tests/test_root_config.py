@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cdp_core.config import load_config
+import pytest
+
+from cdp_core.config import ConfigError, load_config
 from cdp_core.plugins import load_plugins
 
 ROOT = Path(__file__).resolve().parent.parent / "connectors.toml"
@@ -33,6 +35,13 @@ def test_root_config_runs_the_demo_without_any_vendor_secret() -> None:
     config = load_config(ROOT, load_plugins(), env={}, graphs={"*enabled"})
     assert sorted(config.enabled_graphs()) == ["ads_export", "demo"]
     assert {c.type for c in config.connectors.values()}.isdisjoint(PLUGINS)
+
+    # `cdp validate` without the variables: each unset one is a problem, and no secret taken
+    # from the environment is called "a secret written into the file".
+    with pytest.raises(ConfigError) as caught:
+        load_config(ROOT, load_plugins(), env={})
+    assert all("is not set" in issue.message for issue in caught.value.issues)
+    assert caught.value.warnings == [], [w.render("connectors.toml") for w in caught.value.warnings]
     assert set(config.unavailable) == {
         "hubspot", "mailchimp", "typeform", "shopify", "meta", "meta_promoters", "google_promoters"
     }
