@@ -27,6 +27,7 @@ EXPECTED = {
     "map",
     "normalize",
     "rename",
+    "select",
     "validate",
 }
 
