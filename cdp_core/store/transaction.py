@@ -28,20 +28,33 @@ from sqlalchemy import Connection, Engine
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, spill: bool = False) -> Iterator[Connection]:
     """A connection in a transaction that commits when the block ends without error, else rolls back.
 
     On SQLite the transaction is ``BEGIN IMMEDIATE``: it holds the write lock from its start.
+
+    :param spill: the transaction's statements materialize large intermediate results (a refresh of
+        every profile's computed traits): on SQLite their temporary data goes to temporary files for
+        its duration (``temp_store=FILE``), not memory as the store's connections keep it for the
+        write path's small key tables. Measured in bench/segments at 1,000,000 person records: a
+        refresh of 20 computed traits and 10 segments peaked at 1,056 MB RSS in memory, 315 MB with
+        files, in the same time (309 s and 297 s).
     """
     with engine.connect() as conn:
         if conn.dialect.name != "sqlite":
             with conn.begin():
                 yield conn
             return
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if spill:
+            conn.exec_driver_sql("PRAGMA temp_store=FILE")
         try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+        finally:
+            if spill:
+                conn.exec_driver_sql("PRAGMA temp_store=MEMORY")

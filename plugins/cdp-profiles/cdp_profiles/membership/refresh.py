@@ -103,7 +103,7 @@ def refresh(
     now = as_utc(now) if now is not None else evaluation_time()
     names = computed_names(rules) if computed else []
     result = RefreshResult(at=now, computed_scope="none" if not names else "touched" if run_id else "all")
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, spill=True) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         if computed:
@@ -131,10 +131,13 @@ def refresh_computed(conn: Connection, rules: Rules, now: datetime, profiles: Se
     else:
         concerned = profiles.subquery("concerned")
         conn.execute(_computed.delete().where(_computed.c.profile_id.in_(select(concerned.c[0]))))
-    values = engine_api.computed_values_query(rules, names, conn.dialect.name, now, profiles).subquery("computed")
-    value = values.c.value if conn.dialect.name == "sqlite" else sa.cast(values.c.value, JSON)
-    rows = select(values.c.profile_id, values.c.name, value, sa.literal(now, DateTime(timezone=True)))
-    conn.execute(_computed.insert().from_select(["profile_id", "name", "value", "computed_at"], rows))
+    # One INSERT ... SELECT per trait: a statement keeps every subquery it materialized until
+    # it ends, so one statement for all traits holds all of them at once.
+    for name in names:
+        values = engine_api.computed_values_query(rules, [name], conn.dialect.name, now, profiles).subquery("computed")
+        value = values.c.value if conn.dialect.name == "sqlite" else sa.cast(values.c.value, JSON)
+        rows = select(values.c.profile_id, values.c.name, value, sa.literal(now, DateTime(timezone=True)))
+        conn.execute(_computed.insert().from_select(["profile_id", "name", "value", "computed_at"], rows))
     return _count(conn, select(_computed.c.profile_id).where(_computed.c.computed_at == now))
 
 
