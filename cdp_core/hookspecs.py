@@ -77,6 +77,18 @@ def cdp_register_commands(register: Register) -> None:
 
 
 @hookspec
+def cdp_register_jobs(register: Register) -> None:
+    """Register maintenance jobs that ``cdp scheduler run`` runs on a cron schedule.
+
+    :param register: call ``register(name, job)`` with a lowercase name and a
+        :class:`cdp_core.jobs.Job` (``schedule``, a cron expression in its ``timezone``;
+        ``run(config)``, returning a one-line summary). A job runs under a lease of its own
+        (``job:NAME``), once per slot across every scheduler on the store; a failure is logged
+        and the job runs again at its next slot.
+    """
+
+
+@hookspec
 def cdp_register_migrations(register: Register) -> None:
     """Register the migration history of tables this plugin keeps in the store database.
 

@@ -23,15 +23,16 @@ import pluggy
 
 from cdp_core import hookspecs
 from cdp_core.base import Destination, PluginConfig, Source, Transform
+from cdp_core.jobs import check_job
 
 log = logging.getLogger("cdp.plugins")
 
 ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
-Role = Literal["source", "transform", "destination", "config_section", "command", "migrations"]
+Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job"]
 _ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
-_ROLES: tuple[Role, ...] = ("source", "transform", "destination", "config_section", "command", "migrations")
+_ROLES: tuple[Role, ...] = ("source", "transform", "destination", "config_section", "command", "migrations", "job")
 _REGISTERED_AS: dict[str, str] = {
     "source": "sources",
     "transform": "transforms",
@@ -39,6 +40,7 @@ _REGISTERED_AS: dict[str, str] = {
     "config_section": "config sections",
     "command": "commands",
     "migrations": "migrations",
+    "job": "jobs",
 }
 """How ``cdp plugins`` names what a plugin registered, by role."""
 RESERVED_SECTIONS = frozenset({"store", "alerts", "connectors", "syncs"})
@@ -103,6 +105,11 @@ class Registry:
             _check_section(type_name, cls)
         elif role == "command":
             _check_command(type_name, cls)
+        elif role == "job":
+            try:
+                check_job(type_name, cls)
+            except ValueError as exc:
+                raise RegistrationError(str(exc)) from None
         else:
             type_name = _check_history(cls, self._by_role["migrations"].values())
         if (role, type_name) in self.conflicts:
@@ -140,7 +147,7 @@ class Registry:
         plugins = self.conflicts.get((role, type_name))
         if not plugins:
             return None
-        what = {"config_section": "config section", "command": "command", "migrations": "migration history"}
+        what = {"config_section": "config section", "command": "command", "migrations": "migration history", "job": "job"}
         label = what.get(role, f"{role} type")
         return f"{label} {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
 
@@ -198,8 +205,8 @@ def _check_history(history: Any, taken: Iterable[Registration]) -> str:
 class Register:
     """The callable a ``cdp_register_*`` hook receives, bound to one plugin and role.
 
-    ``register(name, thing)`` for sources, transforms, destinations, config sections
-    and commands; ``register(history)`` for migrations.
+    ``register(name, thing)`` for sources, transforms, destinations, config sections,
+    commands and jobs; ``register(history)`` for migrations.
     """
 
     def __init__(self, registry: Registry, role: Role, plugin: str) -> None:
@@ -235,6 +242,11 @@ class Plugins:
     def commands(self) -> list[Registration]:
         """``cdp`` sub-commands the plugins registered, in name order."""
         return self.registry.all("command")
+
+    @property
+    def jobs(self) -> list[Registration]:
+        """Maintenance jobs (``cdp_core.jobs.Job``) the scheduler runs, in name order."""
+        return self.registry.all("job")
 
     @property
     def migrations(self) -> list[Any]:
@@ -335,6 +347,7 @@ def load_plugins(
         ("config_section", manager.hook.cdp_register_config_sections),
         ("command", manager.hook.cdp_register_commands),
         ("migrations", manager.hook.cdp_register_migrations),
+        ("job", manager.hook.cdp_register_jobs),
     )
     for role, hook in hooks:
         # One call per plugin (not one hook call for all) so a failure or a

@@ -139,4 +139,5 @@ def test_plugins_lists_what_profiles_registers_when_enabled(folder: Path) -> Non
         "config sections": ["computed_traits", "consent", "identity", "segments"],
         "commands": ["nps", "profiles", "segments"],
         "migrations": ["profiles"],
+        "jobs": ["segments-refresh"],
     }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import zoneinfo
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -38,16 +39,20 @@ from apscheduler.triggers.base import BaseTrigger
 
 from cdp_core import logs
 from cdp_core.config import Config
+from cdp_core.jobs import Job
 from cdp_core.plugins import Plugins
 from cdp_core.runinfo import RunStatus
 from cdp_core.scheduler.execute import Outcome, prepare, run_guarded
 from cdp_core.scheduler.history import last_run, last_success_start
-from cdp_core.scheduler.triggers import build_trigger, dependents, latest_slot, missed_slot
+from cdp_core.scheduler.triggers import build_trigger, cron_trigger, dependents, latest_slot, missed_slot
 from cdp_core.store import SystemStore
 from cdp_core.store.leases import LeaseBusy, Leases
 from cdp_core.timeutil import utc_now
 
 log = logging.getLogger("cdp.scheduler")
+
+JOB_PREFIX = "job:"
+"""A plugin job's lease (and APScheduler id) is ``job:NAME``: never the name of a graph (graph names have no ':')."""
 
 MISFIRE_GRACE = 3600
 """Seconds a slot may start late (process suspended, pool busy) and still run, once."""
@@ -129,6 +134,11 @@ class Scheduler:
         for name, trigger in self.triggers.items():
             if trigger is not None:
                 self._aps.add_job(self._on_slot, trigger, args=[name], id=name, name=f"sync {name}")
+        for registration in self.plugins.jobs:
+            plugin_job: Job = registration.cls
+            trigger = cron_trigger(plugin_job.schedule, zoneinfo.ZoneInfo(plugin_job.timezone))
+            key = f"{JOB_PREFIX}{registration.type_name}"
+            self._aps.add_job(self.run_job, trigger, args=[registration.type_name], id=key, name=f"job {key}")
         due = self.catch_up()
         self._aps.start()
         for name, trigger in self.triggers.items():
@@ -141,6 +151,29 @@ class Scheduler:
             else:
                 log.info("%s: no successful run since the slot at %s; running it once now", name, slot.isoformat())
             self.submit(name, "catch-up", slot)
+
+    def run_job(self, name: str) -> str | None:
+        """Run the plugin job ``name`` once, under its lease (skipped while another process runs it).
+
+        Returns its summary; a failure is logged (with the plugin's name) and returned as text, never raised:
+        the job runs again at its next slot.
+        """
+        registration = self.plugins.registry.get("job", name)
+        if registration is None or self.stop_event.is_set():
+            return None
+        job: Job = registration.cls
+        try:
+            with self.leases.hold(f"{JOB_PREFIX}{name}"):
+                summary = job.run(self.config)
+        except LeaseBusy:
+            log.info("job %s: running in another process; this slot is left to it", name)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a plugin's job must not stop the scheduler
+            message = self.config.redact(f"{type(exc).__name__}: {exc}")
+            log.error("job %s of plugin %s failed: %s", name, registration.plugin, message)
+            return f"failed: {message}"
+        log.info("job %s: %s", name, summary or "done")
+        return summary
 
     def request_stop(self, reason: str = "stop requested") -> None:
         if not self.stop_event.is_set():

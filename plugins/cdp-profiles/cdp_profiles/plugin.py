@@ -4,8 +4,8 @@ Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
 ``[consent]``, ``[computed_traits]`` and ``[segments]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
-a purpose, the ``profiles``, ``nps`` and ``segments`` commands, and the migration history
-of its tables.
+a purpose, the ``profiles``, ``nps`` and ``segments`` commands, the scheduler's daily
+``segments-refresh`` job, and the migration history of its tables.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ def cdp_register_commands(register: Register) -> None:
     register("profiles", profiles_app)
     register("nps", nps_command)
     register("segments", segments_app)
+
+
+@hookimpl
+def cdp_register_jobs(register: Register) -> None:
+    from cdp_profiles.membership.daily import SEGMENTS_REFRESH
+
+    register("segments-refresh", SEGMENTS_REFRESH)
 
 
 @hookimpl

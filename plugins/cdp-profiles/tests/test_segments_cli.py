@@ -173,3 +173,22 @@ def test_as_of_moves_the_windows_and_a_bad_value_is_a_config_problem(
     assert result.exit_code == 2
     assert "CDP_AS_OF: not an ISO 8601 date or date-time: 'last tuesday'" in result.output
     assert "Traceback" not in result.output
+
+
+# -- the scheduler's daily job ---------------------------------------------------------------
+
+
+def test_the_daily_job_refreshes_everyone_like_the_command(engine: Engine, tmp_path: Path) -> None:
+    from cdp_core.config import load_config
+    from cdp_core.plugins import load_plugins
+
+    plugins = load_plugins()
+    [job] = [r for r in plugins.jobs if r.type_name == "segments-refresh"]
+    assert job.plugin == "profiles" and job.cls.schedule == "15 3 * * *"
+    cdp(engine, tmp_path, "validate")  # writes the config next to the store's URL
+    config = load_config(tmp_path / "connectors.toml", plugins, env={})
+    summary = job.cls.run(config)
+    assert summary == "computed traits: 3 values; segments: berliners 2 (+2/-0), buyers 1 (+1/-0)"
+    assert as_json(engine, tmp_path, "segments", "list")[0]["members"] == 2
+    (tmp_path / "bare.toml").write_text((tmp_path / "connectors.toml").read_text().split("[computed_traits")[0])
+    assert job.cls.run(load_config(tmp_path / "bare.toml", plugins, env={})) == "no segments or computed traits configured"
