@@ -2,7 +2,7 @@
 
 Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
-``[consent]``, ``[computed_traits]`` and ``[segments]`` sections of connectors.toml (and
+``[consent]``, ``[computed_traits]``, ``[segments]`` and ``[privacy]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
 a purpose, the ``profiles``, ``nps`` and ``segments`` commands, the scheduler's daily
 ``segments-refresh`` job, and the migration history of its tables.
@@ -19,6 +19,7 @@ from cdp_profiles.consent import ConsentConfig
 from cdp_profiles.consent_checks import check_consent
 from cdp_profiles.consent_gate import ConsentGate
 from cdp_profiles.identity import IdentityConfig, Report, check_identity
+from cdp_profiles.privacy.config import PrivacyConfig
 from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
 from cdp_profiles.segments.clock import AS_OF_ENV, AsOfError, evaluation_time
 from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig, check_rules
@@ -41,6 +42,7 @@ def cdp_register_config_sections(register: Register) -> None:
     register("consent", ConsentConfig)
     register("computed_traits", ComputedTraitsConfig)
     register("segments", SegmentsConfig)
+    register("privacy", PrivacyConfig)
 
 
 @hookimpl

@@ -203,7 +203,7 @@ def profile_view(engine: Engine, profile_id: str, consent: ConsentConfig | None 
         if pid is None:
             raise ProfileNotFound(profile_id)
         row = conn.execute(select(_profiles).where(_profiles.c.id == pid)).one()
-        merged = _merged_ids(conn, pid)
+        merged = merged_ids(conn, pid)
         info = ProfileInfo(id=pid, created_at=row.created_at, updated_at=row.updated_at, merged_ids=merged)
         traits = [TraitView.model_validate(t) for t in trait_entries(row.traits, row.trait_sources)]  # by name
         traits, segments = _derived(conn, pid, traits)
@@ -313,7 +313,7 @@ def _follow(conn: Connection, profile_id: str) -> str | None:
     return current
 
 
-def _merged_ids(conn: Connection, pid: str) -> list[str]:
+def merged_ids(conn: Connection, pid: str) -> list[str]:
     """Every profile merged into ``pid``, directly or through a chain of merges."""
     chain = select(_profiles.c.id).where(_profiles.c.merged_into == pid).cte("chain", recursive=True)
     chain = chain.union(select(_profiles.c.id).where(_profiles.c.merged_into == chain.c.id))

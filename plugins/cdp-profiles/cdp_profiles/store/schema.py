@@ -36,11 +36,11 @@ PROFILES = History(
     # default table held both; its revisions are this history's (0001-0007).
     previous_version_table="alembic_version",
 )
-"""The profile tables: profiles, identities, records by kind, traits, merge log, audience mirrors."""
+"""The profile tables: profiles, identities, records by kind, traits, merge log, audience mirrors, privacy."""
 
 
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the kernel's and the profile product's newest schema."""
-    from cdp_profiles.store import audience_models, profile_models, segment_models  # noqa: F401 - their tables
+    from cdp_profiles.store import audience_models, privacy_models, profile_models, segment_models  # noqa: F401
 
     create_schema(engine, PROFILES)

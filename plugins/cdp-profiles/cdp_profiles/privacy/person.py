@@ -1,0 +1,61 @@
+"""One person as the store knows them: their live profile, the profiles merged into it, and
+every identifier and record that belongs to them; found from any identifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdp_core.store.tables import table_of
+from sqlalchemy import Connection, Engine, select
+
+from cdp_profiles.identity import IdentityConfig
+from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.queries import lookup_profile, merged_ids
+
+_identities, _sets, _members, _index = (table_of(t) for t in (m.Identity, m.IdSet, m.IdSetMember, m.RecordIndex))
+
+
+@dataclass
+class Person:
+    profile_id: str
+    """The live profile."""
+    profile_ids: list[str]
+    """The live profile and every profile merged into it."""
+    set_ids: list[str] = field(default_factory=list)
+    """The identifier sets resolved to them (each set's records are theirs)."""
+    identifiers: list[tuple[str, str]] = field(default_factory=list)
+    """Every normalized (type, value) they own or that a set of theirs holds, sorted."""
+    records: list[tuple[str, str]] = field(default_factory=list)
+    """(stream, key) of every stored record of theirs, of every kind."""
+
+
+class PersonNotFound(LookupError):
+    """No person matches the identifier; the message says why (unknown, ambiguous...)."""
+
+
+def find_person(engine: Engine, identifier: str, identity: IdentityConfig) -> Person:
+    """The person ``identifier`` names (``TYPE:VALUE``, a bare email or phone, ``profile:ID``); a
+    merged-away profile leads to the survivor. Raises :class:`PersonNotFound`."""
+    found = lookup_profile(engine, identifier, identity)
+    if found.profile_id is None:
+        raise PersonNotFound(found.problem or f"no profile matches {identifier!r}")
+    with engine.connect() as conn:
+        return person_of(conn, found.profile_id)
+
+
+def person_of(conn: Connection, profile_id: str) -> Person:
+    """Everything that identifies the live profile ``profile_id``'s person (a few queries, none per row)."""
+    pids = [profile_id, *merged_ids(conn, profile_id)]
+    sets = conn.execute(select(_sets.c.id, _sets.c.identifiers).where(_sets.c.profile_id.in_(pids))).all()
+    set_ids = sorted(row.id for row in sets)
+    ids: set[tuple[str, str]] = {(t, v) for row in sets for t, v in row.identifiers}
+    owned = conn.execute(select(_identities.c.type, _identities.c.value).where(_identities.c.profile_id.in_(pids)))
+    ids.update((row.type, row.value) for row in owned)
+    records = conn.execute(select(_index.c.stream, _index.c.key).where(_index.c.set_id.in_(set_ids))).all()
+    return Person(
+        profile_id=profile_id,
+        profile_ids=pids,
+        set_ids=set_ids,
+        identifiers=sorted(ids),
+        records=sorted((r.stream, r.key) for r in records),
+    )
