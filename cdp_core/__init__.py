@@ -17,6 +17,7 @@ from cdp_core.base import (
     TransformContext,
     WriteMode,
 )
+from cdp_core.forget import AudienceRow, ForgetResult, ForgetState, ForgetSubject
 from cdp_core.incremental import CursorValueError, Incremental
 from cdp_core.plugins import Register
 from cdp_core.records import Record, RecordKind, Rejected
@@ -27,9 +28,13 @@ hookimpl = pluggy.HookimplMarker("cdp")
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudienceRow",
     "ConnectorContext",
     "CursorValueError",
     "Destination",
+    "ForgetResult",
+    "ForgetState",
+    "ForgetSubject",
     "Incremental",
     "NoOptions",
     "Page",

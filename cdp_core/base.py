@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from cdp_core.forget import ForgetResult, ForgetSubject
 from cdp_core.records import JsonValue, Record, RecordKind, Rejected
 from cdp_core.traits import TraitMap
 
@@ -232,6 +233,18 @@ class Destination(ABC):
     @abstractmethod
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         """Write ``batch`` durably; commit ``checkpoint`` with it if ``commits_checkpoint``."""
+
+    supports_forget: ClassVar[bool] = False
+    """Whether :meth:`forget` is implemented: erasing a person at the vendor (cdp_core/forget.py)."""
+
+    def forget(self, subject: ForgetSubject) -> ForgetResult:
+        """Erase the person ``subject`` describes at the vendor; called outside any run, after ``open()``.
+
+        Return ``done`` when the vendor erased them or holds nothing of them, ``retry`` for a
+        passing failure (it is asked again with backoff), ``failed`` when it refused for good.
+        An exception counts as ``retry`` with its (redacted) text as the answer.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot forget a person (supports_forget is False)")
 
     def finish(self) -> None:
         """Called once when every source of the run read to its end without error, before close().
