@@ -4,7 +4,7 @@ Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
 ``[consent]``, ``[computed_traits]``, ``[segments]`` and ``[privacy]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
-a purpose, the ``profiles``, ``nps`` and ``segments`` commands, the scheduler's daily
+a purpose, the ``profiles``, ``nps``, ``segments`` and ``privacy`` commands, the scheduler's daily
 ``segments-refresh`` job, and the migration history of its tables.
 """
 
@@ -65,12 +65,14 @@ def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: s
 @hookimpl
 def cdp_register_commands(register: Register) -> None:
     from cdp_profiles.cli.nps import nps_command
+    from cdp_profiles.cli.privacy import privacy_app
     from cdp_profiles.cli.profiles import profiles_app
     from cdp_profiles.cli.segments import segments_app
 
     register("profiles", profiles_app)
     register("nps", nps_command)
     register("segments", segments_app)
+    register("privacy", privacy_app)
 
 
 @hookimpl
