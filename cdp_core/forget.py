@@ -75,7 +75,9 @@ def scrub(text: str, subject: ForgetSubject) -> str:
     return text if len(text) <= MAX_ANSWER else text[: MAX_ANSWER - 3] + "..."
 
 
-def result_of_error(error: HttpError, subject: ForgetSubject, vendor: str = "", message: str | None = None) -> ForgetResult:
+def result_of_error(
+    error: HttpError, subject: ForgetSubject, vendor: str = "", message: str | None = None
+) -> ForgetResult:
     """The :class:`ForgetResult` of a request the core's HTTP client raised for (the usual mapping).
 
     No response (network, timeout), 429 and 5xx (or a plugin's :class:`RateLimited`): ``retry`` (a 429's or 503's ``Retry-After``

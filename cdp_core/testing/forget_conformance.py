@@ -100,9 +100,7 @@ class ForgetConformance:
     def _refusal(self, plugin_class: type) -> httpx.Response:
         """A 400 whose body quotes the person and the config's secrets in every field vendors use for a message."""
         config = plugin_class.config_model.model_validate(self.config)  # type: ignore[attr-defined]
-        quoted = " ".join(
-            [*(v for vs in self.forget_subject.identifiers.values() for v in vs), *secret_values(config)]
-        )
+        quoted = " ".join([*(v for vs in self.forget_subject.identifiers.values() for v in vs), *secret_values(config)])
         text = f"refused: {quoted}"
         body = {
             "status": "error", "category": "VALIDATION_ERROR", "message": text, "title": "Invalid Resource",
@@ -138,7 +136,9 @@ class ForgetConformance:
     def test_forget_network_error(self, forget_with: Callable[..., ForgetResult], plugin_class: type) -> None:
         """No answer at all (the connection reset): ``retry``, not an exception."""
         result = forget_with(httpx.RemoteProtocolError("connection reset by peer"))
-        assert result.state is ForgetState.retry, f"a request without an answer must be retried, forget() said {result!r}"
+        assert result.state is ForgetState.retry, (
+            f"a request without an answer must be retried, forget() said {result!r}"
+        )
         self._check_answer(plugin_class, result)
 
     def test_forget_refused(self, forget_with: Callable[..., ForgetResult], plugin_class: type) -> None:

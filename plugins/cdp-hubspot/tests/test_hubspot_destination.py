@@ -339,7 +339,11 @@ def test_forget_retried_then_done(cdp_respx: respx.Router, cdp_http: HttpFactory
 
 
 def test_forget_refused_for_good(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    body = {"status": "error", "category": "MISSING_SCOPES", "message": "This app hasn't been granted all required scopes"}
+    body = {
+        "status": "error",
+        "category": "MISSING_SCOPES",
+        "message": "This app hasn't been granted all required scopes",
+    }
     cdp_respx.post(GDPR).mock(return_value=httpx.Response(403, json=body))
     result = forgetter(tmp_path, cdp_http).forget(ForgetSubject(identifiers={"hubspot_contact_id": ["101"]}))
     assert result.state is ForgetState.failed
