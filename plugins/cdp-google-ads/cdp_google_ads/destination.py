@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
-from cdp_core import ConnectorContext, ForgetResult, ForgetState, ForgetSubject, PluginConfig, Record, RecordKind
-from cdp_core import WriteMode
+from cdp_core import (
+    ConnectorContext,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
 from cdp_core.forget import combine, result_of_error
 from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, check_base_url, client_for
 from cdp_core.http.auth import SecretAuth, reveal

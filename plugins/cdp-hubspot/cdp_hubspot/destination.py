@@ -35,8 +35,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, Destination, ForgetResult, ForgetState, ForgetSubject, PluginConfig, Record
-from cdp_core import RecordKind, WriteMode
+from cdp_core import (
+    ConnectorContext,
+    Destination,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
 from cdp_core.forget import combine, result_of_error
 from cdp_core.http import ClientError, HttpClient, HttpError, error_url, response_json
 from cdp_core.transforms.fields import MISSING, FieldName, FieldPath

@@ -17,8 +17,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from cdp_core import ConnectorContext, PluginConfig
 import httpx
+from cdp_core import ConnectorContext, PluginConfig
 from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
 from cdp_core.http.errors import error_body
 from cdp_core.traits import TraitMap, traits_for

@@ -23,8 +23,17 @@ import logging
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
-from cdp_core import ConnectorContext, Destination, ForgetResult, ForgetState, ForgetSubject, PluginConfig, Record
-from cdp_core import RecordKind, WriteMode
+from cdp_core import (
+    ConnectorContext,
+    Destination,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
 from cdp_core.forget import combine, result_of_error
 from cdp_core.http import HttpClient, HttpError
 from cdp_core.store.checkpoint import Checkpoint

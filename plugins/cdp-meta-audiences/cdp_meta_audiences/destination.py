@@ -12,8 +12,16 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, ForgetResult, ForgetState, ForgetSubject, PluginConfig, Record, RecordKind
-from cdp_core import WriteMode
+from cdp_core import (
+    ConnectorContext,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
 from cdp_core.forget import combine, result_of_error
 from cdp_core.http import BearerAuth, HttpClient, check_base_url, client_for
 from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
