@@ -20,7 +20,12 @@ import pytest
 from cdp_core.http import FakeClock, HttpFactory, set_default_factory
 from cdp_core.plugins import Plugins
 from cdp_core.store import SystemStore
-from cdp_core.testing.conformance import DestinationConformance, SourceConformance, TransformConformance
+from cdp_core.testing.conformance import (
+    DestinationConformance,
+    ForgetConformance,
+    SourceConformance,
+    TransformConformance,
+)
 from cdp_core.testing.fakes import (
     COLLECTOR_SERVICE,
     CollectConfig,
@@ -56,6 +61,7 @@ __all__ = [
     "CollectingDestination",
     "Collector",
     "DestinationConformance",
+    "ForgetConformance",
     "ListSource",
     "ListSourceConfig",
     "ListStream",

@@ -48,12 +48,13 @@ from cdp_core.base import (
 from cdp_core.plugins import Plugins, Role
 from cdp_core.records import Record, RecordKind, Rejected
 from cdp_core.store import Checkpoint, SystemStore
+from cdp_core.testing.forget_conformance import ForgetConformance
 from cdp_core.testing.helpers import make_context, make_records, plugin_name, read_keys, roundtrip
 
 if TYPE_CHECKING:
     import respx
 
-__all__ = ["DestinationConformance", "SourceConformance", "TransformConformance"]
+__all__ = ["DestinationConformance", "ForgetConformance", "SourceConformance", "TransformConformance"]
 
 UNKNOWN_KEY = "__cdp_conformance_unknown_key__"
 
@@ -507,6 +508,15 @@ class DestinationConformance(_Conformance):
         model.model_validate(self.options)
         with pytest.raises(ValidationError):
             model.model_validate({**self.options, UNKNOWN_KEY: 1})
+
+    def test_forget_default(self, plugin_class: type) -> None:
+        """``supports_forget`` is a bool; a class without it keeps the default ``forget`` (ForgetConformance tests one with it)."""
+        supports = plugin_class.supports_forget  # type: ignore[attr-defined]
+        assert isinstance(supports, bool), f"supports_forget must be a bool, got {supports!r}"
+        if supports:
+            assert isinstance(self, ForgetConformance), "supports_forget is True: mix ForgetConformance into this suite"
+        else:
+            assert plugin_class.forget is Destination.forget, "forget() is implemented but supports_forget is False"  # type: ignore[attr-defined]
 
     def test_write_mode_declared(self, plugin_class: type) -> None:
         """``write_mode`` is a WriteMode, ``accepts`` None or a set of kinds, and the samples are accepted."""

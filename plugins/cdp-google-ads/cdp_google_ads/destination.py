@@ -1,4 +1,9 @@
-"""The ``google_ads`` destination: a Customer Match user list kept as a mirror of the people fed to it."""
+"""The ``google_ads`` destination: a Customer Match user list kept as a mirror of the people fed to it.
+
+Forgetting a person (:meth:`GoogleAdsDestination.forget`, docs/privacy.md) is an
+OfflineUserDataJob with ``remove`` operations, as the mirror's removals: the user
+identifiers the mirror held for them, or without any, their hashed emails and phones.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import httpx
-from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
+from cdp_core import (
+    ConnectorContext,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
+from cdp_core.forget import combine, result_of_error
 from cdp_core.http import HttpClient, MemoryTokenStore, OAuth2RefreshAuth, check_base_url, client_for
 from cdp_core.http.auth import SecretAuth, reveal
 from cdp_core.http.errors import AuthError, HttpError, response_json
@@ -19,6 +34,7 @@ from cdp_profiles.audiences import (
     Member,
     MirrorDestination,
     person_fields,
+    sha256_hex,
 )
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
@@ -159,6 +175,7 @@ class GoogleAdsDestination(MirrorDestination):
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
     purpose: ClassVar[str | None] = "ads"
     """Every person sent is checked against their ads consent first (docs/consent.md); a graph may set another."""
+    supports_forget: ClassVar[bool] = True
 
     def __init__(self, config: GoogleAdsConfig, context: ConnectorContext, options: Any = None) -> None:
         super().__init__(config, context, options)
@@ -179,7 +196,40 @@ class GoogleAdsDestination(MirrorDestination):
 
     @property
     def user_list(self) -> str:
-        return f"customers/{self.config.customer_id}/userLists/{self.config.user_list_id}"
+        return self._user_list(self.config.user_list_id)
+
+    def _user_list(self, user_list_id: str) -> str:
+        return f"customers/{self.config.customer_id}/userLists/{user_list_id}"
+
+    def forget(self, subject: ForgetSubject) -> ForgetResult:
+        """Remove the person from the user list(s): a job of ``remove`` operations, run at once."""
+        by_list: dict[str, list[list[dict[str, Any]]]] = {}
+        for held in subject.audience_rows:
+            if isinstance(held.row, list) and held.row:
+                by_list.setdefault(held.audience_id, []).append(held.row)
+        if not by_list:
+            users = identifier_users(subject, self.config.default_region)
+            if users:
+                by_list[self.config.user_list_id] = users
+        results: list[ForgetResult] = []
+        for user_list_id, users in by_list.items():
+            try:  # one attempt of each step: the privacy product retries with its own backoff
+                job = self._create_job(user_list_id, idempotent=False)
+                body = {"enablePartialFailure": True, "operations": [{"remove": {"userIdentifiers": u}} for u in users]}
+                response = self._call("addOperations", f"{job}:addOperations", body, idempotent=False)
+                result = response_json(response, AddOperationsResponse, connector=self.context.name)
+                if result.partialFailureError:
+                    codes = ", ".join(sorted(_error_codes(result.partialFailureError))) or "no error codes given"
+                    answer = f"Google Ads refused the removal from user list {user_list_id}: {codes}"
+                    results.append(ForgetResult(state=ForgetState.failed, answer=answer))
+                    continue
+                self._call("run", f"{job}:run", {}, idempotent=False)
+            except HttpError as exc:
+                results.append(result_of_error(exc, subject, "Google Ads"))
+                continue
+            answer = f"Google Ads: a job removing {len(users)} user(s) from user list {user_list_id} runs"
+            results.append(ForgetResult(state=ForgetState.done, answer=answer))
+        return combine(results, "Google Ads: no identifiers, email or phone to remove: nothing held")
 
     # -- the run (staging, planning, the empty-audience guard: cdp_profiles.audiences.MirrorDestination) --
 
@@ -221,8 +271,8 @@ class GoogleAdsDestination(MirrorDestination):
         # The job runs asynchronously at Google (it can take hours); what it was handed is confirmed now.
         self.mirror.confirm_all(failed_upserts=failed_upserts, failed_removals=failed_removals)
 
-    def _create_job(self) -> str:
-        metadata: dict[str, Any] = {"userList": self.user_list}
+    def _create_job(self, user_list_id: str | None = None, *, idempotent: bool = True) -> str:
+        metadata: dict[str, Any] = {"userList": self._user_list(user_list_id or self.config.user_list_id)}
         consent = {
             key: value
             for key, value in (
@@ -234,7 +284,8 @@ class GoogleAdsDestination(MirrorDestination):
         if consent:
             metadata["consent"] = consent
         body = {"job": {"type": "CUSTOMER_MATCH_USER_LIST", "customerMatchUserListMetadata": metadata}}
-        response = self._call("create", f"customers/{self.config.customer_id}/offlineUserDataJobs:create", body)
+        path = f"customers/{self.config.customer_id}/offlineUserDataJobs:create"
+        response = self._call("create", path, body, idempotent=idempotent)
         return response_json(response, CreatedJob, connector=self.context.name).resourceName
 
     def _requests(self) -> Iterator[list[_Op]]:
@@ -279,14 +330,26 @@ class GoogleAdsDestination(MirrorDestination):
         )
         return [ops[i] for i in sorted(failed) if 0 <= i < len(ops)]
 
-    def _call(self, step: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    def _call(self, step: str, path: str, body: dict[str, Any], *, idempotent: bool = True) -> httpx.Response:
         try:
             # create: a retry at worst leaves an empty job behind; addOperations: the same users twice
             # change nothing; run: a job runs once, a repeated run is refused, never applied twice.
-            response = self.client.post(path, json=body, idempotent=True)
+            response = self.client.post(path, json=body, idempotent=idempotent)
         except HttpError as exc:
             raise _google_error(exc, step) from None
         return response
+
+
+def identifier_users(subject: ForgetSubject, region: str) -> list[list[dict[str, Any]]]:
+    """One user (its ``userIdentifiers``) per email and per phone of the person, hashed as Google wants them."""
+    users: list[list[dict[str, Any]]] = []
+    for value in subject.identifiers.get("email", []):
+        if normalized := normalize.email(value):
+            users.append([{"hashedEmail": sha256_hex(normalized)}])
+    for value in subject.identifiers.get("phone", []):
+        if normalized := normalize.phone(value, region):
+            users.append([{"hashedPhoneNumber": sha256_hex(normalized)}])
+    return users
 
 
 def _failed_indexes(status: dict[str, Any]) -> set[int]:

@@ -9,13 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from cdp_core import Destination, Record
-from cdp_core.testing import DestinationConformance, make_records
+import httpx
+import respx
+from cdp_core import AudienceRow, Destination, ForgetSubject, Record
+from cdp_core.testing import DestinationConformance, ForgetConformance, make_records
+from google_fake import USER_LIST, FakeGoogleAds
 
 import cdp_google_ads
 
 
-class TestGoogleAdsConformance(DestinationConformance):
+class TestGoogleAdsConformance(DestinationConformance, ForgetConformance):
     plugin = cdp_google_ads
     type_name = "google_ads"
     config: ClassVar[dict[str, Any]] = {
@@ -31,6 +34,22 @@ class TestGoogleAdsConformance(DestinationConformance):
         # No email, no phone, no complete address: rejected with a reason, not held.
         Record(stream="test.items", key="anonymous", data={"first_name": "Zoë", "country": "DE"}),
     ]
+    forget_subject = ForgetSubject(
+        identifiers={"email": ["ana@example.com"], "phone": ["+491711234567"]},
+        audience_rows=[AudienceRow(audience_id=USER_LIST, row=[{"hashedEmail": "a" * 64}])],
+    )
+
+    def mock_forget(self, router: respx.Router, failure: httpx.Response | Exception | None) -> None:
+        google = FakeGoogleAds(router)
+        if isinstance(failure, Exception):
+            error = failure
+
+            def fail(request: httpx.Request) -> httpx.Response:
+                raise error
+
+            google.failures["create"].append(fail)
+        elif failure is not None:
+            google.failures["create"].append(failure)
 
     def read_back(self, destination: Destination, tmp_path: Path) -> list[str] | None:
         return destination.staged_record_keys()  # type: ignore[attr-defined]

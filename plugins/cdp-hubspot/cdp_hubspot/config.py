@@ -87,7 +87,10 @@ class HubSpotConfig(PluginConfig):
         description='The private app\'s access token, as "${HUBSPOT_TOKEN}" in connectors.toml. '
         "Scopes: crm.objects.contacts.read (+ .write for the write-back), crm.objects.companies.read."
     )
-    base_url: str = Field("https://api.hubapi.com", description="The API's base URL (a proxy, a sandbox, a test server; http:// only for loopback).")
+    base_url: str = Field(
+        "https://api.hubapi.com",
+        description="The API's base URL (a proxy, a sandbox, a test server; http:// only for loopback).",
+    )
     properties: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTACT_PROPERTIES),
         min_length=1,
@@ -118,7 +121,7 @@ class HubSpotConfig(PluginConfig):
     traits: traits_for("contacts", "companies") = Field(
         default_factory=dict,
         description="Source: stream -> the trait mapping replacing its default (contacts: CONTACT_TRAITS, "
-        "companies: COMPANY_TRAITS), e.g. { contacts = { first_name = \"firstname\", tags = { field = \"tags\", type = \"list\", separator = \";\" } } }.",
+        'companies: COMPANY_TRAITS), e.g. { contacts = { first_name = "firstname", tags = { field = "tags", type = "list", separator = ";" } } }.',
     )
 
     @field_validator("base_url")

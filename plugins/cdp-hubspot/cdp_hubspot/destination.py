@@ -16,6 +16,12 @@ value is enough). What it refuses goes to quarantine with HubSpot's reason:
 A batch update sets the same values again when sent twice, so it is marked
 idempotent: 429 (with ``Retry-After``), 5xx and timeouts are retried by the core's
 HTTP layer.
+
+Forgetting a person (:meth:`HubSpotDestination.forget`, docs/privacy.md) is HubSpot's GDPR
+delete, ``POST /crm/v3/objects/contacts/gdpr-delete``: ``{"objectId": "<contact id>"}``
+for each of the person's ``hubspot_contact_id`` identifiers, else
+``{"objectId": "<email>", "idProperty": "email"}`` for each email. It erases the contact
+for good; an email that matches no contact is blocklisted so it cannot be used again.
 """
 
 from __future__ import annotations
@@ -29,8 +35,19 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, Destination, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.http import ClientError, HttpClient, error_url, response_json
+from cdp_core import (
+    ConnectorContext,
+    Destination,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
+from cdp_core.forget import combine, result_of_error
+from cdp_core.http import ClientError, HttpClient, HttpError, error_url, response_json
 from cdp_core.transforms.fields import MISSING, FieldName, FieldPath
 from pydantic import Field, ValidationError, field_validator
 
@@ -40,6 +57,9 @@ if TYPE_CHECKING:
     from cdp_core.store.checkpoint import Checkpoint
 
 BATCH_UPDATE = "/crm/v3/objects/contacts/batch/update"
+GDPR_DELETE = "/crm/v3/objects/contacts/gdpr-delete"
+CONTACT_ID = "hubspot_contact_id"
+"""The identifier type of a HubSpot contact id, as the source's contacts stream emits it."""
 MAX_BATCH = 100
 """HubSpot's limit of inputs per batch request."""
 _REASON_MAX = 600
@@ -114,12 +134,15 @@ class HubSpotDestination(Destination):
     purpose: ClassVar[str | None] = "crm"
     """Every person sent is checked against their crm consent first (docs/consent.md); a graph may set another."""
     commits_checkpoint: ClassVar[bool] = False
+    supports_forget: ClassVar[bool] = True
     config: HubSpotConfig
     options: WriteBackOptions
 
     def __init__(
         self, config: HubSpotConfig, context: ConnectorContext, options: WriteBackOptions | None = None
     ) -> None:
+        if options is None:  # built to forget a person, outside any graph: no properties to write
+            options = WriteBackOptions.model_construct(properties={})
         super().__init__(config, context, options)
         self.client: HttpClient = make_client(config, context, search=False)
         self._paths = {name: FieldPath(path) for name, path in self.options.properties.items()}
@@ -137,6 +160,23 @@ class HubSpotDestination(Destination):
 
     def close(self) -> None:
         self.client.close()
+
+    def forget(self, subject: ForgetSubject) -> ForgetResult:
+        """HubSpot's GDPR delete of the person's contacts: by contact id, else by email (404: nothing held)."""
+        ids = [v for v in subject.identifiers.get(CONTACT_ID, []) if v.strip().isdigit()]
+        bodies: list[dict[str, str]] = [{"objectId": v.strip()} for v in ids]
+        if not bodies:
+            bodies = [{"objectId": e, "idProperty": "email"} for e in subject.identifiers.get("email", []) if e]
+        results: list[ForgetResult] = []
+        for body in bodies:
+            try:  # one attempt: the privacy product retries with its own backoff
+                response = self.client.post(GDPR_DELETE, json=body, idempotent=False, allow_status={404})
+            except HttpError as exc:
+                results.append(result_of_error(exc, subject, "HubSpot"))
+                continue
+            what = "no such contact" if response.status_code == 404 else "contact erased"
+            results.append(ForgetResult(state=ForgetState.done, answer=f"HubSpot {response.status_code}: {what}"))
+        return combine(results, "HubSpot: no contact id or email to ask with: nothing held")
 
     # -- records -> inputs ------------------------------------------------------------------
 

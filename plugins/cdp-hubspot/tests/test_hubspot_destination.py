@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -11,16 +12,17 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import respx
-from cdp_core import Destination, Record, RecordKind
+from cdp_core import Destination, ForgetState, ForgetSubject, Record, RecordKind
 from cdp_core.http import AuthError, ClientError, HttpFactory
 from cdp_core.store import Checkpoint
-from cdp_core.testing import DestinationConformance, make_context
+from cdp_core.testing import DestinationConformance, ForgetConformance, make_context
 from hubspot_fake import BASE, TOKEN, FakeHubSpot, contact
 
 import cdp_hubspot
 from cdp_hubspot import HubSpotConfig, HubSpotDestination, WriteBackOptions, property_value
 
 BATCH = f"{BASE}/crm/v3/objects/contacts/batch/update"
+GDPR = f"{BASE}/crm/v3/objects/contacts/gdpr-delete"
 NPS = {"nps_score": "nps_score", "nps_category": "nps_category"}
 
 
@@ -45,14 +47,15 @@ SAMPLES = [
 ]
 
 
-class TestWriteBack(DestinationConformance):
-    """The core's contract of a destination; HubSpot holds what the batch updates set."""
+class TestWriteBack(DestinationConformance, ForgetConformance):
+    """The core's contract of a destination; HubSpot holds what the batch updates set; forget is its GDPR delete."""
 
     plugin = cdp_hubspot
     type_name = "hubspot"
     config: ClassVar[dict[str, Any]] = {"access_token": TOKEN}
     options: ClassVar[dict[str, Any]] = {"properties": NPS}
     sample_records: ClassVar[list[Record]] = SAMPLES
+    forget_subject = ForgetSubject(identifiers={"email": ["ana@example.com"], "hubspot_contact_id": ["101"]})
 
     @pytest.fixture(autouse=True)
     def _hubspot(self, cdp_respx: respx.Router) -> Iterator[None]:
@@ -63,6 +66,13 @@ class TestWriteBack(DestinationConformance):
     def read_back(self, destination: Destination, tmp_path: Path) -> list[str]:
         by_contact = {r.identifiers.get("hubspot_contact_id"): r.key for r in SAMPLES}
         return [by_contact[c] for c in self.fake.updated]
+
+    def mock_forget(self, router: respx.Router, failure: httpx.Response | Exception | None) -> None:
+        route = router.post(GDPR)
+        if isinstance(failure, Exception):
+            route.mock(side_effect=failure)
+        else:
+            route.mock(return_value=failure or httpx.Response(204))
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -285,3 +295,57 @@ def test_rate_headers_hold_the_connector(cdp_respx: respx.Router, cdp_http: Http
     assert any(abs(s - 10.0) < 0.01 for s in cdp_http.clock.sleeps)  # type: ignore[attr-defined]
     limiter = cdp_http.limiter("crm")
     assert limiter.rate is not None and (limiter.rate.requests, limiter.rate.per) == (190, 10.0)
+
+
+# -- forget: HubSpot's GDPR delete -----------------------------------------------------------
+
+
+def forgetter(tmp_path: Path, http: HttpFactory) -> HubSpotDestination:
+    context = make_context(tmp_path, "crm", services={"http": http.for_connector("crm")})
+    return HubSpotDestination(HubSpotConfig.model_validate({"access_token": TOKEN}), context)
+
+
+def test_forget_by_contact_id_in_hubspots_shape(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    route = cdp_respx.post(GDPR).mock(side_effect=[httpx.Response(204), httpx.Response(404, json={"message": "x"})])
+    subject = ForgetSubject(identifiers={"email": ["ana@example.com"], "hubspot_contact_id": ["101", "102"]})
+    result = forgetter(tmp_path, cdp_http).forget(subject)
+    assert result.state is ForgetState.done
+    assert [json.loads(c.request.content) for c in route.calls] == [{"objectId": "101"}, {"objectId": "102"}]
+    assert route.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert "404" in result.answer and "ana@" not in result.answer
+
+
+def test_forget_by_email_without_a_contact_id(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    route = cdp_respx.post(GDPR).mock(return_value=httpx.Response(204))
+    subject = ForgetSubject(identifiers={"email": ["ana@example.com", "ana@work.example"], "phone": ["+4917112345"]})
+    assert forgetter(tmp_path, cdp_http).forget(subject).state is ForgetState.done
+    assert [json.loads(c.request.content) for c in route.calls] == [
+        {"objectId": "ana@example.com", "idProperty": "email"},
+        {"objectId": "ana@work.example", "idProperty": "email"},
+    ]
+
+
+def test_forget_retried_then_done(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    """A 429 is one attempt (no sleeping in the call): retry with HubSpot's Retry-After; the next attempt erases."""
+    route = cdp_respx.post(GDPR).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "10"}, json={"message": "rate"}), httpx.Response(204)]
+    )
+    subject = ForgetSubject(identifiers={"hubspot_contact_id": ["101"]})
+    first = forgetter(tmp_path, cdp_http).forget(subject)
+    assert (first.state, first.retry_after) == (ForgetState.retry, 10)
+    assert not cdp_http.clock.sleeps
+    assert forgetter(tmp_path, cdp_http).forget(subject).state is ForgetState.done
+    assert route.call_count == 2
+
+
+def test_forget_refused_for_good(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    body = {
+        "status": "error",
+        "category": "MISSING_SCOPES",
+        "message": "This app hasn't been granted all required scopes",
+    }
+    cdp_respx.post(GDPR).mock(return_value=httpx.Response(403, json=body))
+    result = forgetter(tmp_path, cdp_http).forget(ForgetSubject(identifiers={"hubspot_contact_id": ["101"]}))
+    assert result.state is ForgetState.failed
+    assert result.answer.startswith("HubSpot 403") and "required scopes" in result.answer
+    assert TOKEN not in result.answer

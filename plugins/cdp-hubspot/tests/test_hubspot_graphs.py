@@ -160,5 +160,7 @@ def test_one_malformed_contact_is_quarantined_the_others_stored(
     [entry] = runs.quarantined  # the same bad contact, seen again in the lookback, is kept once
     assert entry["node"] == "contacts" and "id" not in entry["payload"]
     assert entry["payload"]["properties"]["email"] == "person2@example.com"  # the raw payload, as HubSpot sent it
-    assert "hubspot contacts: an item of POST /crm/v3/objects/contacts/search: does not match CrmObject" in entry["reason"]
+    assert (
+        "hubspot contacts: an item of POST /crm/v3/objects/contacts/search: does not match CrmObject" in entry["reason"]
+    )
     assert runs.second.nodes["contacts"].records_out == 0 and runs.redelivered == []

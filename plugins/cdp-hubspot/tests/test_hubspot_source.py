@@ -181,18 +181,35 @@ def test_default_trait_mappings_keep_people_facts_not_ids_or_dates(
         "lifecycle_stage": "customer",
         "email_opt_out": True,
     }
-    fake.objects["companies"] = [company(7, minutes=1, numberofemployees="250", annualrevenue="1250000.50", industry="RETAIL")]
+    fake.objects["companies"] = [
+        company(7, minutes=1, numberofemployees="250", annualrevenue="1250000.50", industry="RETAIL")
+    ]
     company_record = next(source.stream("companies").read(None)).records[0]
     companies = source.stream("companies").traits
     assert companies is not None
     assert companies.apply(company_record.data) == (
-        {"name": "Company 7", "domain": "company7.example", "industry": "RETAIL", "employees": 250, "annual_revenue": 1250000.5},
+        {
+            "name": "Company 7",
+            "domain": "company7.example",
+            "industry": "RETAIL",
+            "employees": 250,
+            "annual_revenue": 1250000.5,
+        },
         [],
     )
 
 
 def test_a_stream_mapping_in_the_config_replaces_the_default(cdp_http: HttpFactory, tmp_path: Path) -> None:
-    source = build(tmp_path, cdp_http, traits={"contacts": {"first_name": "firstname", "interests": {"field": "hs_interests", "type": "list", "separator": ";"}}})
+    source = build(
+        tmp_path,
+        cdp_http,
+        traits={
+            "contacts": {
+                "first_name": "firstname",
+                "interests": {"field": "hs_interests", "type": "list", "separator": ";"},
+            }
+        },
+    )
     mapping = source.stream("contacts").traits
     assert mapping is not None and mapping.apply({"firstname": "A", "hs_interests": "golf;wine", "city": "X"})[0] == {
         "first_name": "A",

@@ -17,8 +17,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+import httpx
 from cdp_core import ConnectorContext, PluginConfig
 from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
+from cdp_core.http.errors import error_body
 from cdp_core.traits import TraitMap, traits_for
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -137,7 +139,17 @@ def make_client(config: MailchimpConfig, context: ConnectorContext) -> HttpClien
         base_url=config.api_base,
         auth=BasicAuth("cdp", config.api_key),
         max_concurrency=config.max_concurrency,
+        explain=mailchimp_reason,
     )
+
+
+def mailchimp_reason(response: httpx.Response) -> str | None:
+    """Mailchimp's reason for a failed call, from its problem document: ``title: detail``."""
+    body = error_body(response)
+    if not isinstance(body, dict):
+        return None
+    parts = [str(body[k]).strip() for k in ("title", "detail") if isinstance(body.get(k), str) and body[k].strip()]
+    return ": ".join(parts) or None
 
 
 def subscriber_hash(email: str) -> str:

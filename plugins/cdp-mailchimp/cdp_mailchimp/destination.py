@@ -10,6 +10,11 @@ Mailchimp answers 200 even when some members fail and lists them in ``errors``
 (``email_address``, ``error``, ``error_code``): each of those records is sent to
 quarantine with ``checkpoint.reject(record, reason)``, so none is lost silently. A
 record without an email address is quarantined before anything is sent.
+
+Forgetting a person (:meth:`MailchimpDestination.forget`, docs/privacy.md) is
+``POST /lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent`` for each of
+their emails: the member is erased for good and the address cannot be imported again
+(a plain ``DELETE`` only archives). 404: the audience holds nothing of them.
 """
 
 from __future__ import annotations
@@ -18,12 +23,23 @@ import logging
 from datetime import date, datetime
 from typing import Any, ClassVar, Literal
 
-from cdp_core import ConnectorContext, Destination, PluginConfig, Record, RecordKind, WriteMode
-from cdp_core.http import HttpClient
+from cdp_core import (
+    ConnectorContext,
+    Destination,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
+from cdp_core.forget import combine, result_of_error
+from cdp_core.http import HttpClient, HttpError
 from cdp_core.store.checkpoint import Checkpoint
 from pydantic import Field
 
-from cdp_mailchimp.api import BatchResult, MailchimpConfig, MemberError, make_client
+from cdp_mailchimp.api import BatchResult, MailchimpConfig, MemberError, make_client, subscriber_hash
 
 log = logging.getLogger("cdp.mailchimp")
 
@@ -67,12 +83,15 @@ class MailchimpDestination(Destination):
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
     purpose: ClassVar[str | None] = "email"
     """Every person sent is checked against their email consent first (docs/consent.md); a graph may set another."""
+    supports_forget: ClassVar[bool] = True
     config: MailchimpConfig
     options: MailchimpWriteOptions
 
     def __init__(
         self, config: MailchimpConfig, context: ConnectorContext, options: MailchimpWriteOptions | None = None
     ) -> None:
+        if options is None:  # built to forget a person, outside any graph: nobody is added
+            options = MailchimpWriteOptions.model_construct(status_if_new="transactional")
         super().__init__(config, context, options)
         self.client: HttpClient = make_client(config, context)
 
@@ -94,6 +113,20 @@ class MailchimpDestination(Destination):
 
     def close(self) -> None:
         self.client.close()
+
+    def forget(self, subject: ForgetSubject) -> ForgetResult:
+        """Mailchimp's permanent delete of each of the person's emails in the audience (404: not a member)."""
+        results: list[ForgetResult] = []
+        for email in dict.fromkeys(e.strip().lower() for e in subject.identifiers.get("email", []) if e.strip()):
+            path = f"/lists/{self.config.list_id}/members/{subscriber_hash(email)}/actions/delete-permanent"
+            try:  # one attempt: the privacy product retries with its own backoff
+                response = self.client.post(path, idempotent=False, allow_status={404})
+            except HttpError as exc:
+                results.append(result_of_error(exc, subject, "Mailchimp"))
+                continue
+            what = "not a member" if response.status_code == 404 else "member erased for good"
+            results.append(ForgetResult(state=ForgetState.done, answer=f"Mailchimp {response.status_code}: {what}"))
+        return combine(results, "Mailchimp: no email to ask with: nothing held")
 
     # -- one request ----------------------------------------------------------------------
 

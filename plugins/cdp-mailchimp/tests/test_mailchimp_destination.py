@@ -9,19 +9,20 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import respx
-from cdp_core import Destination, Record, RecordKind
+from cdp_core import Destination, ForgetState, ForgetSubject, Record, RecordKind
 from cdp_core.http import AuthError, HttpFactory
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.testing import (
     Collector,
     DestinationConformance,
+    ForgetConformance,
     kit_plugin,
     make_context,
     make_records,
     run_graph,
     to_toml,
 )
-from fake_mailchimp import BASE, KEY, LIST_ID, FakeMailchimp, member_id
+from fake_mailchimp import BASE, KEY, LIST_ID, FakeMailchimp, member_id, problem
 
 import cdp_mailchimp
 
@@ -61,16 +62,24 @@ def write(destination: Destination, batch: list[Record]) -> Checkpoint:
 # -- the conformance suite -----------------------------------------------------------------------
 
 
-class TestMailchimpDestination(DestinationConformance):
+class TestMailchimpDestination(DestinationConformance, ForgetConformance):
     plugin = cdp_mailchimp
     type_name = "mailchimp"
     config: ClassVar[dict[str, Any]] = CONFIG
     options: ClassVar[dict[str, Any]] = OPTIONS
     sample_records: ClassVar[list[Record]] = make_records(3)
+    forget_subject = ForgetSubject(identifiers={"email": ["ana@example.com"], "phone": ["+491711234567"]})
 
     @pytest.fixture(autouse=True)
     def _api(self, cdp_respx: respx.Router) -> None:
         self.api = FakeMailchimp().install(cdp_respx)
+
+    def mock_forget(self, router: respx.Router, failure: httpx.Response | Exception | None) -> None:
+        route = router.post(f"{BASE}/lists/{LIST_ID}/members/{member_id('ana@example.com')}/actions/delete-permanent")
+        if isinstance(failure, Exception):
+            route.mock(side_effect=failure)
+        else:
+            route.mock(return_value=failure or httpx.Response(204))
 
     def read_back(self, destination: Destination, tmp_path: Path) -> list[str]:
         """The records whose email is now a member of the audience (one member per email: upsert)."""
@@ -281,3 +290,50 @@ options = {{ status_if_new = "transactional" }}
     finally:
         system.engine.dispose()
     assert json.dumps(api.batches).count("anna@example.com") == 1
+
+
+# -- forget: Mailchimp's permanent delete -----------------------------------------------------------
+
+
+def forgetter(tmp_path: Path, http: HttpFactory) -> cdp_mailchimp.MailchimpDestination:
+    config = cdp_mailchimp.MailchimpConfig.model_validate(CONFIG)
+    return cdp_mailchimp.MailchimpDestination(config, make_context(tmp_path, "newsletter", services={"http": http}))
+
+
+def delete_permanent(email: str) -> str:
+    return f"{BASE}/lists/{LIST_ID}/members/{member_id(email)}/actions/delete-permanent"
+
+
+def test_forget_deletes_each_email_permanently(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    anna = cdp_respx.post(delete_permanent("anna@example.com")).mock(return_value=httpx.Response(204))
+    work = cdp_respx.post(delete_permanent("anna@work.example")).mock(
+        return_value=problem(404, "Resource Not Found", "The requested resource could not be found.")
+    )
+    subject = ForgetSubject(identifiers={"email": ["Anna@Example.com", "anna@work.example"]})
+    result = forgetter(tmp_path, cdp_http).forget(subject)
+    assert result.state is ForgetState.done, result
+    assert anna.call_count == 1 and work.call_count == 1
+    request = anna.calls[0].request
+    assert request.content == b"" and request.headers["Authorization"].startswith("Basic ")
+    assert "404" in result.answer and "anna" not in result.answer.lower()
+
+
+def test_forget_retried_then_done(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    route = cdp_respx.post(delete_permanent("anna@example.com")).mock(
+        side_effect=[problem(503, "Service Unavailable", "try again"), httpx.Response(204)]
+    )
+    subject = ForgetSubject(identifiers={"email": ["anna@example.com"]})
+    first = forgetter(tmp_path, cdp_http).forget(subject)
+    assert first.state is ForgetState.retry and first.answer.startswith("Mailchimp 503")
+    assert forgetter(tmp_path, cdp_http).forget(subject).state is ForgetState.done
+    assert route.call_count == 2 and not cdp_http.clock.sleeps
+
+
+def test_forget_refused_for_good(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    cdp_respx.post(delete_permanent("anna@example.com")).mock(
+        return_value=problem(403, "Forbidden", "This API key may not delete members of anna@example.com's audience")
+    )
+    result = forgetter(tmp_path, cdp_http).forget(ForgetSubject(identifiers={"email": ["anna@example.com"]}))
+    assert result.state is ForgetState.failed
+    assert result.answer.startswith("Mailchimp 403 Forbidden: Forbidden: This API key may not delete")
+    assert "anna@" not in result.answer and KEY not in result.answer

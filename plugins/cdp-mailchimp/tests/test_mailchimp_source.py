@@ -464,7 +464,9 @@ def test_one_malformed_member_is_quarantined_the_others_stored(
     for n in (1, 2, 3):
         api.add(f"person{n}@example.com", f"2024-05-0{n}T10:00:00+00:00")
     bad = api.change("person2@example.com", "2024-05-02T10:00:00+00:00", status=None)
-    connector = f'[connectors.newsletter]\ntype = "mailchimp"\napi_key = "${{MAILCHIMP_API_KEY}}"\nlist_id = "{LIST_ID}"'
+    connector = (
+        f'[connectors.newsletter]\ntype = "mailchimp"\napi_key = "${{MAILCHIMP_API_KEY}}"\nlist_id = "{LIST_ID}"'
+    )
     runs = run_twice(
         tmp_path, connector, "newsletter.members", register_plugin(cdp_mailchimp, extra=[kit_plugin]), store_url,
         env={"MAILCHIMP_API_KEY": KEY}, services={"http": cdp_http},

@@ -1,4 +1,9 @@
-"""The ``meta_audiences`` destination: a Meta Custom Audience kept as a mirror of the people fed to it."""
+"""The ``meta_audiences`` destination: a Meta Custom Audience kept as a mirror of the people fed to it.
+
+Forgetting a person (:meth:`MetaAudiencesDestination.forget`, docs/privacy.md) removes them
+with ``DELETE /{audience_id}/users``: the rows the mirror held for them, as they were
+sent; without any, their hashed email addresses and phone numbers.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,17 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
-from cdp_core import ConnectorContext, PluginConfig, Record, RecordKind, WriteMode
+from cdp_core import (
+    ConnectorContext,
+    ForgetResult,
+    ForgetState,
+    ForgetSubject,
+    PluginConfig,
+    Record,
+    RecordKind,
+    WriteMode,
+)
+from cdp_core.forget import combine, result_of_error
 from cdp_core.http import BearerAuth, HttpClient, check_base_url, client_for
 from cdp_core.http.errors import AuthError, HttpError, RateLimited, response_json
 from cdp_core.transforms.phones import Region
@@ -17,6 +32,7 @@ from cdp_profiles.audiences import (
     AudiencePlan,
     Member,
     MirrorDestination,
+    chunked,
     person_fields,
 )
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -104,6 +120,7 @@ class MetaAudiencesDestination(MirrorDestination):
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset({RecordKind.profile})
     purpose: ClassVar[str | None] = "ads"
     """Every person sent is checked against their ads consent first (docs/consent.md); a graph may set another."""
+    supports_forget: ClassVar[bool] = True
 
     def __init__(self, config: MetaAudiencesConfig, context: ConnectorContext, options: Any = None) -> None:
         super().__init__(config, context, options)
@@ -133,6 +150,31 @@ class MetaAudiencesDestination(MirrorDestination):
     def upload(self, plan: AudiencePlan) -> None:
         self._remove()
         self._add(plan)
+
+    def forget(self, subject: ForgetSubject) -> ForgetResult:
+        """Remove the person from the audience(s): the rows the mirror held, else their hashed email and phone."""
+        by_audience: dict[str, list[dict[str, str]]] = {}
+        for held in subject.audience_rows:
+            if isinstance(held.row, dict):
+                by_audience.setdefault(held.audience_id, []).append(held.row)
+        schema: list[str] = list(self.config.keys)
+        if not by_audience:
+            rows = identifier_rows(subject, self.config.default_region)
+            if rows:
+                by_audience[self.config.audience_id], schema = rows, []
+        results: list[ForgetResult] = []
+        for audience_id, rows in by_audience.items():
+            for chunk in chunked(rows, self.config.rows_per_request):
+                body = {"payload": normalize.payload(schema, chunk)}
+                try:  # one attempt: the privacy product retries with its own backoff
+                    response = self.client.request("DELETE", f"/{audience_id}/users", json=body, idempotent=False)
+                    received = response_json(response, UsersResponse, connector=self.context.name).num_received
+                except HttpError as exc:
+                    results.append(result_of_error(_graph_error(exc), subject, "Meta"))
+                    continue
+                answer = f"Meta {response.status_code}: audience {audience_id} received {received} row(s) to remove"
+                results.append(ForgetResult(state=ForgetState.done, answer=answer))
+        return combine(results, "Meta: no row, email or phone to remove: nothing held")
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -185,6 +227,17 @@ class MetaAudiencesDestination(MirrorDestination):
                 result.num_received,
             )
 
+
+def identifier_rows(subject: ForgetSubject, region: str) -> list[dict[str, str]]:
+    """One hashed row per email and per phone of the person (normalized as Meta wants them)."""
+    rows: list[dict[str, str]] = []
+    for value in subject.identifiers.get("email", []):
+        if normalized := normalize.email(value):
+            rows.append(normalize.hashed_row({"EMAIL": normalized}))
+    for value in subject.identifiers.get("phone", []):
+        if normalized := normalize.phone(value, region):
+            rows.append(normalize.hashed_row({"PHONE": normalized}))
+    return rows
 
 
 def _graph_error(exc: HttpError) -> HttpError:
