@@ -35,7 +35,14 @@ _TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
 
 
 class MessageError(ValueError):
-    """A message (or request) that does not follow the API; the text says what and where."""
+    """A message (or request) that does not follow the API; the text says what and where.
+
+    ``reason`` names the kind of problem for the metrics: ``invalid``, ``bad_json`` or ``too_large``.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -43,16 +50,16 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MessageError(f"the body is not valid JSON: {exc}") from None
+        raise MessageError(f"the body is not valid JSON: {exc}", "bad_json") from None
     if not isinstance(body, dict):
-        raise MessageError(f"the body must be a JSON object, not {type(body).__name__}")
+        raise MessageError(f"the body must be a JSON object, not {type(body).__name__}", "bad_json")
     return body
 
 
 def single_message(body: dict[str, Any], kind: str, size: int) -> dict[str, Any]:
     """The message of a ``/v1/<kind>`` call, checked; ``size``: its body's length in bytes."""
     if size > MAX_MESSAGE:
-        raise MessageError(f"the message is {size:,} bytes; at most {MAX_MESSAGE:,} (32 KB) are accepted")
+        raise MessageError(f"the message is {size:,} bytes; at most {MAX_MESSAGE:,} (32 KB) are accepted", "too_large")
     given = body.get("type")
     if given is not None and given != kind:
         raise MessageError(f"type {given!r} sent to /v1/{kind}")
@@ -76,7 +83,9 @@ def batch_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise MessageError(f"{where}: a message must be an object")
         size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
         if size > MAX_MESSAGE:
-            raise MessageError(f"{where}: the message is {size:,} bytes; at most {MAX_MESSAGE:,} (32 KB) are accepted")
+            raise MessageError(
+                f"{where}: the message is {size:,} bytes; at most {MAX_MESSAGE:,} (32 KB) are accepted", "too_large"
+            )
         kind = item.get("type")
         if kind not in TYPES:
             raise MessageError(f"{where}: 'type' must be one of {', '.join(TYPES)}; got {kind!r}")
@@ -88,7 +97,7 @@ def batch_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             messages.append(check_message(message, kind))
         except MessageError as exc:
-            raise MessageError(f"{where}: {exc}") from None
+            raise MessageError(f"{where}: {exc}", exc.reason) from None
     return messages
 
 
