@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 
 import typer
@@ -49,7 +50,16 @@ def serve(
     server = uvicorn.Server(
         uvicorn.Config(serving.app(), host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     )
-    server.run()
+    # uvicorn stops on SIGTERM/SIGINT (in-flight requests answered, then the lifespan's shutdown: the
+    # continuous graphs stop after their batch, the committer commits what is queued) and then raises
+    # the signal again for the handlers it found: these note it, so the process exits 0, a clean stop.
+    stopped: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: stopped.append(signum)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     system.engine.dispose()
     if not server.started:
         raise typer.Exit(common.EXIT_FAILED)

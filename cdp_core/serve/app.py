@@ -113,6 +113,7 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
         try:
             header_key = _basic_user(request.headers.get("authorization"))
             source = state.source_for(header_key)
+            source_name = source.name if source is not None else source_name
             if header_key is not None and source is None:
                 raise Refused(401, "unknown_write_key", "unknown write key")
             raw = await _read_body(request, MAX_BATCH, "request")
