@@ -7,6 +7,10 @@ transaction takes all of them at once. A request's answer waits for the commit o
 group (:meth:`GroupCommitter.submit` returns a future), so every acknowledged message is
 durable. A group that fails is committed again request by request, so one request the
 database refuses fails alone.
+
+SQLite has one writer at a time: one committer thread. PostgreSQL commits concurrent
+transactions in parallel (and groups their log flushes itself), so there several committer
+threads take groups from the same queue (:data:`PG_COMMITTERS`); measured in docs/ingest.md.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ log = logging.getLogger("cdp.ingest")
 
 MAX_GROUP = 5000
 """At most this many entries per transaction (a group of requests is cut after the one that reaches it)."""
+PG_COMMITTERS = 4
+"""Committer threads on PostgreSQL (SQLite: 1)."""
 
 
 @dataclass
@@ -46,21 +52,27 @@ class GroupCommitter:
         *,
         max_group: int = MAX_GROUP,
         observe: Callable[[int, int], None] | None = None,
+        threads: int | None = None,
     ) -> None:
         self.engine = engine
         self.max_group = max_group
+        self.threads = threads or (1 if engine.dialect.name == "sqlite" else PG_COMMITTERS)
         self.observe = observe
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._count = threading.Lock()
         self.groups = 0
         """Transactions committed so far (for the measurement in docs/ingest.md)."""
 
     def start(self) -> None:
         with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="cdp-ingest-commit", daemon=True)
-                self._thread.start()
+            if not self._workers:
+                self._workers = [
+                    threading.Thread(target=self._run, name=f"cdp-ingest-commit-{i}", daemon=True) for i in range(self.threads)
+                ]
+                for worker in self._workers:
+                    worker.start()
 
     def submit(self, entries: Sequence[IngestEntry]) -> Future[AppendResult]:
         """Queue ``entries`` for the next group; the future holds their result once committed."""
@@ -73,12 +85,13 @@ class GroupCommitter:
         return future
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, then stop the threads (each ends at one of the stop marks)."""
         with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            workers, self._workers = self._workers, []
+        for _ in workers:
             self._queue.put(None)
-            thread.join()
+        for worker in workers:
+            worker.join()
 
     def _run(self) -> None:
         stopping = False
@@ -111,7 +124,8 @@ class GroupCommitter:
             for request in group:
                 self._commit([request])
             return
-        self.groups += 1
+        with self._count:
+            self.groups += 1
         if self.observe is not None:
             self.observe(len(entries), len(group))
         start = 0
