@@ -145,6 +145,13 @@ def test_the_write_key_may_come_in_the_body(client: TestClient, engine: Engine) 
     assert row.source == "app" and "writeKey" not in row.body  # the key is never stored
 
 
+def test_analytics_js_short_paths_and_cors(client: TestClient, engine: Engine) -> None:
+    message = {"writeKey": WEB_KEY, "userId": "u1", "event": "E", "messageId": "short"}
+    response = client.post("/v1/t", content=json.dumps(message), headers={"Content-Type": "text/plain", "Origin": "https://shop.example"})
+    assert response.status_code == 200 and response.headers["access-control-allow-origin"] == "*"
+    assert [(r.kind, r.message_id) for r in rows(engine)] == [("track", "short")]
+
+
 def test_a_message_without_message_id_gets_one(client: TestClient, engine: Engine) -> None:
     assert client.post("/v1/track", json={"userId": "u1", "event": "E"}, headers=auth(WEB_KEY)).status_code == 200
     [row] = rows(engine)

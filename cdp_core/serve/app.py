@@ -30,6 +30,8 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -47,6 +49,8 @@ log = logging.getLogger("cdp.serve")
 MAX_WEBHOOK = 5 * 2**20
 """Bytes a webhook delivery may take."""
 CALLS = ("identify", "track", "page", "screen", "group", "alias")
+SHORT_PATHS = {"i": "identify", "t": "track", "p": "page", "s": "screen", "g": "group", "a": "alias", "b": "batch"}
+"""analytics.js (analytics-next) posts to ``/v1/t``, ``/v1/i``... and batches to ``/v1/b``: the same calls."""
 
 
 @dataclass
@@ -106,7 +110,7 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
         return run
 
     async def call(request: Request) -> Response:
-        kind = request.path_params["kind"]
+        kind = SHORT_PATHS.get(request.path_params["kind"], request.path_params["kind"])
         source_name = "-"
         if kind not in (*CALLS, "batch"):
             return _refuse(state, source_name, Refused(404, "not_found", f"no call /v1/{kind}; calls: {', '.join(CALLS)}, batch"))
@@ -188,7 +192,9 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
         Route("/metrics", metrics, methods=["GET"]),
     ]
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # Browsers (analytics.js on the customer's site) post from other origins: allowed, without credentials.
+    middleware = [Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     return app
 
 
