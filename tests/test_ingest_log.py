@@ -100,8 +100,8 @@ def test_the_group_committer_answers_each_request_with_its_own_result(engine: En
 
 
 def test_concurrent_requests_share_transactions(engine: Engine) -> None:
-    """Requests that arrive while a group commits go into the next group together."""
-    committer = GroupCommitter(engine)
+    """Requests that arrive while a group commits go into the next group together (one committer thread)."""
+    committer = GroupCommitter(engine, threads=1)
     gate = threading.Event()
     original = committer._commit
 
