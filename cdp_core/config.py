@@ -101,6 +101,10 @@ class GraphConfig(_Strict):
     )
     schedule: str | None = Field(default=None, description="a 5-field cron expression")
     every: str | None = Field(default=None, description="an interval such as 30s, 10m, 1h30m, 1d")
+    continuous: bool = Field(
+        default=False,
+        description="run by `cdp serve` whenever its ingest-log sources have new messages (docs/ingest.md)",
+    )
     timezone: str = "UTC"
     depends_on: list[str] = Field(default_factory=list)
     retries: int = Field(default=0, ge=0, description="how often the scheduler retries a failed run")

@@ -100,6 +100,18 @@ def cdp_register_migrations(register: Register) -> None:
     """
 
 
+@hookspec
+def cdp_register_webhooks(register: Register) -> None:
+    """Register webhook handlers: what ``cdp serve`` answers at ``/webhooks/{connector}``.
+
+    :param register: call ``register(type_name, WebhookClass)``: every configured connector
+        of that type (``[connectors.X] type = "..."``) gets ``GET``/``POST /webhooks/X``, handled
+        by a :class:`cdp_core.webhooks.Webhook` built with the connector's config and context.
+        A delivery that passes ``verify`` is stored in the ingest log (``entries``) before the
+        2xx; one that does not gets 401 and nothing is stored.
+    """
+
+
 # -- validation: called by load_config after every section, connector and graph was checked ---
 
 

@@ -30,9 +30,11 @@ log = logging.getLogger("cdp.plugins")
 ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
-Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job"]
+Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"]
 _ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
-_ROLES: tuple[Role, ...] = ("source", "transform", "destination", "config_section", "command", "migrations", "job")
+_ROLES: tuple[Role, ...] = (
+    "source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"
+)
 _REGISTERED_AS: dict[str, str] = {
     "source": "sources",
     "transform": "transforms",
@@ -41,6 +43,7 @@ _REGISTERED_AS: dict[str, str] = {
     "command": "commands",
     "migrations": "migrations",
     "job": "jobs",
+    "webhook": "webhooks",
 }
 """How ``cdp plugins`` names what a plugin registered, by role."""
 RESERVED_SECTIONS = frozenset({"store", "alerts", "connectors", "syncs"})
@@ -51,6 +54,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cdp.files", "cdp_core.builtins.files"),
     ("cdp.transforms", "cdp_core.transforms"),
     ("cdp.observers", "cdp_core.builtins.observers"),
+    ("cdp.ingest", "cdp_core.ingest.tracking_source"),
 )
 """(plugin name, module) of the builtins, registered through the same hooks as any plugin."""
 
@@ -110,6 +114,8 @@ class Registry:
                 check_job(type_name, cls)
             except ValueError as exc:
                 raise RegistrationError(str(exc)) from None
+        elif role == "webhook":
+            _check_webhook(type_name, cls)
         else:
             type_name = _check_history(cls, self._by_role["migrations"].values())
         if (role, type_name) in self.conflicts:
@@ -147,7 +153,10 @@ class Registry:
         plugins = self.conflicts.get((role, type_name))
         if not plugins:
             return None
-        what = {"config_section": "config section", "command": "command", "migrations": "migration history", "job": "job"}
+        what = {
+            "config_section": "config section", "command": "command", "migrations": "migration history", "job": "job",
+            "webhook": "webhook of type",
+        }
         label = what.get(role, f"{role} type")
         return f"{label} {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
 
@@ -189,6 +198,13 @@ def _check_command(name: str, command: Any) -> None:
         raise RegistrationError(f"command {name!r}: the name must be lower case letters, digits and -")
     if not (isinstance(command, typer.Typer) or callable(command)):
         raise RegistrationError(f"command {name!r} must be a typer.Typer or a function, got {command!r}")
+
+
+def _check_webhook(type_name: str, cls: Any) -> None:
+    from cdp_core.webhooks import Webhook  # here: only a process that registers webhooks needs the ingest modules
+
+    if not isinstance(cls, type) or not issubclass(cls, Webhook):
+        raise RegistrationError(f"webhook {type_name!r} must be a subclass of cdp_core.webhooks.Webhook, got {cls!r}")
 
 
 def _check_history(history: Any, taken: Iterable[Registration]) -> str:
@@ -247,6 +263,11 @@ class Plugins:
     def jobs(self) -> list[Registration]:
         """Maintenance jobs (``cdp_core.jobs.Job``) the scheduler runs, in name order."""
         return self.registry.all("job")
+
+    @property
+    def webhooks(self) -> dict[str, Any]:
+        """Webhook handler classes (``cdp_core.webhooks.Webhook``) by the connector type they serve."""
+        return {r.type_name: r.cls for r in self.registry.all("webhook")}
 
     @property
     def migrations(self) -> list[Any]:
@@ -348,6 +369,7 @@ def load_plugins(
         ("command", manager.hook.cdp_register_commands),
         ("migrations", manager.hook.cdp_register_migrations),
         ("job", manager.hook.cdp_register_jobs),
+        ("webhook", manager.hook.cdp_register_webhooks),
     )
     for role, hook in hooks:
         # One call per plugin (not one hook call for all) so a failure or a

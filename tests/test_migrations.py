@@ -29,6 +29,9 @@ from cdp_core.testing.databases import revision_of, schema_differences
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SYSTEM_TABLES = {"sync_state", "sync_runs", "quarantine", "sync_leases"}
+"""The baseline's tables (k0001)."""
+KERNEL_TABLES = SYSTEM_TABLES | {"ingest_log"}
+"""Every table of the kernel's history at head."""
 
 
 @pytest.fixture(autouse=True)
@@ -62,8 +65,8 @@ def differences(engine: Engine, history: History = KERNEL, metadata: MetaData | 
 
 def test_a_fresh_database_gets_the_system_tables_at_head(engine: Engine) -> None:
     create_schema(engine)
-    assert KERNEL.tables() == SYSTEM_TABLES
-    assert table_names(engine) == SYSTEM_TABLES | {KERNEL.version_table}
+    assert KERNEL.tables() == KERNEL_TABLES
+    assert table_names(engine) == KERNEL_TABLES | {KERNEL.version_table}
     assert revision(engine) == (KERNEL.head(),)
 
 
@@ -150,6 +153,7 @@ def _system_tables_without_a_revision(engine: Engine, tables: set[str]) -> None:
         for table in reversed(kept.sorted_tables):
             table.drop(conn)
         conn.execute(text(f"DROP TABLE {KERNEL.version_table}"))
+        conn.execute(text("DROP TABLE ingest_log"))  # added by k0003: no older release had it
     kept.create_all(engine, tables=[kept.tables[name] for name in sorted(tables)])
     if "sync_runs" in tables:
         with engine.begin() as conn:  # added by k0002: no older release had it
@@ -179,7 +183,7 @@ def test_a_store_without_the_lease_table_gets_it_and_keeps_its_rows(engine: Engi
     _system_tables_without_a_revision(engine, SYSTEM_TABLES - {"sync_leases"})
     _insert_state(engine)
     create_schema(engine)
-    assert table_names(engine) == SYSTEM_TABLES | {KERNEL.version_table}
+    assert table_names(engine) == KERNEL_TABLES | {KERNEL.version_table}
     assert revision(engine) == (KERNEL.head(),)
     _assert_state(engine)
     assert differences(engine) == []
@@ -233,7 +237,7 @@ def test_a_plugins_history_runs_when_the_store_is_opened(
 
     SystemStore(engine).create(loaded.migrations)
 
-    assert table_names(engine) == SYSTEM_TABLES | {KERNEL.version_table, "toy_items", "toy_version"}
+    assert table_names(engine) == KERNEL_TABLES | {KERNEL.version_table, "toy_items", "toy_version"}
     assert revision(engine, "toy_version") == ("t0001",)
     assert revision(engine) == (KERNEL.head(),)
 
@@ -289,7 +293,7 @@ def test_threads_creating_the_schema_at_once_all_succeed(store_url: str) -> None
         thread.join(timeout=120)
     try:
         assert errors == []
-        assert table_names(engines[0]) == SYSTEM_TABLES | {KERNEL.version_table}
+        assert table_names(engines[0]) == KERNEL_TABLES | {KERNEL.version_table}
         assert revision(engines[0]) == (KERNEL.head(),)
     finally:
         for e in engines:
@@ -335,7 +339,7 @@ def test_processes_starting_at_once_all_succeed(store_url: str, engine: Engine) 
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert out.strip() == "done"
-    assert table_names(engine) == SYSTEM_TABLES | {KERNEL.version_table}
+    assert table_names(engine) == KERNEL_TABLES | {KERNEL.version_table}
     assert revision(engine) == (KERNEL.head(),)
 
 

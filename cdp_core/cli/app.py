@@ -216,4 +216,5 @@ def _duration(run: RunInfo) -> str:
 from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401
 from cdp_core.cli import quarantine as _quarantine  # noqa: E402, F401
 from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401
+from cdp_core.cli import serve as _serve  # noqa: E402, F401
 from cdp_core.cli import state as _state  # noqa: E402, F401

@@ -208,7 +208,7 @@ def _default_text(rendered: str | None) -> str:
 def _import_kernel_models() -> None:
     # The system tables' classes register on SQLModel's metadata when imported; the kernel's
     # history must see them even in a process that has touched no other store module.
-    from cdp_core.store import lease_models, models  # noqa: F401
+    from cdp_core.store import ingest_models, lease_models, models  # noqa: F401
 
 
 @functools.cache

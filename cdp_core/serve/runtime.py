@@ -1,0 +1,97 @@
+"""Putting ``cdp serve`` together from a loaded config: the sources and webhooks it serves, the committer, the worker."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+
+from cdp_core.config import Config
+from cdp_core.ingest.committer import GroupCommitter
+from cdp_core.ingest.tracking_source import TYPE_NAME, TrackingApiConfig
+from cdp_core.plugins import Plugins
+from cdp_core.runner import Runner
+from cdp_core.serve.app import KeyedSource, ServeState, build_app
+from cdp_core.serve.continuous import ContinuousWorker
+from cdp_core.serve.metrics import Metrics
+from cdp_core.serve.ratelimit import TokenBucket
+from cdp_core.store import SystemStore
+
+log = logging.getLogger("cdp.serve")
+
+
+class ServeConfigError(Exception):
+    """connectors.toml cannot be served as it is; ``problems`` lists why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def continuous_graphs(config: Config) -> list[str]:
+    """The enabled graphs with ``continuous = true`` (also those left out for a missing secret)."""
+    return sorted(
+        name for name, raw in config.root.syncs.items() if raw.get("continuous") is True and raw.get("enabled", True) is not False
+    )
+
+
+@dataclass
+class Serving:
+    """What one ``cdp serve`` process runs: the app's state and the continuous worker."""
+
+    state: ServeState
+    worker: ContinuousWorker
+
+    def app(self) -> Starlette:
+        worker, state = self.worker, self.state
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            state.committer.start()
+            worker.start()
+            try:
+                yield
+            finally:
+                worker.close()  # after the batch being written
+                state.committer.close()  # what is queued is committed
+
+        return build_app(state, lifespan=lifespan)
+
+
+def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll: float = 1.0) -> Serving:
+    """The server of ``config``; :class:`ServeConfigError` when a source, webhook or graph it needs cannot be served."""
+    problems: list[str] = []
+    for name, raw in config.root.connectors.items():
+        if raw.get("type") == TYPE_NAME and name in config.unavailable:
+            problems.append(f"connectors.{name}: cannot serve it: {'; '.join(config.unavailable[name])}")
+    graphs = continuous_graphs(config)
+    for name in graphs:
+        if name not in config.graphs:
+            problems.append(f"syncs.{name}: continuous graph cannot run (a connector it uses is not available)")
+    metrics = Metrics()
+    committer = GroupCommitter(system.engine, observe=metrics.committed)
+    runner = Runner(config, plugins, system)
+    sources: list[KeyedSource] = []
+    webhooks = {}
+    webhook_types = plugins.webhooks
+    for name, connector in sorted(config.connectors.items()):
+        if connector.type == TYPE_NAME:
+            assert isinstance(connector.config, TrackingApiConfig)
+            limit = connector.config.rate_limit
+            bucket = TokenBucket(limit.per_second, limit.capacity) if limit else None
+            sources.append(KeyedSource(name, connector.config.write_key.get_secret_value(), bucket))
+        if connector.type in webhook_types:
+            webhooks[name] = webhook_types[connector.type](connector.config, runner.context(name))
+    keys = [s.write_key for s in sources]
+    if len(set(keys)) != len(keys):
+        problems.append("two tracking_api connectors have the same write_key: each source needs its own")
+    worker = ContinuousWorker(config, plugins, system, [g for g in graphs if g in config.graphs], poll=poll)
+    problems += [f"syncs.{g}: continuous, but none of its sources reads the ingest log" for g in worker.without_log_sources()]
+    if problems:
+        worker.close()
+        raise ServeConfigError(problems)
+    state = ServeState(system.engine, committer, sources, webhooks, metrics, on_stored=worker.wake)
+    return Serving(state, worker)
