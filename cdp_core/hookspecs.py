@@ -100,6 +100,19 @@ def cdp_register_migrations(register: Register) -> None:
     """
 
 
+@hookspec
+def cdp_register_webhooks(register: Register) -> None:
+    """Register webhook handlers of connector types: vendors that push changes to ``cdp serve``.
+
+    :param register: call ``register(type_name, WebhookClass)`` with a
+        :class:`cdp_core.webhooks.Webhook` subclass; ``type_name`` is a source type (the
+        connector's ``type``). Every configured connector of that type gets
+        ``/webhooks/CONNECTOR``: ``handshake`` answers GET checks, ``verify`` checks a POST's
+        signature (401 when it fails, nothing stored), ``entries`` says what to append to the
+        ingest log, which the source streams named in ``WebhookClass.streams`` read.
+    """
+
+
 # -- validation: called by load_config after every section, connector and graph was checked ---
 
 

@@ -30,9 +30,11 @@ log = logging.getLogger("cdp.plugins")
 ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
-Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job"]
+Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"]
 _ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
-_ROLES: tuple[Role, ...] = ("source", "transform", "destination", "config_section", "command", "migrations", "job")
+_ROLES: tuple[Role, ...] = (
+    "source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"
+)  # fmt: skip
 _REGISTERED_AS: dict[str, str] = {
     "source": "sources",
     "transform": "transforms",
@@ -41,6 +43,7 @@ _REGISTERED_AS: dict[str, str] = {
     "command": "commands",
     "migrations": "migrations",
     "job": "jobs",
+    "webhook": "webhooks",
 }
 """How ``cdp plugins`` names what a plugin registered, by role."""
 RESERVED_SECTIONS = frozenset({"store", "alerts", "connectors", "syncs"})
@@ -110,6 +113,8 @@ class Registry:
                 check_job(type_name, cls)
             except ValueError as exc:
                 raise RegistrationError(str(exc)) from None
+        elif role == "webhook":
+            _check_webhook(type_name, cls)
         else:
             type_name = _check_history(cls, self._by_role["migrations"].values())
         if (role, type_name) in self.conflicts:
@@ -147,7 +152,13 @@ class Registry:
         plugins = self.conflicts.get((role, type_name))
         if not plugins:
             return None
-        what = {"config_section": "config section", "command": "command", "migrations": "migration history", "job": "job"}
+        what = {
+            "config_section": "config section",
+            "command": "command",
+            "migrations": "migration history",
+            "job": "job",
+            "webhook": "webhook",
+        }
         label = what.get(role, f"{role} type")
         return f"{label} {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
 
@@ -169,6 +180,20 @@ def _check_plugin_class(role: str, type_name: str, cls: Any) -> None:
         opts = getattr(cls, "options_model", None)
         if not (isinstance(opts, type) and issubclass(opts, PluginConfig)):
             raise RegistrationError(f"destination {type_name!r}: options_model must subclass PluginConfig")
+
+
+def _check_webhook(type_name: Any, cls: Any) -> None:
+    from cdp_core.webhooks import Webhook
+
+    if not isinstance(type_name, str) or not type_name:
+        raise RegistrationError(f"webhook {type_name!r}: the name must be a connector type name")
+    if not isinstance(cls, type) or not issubclass(cls, Webhook):
+        raise RegistrationError(f"webhook {type_name!r} must be a subclass of cdp_core.webhooks.Webhook, got {cls!r}")
+    streams = cls.streams
+    if not streams or not isinstance(streams, tuple) or not all(isinstance(s, str) and s for s in streams):
+        raise RegistrationError(
+            f"webhook {type_name!r}: streams must name the source streams that read its entries, got {streams!r}"
+        )
 
 
 def _check_section(name: str, model: Any) -> None:
@@ -247,6 +272,16 @@ class Plugins:
     def jobs(self) -> list[Registration]:
         """Maintenance jobs (``cdp_core.jobs.Job``) the scheduler runs, in name order."""
         return self.registry.all("job")
+
+    @property
+    def webhooks(self) -> list[Registration]:
+        """Webhook handlers (``cdp_core.webhooks.Webhook`` subclasses) by connector type, in type order."""
+        return self.registry.all("webhook")
+
+    def webhook_for(self, type_name: str) -> type[Any] | None:
+        """The webhook class registered for a connector type, or None."""
+        reg = self.registry.get("webhook", type_name)
+        return reg.cls if reg is not None else None
 
     @property
     def migrations(self) -> list[Any]:
@@ -348,6 +383,7 @@ def load_plugins(
         ("command", manager.hook.cdp_register_commands),
         ("migrations", manager.hook.cdp_register_migrations),
         ("job", manager.hook.cdp_register_jobs),
+        ("webhook", manager.hook.cdp_register_webhooks),
     )
     for role, hook in hooks:
         # One call per plugin (not one hook call for all) so a failure or a
@@ -370,6 +406,9 @@ def load_plugins(
         registry.remove_plugin(name)
         if manager.get_plugin(name) is not None:
             manager.unregister(name=name)
+    for reg in _orphan_webhooks(registry):
+        if reg.plugin in info:
+            info[reg.plugin].registered.setdefault("webhooks", []).append(f"{reg.type_name} (no such source type)")
     for role in _ROLES:
         for reg in registry.all(role):
             if reg.plugin in info:
@@ -424,6 +463,19 @@ def _check_shared_config_models(registry: Registry) -> None:
                 f"{dst.plugin} (destination config_model differs from source {src.plugin}'s; share one)"
             ]
             registry.remove("destination", type_name)
+
+
+def _orphan_webhooks(registry: Registry) -> list[Registration]:
+    """Take out the webhooks of a type no plugin registers as a source, and return them.
+
+    A webhook is built with its connector's config and read by its source's streams:
+    without a source of its type it has neither.
+    """
+    orphans = [reg for reg in registry.all("webhook") if registry.get("source", reg.type_name) is None]
+    for reg in orphans:
+        log.warning("plugin %s registers a webhook for %r, which is no source type; ignored", reg.plugin, reg.type_name)
+        registry.remove("webhook", reg.type_name)
+    return orphans
 
 
 def _version(dist: str) -> str | None:
