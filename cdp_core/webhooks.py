@@ -33,18 +33,22 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from cdp_core.base import ConnectorContext, PluginConfig
 from cdp_core.ingest import IngestEntry
+from cdp_core.isolation import describe
+
+M = TypeVar("M", bound=BaseModel)
 
 __all__ = [
     "EntryRejected",
     "Webhook",
     "WebhookPayloadError",
     "body_digest",
+    "entry_item",
     "header",
     "hmac_sha256",
     "json_body",
@@ -164,3 +168,14 @@ def json_body(body: bytes, what: str) -> dict[str, Any]:
 def body_digest(body: bytes) -> str:
     """A message id for a delivery that carries none: ``sha256:`` and the body's hex digest (same body, same id)."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def entry_item(value: Any, model: type[M], *, where: str) -> M:
+    """``value`` (a logged entry's body, or part of it) validated with ``model``.
+
+    :raises EntryRejected: naming ``where`` and the fields that do not match (never their values).
+    """
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise EntryRejected(f"{where}: does not match {model.__name__}: {describe(exc)}") from None

@@ -172,3 +172,17 @@ def test_json_body_says_what_is_wrong() -> None:
     with pytest.raises(WebhookPayloadError, match="acme: the body is a JSON list, not an object"):
         json_body(b"[1]", "acme")
     assert body_digest(BODY) == body_digest(BODY) != body_digest(BODY + b" ")
+
+
+def test_entry_item_names_the_fields_never_their_values() -> None:
+    from pydantic import BaseModel
+
+    from cdp_core.webhooks import EntryRejected, entry_item
+
+    class Thing(BaseModel):
+        id: int
+
+    assert entry_item({"id": 3}, Thing, where="acme orders/create").id == 3
+    with pytest.raises(EntryRejected, match=r"acme orders/create: does not match Thing: id: ") as caught:
+        entry_item({"id": "ada@example.com"}, Thing, where="acme orders/create")
+    assert "ada@example.com" not in str(caught.value)
