@@ -81,8 +81,14 @@ class Webhook(ABC):
         self.config = config
         self.context = context
 
+    secret_options: ClassVar[tuple[str, ...]] = ()
+    """The config options it cannot work without (its secrets): :meth:`unavailable` names those not set."""
+
     def unavailable(self) -> str | None:
         """Why this connector's webhook can take nothing (a secret option not set), or None when it can."""
+        missing = [name for name in self.secret_options if not _is_set(getattr(self.config, name, None))]
+        if missing:
+            return f"[connectors.{self.context.name}] sets no {' and no '.join(missing)}"
         return None
 
     def handshake(self, query: Mapping[str, str]) -> str | None:
@@ -107,6 +113,10 @@ class Webhook(ABC):
         duplicate; ``body`` is the parsed JSON the reading stream needs. Raises
         :class:`WebhookPayloadError` for a body it cannot read.
         """
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None and bool(value.get_secret_value() if isinstance(value, SecretStr) else value)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -186,3 +186,25 @@ def test_entry_item_names_the_fields_never_their_values() -> None:
     with pytest.raises(EntryRejected, match=r"acme orders/create: does not match Thing: id: ") as caught:
         entry_item({"id": "ada@example.com"}, Thing, where="acme orders/create")
     assert "ada@example.com" not in str(caught.value)
+
+
+def test_unavailable_names_the_secret_options_not_set() -> None:
+    from pydantic import SecretStr as Secret
+
+    from cdp_core import PluginConfig
+
+    class Options(PluginConfig):
+        secret: Secret | None = None
+        token: Secret | None = None
+
+    class Guarded(AcmeHook):
+        secret_options = ("secret", "token")
+
+    context = ConnectorContext(name="acme")
+    assert Guarded(Options(), context).unavailable() == "[connectors.acme] sets no secret and no token"
+    assert Guarded(Options(secret=Secret("s")), context).unavailable() == "[connectors.acme] sets no token"
+    assert (
+        Guarded(Options(secret=Secret(""), token=Secret("t")), context).unavailable()
+        == "[connectors.acme] sets no secret"
+    )
+    assert Guarded(Options(secret=Secret("s"), token=Secret("t")), context).unavailable() is None

@@ -60,13 +60,8 @@ class MetaLeadsWebhook(Webhook):
     """The ``leadgen`` webhook of a ``meta_leads`` connector (see the module's docs)."""
 
     streams = ("webhook_leads", "webhook_submissions")
+    secret_options = ("app_secret", "verify_token")
     config: MetaLeadsConfig
-
-    def unavailable(self) -> str | None:
-        missing = [name for name in ("app_secret", "verify_token") if getattr(self.config, name) is None]
-        if missing:
-            return f"[connectors.{self.context.name}] sets no {' and no '.join(missing)}"
-        return None
 
     def handshake(self, query: Mapping[str, str]) -> str | None:
         token = self.config.verify_token

@@ -109,9 +109,9 @@ class FakeLead:
 
 
 def route(router: respx.Router, fake: Any) -> respx.Route:
-    return router.route(
-        method="GET", host="graph.facebook.com", path__regex=rf"^/{VERSION}/(?P<lead_id>\d+)$"
-    ).mock(side_effect=fake)
+    return router.route(method="GET", host="graph.facebook.com", path__regex=rf"^/{VERSION}/(?P<lead_id>\d+)$").mock(
+        side_effect=fake
+    )
 
 
 def test_the_plugin_registers_its_webhook() -> None:
@@ -256,7 +256,9 @@ def test_a_logged_lead_gives_the_records_the_pull_streams_make(
     assert src.stream("webhook_leads").traits == src.stream("leads").traits
 
 
-def test_the_lead_is_read_with_the_extra_fields_too(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+def test_the_lead_is_read_with_the_extra_fields_too(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
     fake = FakeLead(LEAD)
     route(cdp_respx, fake)
     src = source(tmp_path, cdp_http, extra_fields=["ad_name", "platform"])
@@ -285,7 +287,9 @@ def test_a_lead_meta_no_longer_has_is_rejected_with_metas_reason(
 ) -> None:
     route(cdp_respx, FakeLead())
     src = source(tmp_path, cdp_http)
-    with pytest.raises(EntryRejected, match=rf"meta leadgen {LEAD_ID}: .*code 100, subcode 33.*does not exist") as caught:
+    with pytest.raises(
+        EntryRejected, match=rf"meta leadgen {LEAD_ID}: .*code 100, subcode 33.*does not exist"
+    ) as caught:
         src.stream("webhook_leads").records(logged())
     assert TOKEN not in str(caught.value) and APP_SECRET not in str(caught.value)
 
@@ -311,5 +315,7 @@ def test_a_lead_of_another_form_is_skipped_without_a_call(
 def test_a_lead_of_the_wrong_shape_is_rejected(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     route(cdp_respx, FakeLead(LEAD | {"created_time": "yesterday"}))
     src = source(tmp_path, cdp_http)
-    with pytest.raises(EntryRejected, match=rf"meta leadgen {LEAD_ID}: GET /{LEAD_ID}: does not match Lead: created_time"):
+    with pytest.raises(
+        EntryRejected, match=rf"meta leadgen {LEAD_ID}: GET /{LEAD_ID}: does not match Lead: created_time"
+    ):
         src.stream("webhook_leads").records(logged())

@@ -61,7 +61,14 @@ SHOP_HEADER = "X-Shopify-Shop-Domain"
 
 CUSTOMER_TOPICS = frozenset({"customers/create", "customers/update", "customers/enable", "customers/disable"})
 ORDER_TOPICS = frozenset(
-    {"orders/create", "orders/updated", "orders/paid", "orders/cancelled", "orders/fulfilled", "orders/partially_fulfilled"}
+    {
+        "orders/create",
+        "orders/updated",
+        "orders/paid",
+        "orders/cancelled",
+        "orders/fulfilled",
+        "orders/partially_fulfilled",
+    }
 )
 DELETE_TOPICS = frozenset({"customers/delete", "orders/delete"})
 TOPICS = CUSTOMER_TOPICS | ORDER_TOPICS | DELETE_TOPICS
@@ -72,17 +79,11 @@ class ShopifyWebhook(Webhook):
     """Shopify's webhook deliveries to a ``shopify`` connector (see the module's docs)."""
 
     streams = ("webhook_customers", "webhook_consents", "webhook_orders")
+    secret_options = ("webhook_secret",)
     config: ShopifyConfig
 
-    def unavailable(self) -> str | None:
-        if self.config.webhook_secret is None:
-            return f"[connectors.{self.context.name}] sets no webhook_secret"
-        return None
-
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
-        return signature_matches(
-            self.config.webhook_secret, body, header(headers, SIGNATURE_HEADER), encoding="base64"
-        )
+        return signature_matches(self.config.webhook_secret, body, header(headers, SIGNATURE_HEADER), encoding="base64")
 
     def entries(self, headers: Mapping[str, str], body: bytes, received_at: datetime) -> list[IngestEntry]:
         topic = (header(headers, TOPIC_HEADER) or "").strip().lower()

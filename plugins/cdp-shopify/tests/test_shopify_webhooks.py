@@ -133,7 +133,9 @@ def test_a_delivery_without_a_webhook_id_is_logged_under_its_bodys_digest() -> N
     body = raw(ORDER)
     sent = {k: v for k, v in headers("orders/create", body).items() if k != "X-Shopify-Webhook-Id"}
     [logged] = webhook().entries(sent, body, AT)
-    assert logged.message_id.startswith("sha256:") and logged.message_id == webhook().entries(sent, body, AT)[0].message_id
+    assert (
+        logged.message_id.startswith("sha256:") and logged.message_id == webhook().entries(sent, body, AT)[0].message_id
+    )
 
 
 @pytest.mark.parametrize("topic", ["customers/delete", "orders/delete", "customers/update", "orders/paid"])
@@ -210,7 +212,9 @@ def test_an_order_gives_the_record_the_pull_stream_makes(
 def test_the_webhook_streams_read_with_the_pull_streams_mapping(tmp_path: Path) -> None:
     source = ShopifySource(config(traits={"customers": ["first_name"]}), make_context(tmp_path, "shop"))
     customers = source.stream("webhook_customers")
-    assert customers.traits is not None and customers.traits.apply({"first_name": "A", "city": "B"})[0] == {"first_name": "A"}
+    assert customers.traits is not None and customers.traits.apply({"first_name": "A", "city": "B"})[0] == {
+        "first_name": "A"
+    }
     assert customers.identifier_types == source.stream("customers").identifier_types
     logged = entry("customers/update", CUSTOMER)
     assert customers.records(logged) == customer_records(logged)

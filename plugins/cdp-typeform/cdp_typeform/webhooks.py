@@ -47,12 +47,8 @@ class TypeformWebhook(Webhook):
     """A Typeform form's webhook to a ``typeform`` connector (see the module's docs)."""
 
     streams = ("webhook_responses",)
+    secret_options = ("webhook_secret",)
     config: TypeformConfig
-
-    def unavailable(self) -> str | None:
-        if self.config.webhook_secret is None:
-            return f"[connectors.{self.context.name}] sets no webhook_secret"
-        return None
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         return signature_matches(
@@ -82,7 +78,9 @@ def response_records(entry: IngestEntry, config: TypeformConfig) -> list[Record]
     item = entry_item(body, ResponseItem, where=where)
     form_id = body.get("form_id") if isinstance(body, dict) else None
     if form_id not in (None, config.form_id):
-        raise EntryRejected(f"{where}: a response of form {form_id!r}; connector {entry.source!r} reads {config.form_id!r}")
+        raise EntryRejected(
+            f"{where}: a response of form {form_id!r}; connector {entry.source!r} reads {config.form_id!r}"
+        )
     record, reason = response_record(item, config, f"{entry.source}.responses")
     if record is None:
         raise EntryRejected(f"typeform: {reason}")

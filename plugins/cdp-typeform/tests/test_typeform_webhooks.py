@@ -174,8 +174,18 @@ def test_a_response_gives_the_record_the_responses_stream_makes(
     pulled = [r for page in source.stream("responses").read(None) for r in page.records]
     [record] = response_records(entry, source.config)
     assert [record] == pulled == source.stream("webhook_responses").records(entry)
-    assert (record.stream, record.key, record.kind) == ("survey.responses", "a3a12ec67a1365927098a606107fac15", "nps_response")
-    assert record.data == {"score": 9, "comment": "Great coffee", "survey": "NPS 2024", "channel": "email", "form_id": FORM_ID}
+    assert (record.stream, record.key, record.kind) == (
+        "survey.responses",
+        "a3a12ec67a1365927098a606107fac15",
+        "nps_response",
+    )
+    assert record.data == {
+        "score": 9,
+        "comment": "Great coffee",
+        "survey": "NPS 2024",
+        "channel": "email",
+        "form_id": FORM_ID,
+    }
     assert record.identifiers == {"email": "anna@example.com"}
     assert record.occurred_at == datetime(2024, 5, 1, 9, 59, 58, tzinfo=UTC)
 
