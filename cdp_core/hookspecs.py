@@ -102,13 +102,14 @@ def cdp_register_migrations(register: Register) -> None:
 
 @hookspec
 def cdp_register_webhooks(register: Register) -> None:
-    """Register webhook handlers: what ``cdp serve`` answers at ``/webhooks/{connector}``.
+    """Register webhook handlers of connector types: vendors that push changes to ``cdp serve``.
 
-    :param register: call ``register(type_name, WebhookClass)``: every configured connector
-        of that type (``[connectors.X] type = "..."``) gets ``GET``/``POST /webhooks/X``, handled
-        by a :class:`cdp_core.webhooks.Webhook` built with the connector's config and context.
-        A delivery that passes ``verify`` is stored in the ingest log (``entries``) before the
-        2xx; one that does not gets 401 and nothing is stored.
+    :param register: call ``register(type_name, WebhookClass)`` with a
+        :class:`cdp_core.webhooks.Webhook` subclass; ``type_name`` is a source type (the
+        connector's ``type``). Every configured connector of that type gets
+        ``/webhooks/CONNECTOR``: ``handshake`` answers GET checks, ``verify`` checks a POST's
+        signature (401 when it fails, nothing stored), ``entries`` says what to append to the
+        ingest log, which the source streams named in ``WebhookClass.streams`` read.
     """
 
 

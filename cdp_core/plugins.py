@@ -34,7 +34,7 @@ Role = Literal["source", "transform", "destination", "config_section", "command"
 _ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
 _ROLES: tuple[Role, ...] = (
     "source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"
-)
+)  # fmt: skip
 _REGISTERED_AS: dict[str, str] = {
     "source": "sources",
     "transform": "transforms",
@@ -154,8 +154,11 @@ class Registry:
         if not plugins:
             return None
         what = {
-            "config_section": "config section", "command": "command", "migrations": "migration history", "job": "job",
-            "webhook": "webhook of type",
+            "config_section": "config section",
+            "command": "command",
+            "migrations": "migration history",
+            "job": "job",
+            "webhook": "webhook",
         }
         label = what.get(role, f"{role} type")
         return f"{label} {type_name!r} is registered by more than one plugin: {', '.join(plugins)}"
@@ -180,6 +183,20 @@ def _check_plugin_class(role: str, type_name: str, cls: Any) -> None:
             raise RegistrationError(f"destination {type_name!r}: options_model must subclass PluginConfig")
 
 
+def _check_webhook(type_name: Any, cls: Any) -> None:
+    from cdp_core.webhooks import Webhook
+
+    if not isinstance(type_name, str) or not type_name:
+        raise RegistrationError(f"webhook {type_name!r}: the name must be a connector type name")
+    if not isinstance(cls, type) or not issubclass(cls, Webhook):
+        raise RegistrationError(f"webhook {type_name!r} must be a subclass of cdp_core.webhooks.Webhook, got {cls!r}")
+    streams = cls.streams
+    if not streams or not isinstance(streams, tuple) or not all(isinstance(s, str) and s for s in streams):
+        raise RegistrationError(
+            f"webhook {type_name!r}: streams must name the source streams that read its entries, got {streams!r}"
+        )
+
+
 def _check_section(name: str, model: Any) -> None:
     if not isinstance(name, str) or not _SECTION_NAME.match(name):
         raise RegistrationError(f"config section {name!r}: the name must be lower case letters, digits and _")
@@ -198,13 +215,6 @@ def _check_command(name: str, command: Any) -> None:
         raise RegistrationError(f"command {name!r}: the name must be lower case letters, digits and -")
     if not (isinstance(command, typer.Typer) or callable(command)):
         raise RegistrationError(f"command {name!r} must be a typer.Typer or a function, got {command!r}")
-
-
-def _check_webhook(type_name: str, cls: Any) -> None:
-    from cdp_core.webhooks import Webhook  # here: only a process that registers webhooks needs the ingest modules
-
-    if not isinstance(cls, type) or not issubclass(cls, Webhook):
-        raise RegistrationError(f"webhook {type_name!r} must be a subclass of cdp_core.webhooks.Webhook, got {cls!r}")
 
 
 def _check_history(history: Any, taken: Iterable[Registration]) -> str:
@@ -265,9 +275,14 @@ class Plugins:
         return self.registry.all("job")
 
     @property
-    def webhooks(self) -> dict[str, Any]:
-        """Webhook handler classes (``cdp_core.webhooks.Webhook``) by the connector type they serve."""
-        return {r.type_name: r.cls for r in self.registry.all("webhook")}
+    def webhooks(self) -> list[Registration]:
+        """Webhook handlers (``cdp_core.webhooks.Webhook`` subclasses) by connector type, in type order."""
+        return self.registry.all("webhook")
+
+    def webhook_for(self, type_name: str) -> type[Any] | None:
+        """The webhook class registered for a connector type, or None."""
+        reg = self.registry.get("webhook", type_name)
+        return reg.cls if reg is not None else None
 
     @property
     def migrations(self) -> list[Any]:
@@ -392,6 +407,9 @@ def load_plugins(
         registry.remove_plugin(name)
         if manager.get_plugin(name) is not None:
             manager.unregister(name=name)
+    for reg in _orphan_webhooks(registry):
+        if reg.plugin in info:
+            info[reg.plugin].registered.setdefault("webhooks", []).append(f"{reg.type_name} (no such source type)")
     for role in _ROLES:
         for reg in registry.all(role):
             if reg.plugin in info:
@@ -446,6 +464,19 @@ def _check_shared_config_models(registry: Registry) -> None:
                 f"{dst.plugin} (destination config_model differs from source {src.plugin}'s; share one)"
             ]
             registry.remove("destination", type_name)
+
+
+def _orphan_webhooks(registry: Registry) -> list[Registration]:
+    """Take out the webhooks of a type no plugin registers as a source, and return them.
+
+    A webhook is built with its connector's config and read by its source's streams:
+    without a source of its type it has neither.
+    """
+    orphans = [reg for reg in registry.all("webhook") if registry.get("source", reg.type_name) is None]
+    for reg in orphans:
+        log.warning("plugin %s registers a webhook for %r, which is no source type; ignored", reg.plugin, reg.type_name)
+        registry.remove("webhook", reg.type_name)
+    return orphans
 
 
 def _version(dist: str) -> str | None:

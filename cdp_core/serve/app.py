@@ -147,6 +147,9 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
         handler = state.webhooks.get(name)
         if handler is None:
             return _refuse(state, name, Refused(404, "not_found", f"no webhook for connector {name!r}"))
+        if (missing := handler.unavailable()) is not None:
+            log.warning("webhook %s refused: %s", name, missing)  # the operator's problem: not told to the caller
+            return _refuse(state, name, Refused(401, "not_configured", "this webhook cannot verify deliveries"))
         if request.method == "GET":
             answer = handler.handshake(dict(request.query_params))
             if answer is None:
@@ -158,7 +161,7 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
                 raise Refused(401, "bad_signature", "the signature does not match")
             try:
                 entries = handler.entries(request.headers, raw, state.now())
-            except ValueError as exc:
+            except ValueError as exc:  # WebhookPayloadError: the signed body is not the documented shape
                 raise Refused(400, "invalid", str(exc)) from None
             result = await _store(state, entries)
         except Refused as refused:

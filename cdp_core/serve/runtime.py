@@ -76,7 +76,7 @@ def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll
     runner = Runner(config, plugins, system)
     sources: list[KeyedSource] = []
     webhooks = {}
-    webhook_types = plugins.webhooks
+    webhook_types = {r.type_name: r.cls for r in plugins.webhooks}
     for name, connector in sorted(config.connectors.items()):
         if connector.type == TYPE_NAME:
             assert isinstance(connector.config, TrackingApiConfig)

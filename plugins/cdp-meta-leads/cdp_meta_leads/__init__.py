@@ -8,7 +8,11 @@ Streams (``source = "CONNECTOR.STREAM"``), both over every form in ``form_ids``:
   when which form was sent from which ad and campaign. Optional: configure it
   where the timeline of submissions matters (it reads the same endpoint again).
 
-Both are incremental by ``created_time`` with one cursor per form
+Meta's ``leadgen`` webhook (``cdp serve``'s ``/webhooks/CONNECTOR``,
+:mod:`cdp_meta_leads.webhooks`) feeds ``webhook_leads`` and ``webhook_submissions``,
+which make the same records as ``leads`` and ``submissions``.
+
+Both pull streams are incremental by ``created_time`` with one cursor per form
 (:mod:`cdp_meta_leads.source`); Meta's error codes are handled in
 :mod:`cdp_meta_leads.graph`.
 """
@@ -21,6 +25,7 @@ from cdp_meta_leads.config import MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import EVENT_NAME, answers, lead_event, lead_profile
 from cdp_meta_leads.source import Leads, LeadsStream, MetaLeadsSource, Submissions
+from cdp_meta_leads.webhooks import MetaLeadsWebhook, fetch_lead, leadgen_records
 
 TYPE_NAME = "meta_leads"
 """The type name in connectors.toml: ``[connectors.X] type = "meta_leads"``."""
@@ -33,14 +38,23 @@ __all__ = [
     "LeadsStream",
     "MetaLeadsConfig",
     "MetaLeadsSource",
+    "MetaLeadsWebhook",
     "Submissions",
     "answers",
     "cdp_register_sources",
+    "cdp_register_webhooks",
+    "fetch_lead",
     "lead_event",
     "lead_profile",
+    "leadgen_records",
 ]
 
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, MetaLeadsSource)
+
+
+@hookimpl
+def cdp_register_webhooks(register: Register) -> None:
+    register(TYPE_NAME, MetaLeadsWebhook)

@@ -41,6 +41,16 @@ class MetaLeadsConfig(PluginConfig):
         description='A long-lived Page (or system user) access token, as "${META_ACCESS_TOKEN}" in connectors.toml; '
         "it needs leads_retrieval, pages_manage_ads, pages_read_engagement, pages_show_list and ads_management.",
     )
+    app_secret: SecretStr | None = Field(
+        None,
+        description="The Meta app's secret (App settings > Basic), which signs webhook POSTs (X-Hub-Signature-256), "
+        'as "${META_APP_SECRET}"; unset: no webhook.',
+    )
+    verify_token: SecretStr | None = Field(
+        None,
+        description="The verify token typed into the app's webhook subscription; the GET handshake must carry it, "
+        'as "${META_VERIFY_TOKEN}".',
+    )
     graph_version: str = Field("v21.0", description='The Graph API version, "vNN.N".')
     base_url: str = Field(
         "https://graph.facebook.com", description="The Graph API host (proxies, tests; http:// only for loopback)."

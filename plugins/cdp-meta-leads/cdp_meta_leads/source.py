@@ -52,6 +52,7 @@ from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
+from cdp_meta_leads.webhooks import WebhookLeads, WebhookSubmissions
 
 GRAPH_URL = "https://graph.facebook.com"
 
@@ -206,7 +207,7 @@ class MetaLeadsSource(Source):
         self.graph = GraphClient(client, config, redactor)
 
     def streams(self) -> Sequence[Stream]:
-        return [Leads(self), Submissions(self)]
+        return [Leads(self), Submissions(self), WebhookLeads(self), WebhookSubmissions(self)]
 
     def close(self) -> None:
         self.graph.close()

@@ -12,6 +12,10 @@ All three page through the ``Link`` header and are incremental by
 own: a cdp stream emits one record kind (the conformance suite checks it), so
 the customers endpoint is offered twice, once per kind; configure ``consents``
 only where consent is wanted (it costs a second pass over the changed customers).
+
+Shopify's webhooks (``cdp serve``'s ``/webhooks/CONNECTOR``, :mod:`cdp_shopify.webhooks`)
+feed three more streams: ``webhook_customers``, ``webhook_consents`` and
+``webhook_orders``, which make the same records as the pull streams.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from cdp_core import Register, hookimpl
 from cdp_shopify.config import ShopifyConfig
 from cdp_shopify.mapping import CONSENT_STATUS, customer_consents, customer_profile, order_record
 from cdp_shopify.source import Consents, Customers, Orders, ShopifySource, ShopifyStream
+from cdp_shopify.webhooks import ShopifyWebhook, consent_records, customer_records, order_records
 
 TYPE_NAME = "shopify"
 """The type name in connectors.toml: ``[connectors.X] type = "shopify"``."""
@@ -34,13 +39,23 @@ __all__ = [
     "ShopifyConfig",
     "ShopifySource",
     "ShopifyStream",
+    "ShopifyWebhook",
     "cdp_register_sources",
+    "cdp_register_webhooks",
+    "consent_records",
     "customer_consents",
     "customer_profile",
+    "customer_records",
     "order_record",
+    "order_records",
 ]
 
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
     register(TYPE_NAME, ShopifySource)
+
+
+@hookimpl
+def cdp_register_webhooks(register: Register) -> None:
+    register(TYPE_NAME, ShopifyWebhook)

@@ -53,6 +53,11 @@ class ShopifyConfig(PluginConfig):
     access_token: SecretStr = Field(
         description='The Admin API access token of a custom app, as "${SHOPIFY_TOKEN}" in connectors.toml.',
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="The secret Shopify signs webhooks with (X-Shopify-Hmac-SHA256): the app's client secret, or the "
+        'key shown under Settings > Notifications > Webhooks, as "${SHOPIFY_WEBHOOK_SECRET}"; unset: no webhook.',
+    )
     api_version: str = Field("2024-10", description='The Admin API version, "YYYY-MM" (a quarterly release).')
     page_size: int = Field(250, ge=1, le=250, description="Records per request (Shopify's maximum is 250).")
     calls_per_second: int = Field(

@@ -58,6 +58,7 @@ from pydantic import BaseModel
 from cdp_shopify.config import CUSTOMER_TRAITS, ShopifyConfig
 from cdp_shopify.mapping import UnknownConsentState, customer_consents, customer_profile, order_record
 from cdp_shopify.models import Customer, CustomersPage, Order, OrdersPage
+from cdp_shopify.webhooks import WebhookConsents, WebhookCustomers, WebhookOrders
 
 log = logging.getLogger("cdp.shopify")
 
@@ -312,7 +313,10 @@ class ShopifySource(Source):
         )
 
     def streams(self) -> Sequence[Stream]:
-        return [Customers(self), Consents(self), Orders(self)]
+        return [
+            Customers(self), Consents(self), Orders(self),
+            WebhookCustomers(self), WebhookConsents(self), WebhookOrders(self),
+        ]  # fmt: skip
 
     def close(self) -> None:
         self.client.close()

@@ -39,6 +39,11 @@ class TypeformConfig(PluginConfig):
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     token: SecretStr = Field(description='A personal access token (scope responses:read), as "${TYPEFORM_TOKEN}".')
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="The secret set on the form's webhook (Typeform-Signature), as \"${TYPEFORM_WEBHOOK_SECRET}\"; "
+        "unset: no webhook.",
+    )
     form_id: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9_-]+$", description="The form's id: .../to/<form_id> in the form's URL."
     )

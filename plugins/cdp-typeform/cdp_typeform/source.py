@@ -29,6 +29,8 @@ from cdp_core.http import HttpClient, response_json
 from cdp_core.isolation import split_items
 
 from cdp_typeform.api import Answer, ResponseItem, ResponsesPage, TypeformConfig, make_client
+from cdp_typeform.mapping import response_record
+from cdp_typeform.webhooks import WebhookResponses
 
 
 class ResponsesStream(Stream):
@@ -81,83 +83,8 @@ class ResponsesStream(Stream):
             if not more:
                 return
 
-    # -- one response ---------------------------------------------------------------------
-
     def _record(self, item: ResponseItem) -> tuple[Record | None, str]:
-        config: TypeformConfig = self.source.config
-        answers = item.answers or []
-        score_answer = next((a for a in answers if a.matches(config.score_field)), None)
-        if score_answer is None:
-            return None, f"response {item.token} has no answer to the score field {config.score_field!r}"
-        score = _score(score_answer.value())
-        if score is None:
-            return None, (
-                f"response {item.token}: the score field {config.score_field!r} answered "
-                f"{score_answer.value()!r}, not a whole number from 0 to 10"
-            )
-        when = item.submitted_at or item.landed_at
-        data: dict[str, Any] = {
-            "score": score,
-            "comment": _text(self._find(item, config.comment_field, hidden=False)),
-            "survey": config.survey or config.form_id,
-            "channel": _text(self._find(item, config.channel_field)) or config.channel,
-            "form_id": config.form_id,
-        }
-        identifiers: dict[str, str] = {}
-        email = self._email(item)
-        if email:
-            identifiers["email"] = email
-        record = Record(
-            stream=f"{self.source.context.name}.{self.name}",
-            kind=RecordKind.nps_response,
-            key=item.token,
-            data=data,
-            identifiers=identifiers,
-            occurred_at=when,
-        )
-        return record, ""
-
-    def _find(self, item: ResponseItem, name: str | None, *, hidden: bool = True) -> Any:
-        """A hidden field's value, else the answer to the question with that ref or id."""
-        if not name:
-            return None
-        if hidden and item.hidden and _text(item.hidden.get(name)):
-            return item.hidden[name]
-        answer = next((a for a in item.answers or [] if a.matches(name)), None)
-        return answer.value() if answer is not None else None
-
-    def _email(self, item: ResponseItem) -> str | None:
-        config: TypeformConfig = self.source.config
-        if config.email_field:
-            value = self._find(item, config.email_field)
-        else:
-            value = (item.hidden or {}).get("email")
-            if not _looks_like_email(value):
-                value = next((a.value() for a in item.answers or [] if a.type == "email"), None)
-        return value.strip() if _looks_like_email(value) else None
-
-
-def _score(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if value != int(value) or not 0 <= value <= 10:
-        return None
-    return int(value)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def _looks_like_email(value: Any) -> bool:
-    """A usable address: a hidden field left empty, or Typeform's ``xxxxx`` placeholder, is none."""
-    if not isinstance(value, str):
-        return False
-    local, at, domain = value.strip().partition("@")
-    return bool(at and local and "." in domain and " " not in value.strip())
+        return response_record(item, self.source.config, f"{self.source.context.name}.{self.name}")
 
 
 class TypeformSource(Source):
@@ -171,7 +98,7 @@ class TypeformSource(Source):
         self.client: HttpClient = make_client(config, context)  # no I/O until the first request
 
     def streams(self) -> Sequence[Stream]:
-        return [ResponsesStream(self)]
+        return [ResponsesStream(self), WebhookResponses(self)]
 
     def close(self) -> None:
         self.client.close()
