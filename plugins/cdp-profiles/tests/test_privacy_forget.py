@@ -303,3 +303,32 @@ def test_without_a_privacy_key_nothing_is_done(store: Engine, tmp_path: Path, mo
     result = cdp(store, tmp_path, "privacy", "forget", ANNA["email"])
     assert result.exit_code == 2 and "at least 32 characters" in result.stderr
     assert pid(store, ANNA["email"])
+
+
+def test_a_destination_that_can_forget_gets_the_mirror_rows_before_they_are_deleted(
+    store: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cdp_core.builtins.files import JsonlDestination
+    from cdp_core.forget import ForgetSubject
+
+    monkeypatch.setattr(JsonlDestination, "supports_forget", True)
+    with store.begin() as conn:  # the archive's own mirror rows for Anna, as Meta's plugin keys them
+        conn.execute(
+            sa.update(table_of(a.AudienceMember))
+            .where(table_of(a.AudienceMember).c.destination == "meta")
+            .values(destination="archive")
+        )
+    report = as_json(store, tmp_path, "privacy", "forget", f"hubspot_id:{ANNA['hubspot_id']}")
+    assert report["outcome"] == "pending" and report["destinations"] == {"archive": "pending"}
+    with store.connect() as conn:
+        target = conn.execute(select(table_of(p.PrivacyTarget))).one()
+        request = conn.execute(select(table_of(p.PrivacyRequest))).one()
+        left = conn.execute(select(table_of(a.AudienceMember).c.row)).scalars().all()
+    assert request.outcome == "pending" and request.finished_at is None
+    assert request.subject == PrivacyKey(KEY).hash_identifier("hubspot_id", ANNA["hubspot_id"])
+    subject = ForgetSubject.model_validate_json(PrivacyKey(KEY).unseal(target.payload))
+    assert subject.identifiers == {"email": [ANNA["email"]], "phone": [ANNA["phone"]],
+                                   "hubspot_id": [ANNA["hubspot_id"]], "shopify_customer_id": [ANNA["shopify_customer_id"]]}  # fmt: skip
+    assert [r.row["EMAIL"] for r in subject.audience_rows] == [sha256_hex(ANNA["email"])]
+    assert ANNA["email"].encode() not in target.payload.encode()  # sealed
+    assert sha256_hex(ANNA["email"]) not in json.dumps(left) and sha256_hex(BOB["email"]) in json.dumps(left)
