@@ -25,6 +25,7 @@ from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.tables import table_of
 from sqlalchemy import Engine, insert, select
+from test_segment_refresh import pid
 from typer.testing import CliRunner
 
 from cdp_profiles.audiences import member_key, sha256_hex
@@ -33,7 +34,6 @@ from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.store import audience_models as a
 from cdp_profiles.store import privacy_models as p
 from cdp_profiles.store.profiles import ProfileWriter
-from cdp_profiles.store.queries import find_profile
 
 T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
 KEY = "k" * 40
@@ -110,12 +110,6 @@ def as_json(engine: Engine, tmp_path: Path, *args: str) -> Any:
     result = cdp(engine, tmp_path, *args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
-
-
-def pid(engine: Engine, email: str) -> str:
-    found = find_profile(engine, f"email:{email}", IdentityConfig())
-    assert found is not None
-    return found
 
 
 @pytest.fixture(autouse=True)
@@ -332,3 +326,34 @@ def test_a_destination_that_can_forget_gets_the_mirror_rows_before_they_are_dele
     assert [r.row["EMAIL"] for r in subject.audience_rows] == [sha256_hex(ANNA["email"])]
     assert ANNA["email"].encode() not in target.payload.encode()  # sealed
     assert sha256_hex(ANNA["email"]) not in json.dumps(left) and sha256_hex(BOB["email"]) in json.dumps(left)
+
+
+def test_a_reader_on_an_older_snapshot_keeps_the_wal_and_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite only: PostgreSQL has no WAL file of the store's to empty (docs/privacy.md says what it keeps)."""
+    from cdp_core.store.engine import make_engine
+
+    from cdp_profiles.store.schema import ensure_schema
+
+    monkeypatch.setenv("CDP_PRIVACY_KEY", KEY)
+    monkeypatch.setenv("CDP_STORE_BUSY_TIMEOUT", "0")
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    ensure_schema(engine)
+    both = person_records(ANNA, "a")[:1] + person_records(BOB, "b")[:1]
+    ProfileWriter(engine, IdentityConfig()).write(both, Checkpoint(graph="t", run_id="r1"))
+    reader = engine.connect()
+    try:
+        reader.exec_driver_sql("BEGIN")
+        assert reader.exec_driver_sql("SELECT count(*) FROM profiles").scalar() == 2  # holds this snapshot
+        result = cdp(engine, tmp_path, "privacy", "forget", ANNA["email"], "--json")
+        assert result.exit_code == 0, result.output
+        erasure = json.loads(result.stdout)["erasure"]
+        assert erasure["wal"] == "busy" and "older snapshot" in erasure["problem"]
+        assert ANNA["first_name"].encode() in Path(f"{tmp_path / 'store.sqlite'}-wal").read_bytes()
+        human = cdp(engine, tmp_path, "privacy", "forget", BOB["email"])
+        assert human.exit_code == 0 and "forgotten: request" in human.stdout
+        assert "warning:" in human.stderr and "older snapshot" in human.stderr
+    finally:
+        reader.close()
+        engine.dispose()

@@ -22,8 +22,10 @@ def forget_command(
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Forget a person: delete everything the store holds about them in one transaction, add their
-    identifiers to the suppression list, and queue their removal at every destination."""
+    """Forget a person: delete everything held about them, suppress their identifiers, tell every destination.
+
+    One transaction deletes their profiles, identities, records of every kind, segment rows, merge-log, audience mirror and quarantine rows, and removes them from run texts; their identifiers go to the suppression list (keyed hashes) so no sync brings them back. Needs the privacy key (docs/privacy.md).
+    """
     from cdp_profiles.cli.reading import open_for_reading
     from cdp_profiles.privacy.config import privacy_of
     from cdp_profiles.privacy.forget import NotFound, forget

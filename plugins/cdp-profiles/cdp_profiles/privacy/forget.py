@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -74,15 +74,7 @@ class ForgetReport:
     """How the deleted bytes were made unreadable (:mod:`cdp_profiles.privacy.wipe`)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "outcome": self.outcome,
-            "deleted": self.deleted,
-            "scrubbed": self.scrubbed,
-            "suppressed": self.suppressed,
-            "destinations": self.destinations,
-            "erasure": self.erasure,
-        }
+        return asdict(self)
 
 
 def forget(
