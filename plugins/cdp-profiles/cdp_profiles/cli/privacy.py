@@ -12,4 +12,5 @@ privacy_app = typer.Typer(
     help="Privacy: forget, suppress and export a person; forget requests at each destination; retention.",
     no_args_is_help=True,
 )
-from cdp_profiles.cli import privacy_status  # noqa: F401
+
+from cdp_profiles.cli import privacy_forget, privacy_status  # noqa: E402,F401

@@ -1,0 +1,65 @@
+"""`cdp privacy forget IDENTIFIER`: delete everything held about a person, suppress them, tell the destinations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from cdp_core.cli import common
+from cdp_core.cli.common import EXIT_FAILED, ConfigOption, JsonOption, emit_json, stdout
+from rich.table import Table
+
+from cdp_profiles.cli.privacy import privacy_app
+from cdp_profiles.cli.profiles import IDENTIFIER_HELP
+
+
+@privacy_app.command("forget")
+def forget_command(
+    identifier: str = typer.Argument(..., help=IDENTIFIER_HELP),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why (kept in the audit log without the person's identifiers), e.g. a ticket number."
+    ),
+    config: Path = ConfigOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Forget a person: delete everything held about them, suppress their identifiers, tell every destination.
+
+    One transaction deletes their profiles, identities, records of every kind, segment rows, merge-log, audience mirror and quarantine rows, and removes them from run texts; their identifiers go to the suppression list (keyed hashes) so no sync brings them back. Needs the privacy key (docs/privacy.md).
+    """
+    from cdp_profiles.cli.reading import open_for_reading
+    from cdp_profiles.privacy.config import privacy_of
+    from cdp_profiles.privacy.forget import NotFound, forget
+    from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
+
+    cfg, loaded = common.load(config)
+    try:
+        key = PrivacyKey.of(privacy_of(cfg.sections).key)
+    except KeyProblem as exc:
+        common.fail(str(exc))
+    engine = open_for_reading(cfg, loaded)
+    try:
+        with common.store_errors(cfg):
+            report = forget(engine, cfg, identifier, key, reason=reason)
+    except NotFound as exc:
+        common.fail(str(exc), EXIT_FAILED)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json(report.as_dict())
+        return
+    stdout.print(f"forgotten: request {report.request_id} ({report.outcome})")
+    table = Table("table", "rows", box=None, pad_edge=False)
+    for name, count in sorted(report.deleted.items()):
+        table.add_row(name, f"{count} deleted")
+    for name, count in sorted(report.scrubbed.items()):
+        table.add_row(name, f"{count} rewritten")
+    table.add_row("suppressions", f"{report.suppressed} added")
+    stdout.print(table)
+    if report.destinations:
+        stdout.print("destinations:")
+        for name, state in report.destinations.items():
+            note = "queued" if state == "pending" else "not supported: remove the person there by hand"
+            stdout.print(f"  {name}: {state} ({note})")
+    problem = report.erasure.get("problem")
+    if problem:
+        common.stderr.print(f"[yellow]warning:[/] {problem}", highlight=False, soft_wrap=True)

@@ -1,0 +1,87 @@
+"""Removing one person from the kernel's tables: quarantine entries, run texts and cursors.
+
+These tables name a person only inside text and JSON (:mod:`cdp_profiles.privacy.traces`
+says how they are recognized), so each is read in chunks of :data:`PAGE` rows, judged in
+Python, and written back in one statement per chunk: the quarantine rows that carry
+the person deleted, the run texts and cursors that quote them rewritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
+from cdp_core.store.tables import table_of
+from sqlalchemy import Connection, bindparam, delete, select, update
+
+from cdp_profiles.privacy.erase import chunks
+from cdp_profiles.privacy.traces import Traces
+
+PAGE = 1_000
+_quarantine, _runs, _state = table_of(QuarantineRecord), table_of(SyncRun), table_of(SyncState)
+
+
+def delete_quarantined(conn: Connection, traces: Traces) -> int:
+    """Delete the quarantine rows that carry the person; how many."""
+    found: list[int] = []
+    last = -1
+    while True:
+        page = conn.execute(
+            select(_quarantine.c.id, _quarantine.c.payload, _quarantine.c.record_key, _quarantine.c.reason)
+            .where(_quarantine.c.id > last)
+            .order_by(_quarantine.c.id)
+            .limit(PAGE)
+        ).all()
+        if not page:
+            break
+        last = page[-1].id
+        found += [r.id for r in page if traces.in_quarantine(r.payload, r.record_key, r.reason)]
+    for chunk in chunks(found):
+        conn.execute(delete(_quarantine).where(_quarantine.c.id.in_(chunk)))
+    return len(found)
+
+
+def scrub_runs(conn: Connection, traces: Traces) -> int:
+    """Replace the person's identifiers in every run's error text and node counts; how many runs changed."""
+    changed: list[dict[str, Any]] = []
+    last = ""
+    while True:
+        page = conn.execute(
+            select(_runs.c.id, _runs.c.error, _runs.c.nodes).where(_runs.c.id > last).order_by(_runs.c.id).limit(PAGE)
+        ).all()
+        if not page:
+            break
+        last = page[-1].id
+        for row in page:
+            error, nodes = traces.scrub(row.error), traces.scrub(row.nodes)
+            if error != row.error or nodes != row.nodes:
+                changed.append({"b_id": row.id, "b_error": error, "b_nodes": nodes})
+    if changed:
+        stmt = (
+            update(_runs)
+            .where(_runs.c.id == bindparam("b_id"))
+            .values(
+                error=bindparam("b_error", type_=_runs.c.error.type),
+                nodes=bindparam("b_nodes", type_=_runs.c.nodes.type),
+            )
+        )
+        for chunk in chunks(changed):
+            conn.execute(stmt, list(chunk))
+    return len(changed)
+
+
+def prune_cursors(conn: Connection, traces: Traces) -> int:
+    """Take the person's record keys and identifiers out of every saved cursor; how many cursors changed."""
+    changed: list[dict[str, Any]] = []
+    for row in conn.execute(select(_state.c.graph, _state.c.node, _state.c.cursor)):
+        cursor = traces.prune_cursor(row.cursor)
+        if cursor != row.cursor:
+            changed.append({"b_graph": row.graph, "b_node": row.node, "b_cursor": cursor})
+    if changed:
+        stmt = (
+            update(_state)
+            .where(_state.c.graph == bindparam("b_graph"), _state.c.node == bindparam("b_node"))
+            .values(cursor=bindparam("b_cursor", type_=_state.c.cursor.type))
+        )
+        conn.execute(stmt, changed)
+    return len(changed)

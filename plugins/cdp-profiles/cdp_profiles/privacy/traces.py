@@ -1,0 +1,145 @@
+"""Where one person's identifiers show up in text and JSON the store keeps about runs.
+
+Forget deletes the rows that belong to the person by key; these helpers find the rest,
+which names them only in free text: a quarantined record's payload, a run's error text
+or node counts, a source's cursor. Pure functions over one value at a time: the callers
+read the tables in chunks and write back set-wise.
+
+- :meth:`Traces.in_quarantine`: a quarantine row carries the person when its payload
+  (any key or value), its record key or its reason holds one of their identifiers, as
+  written or as the store would normalize it (``Anna@X.de``, ``0171 1234567``), in any
+  case;
+- :meth:`Traces.scrub`: a run text with each identifier replaced by :data:`MARK`;
+- :meth:`Traces.prune_cursor`: a cursor without the delivered keys that name the person.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+MARK = "[forgotten]"
+"""What replaces an identifier in a run text."""
+
+_PHONE_LIKE = re.compile(r"\+?[\d\s()./-]{6,24}")
+
+Normalize = Callable[[str, Any], tuple[str | None, str]]
+"""The store's identifier normalization: (type, raw value) -> (normalized or None, why not)."""
+
+
+def forms(type_name: str, value: str) -> set[str]:
+    """The ways a normalized identifier is written: as stored, and a phone's digits without ``+``
+    (how Meta takes it, and how a form or a CSV often holds it)."""
+    out = {value}
+    if type_name == "phone" and value.startswith("+"):
+        out.add(value[1:])
+    return out
+
+
+@dataclass(frozen=True)
+class Traces:
+    identifiers: frozenset[tuple[str, str]]
+    """The person's normalized (type, value) pairs."""
+    normalize: Normalize
+    keys: frozenset[str] = frozenset()
+    """The keys of their stored records (a source's cursor may list them as delivered)."""
+
+    @classmethod
+    def of(cls, identifiers: Iterable[tuple[str, str]], normalize: Normalize, keys: Iterable[str] = ()) -> Traces:
+        return cls(frozenset(identifiers), normalize, frozenset(keys))
+
+    @cached_property
+    def values(self) -> frozenset[str]:
+        """Every form of every identifier, case-folded."""
+        return frozenset(f.casefold() for t, v in self.identifiers for f in forms(t, v))
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str] | None:
+        """Any form of any identifier as a whole token (not inside a longer address or number), any case."""
+        texts = sorted({f for t, v in self.identifiers for f in forms(t, v) if f}, key=len, reverse=True)
+        if not texts:
+            return None
+        alternatives = "|".join(re.escape(t) for t in texts)
+        return re.compile(rf"(?<![\w.+@-])(?:{alternatives})(?![\w@-]|\.\w)", re.IGNORECASE)
+
+    # -- quarantine ------------------------------------------------------------------------
+
+    def in_quarantine(self, payload: Any, record_key: str | None, reason: str | None) -> bool:
+        """Whether a quarantine row names the person (see the module's doc)."""
+        pattern, values = self.pattern, self.values
+        if pattern is None:
+            return False
+        if any(text and pattern.search(text) for text in (record_key, reason)):
+            return True
+        return any(self._names(leaf, pattern, values) for leaf in _leaves(payload))
+
+    def _names(self, leaf: Any, pattern: re.Pattern[str], values: frozenset[str]) -> bool:
+        if isinstance(leaf, bool) or leaf is None:
+            return False
+        if isinstance(leaf, (int, float)):
+            return str(leaf).casefold() in values
+        text = str(leaf)
+        if pattern.search(text):
+            return True
+        guess = "email" if "@" in text else "phone" if _PHONE_LIKE.fullmatch(text.strip()) else None
+        if guess is None:
+            return False
+        normalized, _ = self.normalize(guess, text)
+        return normalized is not None and (guess, normalized) in self.identifiers
+
+    # -- run texts -------------------------------------------------------------------------
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` (a text, or JSON: its keys and strings) with every identifier replaced by :data:`MARK`."""
+        pattern = self.pattern
+        if pattern is None:
+            return value
+        return _map_strings(value, lambda text: pattern.sub(MARK, text))
+
+    # -- cursors ---------------------------------------------------------------------------
+
+    def prune_cursor(self, cursor: Any) -> Any:
+        """``cursor`` without the object entries and list items that are one of the person's record
+        keys or identifiers (the keys a source keeps as already delivered). A position (the mark, a
+        page token) is kept: the source resumes where it was, and reads the person again only if
+        they are within its overlap, where the suppression list drops them."""
+        names = self.values | {k.casefold() for k in self.keys}
+
+        def named(item: Any) -> bool:
+            return not isinstance(item, (bool, dict, list)) and item is not None and str(item).casefold() in names
+
+        def walk(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {k: walk(v) for k, v in node.items() if not named(k)}
+            if isinstance(node, list):
+                return [walk(v) for v in node if not named(v)]
+            return node
+
+        return walk(cursor)
+
+
+def _leaves(node: Any) -> Iterable[Any]:
+    """Every key and scalar of a JSON value."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
+
+
+def _map_strings(node: Any, change: Callable[[str], str]) -> Any:
+    if isinstance(node, str):
+        return change(node)
+    if isinstance(node, dict):
+        return {change(k) if isinstance(k, str) else k: _map_strings(v, change) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_map_strings(v, change) for v in node]
+    return node
