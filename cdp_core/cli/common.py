@@ -54,11 +54,12 @@ def plugins() -> Plugins:
     return load_plugins()
 
 
-def load(path: Path, loaded: Plugins | None = None, graphs: Collection[str] = ()) -> tuple[Config, Plugins]:
+def load(path: Path, loaded: Plugins | None = None, graphs: Collection[str] | None = ()) -> tuple[Config, Plugins]:
     """Load plugins and config; on a config error print every issue and exit 2.
 
     :param graphs: the graphs the command will run (``"*enabled"``: every enabled one).
-        Read commands run none, so no connector secret is needed to read the store.
+        Read commands run none, so no connector secret is needed to read the store; None:
+        every connector must load (a command that acts on every destination).
     """
     loaded = loaded or plugins()
     try:

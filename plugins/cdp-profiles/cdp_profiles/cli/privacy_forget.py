@@ -13,6 +13,14 @@ from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.cli.profiles import IDENTIFIER_HELP
 
 
+_NOTES = {
+    "pending": "asked, will be asked again: cdp privacy status",
+    "done": "erased there",
+    "failed": "refused: see cdp privacy status",
+    "unsupported": "not supported: remove the person there by hand",
+}
+
+
 @privacy_app.command("forget")
 def forget_command(
     identifier: str = typer.Argument(..., help=IDENTIFIER_HELP),
@@ -28,10 +36,15 @@ def forget_command(
     """
     from cdp_profiles.cli.reading import open_for_reading
     from cdp_profiles.privacy.config import privacy_of
+    from cdp_core.timeutil import utc_now
+
+    from cdp_profiles.privacy.delivery import deliver_due
     from cdp_profiles.privacy.forget import NotFound, forget
     from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 
-    cfg, loaded = common.load(config)
+    # Every connector checked (graphs=None): a destination whose settings cannot be loaded would
+    # get no forget request at all, so a missing secret stops the forget before anything is deleted.
+    cfg, loaded = common.load(config, graphs=None)
     try:
         key = PrivacyKey.of(privacy_of(cfg.sections).key)
     except KeyProblem as exc:
@@ -40,6 +53,11 @@ def forget_command(
     try:
         with common.store_errors(cfg):
             report = forget(engine, cfg, identifier, key, reason=reason)
+            if "pending" in report.destinations.values():  # ask them now; the scheduler's job retries
+                delivered = deliver_due(cfg, engine, utc_now(), request_id=report.request_id)
+                for (_, name), state in delivered.states.items():
+                    report.destinations[name] = state
+                report.outcome = delivered.settled.get(report.request_id, report.outcome)
     except NotFound as exc:
         common.fail(str(exc), EXIT_FAILED)
     finally:
@@ -58,7 +76,7 @@ def forget_command(
     if report.destinations:
         stdout.print("destinations:")
         for name, state in report.destinations.items():
-            note = "queued" if state == "pending" else "not supported: remove the person there by hand"
+            note = _NOTES.get(state, "")
             stdout.print(f"  {name}: {state} ({note})")
     problem = report.erasure.get("problem")
     if problem:
