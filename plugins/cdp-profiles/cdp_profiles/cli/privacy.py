@@ -13,4 +13,4 @@ privacy_app = typer.Typer(
     no_args_is_help=True,
 )
 
-from cdp_profiles.cli import privacy_export, privacy_log  # noqa: E402,F401
+from cdp_profiles.cli import privacy_export, privacy_log, privacy_purge  # noqa: E402,F401
