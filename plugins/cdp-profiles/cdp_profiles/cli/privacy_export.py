@@ -94,7 +94,7 @@ def export_command(
                 text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
                 if target is not None:
                     tmp = _staged(target, text)
-                details = {"sections": counts(document), "to": "file" if target else "stdout"}
+                details = {**counts(document), "to": "file" if target else "stdout"}
                 write_request(conn, "export", "done", created_at=now, finished_at=utc_now(), subject=subject,
                               details=details, request_id=request_id)  # fmt: skip
     except BaseException:

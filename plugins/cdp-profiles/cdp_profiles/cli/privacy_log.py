@@ -54,15 +54,19 @@ def log_command(
 
 
 def _details(details: Any) -> str:
-    """Counts as ``name n, ...`` (nested ones flattened as ``outer.inner``); anything else as compact JSON."""
+    """Counts as ``name n, outer.inner n, ...`` (nested objects flattened); anything else as compact JSON."""
+    if details is None:
+        return ""
     if not isinstance(details, dict):
-        return "" if details is None else json.dumps(details)
-    flat: list[str] = []
-    for name, value in details.items():
-        if isinstance(value, dict) and all(isinstance(v, (int, str)) for v in value.values()):
-            flat += [f"{name}.{k} {v}" for k, v in value.items()]
-        elif isinstance(value, dict):
-            flat += [f"{name}.{k} {json.dumps(v)}" for k, v in value.items()]
+        return json.dumps(details)
+    return ", ".join(_flat(details, ""))
+
+
+def _flat(value: dict[str, Any], prefix: str) -> list[str]:
+    out: list[str] = []
+    for name, item in value.items():
+        if isinstance(item, dict):
+            out += _flat(item, f"{prefix}{name}.")
         else:
-            flat.append(f"{name} {value}")
-    return ", ".join(flat)
+            out.append(f"{prefix}{name} {item if isinstance(item, (int, str)) else json.dumps(item)}")
+    return out
