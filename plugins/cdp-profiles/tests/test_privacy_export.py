@@ -218,3 +218,37 @@ def test_without_a_privacy_key_the_export_is_audited_without_its_subject(engine:
     with engine.connect() as conn:
         audit = conn.execute(select(table_of(p.PrivacyRequest))).one()
     assert audit.kind == "export" and audit.outcome == "done" and audit.subject is None
+
+
+def test_an_identifier_a_limit_kept_with_someone_else_leads_to_none_of_their_rows(store_engine: Engine) -> None:
+    """A set of one person may hold an identifier another owns (a limit kept it apart): the audience rows and
+    quarantine entries found by that identifier are the owner's, not part of the first person's export."""
+    from cdp_core.store.checkpoint import Checkpoint
+
+    from cdp_profiles.identity import IdentityConfig
+    from cdp_profiles.privacy.export import export_document
+    from cdp_profiles.privacy.person import person_of
+    from cdp_profiles.store.profiles import ProfileWriter
+
+    shared, profile = "sam@example.com", RecordKind.profile
+    records = [rec("crm.contacts", profile, "a1", {}, {"email": ANNA, "phone": ANNA_PHONE}, 30),
+               rec("crm.contacts", profile, "s1", {}, {"email": shared}, 20),
+               rec("crm.contacts", profile, "s2", {}, {"email": shared, "phone": ANNA_PHONE}, 10)]  # fmt: skip
+    checkpoint = Checkpoint(graph="t", run_id="r1")
+    ProfileWriter(store_engine, IdentityConfig(limits={"email": 1})).write(records, checkpoint)
+    assert checkpoint.rejected == []
+    keys = {"anna": member_key("phone", ANNA_PHONE.lstrip("+")), "sam": member_key("email", shared)}
+    with store_engine.begin() as conn:
+        conn.execute(insert(table_of(a.AudienceMember)), [
+            {"destination": "meta", "audience_id": "aud-1", "member_key": k, "row": {}, "row_hash": k, "uploaded_at": T0}
+            for k in keys.values()])  # fmt: skip
+        conn.execute(insert(table_of(QuarantineRecord)), [
+            {"run_id": "r1", "graph": "g", "node": "n", "reason": "bad", "record_key": "q1", "fingerprint": "f1",
+             "payload": {"phone": ANNA_PHONE}, "created_at": T0}])  # fmt: skip
+    identities = table_of(m.Identity)
+    with store_engine.connect() as conn:
+        sam = conn.execute(select(identities.c.profile_id).where(identities.c.value == shared)).scalar_one()
+        person = person_of(conn, sam)
+        assert ("phone", ANNA_PHONE) in person.identifiers  # a set of Sam's holds it; Anna's profile owns it
+        doc = export_document(conn, person, T0)
+    assert [x["member_key"] for x in doc["audiences"]] == [keys["sam"]] and doc["quarantine"] == []

@@ -89,7 +89,8 @@ def export_document(conn: Connection, person: Person, exported_at: datetime) -> 
     sets_stmt = select(_sets.c.id, _sets.c.identifiers, _sets.c.profile_id, _sets.c.sort_key).where(_sets.c.id.in_(sets))
     id_sets = [{**r, **_origin(r.pop("sort_key"))} for r in _rows(conn, sets_stmt.order_by(_sets.c.id))]
     touching = or_(_merges.c.winner.in_(pids), _merges.c.loser.in_(pids))
-    keys = member_keys(person.identifiers)
+    theirs = _not_owned_by_others(conn, person)
+    keys = member_keys(theirs)
     in_force = latest_consents(profiles=[person.profile_id]).order_by("purpose")
     document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
@@ -115,19 +116,9 @@ def export_document(conn: Connection, person: Person, exported_at: datetime) -> 
             conn,
             select(_history).where(_history.c.profile_id.in_(pids)).order_by(_history.c.entered_at, _history.c.id),
         ),
-        "audiences": _rows(
-            conn,
-            select(_audience).where(_audience.c.member_key.in_(keys))
-            .order_by(_audience.c.destination, _audience.c.audience_id, _audience.c.member_key),
-            drop=("row_hash",),
-        ),  # fmt: skip
-        "audiences_staged": _rows(
-            conn,
-            select(_pending).where(_pending.c.member_key.in_(keys))
-            .order_by(_pending.c.destination, _pending.c.audience_id, _pending.c.member_key),
-            drop=("row_hash",),
-        ),  # fmt: skip
-        "quarantine": _quarantined(conn, person),
+        "audiences": _mirror_rows(conn, _audience, keys),
+        "audiences_staged": _mirror_rows(conn, _pending, keys),
+        "quarantine": _quarantined(conn, theirs),
     }
     return document
 
@@ -141,6 +132,12 @@ def counts(document: Mapping[str, Any]) -> dict[str, Any]:
         elif isinstance(value, list):
             out[name] = len(value)
     return out
+
+
+def _mirror_rows(conn: Connection, table: Table, keys: list[str]) -> list[dict[str, Any]]:
+    """An audience mirror table's rows of these member keys (cdp_profiles/audiences.py), without the row hash."""
+    order = (table.c.destination, table.c.audience_id, table.c.member_key)
+    return _rows(conn, select(table).where(table.c.member_key.in_(keys)).order_by(*order), drop=("row_hash",))
 
 
 def _traits(values: Any, sources: Any) -> list[dict[str, Any]]:
@@ -163,10 +160,21 @@ def _origin(sort_key: str | None) -> dict[str, Any]:
     return {"first_seen": plain(sortkey.decode(sort_key).when), "record": sortkey.record_of(sort_key) or None}
 
 
-def _quarantined(conn: Connection, person: Person) -> list[dict[str, Any]]:
+def _not_owned_by_others(conn: Connection, person: Person) -> list[tuple[str, str]]:
+    """Their identifiers but those another person owns (a set of theirs may hold one a limit kept with
+    someone else): the audience and quarantine rows found by value must not be that person's."""
+    values = sorted({v for _, v in person.identifiers})
+    stmt = select(_identities.c.type, _identities.c.value).where(
+        _identities.c.value.in_(values), _identities.c.profile_id.not_in(person.profile_ids)
+    )
+    others = {(r.type, r.value) for r in conn.execute(stmt)} if values else set()
+    return [i for i in person.identifiers if i not in others]
+
+
+def _quarantined(conn: Connection, identifiers: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Quarantined records whose key or raw payload holds one of the person's identifier values (as text,
     case-insensitively): a rejected record never reached a profile, so this is a search, not a link."""
-    values = sorted({v.lower() for _, v in person.identifiers if len(v) >= 3})
+    values = sorted({v.lower() for _, v in identifiers if len(v) >= 3})
     if not values:
         return []
     text = func.lower(cast(_quarantine.c.payload, Text))
