@@ -214,7 +214,7 @@ def test_without_a_privacy_key_the_export_is_audited_without_its_subject(engine:
     result = CliRunner().invoke(build_app(), ["privacy", "export", ANNA, "-c", str(config)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["profile_id"]
-    assert "no privacy key" in result.stderr
+    assert "no privacy key ([privacy] key)" in result.stderr
     with engine.connect() as conn:
         audit = conn.execute(select(table_of(p.PrivacyRequest))).one()
     assert audit.kind == "export" and audit.outcome == "done" and audit.subject is None

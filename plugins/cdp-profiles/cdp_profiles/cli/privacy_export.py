@@ -105,12 +105,12 @@ def export_command(
         engine.dispose()
     if target is not None and tmp is not None:
         os.replace(tmp, target)
-        common.stderr.print(f"exported profile {person.profile_id} to {target}", highlight=False)
+        common.stderr.print(f"exported profile {person.profile_id} to {target}", highlight=False, markup=False)
     else:
         sys.stdout.write(text)
     if key is None:
         common.stderr.print("note: no privacy key ([privacy] key): the audit row records this export without its subject",
-                            highlight=False)  # fmt: skip
+                            highlight=False, markup=False)  # fmt: skip
 
 
 def _staged(target: Path, text: str) -> str:

@@ -10,6 +10,7 @@ import typer
 from cdp_core.cli import common
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stdout
 from rich.table import Table
+from rich.text import Text
 
 from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.cli.reading import open_for_reading
@@ -48,7 +49,7 @@ def log_command(
         shown = e.shown()
         table.add_row(
             e.created_at.strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.outcome, shown["subject"] or "-",
-            _details(e.details), e.reason or "",
+            Text(_details(e.details)), Text(e.reason or ""),  # as written: no markup
         )  # fmt: skip
     stdout.print(table)
 
