@@ -139,5 +139,5 @@ def test_plugins_lists_what_profiles_registers_when_enabled(folder: Path) -> Non
         "config sections": ["computed_traits", "consent", "identity", "privacy", "segments"],
         "commands": ["nps", "privacy", "profiles", "segments"],
         "migrations": ["profiles"],
-        "jobs": ["privacy-forget", "segments-refresh"],
+        "jobs": ["privacy-forget", "privacy-retention", "segments-refresh"],
     }

@@ -105,3 +105,14 @@ def test_only_the_wanted_identifiers() -> None:
     assert identifiers == [{"hashedPhoneNumber": sha("+4930123456")}]
     reason = normalize.member(PersonFields({"email": "bad", "phone": "1"}), ["email", "phone"])
     assert isinstance(reason, str) and "its email is not valid" in reason and "bad" not in reason
+
+
+@pytest.mark.parametrize("raw", [{"email": " John.Doe@GoogleMail.com "}, {"email": "ann.b@example.com"}, {"phone": "0171 1234567"}])
+def test_privacy_finds_a_members_key_from_the_stores_identifiers(raw: dict[str, str]) -> None:
+    """Export and forget find a person's mirror rows by the keys derived from the store's normalized identifiers."""
+    from cdp_core.transforms import normalizers
+    from cdp_profiles.privacy.members import member_keys
+
+    key, _ = normalize.member(PersonFields(raw))
+    stored = [("email", normalizers.email(raw["email"].strip())) if "email" in raw else ("phone", normalizers.phone(raw["phone"], "DE"))]
+    assert key in member_keys(stored)

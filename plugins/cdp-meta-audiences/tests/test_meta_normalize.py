@@ -167,3 +167,14 @@ def test_payload_keeps_schema_order_and_fills_gaps() -> None:
         "schema": ["EMAIL", "PHONE", "FN", "GEN"],  # GEN: a row uploaded under an older schema
         "data": [["e1", "", "f1", ""], ["", "p2", "", ""], ["e3", "", "", "g3"]],
     }
+
+
+@pytest.mark.parametrize("raw", [{"email": " Anna.Schmidt@Example.COM "}, {"phone": "0171 1234567"}])
+def test_privacy_finds_a_members_key_from_the_stores_identifiers(raw: dict[str, str]) -> None:
+    """Export and forget find a person's mirror rows by the keys derived from the store's normalized identifiers."""
+    from cdp_core.transforms import normalizers
+    from cdp_profiles.privacy.members import member_keys
+
+    key, _ = normalize.member(PersonFields(raw), ["EMAIL", "PHONE"])
+    stored = [("email", normalizers.email(raw["email"].strip())) if "email" in raw else ("phone", normalizers.phone(raw["phone"], "DE"))]
+    assert key in member_keys(stored)

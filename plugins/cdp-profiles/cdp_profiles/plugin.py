@@ -5,7 +5,7 @@ registered here: the profile store as a destination and a source, the ``[identit
 ``[consent]``, ``[computed_traits]``, ``[segments]`` and ``[privacy]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
 a purpose, the ``profiles``, ``nps``, ``segments`` and ``privacy`` commands, the scheduler's daily
-``segments-refresh`` job and its ``privacy-forget`` job (every ten minutes), and the migration history of its tables.
+``segments-refresh`` job, its ``privacy-forget`` job (every ten minutes) and ``privacy-retention`` job (daily), and the migration history of its tables.
 """
 
 from __future__ import annotations
@@ -79,9 +79,11 @@ def cdp_register_commands(register: Register) -> None:
 def cdp_register_jobs(register: Register) -> None:
     from cdp_profiles.membership.daily import SEGMENTS_REFRESH
     from cdp_profiles.privacy.delivery import PRIVACY_FORGET
+    from cdp_profiles.privacy.retention import RETENTION_JOB
 
     register("segments-refresh", SEGMENTS_REFRESH)
     register("privacy-forget", PRIVACY_FORGET)
+    register("privacy-retention", RETENTION_JOB)
 
 
 @hookimpl

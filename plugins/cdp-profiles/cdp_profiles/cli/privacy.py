@@ -13,4 +13,10 @@ privacy_app = typer.Typer(
     no_args_is_help=True,
 )
 
-from cdp_profiles.cli import privacy_forget, privacy_status  # noqa: E402,F401
+from cdp_profiles.cli import (  # noqa: E402,F401 - each adds its commands
+    privacy_export,
+    privacy_forget,
+    privacy_log,
+    privacy_purge,
+    privacy_status,
+)

@@ -1,0 +1,183 @@
+"""Everything the store holds about one person, as one JSON document (``cdp privacy export``, docs/privacy.md).
+
+The document is versioned (:data:`EXPORT_VERSION`); its sections are documented in
+docs/privacy.md ("Export"). It is read set-based: one query per section (per record
+kind), whatever the number of records, all in one transaction so the sections agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cdp_core.records import RecordKind
+from cdp_core.store.models import QuarantineRecord
+from cdp_core.store.tables import table_of
+from cdp_core.timeutil import as_utc
+from sqlalchemy import Connection, Table, Text, and_, cast, func, or_, select
+
+from cdp_profiles.consent import latest_consents
+from cdp_profiles.privacy.members import member_keys
+from cdp_profiles.privacy.person import Person
+from cdp_profiles.store import audience_models as a
+from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import sortkey
+from cdp_profiles.store.queries import money
+from cdp_profiles.store.traits import Traits, origin
+
+EXPORT_FORMAT = "cdp-privacy-export"
+EXPORT_VERSION = 1
+"""Bumped when a section changes meaning or loses a field; a new field or section keeps it."""
+
+_profiles, _identities, _merges, _sets, _index = (
+    table_of(t) for t in (m.Profile, m.Identity, m.MergeLog, m.IdSet, m.RecordIndex)
+)
+_computed, _members, _history = (table_of(t) for t in (s.ComputedTrait, s.SegmentMember, s.SegmentHistory))
+_audience, _pending, _quarantine = table_of(a.AudienceMember), table_of(a.AudiencePending), table_of(QuarantineRecord)
+
+KIND_TABLES: dict[str, Table] = {
+    str(RecordKind.profile): table_of(m.ProfileRecord),
+    str(RecordKind.event): table_of(m.Event),
+    str(RecordKind.order): table_of(m.Order),
+    str(RecordKind.nps_response): table_of(m.NpsResponse),
+    str(RecordKind.consent): table_of(m.Consent),
+}
+"""Each record kind's table: the ``records`` section has one list per kind, by these names."""
+
+
+def plain(value: Any) -> Any:
+    """A stored value as JSON gives it: times in UTC ISO 8601, amounts as exact decimal text."""
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, Decimal):
+        return str(money(value))
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def _rows(conn: Connection, stmt: Any, drop: Iterable[str] = ()) -> list[dict[str, Any]]:
+    skip = set(drop)
+    return [{k: plain(v) for k, v in r._mapping.items() if k not in skip} for r in conn.execute(stmt)]
+
+
+def export_document(conn: Connection, person: Person, exported_at: datetime) -> dict[str, Any]:
+    """The export of ``person`` (:func:`cdp_profiles.privacy.person.person_of` on the same connection)."""
+    pids, sets = person.profile_ids, person.set_ids
+    profiles = _rows(
+        conn,
+        select(_profiles.c.id, _profiles.c.merged_into, _profiles.c.created_at, _profiles.c.updated_at,
+               _profiles.c.traits).where(_profiles.c.id.in_(pids)).order_by(_profiles.c.id),
+    )  # fmt: skip
+    live = conn.execute(
+        select(_profiles.c.traits, _profiles.c.trait_sources).where(_profiles.c.id == person.profile_id)
+    ).one()
+    records: dict[str, list[dict[str, Any]]] = {}
+    for kind, table in KIND_TABLES.items():
+        joined = table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
+        stmt = select(table, _index.c.updated_at.label("stored_at"), _index.c.run_id).select_from(joined)
+        stmt = stmt.where(_index.c.set_id.in_(sets)).order_by(table.c.stream, table.c.key)
+        records[kind] = _rows(conn, stmt)
+    identity_rows = _rows(conn, select(_identities).where(_identities.c.profile_id.in_(pids)))
+    identities = [{**r, **_origin(r.pop("first_seen"))} for r in identity_rows]
+    identities.sort(key=lambda r: (r["type"], r["value"]))
+    sets_stmt = select(_sets.c.id, _sets.c.identifiers, _sets.c.profile_id, _sets.c.sort_key).where(_sets.c.id.in_(sets))
+    id_sets = [{**r, **_origin(r.pop("sort_key"))} for r in _rows(conn, sets_stmt.order_by(_sets.c.id))]
+    touching = or_(_merges.c.winner.in_(pids), _merges.c.loser.in_(pids))
+    theirs = _not_owned_by_others(conn, person)
+    keys = member_keys(theirs)
+    in_force = latest_consents(profiles=[person.profile_id]).order_by("purpose")
+    document: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": plain(exported_at),
+        "profile_id": person.profile_id,
+        "merged_profile_ids": [p for p in pids if p != person.profile_id],
+        "profiles": profiles,
+        "traits": _traits(live.traits, live.trait_sources),
+        "computed_traits": _rows(
+            conn, select(_computed).where(_computed.c.profile_id.in_(pids)).order_by(_computed.c.name)
+        ),
+        "identifiers": [{"type": t, "value": v} for t, v in person.identifiers],
+        "identities": identities,
+        "identifier_sets": id_sets,
+        "records": records,
+        "consents_in_force": _rows(conn, in_force, drop=("profile_id",)),
+        "merges": _rows(conn, select(_merges).where(touching).order_by(_merges.c.at, _merges.c.id)),
+        "segments": _rows(
+            conn, select(_members).where(_members.c.profile_id.in_(pids)).order_by(_members.c.segment)
+        ),
+        "segment_history": _rows(
+            conn,
+            select(_history).where(_history.c.profile_id.in_(pids)).order_by(_history.c.entered_at, _history.c.id),
+        ),
+        "audiences": _mirror_rows(conn, _audience, keys),
+        "audiences_staged": _mirror_rows(conn, _pending, keys),
+        "quarantine": _quarantined(conn, theirs),
+    }
+    return document
+
+
+def counts(document: Mapping[str, Any]) -> dict[str, Any]:
+    """How many entries each section of an export holds (the audit row's details: counts, never values)."""
+    out: dict[str, Any] = {}
+    for name, value in document.items():
+        if name == "records":
+            out[name] = {kind: len(rows) for kind, rows in value.items()}
+        elif isinstance(value, list):
+            out[name] = len(value)
+    return out
+
+
+def _mirror_rows(conn: Connection, table: Table, keys: list[str]) -> list[dict[str, Any]]:
+    """An audience mirror table's rows of these member keys (cdp_profiles/audiences.py), without the row hash."""
+    order = (table.c.destination, table.c.audience_id, table.c.member_key)
+    return _rows(conn, select(table).where(table.c.member_key.in_(keys)).order_by(*order), drop=("row_hash",))
+
+
+def _traits(values: Any, sources: Any) -> list[dict[str, Any]]:
+    """The live profile's traits: value, source stream, set-at time and the record that decided each."""
+    loaded = Traits.load(values, sources)
+    out = []
+    for name in sorted(loaded.values):
+        key = loaded.keys.get(name)
+        source, set_at = origin(key)
+        record = sortkey.record_of(key) if key else None
+        out.append({"name": name, "value": plain(loaded.values[name]), "source": source, "set_at": plain(set_at),
+                    "record": record or None})  # fmt: skip
+    return out
+
+
+def _origin(sort_key: str | None) -> dict[str, Any]:
+    """A sort key (``TIME|STREAM|KEY``) as the time and record it names."""
+    if not sort_key:
+        return {"first_seen": None, "record": None}
+    return {"first_seen": plain(sortkey.decode(sort_key).when), "record": sortkey.record_of(sort_key) or None}
+
+
+def _not_owned_by_others(conn: Connection, person: Person) -> list[tuple[str, str]]:
+    """Their identifiers but those another person owns (a set of theirs may hold one a limit kept with
+    someone else): the audience and quarantine rows found by value must not be that person's."""
+    values = sorted({v for _, v in person.identifiers})
+    stmt = select(_identities.c.type, _identities.c.value).where(
+        _identities.c.value.in_(values), _identities.c.profile_id.not_in(person.profile_ids)
+    )
+    others = {(r.type, r.value) for r in conn.execute(stmt)} if values else set()
+    return [i for i in person.identifiers if i not in others]
+
+
+def _quarantined(conn: Connection, identifiers: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Quarantined records whose key or raw payload holds one of the person's identifier values (as text,
+    case-insensitively): a rejected record never reached a profile, so this is a search, not a link."""
+    values = sorted({v.lower() for _, v in identifiers if len(v) >= 3})
+    if not values:
+        return []
+    text = func.lower(cast(_quarantine.c.payload, Text))
+    key = func.lower(func.coalesce(_quarantine.c.record_key, ""))
+    hits = or_(*(c.contains(v, autoescape=True) for v in values for c in (text, key)))
+    return _rows(conn, select(_quarantine).where(hits).order_by(_quarantine.c.id), drop=("fingerprint",))
