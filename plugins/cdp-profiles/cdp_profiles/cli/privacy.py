@@ -12,3 +12,5 @@ privacy_app = typer.Typer(
     help="Privacy: forget, suppress and export a person; forget requests at each destination; retention.",
     no_args_is_help=True,
 )
+
+from cdp_profiles.cli import privacy_suppress  # noqa: E402,F401
