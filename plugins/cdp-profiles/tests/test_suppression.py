@@ -268,3 +268,23 @@ def test_a_retry_of_a_destination_reject_is_screened_in_the_stores_own_transacti
     [outcome] = json.loads(result.stdout)
     assert outcome["suppressed"] == 1 and outcome["run"]["nodes"]["store"]["suppressed"] == 1
     assert setup.quarantine() == [] and setup.held("anna") == []
+
+
+def test_quarantine_payloads_are_read_as_every_type_the_list_holds() -> None:
+    from cdp_profiles.identity import IdentityConfig
+    from cdp_profiles.privacy.keys import PrivacyKey
+    from cdp_profiles.privacy.suppression import SuppressionList, normalizer
+    from pydantic import SecretStr
+
+    key = PrivacyKey.of(SecretStr(KEY))
+    entries = {"email": "anna@example.org", "phone": "+491715550123", "hubspot_id": "42"}
+    hashes = {t: frozenset({key.hash_identifier(t, v)}) for t, v in entries.items()}
+    engine = make_engine("sqlite://")
+    found = SuppressionList(hashes, key, normalizer(engine, IdentityConfig())).mentions
+    assert found({"text": 'x,"Anna <ANNA@example.org>",y'})
+    assert found({"text": "2,bob,0171 555 0123,Berlin"})  # her number as a German would write it
+    assert found({"row": {"hubspot_id": 42}})
+    assert found(["a", ["b", {"c": "  anna@example.org "}]])
+    assert not found({"text": "anna@example.com, +49 171 5550124, 421, 2024-05-01"})
+    assert not found({"email": "bob@example.org", "n": True, "x": None, "f": 42.0})
+    engine.dispose()
