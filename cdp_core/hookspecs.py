@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cdp_core.plugins import Register
     from cdp_core.records import Rejected
     from cdp_core.runinfo import RunInfo
+    from cdp_core.screens import RecordScreen
 
 hookspec = pluggy.HookspecMarker("cdp")
 
@@ -153,6 +154,26 @@ def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: s
     :param purpose: the purpose the node serves: its ``purpose`` key, else the destination
         type's default (:attr:`cdp_core.Destination.purpose`).
     :returns: a :class:`cdp_core.gates.ExportGate`, or None when this plugin does not check it.
+    """
+
+
+# -- record screens: called once when a run is built, before any node runs ---
+
+
+@hookspec
+def cdp_record_screen(config: Config, graph: str) -> RecordScreen | None:
+    """Provide a screen that drops records and quarantine entries no node may keep (a suppressed person's).
+
+    Every screen returned is applied to each page a source yields (before the transforms),
+    to each destination's batch right before its ``write``, and to every quarantine entry
+    of the run, whichever node rejected it; in ``cdp quarantine retry`` too. What a screen
+    drops is counted in the node's ``suppressed``. Return None when there is nothing to
+    screen (then the run does no screening at all). An exception fails the run before
+    anything is read or written.
+
+    :param config: the loaded :class:`~cdp_core.config.Config` (``store_url``, ``sections``).
+    :param graph: the name of the sync graph about to run.
+    :returns: a :class:`cdp_core.screens.RecordScreen`, or None.
     """
 
 

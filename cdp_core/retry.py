@@ -41,7 +41,8 @@ from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.runinfo import RunInfo
 from cdp_core.runner import ProgressCallback, Runner, _Execution, describe_error, paused_gc
 from cdp_core.scheduler.execute import _RunPlugins
-from cdp_core.store import Checkpoint, SystemStore
+from cdp_core.screens import suppressed
+from cdp_core.store import SystemStore
 from cdp_core.store.leases import Leases
 from cdp_core.store.system import QuarantineEntry
 
@@ -142,6 +143,11 @@ class RetryExecution(_Execution):
                 continue  # removed since it was selected
             payload = payloads[entry.id]
             node = self.graph.nodes[entry.node]
+            if self.screens and suppressed(self.screens, Rejected(reason=entry.reason, raw=payload, key=entry.record_key)):
+                # A suppressed person's entry is not sent again: counted, and its row deleted with this chunk.
+                self.run.nodes[node.name].suppressed += 1
+                resolved.append(entry.id)
+                continue
             if node.role == "source":
                 outcome = self._parse(node, entry, payload)
                 if outcome is None:
@@ -152,7 +158,6 @@ class RetryExecution(_Execution):
                     stats.rejected += 1
                     rejected.append((node.name, outcome))
                 else:
-                    stats.records_out += 1
                     self.attach_traits(node, [outcome])
                     from_sources.setdefault(node.name, []).append(outcome)
             else:
@@ -164,21 +169,15 @@ class RetryExecution(_Execution):
             resolved.append(entry.id)
         batches: dict[str, list[Record]] = {}
         for name, records in from_sources.items():
-            self._push(name, records, batches, rejected)
+            kept = self.screen(name, records)
+            self.run.nodes[name].records_out += len(kept)
+            self._push(name, kept, batches, rejected)
         for name, records in entering.items():
-            self._enter(name, records, batches, rejected)
-        checkpoint = Checkpoint(
-            self.graph.name,
-            self.run.id,
-            {},
-            rejected,
-            lease=self.runner.lease,
-            resolved=resolved,
-            redact=self.runner.config.redact,
-        )
+            self._enter(name, records, batches, rejected, screen=True)
+        checkpoint = self.checkpoint({}, rejected, resolved=resolved)
         self._deliver(batches, checkpoint)
         self.retry.sent += len(resolved)
-        for where, rej in rejected:
+        for where, rej in checkpoint.quarantined():
             self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
         if self.runner.on_progress:
             self.runner.on_progress(self.run)

@@ -38,7 +38,11 @@ class NodeStats:
     record rejected for the same reason by an earlier run): ``new_rejects`` is the rest.
     ``held_back`` is what a destination node's export gates kept from it, by reason
     (``{"no ads consent": 3}``): neither written nor rejected (cdp_core/gates.py).
-    For a destination, ``records_in`` = ``records_out`` + ``rejected`` + ``held_back_total``.
+    ``suppressed`` is what the run's record screens dropped at the node (a suppressed person's
+    records and quarantine entries, cdp_core/screens.py): neither passed on, written nor
+    quarantined. A source counts what it read but dropped; a destination what was dropped from
+    its batch before the write, and its rejects that were dropped instead of quarantined.
+    For a destination, ``records_in`` = ``records_out`` + ``rejected`` + ``held_back_total`` + ``suppressed``.
     """
 
     kind: str
@@ -52,6 +56,7 @@ class NodeStats:
     """What the node worked around, message -> count: e.g. a trait not set because its value was
     not of the declared type (the record itself was stored)."""
     held_back: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0
 
     @property
     def new_rejects(self) -> int:
@@ -91,6 +96,8 @@ class RunTotals:
     """Of ``rejected``, what was in quarantine before this run (rejected again, for the same reason)."""
     held_back: int = 0
     """What the destination nodes' export gates kept from them (no consent for the node's purpose)."""
+    suppressed: int = 0
+    """What the run's record screens dropped at any node (a suppressed person's records and rejects)."""
 
     @property
     def new_rejects(self) -> int:
@@ -114,7 +121,7 @@ class RunInfo:
     kind: RunKind = RunKind.sync
 
     def totals(self) -> RunTotals:
-        """Read, written, rejected and held back over all nodes (transforms count only their rejects)."""
+        """Read, written, rejected, held back and suppressed over all nodes (transforms count only their rejects)."""
         nodes = self.nodes.values()
         return RunTotals(
             read=sum(s.records_out for s in nodes if s.kind == "source"),
@@ -122,6 +129,7 @@ class RunInfo:
             rejected=sum(s.rejected for s in nodes),
             already_quarantined=sum(s.already_quarantined for s in nodes),
             held_back=sum(s.held_back_total for s in nodes),
+            suppressed=sum(s.suppressed for s in nodes),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from cdp_core.http import HttpFactory
 from cdp_core.plugins import Plugins
 from cdp_core.records import Record, RecordKind, Rejected
 from cdp_core.runinfo import NodeStats, RunInfo, RunKind, RunStatus
+from cdp_core.screens import RecordScreen, suppressed
 from cdp_core.secrets import cut
 from cdp_core.store import Checkpoint, SystemStore
 from cdp_core.store.leases import Lease
@@ -172,6 +173,8 @@ class _Execution:
         self.destinations: dict[str, Destination] = {}
         self.gates: dict[str, list[ExportGate]] = {}
         """The export gates of each destination node that serves a purpose (cdp_core/gates.py)."""
+        self.screens: list[RecordScreen] = []
+        """The run's record screens (cdp_core/screens.py); none when no plugin has anything to drop."""
         self.redact = runner.config.redact
         self.complete = False
         """Every source read to its end (not stopped on request)."""
@@ -205,10 +208,11 @@ class _Execution:
         except Exception as exc:  # noqa: BLE001 - building or opening failed: nothing ran
             first_error = first_error or exc
         finally:
-            closables: list[tuple[str, Source | Destination | ExportGate]] = [
+            closables: list[tuple[str, Source | Destination | ExportGate | RecordScreen]] = [
                 *self.destinations.items(),
                 *self.sources.items(),
                 *((name, gate) for name, gates in self.gates.items() for gate in gates),
+                *((f"record screen {type(s).__name__}", s) for s in self.screens),
             ]
             for name, closable in closables:
                 try:
@@ -220,6 +224,7 @@ class _Execution:
 
     def _build(self) -> None:
         config, registry = self.runner.config, self.runner.plugins.registry
+        self._build_screens()
         for node in self.graph.nodes.values():
             if node.role == "source" and node.connector not in self.sources:
                 connector = config.connectors[node.connector]
@@ -234,6 +239,41 @@ class _Execution:
                 cls = connector.roles["destination"].cls
                 self.destinations[node.name] = cls(connector.config, self.runner.context(node.ref), node.options)
                 self._build_gates(node, cls)
+
+    def _build_screens(self) -> None:
+        """Ask the plugins for the run's record screens, before any node is built."""
+        hook = self.runner.plugins.manager.hook.cdp_record_screen
+        for screen in hook(config=self.runner.config, graph=self.graph.name):
+            if screen is not None:
+                self.screens.append(screen)
+
+    def screen(self, node: str, records: list[Record]) -> list[Record]:
+        """``records`` less what the record screens drop, counted as ``node``'s ``suppressed``."""
+        if not self.screens or not records:
+            return records
+        kept = records
+        for screen in self.screens:
+            kept = screen.keep(kept)
+            if not kept:
+                break
+        if len(kept) > len(records):
+            raise RunFailed(f"a record screen kept {len(kept)} of {len(records)} records at {node!r}")
+        self.run.nodes[node].suppressed += len(records) - len(kept)
+        return kept
+
+    def checkpoint(self, cursors: dict[str, Any], rejected: list[tuple[str, Rejected]], **more: Any) -> Checkpoint:
+        """The checkpoint of one batch, screening its quarantine entries when the run has screens."""
+        screens = self.screens
+        return Checkpoint(
+            self.graph.name,
+            self.run.id,
+            cursors,
+            rejected,
+            lease=self.runner.lease,
+            redact=self.runner.config.redact,
+            screen=(lambda rej: suppressed(screens, rej)) if screens else None,
+            **more,
+        )
 
     def _build_gates(self, node: Node, cls: type[Destination]) -> None:
         """Ask the plugins for the export gates of a destination node that serves a purpose."""
@@ -302,22 +342,16 @@ class _Execution:
         stats.seconds += time.perf_counter() - started
         if page is None:
             return False
-        stats.records_out += len(page.records)
+        records = self.screen(node.name, page.records)
+        stats.records_out += len(records)
         stats.rejected += len(page.rejects)
-        self.attach_traits(node, page.records)
+        self.attach_traits(node, records)
         rejected: list[tuple[str, Rejected]] = [(node.name, r) for r in page.rejects]
         batches: dict[str, list[Record]] = {}
-        self._push(node.name, page.records, batches, rejected)
-        checkpoint = Checkpoint(
-            self.graph.name,
-            self.run.id,
-            {node.name: page.cursor},
-            rejected,
-            lease=self.runner.lease,
-            redact=self.runner.config.redact,
-        )
+        self._push(node.name, records, batches, rejected)
+        checkpoint = self.checkpoint({node.name: page.cursor}, rejected)
         self._deliver(batches, checkpoint)
-        for where, rej in rejected:
+        for where, rej in checkpoint.quarantined():
             self.runner.plugins.notify("cdp_record_rejected", run=self.run, node=where, rejected=rej)
         if self.runner.on_progress:
             self.runner.on_progress(self.run)
@@ -334,15 +368,27 @@ class _Execution:
             self._enter(child, branch, batches, rejected)
 
     def _enter(
-        self, name: str, records: list[Record], batches: dict[str, list[Record]], rejected: list[tuple[str, Rejected]]
+        self,
+        name: str,
+        records: list[Record],
+        batches: dict[str, list[Record]],
+        rejected: list[tuple[str, Rejected]],
+        *,
+        screen: bool = False,
     ) -> None:
-        """Hand ``records`` to transform or destination node ``name`` (a destination's batch is written by _deliver)."""
+        """Hand ``records`` to transform or destination node ``name`` (a destination's batch is written by _deliver).
+
+        ``screen``: records that did not come from a screened source page (a retry's) are screened
+        at a transform first; a destination's batch is always screened before its write.
+        """
         node = self.graph.nodes[name]
         stats = self.run.nodes[name]
         stats.records_in += len(records)
         if node.role == "destination":
             batches.setdefault(name, []).extend(records)
             return
+        if screen:
+            records = self.screen(name, records)
         ctx = TransformContext(name)
         started = time.perf_counter()
         out = self.transforms[name].process(records, ctx)
@@ -354,7 +400,8 @@ class _Execution:
             self._push(name, out, batches, rejected)
 
     def _deliver(self, batches: dict[str, list[Record]], checkpoint: Checkpoint) -> None:
-        for name, batch in batches.items():
+        for name, entering in batches.items():
+            batch = batches[name] = self.screen(name, entering)
             accepts = self.destinations[name].accepts
             if accepts is not None:
                 kept = [r for r in batch if r.kind in accepts]
@@ -391,6 +438,9 @@ class _Execution:
             for (name, message), count in checkpoint.warnings.items():
                 counts = nodes[name]["warnings"] = dict(nodes[name]["warnings"])
                 counts[message] = counts.get(message, 0) + count
+            for name, count in checkpoint.suppressed.items():  # rejects dropped instead of quarantined
+                nodes[name]["rejected"] -= count
+                nodes[name]["suppressed"] += count
             return nodes
 
         checkpoint.progress = progress
@@ -425,6 +475,9 @@ class _Execution:
             raise
         for name, count in checkpoint.already_quarantined.items():
             self.run.nodes[name].already_quarantined += count
+        for name, count in checkpoint.suppressed.items():
+            self.run.nodes[name].rejected -= count
+            self.run.nodes[name].suppressed += count
         for (name, message), count in checkpoint.warnings.items():
             counts = self.run.nodes[name].warnings
             counts[message] = counts.get(message, 0) + count

@@ -17,7 +17,7 @@ def test_totals_read_from_sources_written_by_destinations_rejected_anywhere() ->
     }
     assert run.totals() == RunTotals(read=15, written=11, rejected=5, already_quarantined=3)
     assert run.totals().to_dict() == {
-        "read": 15, "written": 11, "rejected": 5, "already_quarantined": 3, "held_back": 0
+        "read": 15, "written": 11, "rejected": 5, "already_quarantined": 3, "held_back": 0, "suppressed": 0
     }  # fmt: skip
     assert run.totals().new_rejects == 2 and run.nodes["clean"].new_rejects == 1
 

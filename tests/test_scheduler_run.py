@@ -259,7 +259,7 @@ def test_retries_with_backoff_then_one_failure_hook_and_one_webhook_post(
     assert payload["event"] == "cdp.run_failed" and payload["graph"] == "flaky"
     assert payload["run_id"] == attempts[-1].id and payload["status"] == "failed"
     assert "boom number 3" in payload["error"]
-    assert payload["counts"] == {"read": 2, "written": 0, "rejected": 0, "already_quarantined": 0, "held_back": 0}
+    assert payload["counts"] == {"read": 2, "written": 0, "rejected": 0, "already_quarantined": 0, "held_back": 0, "suppressed": 0}
     assert payload["nodes"]["fail"]["in"] == 2 and payload["duration_seconds"] >= 0
     final = [r for r in caplog.records if r.name == "cdp.runs" and r.levelno == logging.ERROR]
     assert len(final) == 1 and attempts[-1].id in final[0].getMessage(), "the logging observer logs the final failure"

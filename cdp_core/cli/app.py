@@ -174,7 +174,7 @@ def runs(
         emit_json([run.to_dict() for run in history])
         return
     table = Table(show_edge=False, pad_edge=False)
-    columns = ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "new", "held back", "error")
+    columns = ("run", "graph", "status", "started", "duration", "read", "written", "rejected", "new", "held back", "suppressed", "error")
     for column in columns:
         table.add_column(column)
     for run in history:
@@ -190,14 +190,18 @@ def runs(
             f"{totals.rejected:,}",
             f"{totals.new_rejects:,}",
             f"{totals.held_back:,}",
+            f"{totals.suppressed:,}",
             (run.error or "")[:80],
         )
     stdout.print(table)
-    # Per node and reason: who was kept from which export, and why (docs/consent.md).
+    # Per node and reason: who was kept from which export, and why (docs/consent.md); per node, what
+    # the record screens dropped (a suppressed person's records and rejects, docs/privacy.md).
     for run in history:
         for name, stats in run.nodes.items():
             if stats.held_back:
                 stdout.print(f"{run.id[:8]} {name}: held back: {stats.held_back_text()}", highlight=False, markup=False)
+            if stats.suppressed:
+                stdout.print(f"{run.id[:8]} {name}: suppressed: {stats.suppressed:,}", highlight=False, markup=False)
 
 
 def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:

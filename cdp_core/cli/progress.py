@@ -16,10 +16,16 @@ def run_table(run: RunInfo, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     # "new": rejects not in quarantine before this run (the rest were rejected before, for the same reason).
     # "held back": what the node's export gates kept from it, by reason (no consent for its purpose).
+    # "suppressed": what the record screens dropped there (a suppressed person's, docs/privacy.md).
     held = any(stats.held_back for stats in run.nodes.values())
-    columns = ("node", "kind", "in", "out", "rejected", "new", *(("held back",) if held else ()), "rec/s", "error")
+    dropped = any(stats.suppressed for stats in run.nodes.values())
+    columns = (
+        "node", "kind", "in", "out", "rejected", "new",
+        *(("held back",) if held else ()), *(("suppressed",) if dropped else ()), "rec/s", "error",
+    )  # fmt: skip
     for column in columns:
-        table.add_column(column, justify="right" if column in ("in", "out", "rejected", "new", "rec/s") else "left")
+        right = column in ("in", "out", "rejected", "new", "suppressed", "rec/s")
+        table.add_column(column, justify="right" if right else "left")
     for name, stats in run.nodes.items():
         table.add_row(
             name,
@@ -29,6 +35,7 @@ def run_table(run: RunInfo, title: str | None = None) -> Table:
             f"{stats.rejected:,}" if stats.rejected else "",
             f"{stats.new_rejects:,}" if stats.rejected else "",
             *((stats.held_back_text(),) if held else ()),
+            *((f"{stats.suppressed:,}" if stats.suppressed else "",) if dropped else ()),
             f"{stats.per_second:,.0f}" if stats.seconds else "",
             stats.error or "",
         )

@@ -138,6 +138,7 @@ def quarantine_retry(
                 "written": totals.written,
                 "rejected_again": totals.rejected,
                 "same_reason": totals.already_quarantined,
+                "suppressed": totals.suppressed,
                 "not_sent": dict(retry.skipped),
                 "run": run.to_dict(),
             }
@@ -148,6 +149,7 @@ def quarantine_retry(
                     f"{escape(name)}: retry [{colour}]{run.status}[/] (run {run.id[:8]}): {retry.sent} record(s) sent again, "
                     f"{totals.written} written, {totals.rejected} rejected again"
                     + (f" ({totals.already_quarantined} for the same reason)" if totals.already_quarantined else "")
+                    + (f", {totals.suppressed} suppressed (removed from quarantine)" if totals.suppressed else "")
                 )
                 stdout.print(run_table(run, title))
                 if run.error:

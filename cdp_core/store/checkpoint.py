@@ -54,6 +54,10 @@ class Checkpoint:
     progress: Callable[[], dict[str, dict[str, Any]]] | None = None
     """The run's node counts as they are once this batch is committed (set by the runner):
     saved on the run's row in the same transaction, so a run whose process dies keeps them."""
+    screen: Callable[[Rejected], bool] | None = None
+    """Whether a quarantine entry must be dropped as suppressed (the run's record screens,
+    cdp_core/screens.py; set by the runner when it has any): checked in :meth:`write`, the one
+    place quarantine rows are written, so no node's reject reaches the table past it."""
 
     def keep(self, state: JsonValue) -> None:
         """Commit ``state`` as the current destination node's own state with this batch.
@@ -68,6 +72,11 @@ class Checkpoint:
     already_quarantined: dict[str, int] = field(default_factory=dict)
     """Set by :meth:`write`: per node, how many of ``rejected`` were in quarantine before."""
 
+    suppressed: dict[str, int] = field(default_factory=dict)
+    """Set by :meth:`write`: per node, how many of ``rejected`` were dropped as suppressed (not written)."""
+    dropped: set[int] = field(default_factory=set)
+    """Set by :meth:`write`: the positions in ``rejected`` of the entries dropped as suppressed."""
+
     warnings: dict[tuple[str, str], int] = field(default_factory=dict)
     """(node, message) -> count: what a destination stored but not quite as sent (a trait value not
     of its declared type). Counted on the run's node (``NodeStats.warnings``); no record is lost."""
@@ -81,11 +90,18 @@ class Checkpoint:
         """Quarantine a record the current destination cannot take; the batch goes on."""
         self.rejected.append((self.node, Rejected(reason=reason, raw=record.raw(), key=record.key)))
 
+    def quarantined(self) -> list[tuple[str, Rejected]]:
+        """The entries of ``rejected`` that went to quarantine: all but those dropped as suppressed."""
+        if not self.dropped:
+            return self.rejected
+        return [entry for i, entry in enumerate(self.rejected) if i not in self.dropped]
+
     def write(self, conn: Connection) -> None:
         """Write the cursors and quarantine rows through ``conn``, in its transaction.
 
         Only the destination named by ``commit_by`` may call this (the runner
-        commits the checkpoint itself otherwise).
+        commits the checkpoint itself otherwise). An entry ``screen`` says is suppressed
+        is not written: it is counted in ``suppressed`` instead.
         """
         if self.committed:
             raise RuntimeError("checkpoint already committed")
@@ -101,6 +117,12 @@ class Checkpoint:
             ],
             keys=("graph", "node"),
         )
+        self.suppressed, self.dropped = {}, set()
+        if self.screen is not None:
+            for i, (node, rej) in enumerate(self.rejected):
+                if self.screen(rej):
+                    self.dropped.add(i)
+                    self.suppressed[node] = self.suppressed.get(node, 0) + 1
         rows = [
             {
                 "run_id": self.run_id,
@@ -112,7 +134,7 @@ class Checkpoint:
                 "fingerprint": _fingerprint(self.graph, node, rej),
                 "created_at": now,
             }
-            for node, rej in self.rejected
+            for node, rej in self.quarantined()
         ]
         known = _known_fingerprints(conn, [row["fingerprint"] for row in rows])
         self.already_quarantined = {}

@@ -4,8 +4,9 @@ Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
 ``[consent]``, ``[computed_traits]``, ``[segments]`` and ``[privacy]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
-a purpose, the ``profiles``, ``nps``, ``segments`` and ``privacy`` commands, the scheduler's daily
-``segments-refresh`` job, its ``privacy-forget`` job (every ten minutes) and ``privacy-retention`` job (daily), and the migration history of its tables.
+a purpose, the suppression list's screen on every run, the ``profiles``, ``nps``, ``segments`` and
+``privacy`` commands, the scheduler's daily ``segments-refresh`` job, its ``privacy-forget`` job (every ten
+minutes) and ``privacy-retention`` job (daily), and the migration history of its tables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from cdp_core import Register, hookimpl
 from cdp_core.base import ConnectorContext
 from cdp_core.config import Config
 from cdp_core.gates import ExportGate
+from cdp_core.screens import RecordScreen
 
 from cdp_profiles.consent import ConsentConfig
 from cdp_profiles.consent_checks import check_consent
@@ -60,6 +62,14 @@ def cdp_validate_config(config: Config, report: Report) -> None:
 def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: str) -> ExportGate | None:
     """Every export that serves a purpose: each person checked against their latest consent for it."""
     return ConsentGate(context, purpose)
+
+
+@hookimpl
+def cdp_record_screen(config: Config, graph: str) -> RecordScreen | None:
+    """Every run: the suppression list, loaded once; no screen when it is empty (docs/privacy.md)."""
+    from cdp_profiles.privacy.suppression import suppression_screen
+
+    return suppression_screen(config)
 
 
 @hookimpl

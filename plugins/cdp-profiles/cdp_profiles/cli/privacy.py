@@ -19,4 +19,5 @@ from cdp_profiles.cli import (  # noqa: E402,F401 - each adds its commands
     privacy_log,
     privacy_purge,
     privacy_status,
+    privacy_suppress,
 )
