@@ -111,8 +111,8 @@ def test_only_the_wanted_identifiers() -> None:
 def test_privacy_finds_a_members_key_from_the_stores_identifiers(raw: dict[str, str]) -> None:
     """Export and forget find a person's mirror rows by the keys derived from the store's normalized identifiers."""
     from cdp_core.transforms import normalizers
-    from cdp_profiles.privacy.members import member_keys
+    from cdp_profiles.privacy.audience_keys import member_keys
 
     key, _ = normalize.member(PersonFields(raw))
     stored = [("email", normalizers.email(raw["email"].strip())) if "email" in raw else ("phone", normalizers.phone(raw["phone"], "DE"))]
-    assert key in member_keys(stored)
+    assert key in member_keys(stored, {})

@@ -250,5 +250,5 @@ def test_an_identifier_a_limit_kept_with_someone_else_leads_to_none_of_their_row
         sam = conn.execute(select(identities.c.profile_id).where(identities.c.value == shared)).scalar_one()
         person = person_of(conn, sam)
         assert ("phone", ANNA_PHONE) in person.identifiers  # a set of Sam's holds it; Anna's profile owns it
-        doc = export_document(conn, person, T0)
+        doc = export_document(conn, person, T0, ProfileWriter(store_engine, IdentityConfig()).normalize_identifier)
     assert [x["member_key"] for x in doc["audiences"]] == [keys["sam"]] and doc["quarantine"] == []

@@ -13,7 +13,7 @@ privacy_app = typer.Typer(
     no_args_is_help=True,
 )
 
-from cdp_profiles.cli import (  # noqa: E402,F401 - each adds its commands
+from cdp_profiles.cli import (  # noqa: F401 - each adds its commands
     privacy_export,
     privacy_forget,
     privacy_log,

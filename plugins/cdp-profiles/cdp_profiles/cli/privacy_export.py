@@ -23,8 +23,10 @@ from cdp_profiles.identity import IdentityConfig, identity_section
 from cdp_profiles.privacy.audit import new_request_id, write_request
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.export import counts, export_document
+from cdp_profiles.privacy.identifiers import asked_for
 from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 from cdp_profiles.privacy.person import person_of
+from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import lookup_profile
 
 
@@ -44,19 +46,8 @@ def subject_hash(engine: Engine, key: PrivacyKey | None, asked: str, identity: I
     normalized as the store does; None without a key or when it does not normalize."""
     if key is None:
         return None
-    from cdp_profiles.store.profiles import ProfileWriter
-
-    text = asked.strip()
-    head, sep, rest = text.partition(":")
-    if sep and head and head.replace("_", "a").isalnum() and head[0].isalpha() and head.islower():
-        type_name, raw = head, rest
-    else:
-        type_name, raw = ("email" if "@" in text else "phone"), text
-    if type_name == "profile":
-        value: str | None = raw.strip().lower() or None
-    else:
-        value, _ = ProfileWriter(engine, identity).normalize_identifier(type_name, raw)
-    return None if value is None else key.hash_identifier(type_name, value)
+    type_name, value = asked_for(asked, ProfileWriter(engine, identity).normalize_identifier)
+    return key.hash_identifier(type_name, value) if value else None
 
 
 @privacy_app.command("export")
@@ -90,7 +81,8 @@ def export_command(
                     conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 person = person_of(conn, found.profile_id)
                 request_id = new_request_id()
-                document = {"request_id": request_id, **export_document(conn, person, now)}
+                normalize = ProfileWriter(engine, identity).normalize_identifier
+                document = {"request_id": request_id, **export_document(conn, person, now, normalize)}
                 text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
                 if target is not None:
                     tmp = _staged(target, text)

@@ -12,7 +12,6 @@ from rich.table import Table
 from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.cli.profiles import IDENTIFIER_HELP
 
-
 _NOTES = {
     "pending": "asked, will be asked again: cdp privacy status",
     "done": "erased there",
@@ -34,10 +33,10 @@ def forget_command(
 
     One transaction deletes their profiles, identities, records of every kind, segment rows, merge-log, audience mirror and quarantine rows, and removes them from run texts; their identifiers go to the suppression list (keyed hashes) so no sync brings them back. Needs the privacy key (docs/privacy.md).
     """
-    from cdp_profiles.cli.reading import open_for_reading
-    from cdp_profiles.privacy.config import privacy_of
     from cdp_core.timeutil import utc_now
 
+    from cdp_profiles.cli.reading import open_for_reading
+    from cdp_profiles.privacy.config import privacy_of
     from cdp_profiles.privacy.delivery import deliver_due
     from cdp_profiles.privacy.forget import NotFound, forget
     from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey

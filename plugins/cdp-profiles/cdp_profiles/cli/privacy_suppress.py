@@ -7,7 +7,6 @@ out). Neither prints the identifier back, nor needs the store to have held the p
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import typer
@@ -21,13 +20,13 @@ from sqlalchemy import Engine
 
 from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.identity import identity_section, known_identifier_types
+from cdp_profiles.privacy.audit import new_request_id, write_request
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 from cdp_profiles.privacy.suppression import (
     Named,
     NotAnIdentifier,
     add_suppressions,
-    audit,
     normalizer,
     parse_identifier,
     remove_suppression,
@@ -81,11 +80,12 @@ def suppress(
                 )
             now = utc_now()
             subject = key.hash_identifier(named.type, named.value)
-            request = uuid.uuid4().hex
+            request = new_request_id()
             with write_transaction(engine) as conn:
                 added = add_suppressions(conn, key, [(named.type, named.value)], request, now)
                 details = {"suppressions_added": added}
-                audit(conn, "suppress", "done", subject, scrub(reason, identifier, named.value), details, now, request)
+                write_request(conn, "suppress", "done", created_at=now, finished_at=now, subject=subject,
+                              reason=scrub(reason, identifier, named.value), details=details, request_id=request)
     finally:
         engine.dispose()
     if as_json:
@@ -118,7 +118,8 @@ def unsuppress(
                 removed = remove_suppression(conn, key, named)
                 outcome = "done" if removed else "not_found"
                 details = {"suppressions_removed": removed}
-                request = audit(conn, "unsuppress", outcome, subject, scrub(reason, identifier, named.value), details, now)
+                request = write_request(conn, "unsuppress", outcome, created_at=now, finished_at=now, subject=subject,
+                                        reason=scrub(reason, identifier, named.value), details=details)
     finally:
         engine.dispose()
     if not removed:

@@ -93,9 +93,3 @@ def _delete_merges(conn: Connection, person: Person) -> int:
     )
     return count + _delete_in(conn, log, log.c.record, [f"{stream}|{key}" for stream, key in person.records])
 
-
-def traits_of(conn: Connection, profile_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The traits of each of ``profile_ids`` (for their audience member keys)."""
-    profiles = table_of(m.Profile)
-    rows = conn.execute(select(profiles.c.traits).where(profiles.c.id.in_(list(profile_ids)))).scalars()
-    return [dict(t) for t in rows if isinstance(t, dict)]

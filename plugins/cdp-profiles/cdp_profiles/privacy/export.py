@@ -16,11 +16,14 @@ from cdp_core.records import RecordKind
 from cdp_core.store.models import QuarantineRecord
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
-from sqlalchemy import Connection, Table, Text, and_, cast, func, or_, select
+from sqlalchemy import Connection, Table, and_, or_, select
 
 from cdp_profiles.consent import latest_consents
-from cdp_profiles.privacy.members import member_keys
+from cdp_profiles.privacy.audience_keys import person_member_keys
+from cdp_profiles.privacy.erase import chunks
 from cdp_profiles.privacy.person import Person
+from cdp_profiles.privacy.run_traces import quarantined_ids
+from cdp_profiles.privacy.traces import Normalize, Traces
 from cdp_profiles.store import audience_models as a
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
@@ -66,8 +69,9 @@ def _rows(conn: Connection, stmt: Any, drop: Iterable[str] = ()) -> list[dict[st
     return [{k: plain(v) for k, v in r._mapping.items() if k not in skip} for r in conn.execute(stmt)]
 
 
-def export_document(conn: Connection, person: Person, exported_at: datetime) -> dict[str, Any]:
-    """The export of ``person`` (:func:`cdp_profiles.privacy.person.person_of` on the same connection)."""
+def export_document(conn: Connection, person: Person, exported_at: datetime, normalize: Normalize) -> dict[str, Any]:
+    """The export of ``person`` (:func:`cdp_profiles.privacy.person.person_of` on the same connection);
+    ``normalize``: the store's identifier normalization, to recognize them in quarantine as forget does."""
     pids, sets = person.profile_ids, person.set_ids
     profiles = _rows(
         conn,
@@ -89,8 +93,8 @@ def export_document(conn: Connection, person: Person, exported_at: datetime) -> 
     sets_stmt = select(_sets.c.id, _sets.c.identifiers, _sets.c.profile_id, _sets.c.sort_key).where(_sets.c.id.in_(sets))
     id_sets = [{**r, **_origin(r.pop("sort_key"))} for r in _rows(conn, sets_stmt.order_by(_sets.c.id))]
     touching = or_(_merges.c.winner.in_(pids), _merges.c.loser.in_(pids))
-    theirs = _not_owned_by_others(conn, person)
-    keys = member_keys(theirs)
+    keys = person_member_keys(conn, person)
+    traces = Traces.of(person.own, normalize, keys=[k for _, k in person.records])
     in_force = latest_consents(profiles=[person.profile_id]).order_by("purpose")
     document: dict[str, Any] = {
         "format": EXPORT_FORMAT,
@@ -118,7 +122,7 @@ def export_document(conn: Connection, person: Person, exported_at: datetime) -> 
         ),
         "audiences": _mirror_rows(conn, _audience, keys),
         "audiences_staged": _mirror_rows(conn, _pending, keys),
-        "quarantine": _quarantined(conn, theirs),
+        "quarantine": _quarantined(conn, traces),
     }
     return document
 
@@ -160,24 +164,11 @@ def _origin(sort_key: str | None) -> dict[str, Any]:
     return {"first_seen": plain(sortkey.decode(sort_key).when), "record": sortkey.record_of(sort_key) or None}
 
 
-def _not_owned_by_others(conn: Connection, person: Person) -> list[tuple[str, str]]:
-    """Their identifiers but those another person owns (a set of theirs may hold one a limit kept with
-    someone else): the audience and quarantine rows found by value must not be that person's."""
-    values = sorted({v for _, v in person.identifiers})
-    stmt = select(_identities.c.type, _identities.c.value).where(
-        _identities.c.value.in_(values), _identities.c.profile_id.not_in(person.profile_ids)
-    )
-    others = {(r.type, r.value) for r in conn.execute(stmt)} if values else set()
-    return [i for i in person.identifiers if i not in others]
-
-
-def _quarantined(conn: Connection, identifiers: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Quarantined records whose key or raw payload holds one of the person's identifier values (as text,
-    case-insensitively): a rejected record never reached a profile, so this is a search, not a link."""
-    values = sorted({v.lower() for _, v in identifiers if len(v) >= 3})
-    if not values:
-        return []
-    text = func.lower(cast(_quarantine.c.payload, Text))
-    key = func.lower(func.coalesce(_quarantine.c.record_key, ""))
-    hits = or_(*(c.contains(v, autoescape=True) for v in values for c in (text, key)))
-    return _rows(conn, select(_quarantine).where(hits).order_by(_quarantine.c.id), drop=("fingerprint",))
+def _quarantined(conn: Connection, traces: Traces) -> list[dict[str, Any]]:
+    """Quarantined records that carry the person, recognized as forget recognizes them (a rejected
+    record never reached a profile, so this is a search by their identifiers, not a link)."""
+    out: list[dict[str, Any]] = []
+    for chunk in chunks(quarantined_ids(conn, traces)):
+        stmt = select(_quarantine).where(_quarantine.c.id.in_(chunk)).order_by(_quarantine.c.id)
+        out += _rows(conn, stmt, drop=("fingerprint",))
+    return out

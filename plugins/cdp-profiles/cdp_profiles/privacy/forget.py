@@ -19,30 +19,31 @@ touched tables are vacuumed (:mod:`cdp_profiles.privacy.wipe`).
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from cdp_core.config import Config
-from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine
 
 from cdp_profiles.identity import identity_section
 from cdp_profiles.privacy import wipe
-from cdp_profiles.privacy.audience_keys import member_keys
-from cdp_profiles.privacy.erase import chunks, delete_person, traits_of
+from cdp_profiles.privacy.audience_keys import person_member_keys
+from cdp_profiles.privacy.audit import new_request_id, write_request
+from cdp_profiles.privacy.erase import delete_person
+from cdp_profiles.privacy.identifiers import asked_for
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.privacy.person import person_of
 from cdp_profiles.privacy.run_traces import delete_quarantined, prune_cursors, scrub_runs
+from cdp_profiles.privacy.suppression import add_suppressions
 from cdp_profiles.privacy.targets import PENDING, queue_targets
 from cdp_profiles.privacy.traces import MARK, Traces
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
 from cdp_profiles.store.profiles import ProfileWriter
-from cdp_profiles.store.queries import _PHONE_LIKE, _TYPE, lookup_profile
+from cdp_profiles.store.queries import lookup_profile
 
 FORGET = "forget"
 DONE, NOT_FOUND = "done", "not_found"
@@ -85,7 +86,7 @@ def forget(
     now = now or utc_now()
     identity = identity_section(config)
     normalize = ProfileWriter(engine, identity).normalize_identifier
-    request_id = uuid.uuid4().hex
+    request_id = new_request_id()
     found = lookup_profile(engine, identifier, identity)
     if found.profile_id is None:
         asked = asked_for(identifier, normalize)
@@ -96,14 +97,13 @@ def forget(
     matched_type, _, matched_value = (found.matched or "").partition(":")
     with write_transaction(engine, erase=True) as conn:
         person = person_of(conn, found.profile_id)  # read again under the write lock: a sync may have changed them
-        traces = Traces.of(person.identifiers, normalize, keys=[k for _, k in person.records])
-        keys = sorted({k for traits in traits_of(conn, person.profile_ids) for k in member_keys(person.identifiers, traits)}
-                      | set(member_keys(person.identifiers, {})))  # fmt: skip
+        traces = Traces.of(person.own, normalize, keys=[k for _, k in person.records])
+        keys = person_member_keys(conn, person)
         destinations = queue_targets(conn, config, request_id, person, keys, key, now)
         deleted = delete_person(conn, person, keys)
         deleted["quarantine"] = delete_quarantined(conn, traces)
         scrubbed = {"sync_runs": scrub_runs(conn, traces), "sync_state": prune_cursors(conn, traces)}
-        suppressed = _suppress(conn, key, person.identifiers, request_id, now)
+        suppressed = add_suppressions(conn, key, person.own, request_id, now)
         outcome = PENDING if PENDING in destinations.values() else DONE
         details = {"deleted": deleted, "scrubbed": scrubbed, "suppressed": suppressed}
         _audit(conn, request_id, key, (matched_type, matched_value), _scrub_reason(reason, identifier, traces),
@@ -111,22 +111,6 @@ def forget(
     touched = [table for table, n in {**deleted, **scrubbed}.items() if n]
     erasure = wipe.after_commit(engine, touched)
     return ForgetReport(request_id, outcome, deleted, scrubbed, suppressed, destinations, erasure)
-
-
-def asked_for(identifier: str, normalize: Any) -> tuple[str, str]:
-    """The identifier as the store would key it: (type, normalized value), as the lookup reads it
-    (``TYPE:VALUE``, a bare email or phone, or any other text as it is)."""
-    text = identifier.strip()
-    head, sep, rest = text.partition(":")
-    if sep and _TYPE.fullmatch(head):
-        type_name, value = head, rest.strip()
-    else:
-        type_name = "email" if "@" in text else "phone" if _PHONE_LIKE.fullmatch(text) else ""
-        value = text
-    if type_name and type_name != "profile":
-        normalized, _ = normalize(type_name, value)
-        return type_name, normalized if normalized is not None else value
-    return type_name, value.lower() if type_name == "profile" else value
 
 
 def _scrub_reason(reason: str | None, identifier: str, traces: Traces) -> str | None:
@@ -138,35 +122,13 @@ def _scrub_reason(reason: str | None, identifier: str, traces: Traces) -> str | 
     return re.sub(re.escape(typed), MARK, text, flags=re.IGNORECASE) if typed else text
 
 
-def _suppress(
-    conn: Connection, key: PrivacyKey, identifiers: list[tuple[str, str]], request_id: str, now: datetime
-) -> int:
-    """Add the identifiers to the suppression list (keyed hashes); how many were not on it yet."""
-    rows = [
-        {"hash": key.hash_identifier(t, v), "type": t, "created_at": now, "request_id": request_id}
-        for t, v in identifiers
-    ]
-    before = 0
-    for chunk in chunks([r["hash"] for r in rows]):
-        before += len(conn.execute(_suppressions.select().where(_suppressions.c.hash.in_(chunk))).all())
-    for chunk in chunks(rows):
-        upsert(conn, _suppressions, list(chunk), keys=("hash",), update=())
-    return len(rows) - before
 
 
 def _audit(
     conn: Connection, request_id: str, key: PrivacyKey, asked: tuple[str, str], reason: str | None, outcome: str,
     now: datetime, *, details: dict[str, Any] | None,
 ) -> None:  # fmt: skip
-    conn.execute(
-        insert(_requests).values(
-            id=request_id,
-            kind=FORGET,
-            created_at=now,
-            finished_at=None if outcome == PENDING else now,
-            outcome=outcome,
-            subject=key.hash_identifier(*asked),
-            reason=reason,
-            details=details,
-        )
-    )
+    write_request(
+        conn, FORGET, outcome, created_at=now, finished_at=None if outcome == PENDING else now,
+        subject=key.hash_identifier(*asked), reason=reason, details=details, request_id=request_id,
+    )  # fmt: skip

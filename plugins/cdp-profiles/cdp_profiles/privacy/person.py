@@ -27,6 +27,14 @@ class Person:
     """Every normalized (type, value) they own or that a set of theirs holds, sorted."""
     records: list[tuple[str, str]] = field(default_factory=list)
     """(stream, key) of every stored record of theirs, of every kind."""
+    others: frozenset[tuple[str, str]] = frozenset()
+    """Identifiers a set of theirs holds that another person owns (an ``[identity]`` limit kept it there)."""
+
+    @property
+    def own(self) -> list[tuple[str, str]]:
+        """Their identifiers but those another person owns: what is searched for, suppressed and sent to
+        the vendors in their name (a shared phone number must not erase or suppress the other person)."""
+        return [i for i in self.identifiers if i not in self.others]
 
 
 class PersonNotFound(LookupError):
@@ -52,10 +60,16 @@ def person_of(conn: Connection, profile_id: str) -> Person:
     owned = conn.execute(select(_identities.c.type, _identities.c.value).where(_identities.c.profile_id.in_(pids)))
     ids.update((row.type, row.value) for row in owned)
     records = conn.execute(select(_index.c.stream, _index.c.key).where(_index.c.set_id.in_(set_ids))).all()
+    values = sorted({v for _, v in ids})
+    owned_elsewhere = select(_identities.c.type, _identities.c.value).where(
+        _identities.c.value.in_(values), _identities.c.profile_id.not_in(pids)
+    )
+    others = {(r.type, r.value) for r in conn.execute(owned_elsewhere)} & ids if values else set()
     return Person(
         profile_id=profile_id,
         profile_ids=pids,
         set_ids=set_ids,
         identifiers=sorted(ids),
         records=sorted((r.stream, r.key) for r in records),
+        others=frozenset(others),
     )

@@ -21,8 +21,8 @@ PAGE = 1_000
 _quarantine, _runs, _state = table_of(QuarantineRecord), table_of(SyncRun), table_of(SyncState)
 
 
-def delete_quarantined(conn: Connection, traces: Traces) -> int:
-    """Delete the quarantine rows that carry the person; how many."""
+def quarantined_ids(conn: Connection, traces: Traces) -> list[int]:
+    """The ids of the quarantine rows that carry the person (payload, record key or reason)."""
     found: list[int] = []
     last = -1
     while True:
@@ -33,9 +33,14 @@ def delete_quarantined(conn: Connection, traces: Traces) -> int:
             .limit(PAGE)
         ).all()
         if not page:
-            break
+            return found
         last = page[-1].id
         found += [r.id for r in page if traces.in_quarantine(r.payload, r.record_key, r.reason)]
+
+
+def delete_quarantined(conn: Connection, traces: Traces) -> int:
+    """Delete the quarantine rows that carry the person; how many."""
+    found = quarantined_ids(conn, traces)
     for chunk in chunks(found):
         conn.execute(delete(_quarantine).where(_quarantine.c.id.in_(chunk)))
     return len(found)

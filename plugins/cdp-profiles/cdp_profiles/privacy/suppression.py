@@ -20,7 +20,6 @@ screen at all (the run does no screening). Otherwise:
 from __future__ import annotations
 
 import re
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,13 +32,15 @@ from cdp_core.screens import RecordScreen
 from cdp_core.store.engine import make_engine
 from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from cdp_profiles.identity import IdentityConfig, identity_section
 from cdp_profiles.privacy.config import privacy_of
+from cdp_profiles.privacy.identifiers import split_identifier
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
 from cdp_profiles.store.profiles import ProfileWriter
+from cdp_profiles.store.queries import PHONE_LIKE
 
 _suppressions, _requests = table_of(Suppression), table_of(PrivacyRequest)
 
@@ -48,7 +49,6 @@ Normalize = Callable[[str, Any], tuple[str | None, str]]
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s,;:<>()\[\]{}\"'\\|]+@[^\s,;:<>()\[\]{}\"'\\|]+")
 _PHONE_IN_TEXT = re.compile(r"\+?\d[\d ()./-]{4,22}\d")
-_PHONE_LIKE = re.compile(r"\+?[\d\s()./-]{6,24}")
 _WORDS = re.compile(r"[\s,;:<>()\[\]{}\"'\\|=]+")
 _LONGEST = 1_000
 """A longer text is only searched for the identifiers inside it, never read as one whole."""
@@ -117,7 +117,7 @@ def _candidates(type_name: str, text: str) -> Iterator[str]:
             yield from _EMAIL_IN_TEXT.findall(whole)
     elif type_name == "phone":
         # Only what looks like a number is parsed: a phone number costs ~100 us to parse.
-        if len(whole) <= _LONGEST and _PHONE_LIKE.fullmatch(whole):
+        if len(whole) <= _LONGEST and PHONE_LIKE.fullmatch(whole):
             yield whole
         else:
             yield from _PHONE_IN_TEXT.findall(whole)
@@ -176,20 +176,12 @@ class NotAnIdentifier(ValueError):
     """The text names no identifier that can be suppressed; the message says why."""
 
 
-_TYPE = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def parse_identifier(text: str, normalize: Normalize) -> Named:
     """``TYPE:VALUE``, or a bare email address or phone number, normalized as the store does."""
-    stripped = text.strip()
-    head, sep, rest = stripped.partition(":")
-    if sep and _TYPE.fullmatch(head):
-        type_name, value = head, rest
-    elif "@" in stripped:
-        type_name, value = "email", stripped
-    elif _PHONE_LIKE.fullmatch(stripped):
-        type_name, value = "phone", stripped
-    else:
+    type_name, value = split_identifier(text)
+    if not type_name:
         raise NotAnIdentifier(
             "not an email address or a phone number; write TYPE:VALUE (email:..., phone:..., hubspot_id:...)"
         )
@@ -228,23 +220,3 @@ def remove_suppression(conn: Connection, key: PrivacyKey, named: Named) -> int:
     digest = key.hash_identifier(named.type, named.value)
     return conn.execute(delete(_suppressions).where(_suppressions.c.hash == digest)).rowcount
 
-
-def audit(
-    conn: Connection,
-    kind: str,
-    outcome: str,
-    subject: str | None,
-    reason: str | None,
-    details: dict[str, Any],
-    now: datetime,
-    request_id: str | None = None,
-) -> str:
-    """Write one ``privacy_requests`` row (the audit log; ``subject`` a keyed hash); returns its id."""
-    request_id = request_id or uuid.uuid4().hex
-    conn.execute(
-        insert(_requests).values(
-            id=request_id, kind=kind, created_at=now, finished_at=now, outcome=outcome,
-            subject=subject, reason=reason, details=details,
-        )
-    )  # fmt: skip
-    return request_id

@@ -61,7 +61,7 @@ def queue_targets(
         for r in found:
             rows[r.destination].append(AudienceRow(audience_id=r.audience_id, row=r.row))
     identifiers: dict[str, list[str]] = defaultdict(list)
-    for type_name, value in person.identifiers:
+    for type_name, value in person.own:
         identifiers[type_name].append(value)
     states: dict[str, str] = {}
     values = []

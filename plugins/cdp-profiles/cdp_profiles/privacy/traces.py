@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from cdp_profiles.store.queries import PHONE_LIKE
+
 MARK = "[forgotten]"
 """What replaces an identifier in a run text."""
-
-_PHONE_LIKE = re.compile(r"\+?[\d\s()./-]{6,24}")
 
 Normalize = Callable[[str, Any], tuple[str | None, str]]
 """The store's identifier normalization: (type, raw value) -> (normalized or None, why not)."""
@@ -84,7 +84,7 @@ class Traces:
         text = str(leaf)
         if pattern.search(text):
             return True
-        guess = "email" if "@" in text else "phone" if _PHONE_LIKE.fullmatch(text.strip()) else None
+        guess = "email" if "@" in text else "phone" if PHONE_LIKE.fullmatch(text.strip()) else None
         if guess is None:
             return False
         normalized, _ = self.normalize(guess, text)

@@ -35,9 +35,9 @@ RECENT_ORDERS = 20
 NOT_REVENUE = ("cancelled", "canceled", "refunded", "voided")  # left out of totals, still counted and listed
 NAME_TRAITS = (("first_name", "last_name"), ("firstname", "lastname"), ("given_name", "family_name"))
 FULL_NAME_TRAITS = ("name", "full_name", "fullname")
-_TYPE = re.compile(r"[a-z][a-z0-9_]*")
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _PROFILE_ID = re.compile(r"[0-9a-f]{32}")
-_PHONE_LIKE = re.compile(r"\+?[\d\s()./-]{6,24}")
+PHONE_LIKE = re.compile(r"\+?[\d\s()./-]{6,24}")
 _MAX_HOPS = 16
 _TYPE_ORDER = {"email": 0, "phone": 1}
 _NEVER = datetime.max.replace(tzinfo=UTC)
@@ -352,7 +352,7 @@ def lookup_profile(engine: Engine, identifier: str, identity_config: IdentityCon
     normalize = ProfileWriter(engine, identity_config).normalize_identifier
     text, found = identifier.strip(), Lookup(query=identifier)
     head, sep, rest = text.partition(":")
-    typed = bool(sep) and _TYPE.fullmatch(head) is not None
+    typed = bool(sep) and TYPE_NAME.fullmatch(head) is not None
     with engine.connect() as conn:
         hits: list[tuple[str, str]] = []  # (profile the identifier names, what matched)
         if typed and head == "profile" or not typed and _PROFILE_ID.fullmatch(text.lower()):
@@ -360,7 +360,7 @@ def lookup_profile(engine: Engine, identifier: str, identity_config: IdentityCon
             if conn.execute(select(_profiles.c.id).where(_profiles.c.id == named)).first():
                 hits = [(named, f"profile:{named}")]
         if not hits and not (typed and head == "profile"):  # TYPE:VALUE, a bare email or phone, or any exact value
-            type_name = head if typed else "email" if "@" in text else "phone" if _PHONE_LIKE.fullmatch(text) else ""
+            type_name = head if typed else "email" if "@" in text else "phone" if PHONE_LIKE.fullmatch(text) else ""
             value, why = normalize(type_name, rest if typed else text) if type_name else (None, "")
             found.problem = why or None
             wanted = [sa.tuple_(_identities.c.type, _identities.c.value) == (type_name, value)] if value else []
