@@ -16,20 +16,14 @@ SCHEDULE = "15 3 * * *"
 
 def refresh_everyone(config: Any) -> str | None:
     """``cdp segments refresh`` for the scheduler; nothing to do without segments or computed traits."""
-    from cdp_core.store.engine import make_engine
-
     from cdp_profiles.membership.engine import configured, rules_of
     from cdp_profiles.membership.refresh import refresh
-    from cdp_profiles.store.schema import ensure_schema
+    from cdp_profiles.store.schema import job_store
 
     if not configured(config):
         return "no segments or computed traits configured"
-    engine = make_engine(config.store_url)
-    try:
-        ensure_schema(engine)
+    with job_store(config) as engine:
         result = refresh(engine, rules_of(config))
-    finally:
-        engine.dispose()
     members = ", ".join(f"{c.segment} {c.members:,} (+{c.entered:,}/-{c.left:,})" for c in result.segments)
     return f"computed traits: {result.computed_rows:,} values; segments: {members or 'none'}"
 

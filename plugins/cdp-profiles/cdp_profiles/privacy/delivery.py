@@ -237,17 +237,12 @@ def settle(engine: Engine, now: datetime) -> dict[str, str]:
 
 def forget_at_destinations(config: Any) -> str | None:
     """The ``privacy-forget`` job: deliver every due target (nothing to do without pending ones)."""
-    from cdp_core.store.engine import make_engine
     from cdp_core.timeutil import utc_now
 
-    from cdp_profiles.store.schema import ensure_schema
+    from cdp_profiles.store.schema import job_store
 
-    engine = make_engine(config.store_url)
-    try:
-        ensure_schema(engine)
+    with job_store(config) as engine:
         return deliver_due(config, engine, utc_now()).summary()
-    finally:
-        engine.dispose()
 
 
 PRIVACY_FORGET = Job(

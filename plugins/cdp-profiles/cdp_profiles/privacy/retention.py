@@ -145,19 +145,13 @@ SCHEDULE = "45 3 * * *"
 
 def purge_on_schedule(config: Any) -> str | None:
     """``cdp privacy purge`` for the scheduler; nothing to do without ``[privacy.retention]``."""
-    from cdp_core.store.engine import make_engine
-
-    from cdp_profiles.store.schema import ensure_schema
+    from cdp_profiles.store.schema import job_store
 
     retention = privacy_of(config.sections).retention
     if not retention.periods():
         return "no retention configured ([privacy.retention])"
-    engine = make_engine(config.store_url)
-    try:
-        ensure_schema(engine)
+    with job_store(config) as engine:
         return purge(engine, retention, utc_now()).summary()
-    finally:
-        engine.dispose()
 
 
 RETENTION_JOB = Job(

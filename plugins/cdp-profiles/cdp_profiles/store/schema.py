@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cdp_core.store.schema import History, create_schema
 from sqlalchemy import Engine
@@ -44,3 +47,16 @@ def ensure_schema(engine: Engine) -> None:
     from cdp_profiles.store import audience_models, privacy_models, profile_models, segment_models  # noqa: F401
 
     create_schema(engine, PROFILES)
+
+
+@contextmanager
+def job_store(config: Any) -> Iterator[Engine]:
+    """The store of a loaded config, brought to the newest schema, for a scheduler job; disposed after."""
+    from cdp_core.store.engine import make_engine
+
+    engine = make_engine(config.store_url)
+    try:
+        ensure_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
