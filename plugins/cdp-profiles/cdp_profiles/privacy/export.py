@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from cdp_core.records import RecordKind
+from cdp_core.store.ingest_models import IngestLogRow
 from cdp_core.store.models import QuarantineRecord
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
@@ -22,7 +23,7 @@ from cdp_profiles.consent import latest_consents
 from cdp_profiles.privacy.audience_keys import person_member_keys
 from cdp_profiles.privacy.erase import chunks
 from cdp_profiles.privacy.person import Person
-from cdp_profiles.privacy.run_traces import quarantined_ids
+from cdp_profiles.privacy.run_traces import logged_ids, quarantined_ids
 from cdp_profiles.privacy.traces import Normalize, Traces
 from cdp_profiles.store import audience_models as a
 from cdp_profiles.store import profile_models as m
@@ -40,6 +41,7 @@ _profiles, _identities, _merges, _sets, _index = (
 )
 _computed, _members, _history = (table_of(t) for t in (s.ComputedTrait, s.SegmentMember, s.SegmentHistory))
 _audience, _pending, _quarantine = table_of(a.AudienceMember), table_of(a.AudiencePending), table_of(QuarantineRecord)
+_log = table_of(IngestLogRow)
 
 KIND_TABLES: dict[str, Table] = {
     str(RecordKind.profile): table_of(m.ProfileRecord),
@@ -122,7 +124,8 @@ def export_document(conn: Connection, person: Person, exported_at: datetime, nor
         ),
         "audiences": _mirror_rows(conn, _audience, keys),
         "audiences_staged": _mirror_rows(conn, _pending, keys),
-        "quarantine": _quarantined(conn, traces),
+        "quarantine": _by_ids(conn, _quarantine, quarantined_ids(conn, traces), drop=("fingerprint",)),
+        "ingest_log": _by_ids(conn, _log, logged_ids(conn, traces), drop=("txid",)),
     }
     return document
 
@@ -164,11 +167,10 @@ def _origin(sort_key: str | None) -> dict[str, Any]:
     return {"first_seen": plain(sortkey.decode(sort_key).when), "record": sortkey.record_of(sort_key) or None}
 
 
-def _quarantined(conn: Connection, traces: Traces) -> list[dict[str, Any]]:
-    """Quarantined records that carry the person, recognized as forget recognizes them (a rejected
-    record never reached a profile, so this is a search by their identifiers, not a link)."""
+def _by_ids(conn: Connection, table: Table, ids: list[int], drop: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows of a kernel table that carry the person (found by their identifiers: a quarantined record or
+    a logged message never reached a profile, so this is a search, not a link), in id order."""
     out: list[dict[str, Any]] = []
-    for chunk in chunks(quarantined_ids(conn, traces)):
-        stmt = select(_quarantine).where(_quarantine.c.id.in_(chunk)).order_by(_quarantine.c.id)
-        out += _rows(conn, stmt, drop=("fingerprint",))
+    for chunk in chunks(ids):
+        out += _rows(conn, select(table).where(table.c.id.in_(chunk)).order_by(table.c.id), drop=drop)
     return out

@@ -37,7 +37,7 @@ from cdp_profiles.privacy.erase import delete_person
 from cdp_profiles.privacy.identifiers import asked_for
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.privacy.person import person_of
-from cdp_profiles.privacy.run_traces import delete_quarantined, prune_cursors, scrub_runs
+from cdp_profiles.privacy.run_traces import delete_logged, delete_quarantined, prune_cursors, scrub_runs
 from cdp_profiles.privacy.suppression import add_suppressions
 from cdp_profiles.privacy.targets import PENDING, queue_targets
 from cdp_profiles.privacy.traces import MARK, Traces
@@ -102,6 +102,7 @@ def forget(
         destinations = queue_targets(conn, config, request_id, person, keys, key, now)
         deleted = delete_person(conn, person, keys)
         deleted["quarantine"] = delete_quarantined(conn, traces)
+        deleted["ingest_log"] = delete_logged(conn, traces)
         scrubbed = {"sync_runs": scrub_runs(conn, traces), "sync_state": prune_cursors(conn, traces)}
         suppressed = add_suppressions(conn, key, person.own, request_id, now)
         outcome = PENDING if PENDING in destinations.values() else DONE

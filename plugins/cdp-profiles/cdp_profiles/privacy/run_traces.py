@@ -1,15 +1,18 @@
-"""Removing one person from the kernel's tables: quarantine entries, run texts and cursors.
+"""Removing one person from the kernel's tables: quarantine entries, the ingest log, run texts and cursors.
 
 These tables name a person only inside text and JSON (:mod:`cdp_profiles.privacy.traces`
 says how they are recognized), so each is read in chunks of :data:`PAGE` rows, judged in
 Python, and written back in one statement per chunk: the quarantine rows that carry
-the person deleted, the run texts and cursors that quote them rewritten.
+the person deleted, the ingest log's messages that carry them deleted (never read, or read
+already: a repeated message is screened by the suppression list), the run texts and cursors
+that quote them rewritten.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from cdp_core.store.ingest_models import IngestLogRow
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -19,31 +22,48 @@ from cdp_profiles.privacy.traces import Traces
 
 PAGE = 1_000
 _quarantine, _runs, _state = table_of(QuarantineRecord), table_of(SyncRun), table_of(SyncState)
+_log = table_of(IngestLogRow)
 
 
 def quarantined_ids(conn: Connection, traces: Traces) -> list[int]:
     """The ids of the quarantine rows that carry the person (payload, record key or reason)."""
+    columns = (_quarantine.c.payload, _quarantine.c.record_key, _quarantine.c.reason)
+    return _carrying(conn, _quarantine.c.id, columns, traces)
+
+
+def logged_ids(conn: Connection, traces: Traces) -> list[int]:
+    """The ids of the ingest log's messages that carry the person (body or message id)."""
+    return _carrying(conn, _log.c.id, (_log.c.body, _log.c.message_id, None), traces)
+
+
+def _carrying(conn: Connection, id_column: Any, columns: tuple[Any, Any, Any], traces: Traces) -> list[int]:
+    """Ids of the rows whose (JSON, key, text) ``columns`` carry the person, read in pages by id."""
     found: list[int] = []
     last = -1
+    payload, key, text = columns
     while True:
-        page = conn.execute(
-            select(_quarantine.c.id, _quarantine.c.payload, _quarantine.c.record_key, _quarantine.c.reason)
-            .where(_quarantine.c.id > last)
-            .order_by(_quarantine.c.id)
-            .limit(PAGE)
-        ).all()
+        wanted = [id_column, payload, key] + ([text] if text is not None else [])
+        page = conn.execute(select(*wanted).where(id_column > last).order_by(id_column).limit(PAGE)).all()
         if not page:
             return found
-        last = page[-1].id
-        found += [r.id for r in page if traces.in_quarantine(r.payload, r.record_key, r.reason)]
+        last = page[-1][0]
+        found += [r[0] for r in page if traces.in_quarantine(r[1], r[2], r[3] if text is not None else None)]
 
 
 def delete_quarantined(conn: Connection, traces: Traces) -> int:
     """Delete the quarantine rows that carry the person; how many."""
-    found = quarantined_ids(conn, traces)
-    for chunk in chunks(found):
-        conn.execute(delete(_quarantine).where(_quarantine.c.id.in_(chunk)))
-    return len(found)
+    return _delete_ids(conn, _quarantine, quarantined_ids(conn, traces))
+
+
+def delete_logged(conn: Connection, traces: Traces) -> int:
+    """Delete the ingest log's messages that carry the person; how many."""
+    return _delete_ids(conn, _log, logged_ids(conn, traces))
+
+
+def _delete_ids(conn: Connection, table: Any, ids: list[int]) -> int:
+    for chunk in chunks(ids):
+        conn.execute(delete(table).where(table.c.id.in_(chunk)))
+    return len(ids)
 
 
 def scrub_runs(conn: Connection, traces: Traces) -> int:
