@@ -148,17 +148,24 @@ class Runner:
         return run
 
     def context(self, connector: str) -> ConnectorContext:
-        services = {"http": self.http, **self.services}
-        if isinstance(services["http"], HttpFactory):  # one given in `services` (tests) is bound alike
-            services["http"] = services["http"].for_connector(connector, redactor=self.config.redact)
-        return ConnectorContext(
-            name=connector,
-            store_url=self.config.store_url,
-            base_dir=self.config.path.parent.resolve(),
-            logger=logging.getLogger(f"cdp.connector.{connector}"),
-            services=services,
-            sections=self.config.sections,
-        )
+        return connector_context(self.config, connector, {"http": self.http, **self.services})
+
+
+def connector_context(config: Config, connector: str, services: dict[str, Any]) -> ConnectorContext:
+    """The context a connector's plugin instance is built with, in a run or outside one (a privacy
+    command asking a destination to forget someone); an ``HttpFactory`` in ``services["http"]`` is
+    bound to the connector (its rate limit, its secrets redacted)."""
+    services = dict(services)
+    if isinstance(services.get("http"), HttpFactory):
+        services["http"] = services["http"].for_connector(connector, redactor=config.redact)
+    return ConnectorContext(
+        name=connector,
+        store_url=config.store_url,
+        base_dir=config.path.parent.resolve(),
+        logger=logging.getLogger(f"cdp.connector.{connector}"),
+        services=services,
+        sections=config.sections,
+    )
 
 
 class _Execution:

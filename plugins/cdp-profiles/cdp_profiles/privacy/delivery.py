@@ -31,13 +31,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cdp_core.base import ConnectorContext, Destination
+from cdp_core.base import Destination
 from cdp_core.config import Config
 from cdp_core.forget import ForgetResult, ForgetState, ForgetSubject, scrub
 from cdp_core.http import HttpFactory
 from cdp_core.http.factory import default_factory
 from cdp_core.jobs import Job
-from cdp_core.runner import describe_error
+from cdp_core.runner import connector_context, describe_error
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Engine, and_, case, func, select, update
@@ -141,14 +141,7 @@ def _deliver_to(
     if not getattr(cls, "supports_forget", False):
         answer = f"connector {name!r} ({connector.type}) can no longer forget a person: act at the vendor by hand"
         return [ForgetResult(state=ForgetState.failed, answer=answer)] * len(rows)
-    context = ConnectorContext(
-        name=name,
-        store_url=config.store_url,
-        base_dir=config.path.parent.resolve(),
-        logger=logging.getLogger(f"cdp.connector.{name}"),
-        services={"http": factory.for_connector(name, redactor=config.redact)},
-        sections=config.sections,
-    )
+    context = connector_context(config, name, {"http": factory})
     empty = ForgetSubject()
     try:
         destination: Destination = cls(connector.config, context, None)
