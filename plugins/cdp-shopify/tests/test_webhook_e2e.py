@@ -4,6 +4,7 @@ order updating those rows instead of adding new ones. Both databases."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,22 @@ def test_a_connector_without_its_webhook_secret_refuses_every_delivery(
         assert served.logged() == []
         [note] = served.serving.notes
         assert note.startswith("connectors.shop: its webhook answers 401 to every request: ") and why in note
+
+
+def test_a_continuous_graph_stores_the_customer_within_seconds(
+    tmp_path: Path, register_plugin: RegisterPlugin, store_url: str
+) -> None:
+    """`continuous = true`: cdp serve runs the graph on the webhook streams as deliveries arrive, no sync by hand."""
+    plugins = register_plugin(cdp_shopify, extra=["profiles"])
+    config = CONFIG.replace(
+        "[syncs.live.nodes.customers]", "[syncs.live]\ncontinuous = true\n\n[syncs.live.nodes.customers]"
+    )
+    with serve_config(tmp_path, config, plugins, env=ENV, store_url=store_url) as served:
+        assert served.serving.worker.graphs == ["live"]
+        assert deliver(served, "customers/create", CUSTOMER, "wh-1").status_code == 200
+        stored = "SELECT stream, key FROM record_index WHERE kind = 'profile'"
+        deadline = time.monotonic() + 60
+        while not (found := query(served, stored)):
+            assert time.monotonic() < deadline, "the continuous graph did not store the customer within 60 s"
+            time.sleep(0.05)
+        assert found == [("shop.customers", str(CUSTOMER["id"]))]
