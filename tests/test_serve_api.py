@@ -284,14 +284,17 @@ def test_over_the_rate_limit_gets_429_with_retry_after(client: TestClient, engin
     assert stored(engine) == 7
 
 
-def test_a_store_that_cannot_take_the_write_gets_503(state: ServeState) -> None:
-    class Failing(GroupCommitter):
-        def submit(self, entries: Any) -> Future[AppendResult]:
-            future: Future[AppendResult] = Future()
-            future.set_exception(RuntimeError("disk full"))
-            return future
+class FailingCommitter(GroupCommitter):
+    """A store that refuses every write."""
 
-    state.committer = Failing(state.engine)
+    def submit(self, entries: Any) -> Future[AppendResult]:
+        future: Future[AppendResult] = Future()
+        future.set_exception(RuntimeError("disk full"))
+        return future
+
+
+def test_a_store_that_cannot_take_the_write_gets_503(state: ServeState) -> None:
+    state.committer = FailingCommitter(state.engine)
     with TestClient(build_app(state)) as client:
         refused(client.post("/v1/track", json={"userId": "u", "event": "E"}, headers=auth(WEB_KEY)), 503, "retry")
 
@@ -358,13 +361,7 @@ def test_a_webhook_delivery_over_5_mb_gets_400(client: TestClient, engine: Engin
 
 
 def test_a_webhook_the_store_cannot_take_gets_503(state: ServeState) -> None:
-    class Failing(GroupCommitter):
-        def submit(self, entries: Any) -> Future[AppendResult]:
-            future: Future[AppendResult] = Future()
-            future.set_exception(RuntimeError("disk full"))
-            return future
-
-    state.committer = Failing(state.engine)
+    state.committer = FailingCommitter(state.engine)
     body = json.dumps({"id": 7}).encode()
     with TestClient(build_app(state)) as client:
         refused(client.post("/webhooks/toys", content=body, headers=signed(body)), 503, "retry")

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from starlette.testclient import TestClient
 
 from cdp_core.config import Config, load_config
@@ -52,6 +52,11 @@ class Served:
     def run(self, graph: str, *, services: dict[str, Any] | None = None) -> RunInfo:
         """Run ``graph`` once with the real runner on the same config and store."""
         return Runner(self.config, self.plugins, self.system, services=dict(services or {})).run(graph)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of a SQL query on the store, as tuples (to check what a graph stored)."""
+        with self.system.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
 
     def logged(self, source: str | None = None) -> list[Any]:
         """The ingest log's rows (of ``source``), in id order."""

@@ -14,7 +14,6 @@ from cdp_core.http import HttpFactory
 from cdp_core.testing import RegisterPlugin
 from cdp_core.testing.serve import Served, serve_config
 from meta_fake import APP_SECRET, FORM_A, FORM_B, TOKEN, FakeLead, FakeLeads, event, lead, leads_url, raw, route, sign
-from sqlalchemy import text
 
 import cdp_meta_leads
 
@@ -67,11 +66,6 @@ def post(served: Served, payload: dict[str, Any], signature: str | None = None) 
     return served.client.post("/webhooks/meta", content=body, headers=headers)
 
 
-def query(served: Served, sql: str) -> list[tuple[Any, ...]]:
-    with served.system.engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(sql))]
-
-
 def test_the_subscription_handshake(served: Served) -> None:
     check = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
     answer = served.client.get("/webhooks/meta", params=check)
@@ -112,8 +106,8 @@ def test_the_graph_reads_each_lead_and_stores_the_pull_streams_records(
     assert fake.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
 
     index = "SELECT stream, key, kind FROM record_index ORDER BY stream"
-    assert query(served, index) == [("meta.leads", LEAD["id"], "profile"), ("meta.submissions", LEAD["id"], "event")]
-    assert query(served, "SELECT value FROM identities WHERE type = 'email'") == [("lead7@example.com",)]
+    assert served.query(index) == [("meta.leads", LEAD["id"], "profile"), ("meta.submissions", LEAD["id"], "event")]
+    assert served.query("SELECT value FROM identities WHERE type = 'email'") == [("lead7@example.com",)]
 
     # The pull of the same form finds the lead, its answers corrected since: the same rows, updated.
     corrected = LEAD | {"field_data": [{"name": "email", "values": ["lead7@example.com"]},
@@ -122,10 +116,10 @@ def test_the_graph_reads_each_lead_and_stores_the_pull_streams_records(
     pull = served.run("pull", services=services)
     assert pull.status == "succeeded", pull.error
     assert (pull.nodes["leads"].records_out, pull.nodes["submissions"].records_out) == (1, 1)
-    assert query(served, index) == [("meta.leads", LEAD["id"], "profile"), ("meta.submissions", LEAD["id"], "event")]
-    assert query(served, "SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(1,)]
-    assert query(served, "SELECT count(*) FROM events") == [(1,)]
-    [(data,)] = query(served, "SELECT data FROM profile_records")
+    assert served.query(index) == [("meta.leads", LEAD["id"], "profile"), ("meta.submissions", LEAD["id"], "event")]
+    assert served.query("SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(1,)]
+    assert served.query("SELECT count(*) FROM events") == [(1,)]
+    [(data,)] = served.query("SELECT data FROM profile_records")
     assert (json.loads(data) if isinstance(data, str) else data)["city"] == "Bremen"  # SQLite: JSON text
 
 

@@ -16,7 +16,7 @@ from cdp_core.testing.serve import Served, serve_config
 from cdp_profiles.store.profile_models import Identity, Profile
 from shopify_fake import BASE, SHOP, TOKEN, FakeShopify
 from shopify_webhook_samples import CUSTOMER, ORDER, SECRET, headers, raw
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 import cdp_shopify
 
@@ -68,11 +68,6 @@ def deliver(served: Served, topic: str, payload: dict[str, Any], webhook_id: str
     return served.client.post(
         "/webhooks/shop", content=body, headers=headers(topic, body, webhook_id=webhook_id) | changed
     )
-
-
-def query(served: Served, sql: str) -> list[tuple[Any, ...]]:
-    with served.system.engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(sql))]
 
 
 def bobs_traits(served: Served) -> dict[str, Any]:
@@ -137,14 +132,14 @@ def test_webhook_records_are_the_pull_records_a_later_pull_updates_them(
     customer_id, order_id = str(CUSTOMER["id"]), str(ORDER["id"])
     # the pull streams' names and keys
     index = "SELECT stream, key, kind FROM record_index ORDER BY stream, key"
-    assert query(served, index) == [
+    assert served.query(index) == [
         ("shop.consents", f"{customer_id}:email", "consent"),
         ("shop.customers", customer_id, "profile"),
         ("shop.orders", order_id, "order"),
     ]
     emails = "SELECT value FROM identities WHERE type = 'email' ORDER BY value"
-    assert query(served, emails) == [("bob@biller.com",), ("john@example.com",)]  # the order's buyer too
-    assert query(served, "SELECT order_id, status FROM orders") == [(order_id, "voided")]
+    assert served.query(emails) == [("bob@biller.com",), ("john@example.com",)]  # the order's buyer too
+    assert served.query("SELECT order_id, status FROM orders") == [(order_id, "voided")]
 
     # Nothing new in the log: the next live run reads nothing.
     assert served.run("live", services=services).nodes["customers"].records_out == 0
@@ -157,21 +152,21 @@ def test_webhook_records_are_the_pull_records_a_later_pull_updates_them(
     pull = served.run("pull", services=services)
     assert pull.status == "succeeded", pull.error
     assert (pull.nodes["customers"].records_out, pull.nodes["orders"].records_out) == (1, 1)
-    assert query(served, index) == [
+    assert served.query(index) == [
         ("shop.consents", f"{customer_id}:email", "consent"),
         ("shop.customers", customer_id, "profile"),
         ("shop.orders", order_id, "order"),
     ]
-    assert query(served, "SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(2,)]  # Bob, John
+    assert served.query("SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(2,)]  # Bob, John
     assert bobs_traits(served)["first_name"] == "Robert"
-    assert query(served, "SELECT order_id, status FROM orders") == [(order_id, "paid")]
+    assert served.query("SELECT order_id, status FROM orders") == [(order_id, "paid")]
 
     # A webhook of the later update after the pull: the same rows again.
     newer = customer | {"last_name": "Billings", "updated_at": "2022-01-03T10:00:00-05:00"}
     assert deliver(served, "customers/update", newer, "wh-5").json()["accepted"] == 1
     assert served.run("live", services=services).status == "succeeded"
-    assert query(served, "SELECT count(*) FROM record_index") == [(3,)]
-    assert query(served, "SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(2,)]
+    assert served.query("SELECT count(*) FROM record_index") == [(3,)]
+    assert served.query("SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(2,)]
     assert bobs_traits(served)["last_name"] == "Billings"
 
 
@@ -228,7 +223,7 @@ def test_a_continuous_graph_stores_the_customer_within_seconds(
         assert deliver(served, "customers/create", CUSTOMER, "wh-1").status_code == 200
         stored = "SELECT stream, key FROM record_index WHERE kind = 'profile'"
         deadline = time.monotonic() + 60
-        while not (found := query(served, stored)):
+        while not (found := served.query(stored)):
             assert time.monotonic() < deadline, "the continuous graph did not store the customer within 60 s"
             time.sleep(0.05)
         assert found == [("shop.customers", str(CUSTOMER["id"]))]

@@ -13,7 +13,6 @@ from cdp_core.http import HttpFactory
 from cdp_core.testing import RegisterPlugin
 from cdp_core.testing.serve import Served, serve_config
 from fake_typeform import FORM_ID, SECRET, TOKEN, FakeTypeform, event, raw, response, sign
-from sqlalchemy import text
 
 import cdp_typeform
 
@@ -61,11 +60,6 @@ def post(served: Served, payload: dict[str, Any], signature: str | None = None) 
     return served.client.post("/webhooks/survey", content=body, headers=headers)
 
 
-def query(served: Served, sql: str) -> list[tuple[Any, ...]]:
-    with served.system.engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(text(sql))]
-
-
 def test_a_signed_response_is_logged_once_a_bad_one_not_at_all(served: Served) -> None:
     assert post(served, event(9)).json() == {"success": True, "accepted": 1, "duplicates": 0}
     assert post(served, event(9)).json() == {"success": True, "accepted": 0, "duplicates": 1}  # Typeform's retry
@@ -85,8 +79,8 @@ def test_the_answer_is_the_pull_streams_record_and_a_later_pull_updates_it(
     assert live.status == "succeeded", live.error
     assert live.nodes["answers"].records_out == 1
     answers = "SELECT stream, key, score, category, comment FROM nps_responses"
-    assert query(served, answers) == [("survey.responses", RESPONSE_TOKEN, 9, "promoter", "Great coffee")]
-    assert query(served, "SELECT value FROM identities WHERE type = 'email'") == [("anna@example.com",)]
+    assert served.query(answers) == [("survey.responses", RESPONSE_TOKEN, 9, "promoter", "Great coffee")]
+    assert served.query("SELECT value FROM identities WHERE type = 'email'") == [("anna@example.com",)]
 
     FakeTypeform(
         [response(RESPONSE_TOKEN, "2024-05-01T09:59:58Z", 10, comment="Great coffee!", email="anna@example.com")]
@@ -94,9 +88,9 @@ def test_the_answer_is_the_pull_streams_record_and_a_later_pull_updates_it(
     pull = served.run("pull", services=services)
     assert pull.status == "succeeded", pull.error
     assert pull.nodes["answers"].records_out == 1
-    assert query(served, answers) == [("survey.responses", RESPONSE_TOKEN, 10, "promoter", "Great coffee!")]
-    assert query(served, "SELECT count(*) FROM record_index") == [(1,)]
-    assert query(served, "SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(1,)]
+    assert served.query(answers) == [("survey.responses", RESPONSE_TOKEN, 10, "promoter", "Great coffee!")]
+    assert served.query("SELECT count(*) FROM record_index") == [(1,)]
+    assert served.query("SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(1,)]
 
 
 def test_a_response_without_a_score_is_quarantined_with_the_reason(served: Served, cdp_http: HttpFactory) -> None:
@@ -108,4 +102,4 @@ def test_a_response_without_a_score_is_quarantined_with_the_reason(served: Serve
     [entry] = served.system.quarantine("live", "answers")
     assert entry["reason"].startswith("typeform: ") and "score" in entry["reason"]
     assert entry["payload"]["message_id"] == "noscore0001"
-    assert query(served, "SELECT key, score FROM nps_responses") == [(RESPONSE_TOKEN, 7)]
+    assert served.query("SELECT key, score FROM nps_responses") == [(RESPONSE_TOKEN, 7)]
