@@ -275,14 +275,9 @@ class Plugins:
         return self.registry.all("job")
 
     @property
-    def webhooks(self) -> list[Registration]:
-        """Webhook handlers (``cdp_core.webhooks.Webhook`` subclasses) by connector type, in type order."""
-        return self.registry.all("webhook")
-
-    def webhook_for(self, type_name: str) -> type[Any] | None:
-        """The webhook class registered for a connector type, or None."""
-        reg = self.registry.get("webhook", type_name)
-        return reg.cls if reg is not None else None
+    def webhooks(self) -> dict[str, type[Any]]:
+        """Webhook handlers (``cdp_core.webhooks.Webhook`` subclasses) the plugins registered, connector type -> class."""
+        return {r.type_name: r.cls for r in self.registry.all("webhook")}
 
     @property
     def migrations(self) -> list[Any]:

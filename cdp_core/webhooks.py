@@ -6,7 +6,8 @@ has a registered :class:`Webhook`, the server builds one with the connector's
 config and context and, per request:
 
 - ``GET``: :meth:`Webhook.handshake` answers a subscription check (Meta's
-  ``hub.challenge``); None means it is not one it knows;
+  ``hub.challenge``); None (not a check, or the wrong verify token): 401. A webhook
+  without a handshake answers GET with 405;
 - ``POST``: :meth:`Webhook.verify` checks the signature on the raw body, in
   constant time; False: 401 and nothing stored. Then :meth:`Webhook.entries` says
   what to append to the ingest log (an empty list: acknowledged, nothing kept); the
@@ -94,9 +95,15 @@ class Webhook(ABC):
     def handshake(self, query: Mapping[str, str]) -> str | None:
         """The answer (text/plain) to a GET subscription check with this query, or None when it is not one.
 
-        None is also the answer to a check with the wrong token: the server then refuses it.
+        None is also the answer to a check with the wrong token: the server then refuses it
+        with 401. A webhook that does not override it takes no GET (405).
         """
         return None
+
+    @classmethod
+    def has_handshake(cls) -> bool:
+        """Whether the class answers GET subscription checks (overrides :meth:`handshake`)."""
+        return cls.handshake is not Webhook.handshake
 
     @abstractmethod
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:

@@ -59,6 +59,12 @@ class ToyWebhook(Webhook):
         return [IngestEntry(self.context.name, headers.get("x-toy-id", ""), "toys/create", data, received_at)]
 
 
+class PostOnlyWebhook(ToyWebhook):
+    """The toy without a subscription check (as Shopify's and Typeform's)."""
+
+    handshake = Webhook.handshake
+
+
 @pytest.fixture
 def engine(store_url: str) -> Iterator[Engine]:
     engine = make_engine(store_url)
@@ -77,7 +83,9 @@ def state(engine: Engine, clock: Clock) -> Iterator[ServeState]:
     committer = GroupCommitter(engine)
     sources = [KeyedSource("web", WEB_KEY), KeyedSource("app", APP_KEY, TokenBucket(2.0, 5.0, clock=clock))]
     hook = ToyWebhook(NoOptions(), ConnectorContext(name="toys"))
-    state = ServeState(engine, committer, sources, {"toys": hook}, now=lambda: NOW)
+    post_only = PostOnlyWebhook(NoOptions(), ConnectorContext(name="posts"))
+    state = ServeState(engine, committer, sources, {"toys": hook, "posts": post_only}, now=lambda: NOW)
+    state.unverifiable = {"locked": "[connectors.locked] sets no secret"}
     yield state
     committer.close()
 
@@ -179,10 +187,11 @@ def test_a_gzip_body_is_read(client: TestClient, engine: Engine) -> None:
 # -- bad input: 4xx with the reason, nothing stored ---------------------------------------------
 
 
-def refused(response: Any, status: int, says: str) -> None:
+def refused(response: Any, status: int, says: str) -> Any:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["success"] is False and says in body["error"], body
+    return response
 
 
 def test_an_unknown_or_missing_write_key_gets_401(client: TestClient, engine: Engine) -> None:
@@ -275,14 +284,17 @@ def test_over_the_rate_limit_gets_429_with_retry_after(client: TestClient, engin
     assert stored(engine) == 7
 
 
-def test_a_store_that_cannot_take_the_write_gets_503(state: ServeState) -> None:
-    class Failing(GroupCommitter):
-        def submit(self, entries: Any) -> Future[AppendResult]:
-            future: Future[AppendResult] = Future()
-            future.set_exception(RuntimeError("disk full"))
-            return future
+class FailingCommitter(GroupCommitter):
+    """A store that refuses every write."""
 
-    state.committer = Failing(state.engine)
+    def submit(self, entries: Any) -> Future[AppendResult]:
+        future: Future[AppendResult] = Future()
+        future.set_exception(RuntimeError("disk full"))
+        return future
+
+
+def test_a_store_that_cannot_take_the_write_gets_503(state: ServeState) -> None:
+    state.committer = FailingCommitter(state.engine)
     with TestClient(build_app(state)) as client:
         refused(client.post("/v1/track", json={"userId": "u", "event": "E"}, headers=auth(WEB_KEY)), 503, "retry")
 
@@ -325,7 +337,34 @@ def signed(body: bytes) -> dict[str, str]:
 def test_a_webhook_handshake(client: TestClient) -> None:
     response = client.get("/webhooks/toys", params={"token": "verify-me", "challenge": "12345"})
     assert response.status_code == 200 and response.text == "12345"
-    refused(client.get("/webhooks/toys", params={"token": "wrong", "challenge": "1"}), 404, "not a verification request")
+    refused(client.get("/webhooks/toys", params={"token": "wrong", "challenge": "1"}), 401, "right verify token")
+    refused(client.get("/webhooks/toys"), 401, "right verify token")
+
+
+def test_a_get_to_a_webhook_without_a_handshake_gets_405(client: TestClient) -> None:
+    response = refused(client.get("/webhooks/posts", params={"token": "verify-me", "challenge": "1"}), 405, "POST only")
+    assert response.headers["Allow"] == "POST"
+
+
+def test_a_webhook_that_cannot_verify_refuses_everything_with_401(client: TestClient, engine: Engine, caplog: Any) -> None:
+    body = json.dumps({"id": 7}).encode()
+    refused(client.post("/webhooks/locked", content=body, headers=signed(body)), 401, "cannot verify deliveries")
+    refused(client.get("/webhooks/locked", params={"token": "verify-me", "challenge": "1"}), 401, "cannot verify")
+    assert stored(engine) == 0
+    assert "webhook locked refused: [connectors.locked] sets no secret" in caplog.text  # the operator is told why
+
+
+def test_a_webhook_delivery_over_5_mb_gets_400(client: TestClient, engine: Engine) -> None:
+    body = json.dumps({"id": 1, "pad": "x" * (5 * 2**20)}).encode()
+    refused(client.post("/webhooks/toys", content=body, headers=signed(body)), 400, "at most 5120 KB")
+    assert stored(engine) == 0
+
+
+def test_a_webhook_the_store_cannot_take_gets_503(state: ServeState) -> None:
+    state.committer = FailingCommitter(state.engine)
+    body = json.dumps({"id": 7}).encode()
+    with TestClient(build_app(state)) as client:
+        refused(client.post("/webhooks/toys", content=body, headers=signed(body)), 503, "retry")
 
 
 def test_a_signed_webhook_is_stored_once_and_a_bad_signature_gets_401(client: TestClient, engine: Engine) -> None:

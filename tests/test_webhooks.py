@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from typer.testing import CliRunner
 
 from cdp_core import ConnectorContext, NoOptions, hookimpl
+from cdp_core.cli import app, common
 from cdp_core.ingest import IngestEntry
 from cdp_core.plugins import load_plugins
 from cdp_core.testing.fakes import ListSource
@@ -70,9 +73,18 @@ class Orphan:
 def test_a_plugins_webhook_is_registered_and_listed() -> None:
     plugins = load_plugins(entry_points=False, extra=[("acme", AcmePlugin())])
     assert plugins.info["acme"].registered["webhooks"] == ["acme"]
-    assert [r.type_name for r in plugins.webhooks] == ["acme"]
-    assert plugins.webhook_for("acme") is AcmeHook
-    assert plugins.webhook_for("csv_file") is None
+    assert plugins.webhooks == {"acme": AcmeHook}
+
+
+def test_cdp_plugins_lists_the_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    plugins = load_plugins(entry_points=False, extra=[("acme", AcmePlugin()), ("lost", Orphan())])
+    monkeypatch.setattr(common, "plugins", lambda: plugins)
+    shown = {p["name"]: p["registered"] for p in json.loads(CliRunner().invoke(app, ["plugins", "--json"]).stdout)}
+    assert shown["acme"] == {"sources": ["acme"], "webhooks": ["acme"]}
+    assert shown["lost"] == {"webhooks": ["nobody (no such source type)"]}
+    table = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["plugins"]).stdout
+    assert "sources: acme; webhooks: acme" in table
+    assert "webhooks: nobody (no such source type)" in table
 
 
 @pytest.mark.parametrize(
@@ -83,21 +95,21 @@ def test_a_bad_webhook_marks_the_plugin_broken(plugin: object, expected: str) ->
     plugins = load_plugins(entry_points=False, extra=[("acme", plugin)])
     info = plugins.info["acme"]
     assert info.status == "broken" and expected in (info.error or "")
-    assert plugins.webhooks == []
+    assert plugins.webhooks == {}
 
 
 def test_a_webhook_of_a_type_no_source_registers_is_left_out_and_shown() -> None:
     plugins = load_plugins(entry_points=False, extra=[("acme", Orphan())])
-    assert plugins.webhooks == [] and plugins.webhook_for("nobody") is None
+    assert plugins.webhooks == {}
     assert plugins.info["acme"].registered["webhooks"] == ["nobody (no such source type)"]
 
 
 def test_two_plugins_registering_one_type_conflict() -> None:
     plugins = load_plugins(entry_points=False, extra=[("acme", AcmePlugin()), ("other", Orphan())])
-    assert plugins.webhook_for("acme") is AcmeHook
+    assert plugins.webhooks == {"acme": AcmeHook}
     twice = type("Twice", (), {"cdp_register_webhooks": hookimpl(lambda self, register: register("acme", AcmeHook))})
     plugins = load_plugins(entry_points=False, extra=[("acme", AcmePlugin()), ("twice", twice())])
-    assert plugins.webhook_for("acme") is None
+    assert plugins.webhooks == {}
     message = plugins.registry.conflict_message("webhook", "acme") or ""
     assert "webhook 'acme' is registered by more than one plugin" in message
     assert "acme" in message.split(":")[-1] and "twice" in message.split(":")[-1]

@@ -40,6 +40,8 @@ def serve(
             stderr.print(f"error: {cfg.redact(problem)}", style="bold red", highlight=False, markup=False)
         raise typer.Exit(common.EXIT_USAGE) from None
     state = serving.state
+    for note in serving.notes:
+        stderr.print(f"warning: {cfg.redact(note)}", style="yellow", highlight=False, markup=False)
     logging.getLogger("cdp.serve").setLevel(logging.INFO)
     stderr.print(
         f"cdp serve: http://{host}:{port} ({len(state.sources)} tracking API sources, {len(state.webhooks)} webhooks, "

@@ -7,7 +7,10 @@ committer shares transactions among concurrent requests). Answers:
   dropped and counted, still 200, as Segment does);
 - 400 ``{"success": false, "error": REASON}``: not JSON, too large, a message that does
   not follow the API, an unknown ``Content-Encoding``; nothing of the request is stored;
-- 401: no write key, or one no ``tracking_api`` connector has (a webhook: a bad signature);
+- 401: no write key, or one no ``tracking_api`` connector has; a webhook delivery whose signature
+  does not match, a subscription check without the right verify token, or any request to a
+  webhook whose connector lacks its secret;
+- 404: no such call or webhook; 405: a GET to a webhook that has no subscription check;
 - 429 with ``Retry-After``: over the key's ``rate_limit``;
 - 503: the store cannot take the write (the sender retries; nothing was acknowledged).
 """
@@ -74,6 +77,8 @@ class ServeState:
     now: Callable[[], datetime] = utc_now
     on_stored: Callable[[], None] = lambda: None
     """Called after a request stored something (wakes the continuous graphs)."""
+    unverifiable: dict[str, str] = field(default_factory=dict)
+    """Connectors of a webhook type that cannot verify a delivery (a secret not set), with why: every request gets 401."""
 
     def source_for(self, key: str | None) -> KeyedSource | None:
         """The source whose write key is ``key``, compared in constant time with every key."""
@@ -144,16 +149,20 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
 
     async def webhook(request: Request) -> Response:
         name = request.path_params["connector"]
+        if (why := state.unverifiable.get(name)) is not None:
+            log.warning("webhook %s refused: %s", name, why)  # the operator's problem: not told to the caller
+            return _refuse(state, name, Refused(401, "not_configured", "this webhook cannot verify deliveries"))
         handler = state.webhooks.get(name)
         if handler is None:
             return _refuse(state, name, Refused(404, "not_found", f"no webhook for connector {name!r}"))
-        if (missing := handler.unavailable()) is not None:
-            log.warning("webhook %s refused: %s", name, missing)  # the operator's problem: not told to the caller
-            return _refuse(state, name, Refused(401, "not_configured", "this webhook cannot verify deliveries"))
         if request.method == "GET":
+            if not handler.has_handshake():
+                refused = Refused(405, "method_not_allowed", "this webhook takes POST only", {"Allow": "POST"})
+                return _refuse(state, name, refused)
             answer = handler.handshake(dict(request.query_params))
             if answer is None:
-                return _refuse(state, name, Refused(404, "not_found", "not a verification request this webhook knows"))
+                refused = Refused(401, "bad_verify_token", "not a subscription check with the right verify token")
+                return _refuse(state, name, refused)
             return PlainTextResponse(answer)
         try:
             raw = await _read_body(request, MAX_WEBHOOK, "delivery")

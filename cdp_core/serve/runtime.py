@@ -19,6 +19,7 @@ from cdp_core.serve.continuous import ContinuousWorker
 from cdp_core.serve.metrics import Metrics
 from cdp_core.serve.ratelimit import TokenBucket
 from cdp_core.store import SystemStore
+from cdp_core.webhooks import Webhook
 
 log = logging.getLogger("cdp.serve")
 
@@ -44,6 +45,14 @@ class Serving:
 
     state: ServeState
     worker: ContinuousWorker
+
+    @property
+    def notes(self) -> list[str]:
+        """What the operator should know at the start: the webhooks that refuse every delivery, and why."""
+        return [
+            f"connectors.{name}: its webhook answers 401 to every request: {why}"
+            for name, why in self.state.unverifiable.items()
+        ]
 
     def app(self) -> Starlette:
         worker, state = self.worker, self.state
@@ -75,8 +84,16 @@ def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll
     committer = GroupCommitter(system.engine, observe=metrics.committed)
     runner = Runner(config, plugins, system)
     sources: list[KeyedSource] = []
-    webhooks = {}
-    webhook_types = {r.type_name: r.cls for r in plugins.webhooks}
+    webhooks: dict[str, Webhook] = {}
+    webhook_types = plugins.webhooks
+    # A connector of a webhook type that cannot verify deliveries (a secret or another option not
+    # set, e.g. its ${ENV} variable missing) is still served: every request gets 401, and the
+    # operator is told why at the start (Serving.notes) and with each refused request (the log).
+    unverifiable = {
+        name: "; ".join(config.unavailable[name])
+        for name, raw in config.root.connectors.items()
+        if raw.get("type") in webhook_types and name in config.unavailable
+    }
     for name, connector in sorted(config.connectors.items()):
         if connector.type == TYPE_NAME:
             assert isinstance(connector.config, TrackingApiConfig)
@@ -84,7 +101,11 @@ def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll
             bucket = TokenBucket(limit.per_second, limit.capacity) if limit else None
             sources.append(KeyedSource(name, connector.config.write_key.get_secret_value(), bucket))
         if connector.type in webhook_types:
-            webhooks[name] = webhook_types[connector.type](connector.config, runner.context(name))
+            hook = webhook_types[connector.type](connector.config, runner.context(name))
+            if (missing := hook.unavailable()) is not None:
+                unverifiable[name] = missing
+            else:
+                webhooks[name] = hook
     keys = [s.write_key for s in sources]
     if len(set(keys)) != len(keys):
         problems.append("two tracking_api connectors have the same write_key: each source needs its own")
@@ -93,5 +114,7 @@ def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll
     if problems:
         worker.close()
         raise ServeConfigError(problems)
-    state = ServeState(system.engine, committer, sources, webhooks, metrics, on_stored=worker.wake)
+    state = ServeState(
+        system.engine, committer, sources, webhooks, metrics, on_stored=worker.wake, unverifiable=dict(sorted(unverifiable.items()))
+    )
     return Serving(state, worker)

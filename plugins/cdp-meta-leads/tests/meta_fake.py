@@ -7,22 +7,28 @@
   the last page has cursors but no ``next``; an empty answer is ``{"data": []}``.
 - Errors as ``{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}``
   with status 400 (an unknown token: code 190).
+- ``GET /{lead_id}?fields=...`` (:class:`FakeLead`): one lead, what the webhook streams read.
+- The ``leadgen`` webhook's POST body (:func:`event`), signed as Meta does (:func:`sign`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from datetime import datetime
 from typing import Any
 
 import httpx
+import respx
 
 VERSION = "v21.0"
 GRAPH = f"https://graph.facebook.com/{VERSION}"
 TOKEN = "EAAtesttoken0123456789"
 FORM_A = "1111111111"
 FORM_B = "2222222222"
+APP_SECRET = "0123456789abcdef0123456789abcdef"
 
 
 def leads_url(form_id: str) -> str:
@@ -116,3 +122,67 @@ def lead(n: int, created: str, *, form: str = FORM_A, **fields: Any) -> dict[str
         "platform": "fb",
         "field_data": [{"name": name, "values": values} for name, values in answers.items()],
     }
+
+
+class FakeLead:
+    """``GET /{lead_id}?fields=...``: the lead with the fields asked for; Meta's code 100 for an unknown id."""
+
+    def __init__(self, *leads: dict[str, Any]) -> None:
+        self.leads = {item["id"]: item for item in leads}
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request, lead_id: str) -> httpx.Response:
+        self.requests.append(request)
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+        found = self.leads.get(lead_id)
+        if found is None:
+            return graph_error(
+                100,
+                f"Unsupported get request. Object with ID '{lead_id}' does not exist, cannot be loaded due to "
+                "missing permissions, or does not support this operation.",
+                subcode=33,
+            )
+        wanted = set(request.url.params.get("fields", "id").split(","))
+        return httpx.Response(200, json={k: v for k, v in found.items() if k in wanted})
+
+
+def route(router: respx.Router, fake: Any) -> respx.Route:
+    return router.route(method="GET", host="graph.facebook.com", path__regex=rf"^/{VERSION}/(?P<lead_id>\d+)$").mock(
+        side_effect=fake
+    )
+
+
+def event(*leads: tuple[str, str]) -> dict[str, Any]:
+    """A Page's leadgen POST, as Meta documents it (the dashboard's test sample has this shape)."""
+    return {
+        "object": "page",
+        "entry": [
+            {
+                "id": "444444444444",
+                "time": 1714557599,
+                "changes": [
+                    {
+                        "field": "leadgen",
+                        "value": {
+                            "ad_id": "23850000000000001",
+                            "form_id": form_id,
+                            "leadgen_id": lead_id,
+                            "created_time": 1714557598,
+                            "page_id": "444444444444",
+                            "adgroup_id": "23850000000000003",
+                        },
+                    }
+                    for lead_id, form_id in leads
+                ],
+            }
+        ],
+    }
+
+
+def raw(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def sign(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

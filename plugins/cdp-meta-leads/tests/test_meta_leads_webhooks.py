@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,51 +16,28 @@ from cdp_core.ingest import IngestEntry
 from cdp_core.plugins import load_plugins
 from cdp_core.testing import make_context
 from cdp_core.webhooks import EntryRejected, WebhookPayloadError
-from meta_fake import FORM_A, FORM_B, TOKEN, VERSION, FakeLeads, graph_error, lead, leads_url
+from meta_fake import (
+    APP_SECRET,
+    FORM_A,
+    FORM_B,
+    TOKEN,
+    FakeLead,
+    FakeLeads,
+    event,
+    lead,
+    leads_url,
+    raw,
+    route,
+    sign,
+)
 
 from cdp_meta_leads import MetaLeadsConfig, MetaLeadsSource, MetaLeadsWebhook, fetch_lead, leadgen_records
 from cdp_meta_leads.mapping import lead_event, lead_profile
 
-APP_SECRET = "0123456789abcdef0123456789abcdef"
 VERIFY_TOKEN = "my-verify-token-4242"
 AT = datetime(2024, 5, 1, 10, 0, 1, tzinfo=UTC)
 LEAD = lead(7, "2024-05-01T09:59:58+0000")
 LEAD_ID = LEAD["id"]
-
-
-def event(*leads: tuple[str, str]) -> dict[str, Any]:
-    """A Page's leadgen POST, as Meta documents it (the dashboard's test sample has this shape)."""
-    return {
-        "object": "page",
-        "entry": [
-            {
-                "id": "444444444444",
-                "time": 1714557599,
-                "changes": [
-                    {
-                        "field": "leadgen",
-                        "value": {
-                            "ad_id": "23850000000000001",
-                            "form_id": form_id,
-                            "leadgen_id": lead_id,
-                            "created_time": 1714557598,
-                            "page_id": "444444444444",
-                            "adgroup_id": "23850000000000003",
-                        },
-                    }
-                    for lead_id, form_id in leads
-                ],
-            }
-        ],
-    }
-
-
-def raw(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def config(**options: Any) -> MetaLeadsConfig:
@@ -85,37 +60,8 @@ def logged(lead_id: str = LEAD_ID, form_id: str = FORM_A) -> IngestEntry:
     return entry
 
 
-class FakeLead:
-    """``GET /{lead_id}?fields=...``: the lead with the fields asked for; Meta's code 100 for an unknown id."""
-
-    def __init__(self, *leads: dict[str, Any]) -> None:
-        self.leads = {item["id"]: item for item in leads}
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request, lead_id: str) -> httpx.Response:
-        self.requests.append(request)
-        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
-        found = self.leads.get(lead_id)
-        if found is None:
-            return graph_error(
-                100,
-                f"Unsupported get request. Object with ID '{lead_id}' does not exist, cannot be loaded due to "
-                "missing permissions, or does not support this operation.",
-                subcode=33,
-            )
-        wanted = set(request.url.params.get("fields", "id").split(","))
-        return httpx.Response(200, json={k: v for k, v in found.items() if k in wanted})
-
-
-def route(router: respx.Router, fake: Any) -> respx.Route:
-    return router.route(method="GET", host="graph.facebook.com", path__regex=rf"^/{VERSION}/(?P<lead_id>\d+)$").mock(
-        side_effect=fake
-    )
-
-
 def test_the_plugin_registers_its_webhook() -> None:
-    assert load_plugins().webhook_for("meta_leads") is MetaLeadsWebhook
+    assert load_plugins().webhooks["meta_leads"] is MetaLeadsWebhook
 
 
 # -- the subscription handshake ---------------------------------------------------------------------

@@ -48,7 +48,7 @@ def entry(topic: str, payload: dict[str, Any]) -> IngestEntry:
 
 def test_the_plugin_registers_its_webhook_for_the_shopify_type() -> None:
     plugins = load_plugins()
-    assert plugins.webhook_for("shopify") is ShopifyWebhook
+    assert plugins.webhooks["shopify"] is ShopifyWebhook
     assert plugins.info["shopify"].registered["webhooks"] == ["shopify"]
 
 

@@ -5,12 +5,18 @@
 ``sort``), ``sort`` (``submitted_at,asc|desc``; default newest first). The body is
 ``{"total_items", "page_count", "items"}``. ``Authorization: Bearer TOKEN``, else 401.
 
+The webhook's ``form_response`` delivery: :func:`event`, signed by :func:`sign`.
+
 ``responses`` is kept in *processing* order: a response appended late may carry an
 earlier ``submitted_at`` (Typeform processed it late).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import math
 from typing import Any
 
@@ -20,6 +26,8 @@ import respx
 TOKEN = "tfp_test_0123456789abcdef"
 FORM_ID = "u6nXL7"
 BASE = "https://api.typeform.com"
+SECRET = "tf-webhook-secret-0123456789"
+"""The webhook's secret (what signs its deliveries)."""
 
 NPS_FIELD = {"id": "Fj2bX0lCA1ay", "ref": "nps", "type": "nps"}
 COMMENT_FIELD = {"id": "k2ZpWq9bQ7rT", "ref": "why", "type": "long_text"}
@@ -90,3 +98,42 @@ class FakeTypeform:
         return httpx.Response(
             200, json={"total_items": len(rows), "page_count": max(1, math.ceil(len(rows) / size)), "items": items}
         )
+
+
+def event(score: Any = 9, *, form_id: str = FORM_ID, token: str = "a3a12ec67a1365927098a606107fac15") -> dict[str, Any]:
+    """A form_response delivery in the shape Typeform documents (its example payload, with this form's questions)."""
+    return {
+        "event_id": "01HW2Q0Y7TRNV0K9S6FZ8P3B2C",
+        "event_type": "form_response",
+        "form_response": {
+            "form_id": form_id,
+            "token": token,
+            "landed_at": "2024-05-01T09:58:41Z",
+            "submitted_at": "2024-05-01T09:59:58Z",
+            "calculated": {"score": 0},
+            "variables": [{"key": "score", "type": "number", "number": 0}],
+            "hidden": {"email": "anna@example.com", "channel": "email"},
+            "definition": {
+                "id": form_id,
+                "title": "How likely are you to recommend us?",
+                "fields": [
+                    {"id": NPS_FIELD["id"], "ref": "nps", "type": "nps", "title": "How likely...", "properties": {}},
+                    {"id": COMMENT_FIELD["id"], "ref": "why", "type": "long_text", "title": "Why?", "properties": {}},
+                ],
+                "endings": [{"id": "dN5FLyFpCMFo", "ref": "01GRC8GR2017M6WW347T86VV39", "title": "Thanks!"}],
+            },
+            "answers": [
+                {"type": "number", "number": score, "field": NPS_FIELD},
+                {"type": "text", "text": "Great coffee", "field": COMMENT_FIELD},
+            ],
+            "ending": {"id": "dN5FLyFpCMFo", "ref": "01GRC8GR2017M6WW347T86VV39"},
+        },
+    }
+
+
+def raw(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,54 +15,14 @@ from cdp_core.ingest import IngestEntry
 from cdp_core.plugins import load_plugins
 from cdp_core.testing import make_context
 from cdp_core.webhooks import EntryRejected, WebhookPayloadError
-from fake_typeform import COMMENT_FIELD, FORM_ID, NPS_FIELD, TOKEN, FakeTypeform, response
+from fake_typeform import FORM_ID, SECRET, TOKEN, FakeTypeform, event, raw, response, sign
 
 import cdp_typeform
 from cdp_typeform import TypeformConfig, TypeformSource, TypeformWebhook, response_records
 
-SECRET = "tf-webhook-secret-0123456789"
 AT = datetime(2024, 5, 1, 10, 0, 1, tzinfo=UTC)
 CONFIG = {"token": TOKEN, "form_id": FORM_ID, "score_field": "nps", "comment_field": "why", "channel_field": "channel",
           "survey": "NPS 2024", "webhook_secret": SECRET}  # fmt: skip
-
-
-def event(score: Any = 9, *, form_id: str = FORM_ID, token: str = "a3a12ec67a1365927098a606107fac15") -> dict[str, Any]:
-    """A form_response delivery in the shape Typeform documents (its example payload, with this form's questions)."""
-    return {
-        "event_id": "01HW2Q0Y7TRNV0K9S6FZ8P3B2C",
-        "event_type": "form_response",
-        "form_response": {
-            "form_id": form_id,
-            "token": token,
-            "landed_at": "2024-05-01T09:58:41Z",
-            "submitted_at": "2024-05-01T09:59:58Z",
-            "calculated": {"score": 0},
-            "variables": [{"key": "score", "type": "number", "number": 0}],
-            "hidden": {"email": "anna@example.com", "channel": "email"},
-            "definition": {
-                "id": form_id,
-                "title": "How likely are you to recommend us?",
-                "fields": [
-                    {"id": NPS_FIELD["id"], "ref": "nps", "type": "nps", "title": "How likely...", "properties": {}},
-                    {"id": COMMENT_FIELD["id"], "ref": "why", "type": "long_text", "title": "Why?", "properties": {}},
-                ],
-                "endings": [{"id": "dN5FLyFpCMFo", "ref": "01GRC8GR2017M6WW347T86VV39", "title": "Thanks!"}],
-            },
-            "answers": [
-                {"type": "number", "number": score, "field": NPS_FIELD},
-                {"type": "text", "text": "Great coffee", "field": COMMENT_FIELD},
-            ],
-            "ending": {"id": "dN5FLyFpCMFo", "ref": "01GRC8GR2017M6WW347T86VV39"},
-        },
-    }
-
-
-def raw(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def sign(body: bytes, secret: str = SECRET) -> str:
-    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 def config(**options: Any) -> TypeformConfig:
@@ -83,7 +41,7 @@ def logged(payload: dict[str, Any]) -> IngestEntry:
 
 def test_the_plugin_registers_its_webhook() -> None:
     plugins = load_plugins()
-    assert plugins.webhook_for("typeform") is TypeformWebhook
+    assert plugins.webhooks["typeform"] is TypeformWebhook
     assert plugins.info["typeform"].registered["webhooks"] == ["typeform"]
 
 
