@@ -30,7 +30,7 @@ from typing import Any
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.transaction import write_transaction
-from cdp_core.timeutil import utc_now
+from cdp_core.timeutil import as_utc, utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.identity import Identifier, IdentityConfig
@@ -58,6 +58,17 @@ KIND_TABLES: dict[RecordKind, tuple[str, tuple[str, ...]]] = {
 }
 _JSON = {"data", "traits", "properties", "items"}
 _TIME = {"occurred_at", "answered_at"}
+
+
+def _older(when: datetime | None, than: datetime | None) -> bool:
+    """Strictly older; a version without a time is never older (nothing to compare)."""
+    if when is None or than is None:
+        return False
+    return as_utc(when) < as_utc(than)
+
+
+def _key(prepared: Prepared) -> tuple[str, str]:
+    return prepared.record.stream, prepared.record.key
 
 
 def set_id(identifiers: Iterable[Identifier]) -> str:
@@ -107,12 +118,9 @@ class ProfileWriter:
         return result, ""
 
     def prepare(self, batch: list[Record], checkpoint: Checkpoint) -> list[Prepared]:
-        latest: dict[tuple[str, str], Record] = {}
-        for record in batch:
-            latest[(record.stream, record.key)] = record  # a re-delivery within the batch: the last wins
-        prepared = []
+        prepared: dict[tuple[str, str], Prepared] = {}
         dropped: dict[str, list[str]] = {}
-        for record in latest.values():
+        for record in batch:
             problem = record_problem(record)
             if problem is not None:
                 checkpoint.reject(record, f"the store cannot hold {problem}")
@@ -145,11 +153,15 @@ class ProfileWriter:
                 continue
             if record.kind is RecordKind.profile and record.trait_map is not None:
                 row["traits"] = self._mapped_traits(record, dropped)
-            prepared.append(Prepared(record, ids, set_id(ids) if ids else None, key, row))
+            # Two versions of a record in the batch: the newer one the store can hold wins (a tie: the
+            # later), as it would had they come in two batches (see _write).
+            seen = prepared.get((record.stream, record.key))
+            if seen is None or not _older(record.occurred_at, seen.record.occurred_at):
+                prepared[(record.stream, record.key)] = Prepared(record, ids, set_id(ids) if ids else None, key, row)
         for message, keys in dropped.items():
             checkpoint.warn(message, len(keys))
             log.warning("%s (%d record(s), e.g. %s)", message, len(keys), ", ".join(keys[:3]))
-        return prepared
+        return list(prepared.values())
 
     @staticmethod
     def _mapped_traits(record: Record, dropped: dict[str, list[str]]) -> dict[str, Any]:
@@ -168,14 +180,23 @@ class ProfileWriter:
         # another connection in between (the lease heartbeat) would fail its first write.
         with write_transaction(self.engine) as conn:
             if prepared:
-                self._write(Bulk(conn), prepared, checkpoint.run_id)
+                self._write(Bulk(conn), prepared, checkpoint)
             if checkpoint.commit_by is None or checkpoint.commit_by == checkpoint.node:
                 checkpoint.write(conn)
 
-    def _write(self, db: Bulk, prepared: list[Prepared], run_id: str) -> None:
-        now = utc_now()
+    def _write(self, db: Bulk, prepared: list[Prepared], checkpoint: Checkpoint) -> None:
+        now, run_id = utc_now(), checkpoint.run_id
         db.index_joins()
         old = self._old_records(db, prepared)
+        # A version older than the one stored (a webhook delivered late, a pull behind a push)
+        # does not replace it: the store keeps the newest version of each record, whatever the
+        # order they arrive in.
+        fresh = [p for p in prepared if not _older(p.record.occurred_at, db.read_time(old.get(_key(p), (None, None))[1]))]
+        if len(fresh) != len(prepared):
+            checkpoint.warn("an older version of a stored record: the newer one is kept", len(prepared) - len(fresh))
+            prepared = fresh
+            if not prepared:
+                return
         self._store_records(db, prepared, run_id, now)
         orphan_ids, reopened = self._reopen(db, prepared, old)
         if not any(p.set_id for p in prepared) and not reopened and not orphan_ids:
