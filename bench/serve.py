@@ -56,7 +56,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from serve_load import WRITE_KEY_ENV, track  # noqa: E402
+from serve_load import WRITE_KEY_ENV, track
 
 CDP = str(Path(sys.executable).with_name("cdp"))
 SOURCE = "web"
@@ -75,7 +75,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, deadline
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if process.poll() is not None:
-            raise RuntimeError(f"{url}: the server exited {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"{url}: the server exited {process.returncode}:\n{log.read_text(errors='replace')[-2000:]}"
+            )
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
@@ -98,7 +100,9 @@ class Server:
         """Start it; the seconds until it answered /health."""
         began = time.monotonic()
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+            self.process = subprocess.Popen(
+                self.command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env
+            )
         self.starts += 1
         wait_healthy(self.url, self.process, self.log)
         return time.monotonic() - began
@@ -166,7 +170,9 @@ class Phase:
         )
 
 
-def run_load(args: argparse.Namespace, server: Server, phase: str, prefix: str, *, kills: int = 0, grace: float = 0.0) -> Phase:
+def run_load(
+    args: argparse.Namespace, server: Server, phase: str, prefix: str, *, kills: int = 0, grace: float = 0.0
+) -> Phase:
     """One phase of load against ``server`` (its clients in child processes); with ``kills``, SIGKILL and restart it."""
     connections = args.batch_connections if phase == "batch" else args.single_connections
     max_events = args.max_batch_events if phase == "batch" else args.max_single_events
@@ -223,7 +229,9 @@ def check_log(url: str, phase: Phase, prefix: str) -> dict[str, int]:
     engine = make_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT message_id, count(*) FROM ingest_log WHERE source = :s AND message_id LIKE :p GROUP BY message_id"),
+            text(
+                "SELECT message_id, count(*) FROM ingest_log WHERE source = :s AND message_id LIKE :p GROUP BY message_id"
+            ),
             {"s": SOURCE, "p": f"{prefix}-%"},
         ).all()
     engine.dispose()
@@ -253,7 +261,10 @@ def floor(url: str, phase: str, per_txn: int, seconds: float, max_events: int) -
     while sent < max_events and time.perf_counter() < deadline:
         now = datetime.now(UTC)
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        entries = [IngestEntry("floor", f"{phase}-{seq}", "track", track(f"{phase}-{seq}", seq, stamp), now) for seq in range(sent, sent + per_txn)]
+        entries = [
+            IngestEntry("floor", f"{phase}-{seq}", "track", track(f"{phase}-{seq}", seq, stamp), now)
+            for seq in range(sent, sent + per_txn)
+        ]
         t0 = time.perf_counter()  # only append is timed, not making the messages
         append(engine, entries)
         latencies.append(time.perf_counter() - t0)
@@ -261,13 +272,31 @@ def floor(url: str, phase: str, per_txn: int, seconds: float, max_events: int) -
     elapsed = sum(latencies)
     engine.dispose()
     latencies.sort()
-    return {"events": sent, "seconds": elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(0.99 * len(latencies))]}
+    return {
+        "events": sent,
+        "seconds": elapsed,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p99_ms": 1000 * latencies[int(0.99 * len(latencies))],
+    }
 
 
 def run_floor(args: argparse.Namespace, url: str, phase: str) -> dict[str, Any]:
     per_txn = args.batch_size if phase == "batch" else 1
     max_events = args.max_batch_events if phase == "batch" else args.max_single_events
-    cmd = [sys.executable, __file__, "--child-floor", phase, "--url", url, "--per-txn", str(per_txn), "--seconds", str(args.seconds), "--max-events", str(max_events)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child-floor",
+        phase,
+        "--url",
+        url,
+        "--per-txn",
+        str(per_txn),
+        "--seconds",
+        str(args.seconds),
+        "--max-events",
+        str(max_events),
+    ]
     done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the append baseline exited {done.returncode}")
@@ -298,7 +327,10 @@ def load_average() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--pg-url", help="a PostgreSQL server to use (a database cdp_bench_serve is made in it); default: scripts/pgtest.sh")
+    parser.add_argument(
+        "--pg-url",
+        help="a PostgreSQL server to use (a database cdp_bench_serve is made in it); default: scripts/pgtest.sh",
+    )
     parser.add_argument("--phases", default="batch,single", help="batch, single or both (comma-separated)")
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase (the time bound)")
     parser.add_argument("--max-batch-events", type=int, default=1_000_000, help="the batch phase's count bound")
@@ -306,11 +338,19 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batch-connections", type=int, default=4, help="batch requests in flight at once")
     parser.add_argument("--single-connections", type=int, default=32, help="single calls in flight at once")
-    parser.add_argument("--clients", type=int, default=1, help="load generator processes (the connections are shared out)")
-    parser.add_argument("--client-startup", type=float, default=3.0, help="seconds the clients get to start before the phase")
-    parser.add_argument("--kill", action="store_true", help="SIGKILL the server under load and restart it (no baselines)")
+    parser.add_argument(
+        "--clients", type=int, default=1, help="load generator processes (the connections are shared out)"
+    )
+    parser.add_argument(
+        "--client-startup", type=float, default=3.0, help="seconds the clients get to start before the phase"
+    )
+    parser.add_argument(
+        "--kill", action="store_true", help="SIGKILL the server under load and restart it (no baselines)"
+    )
     parser.add_argument("--kills", type=int, default=2, help="SIGKILLs per phase with --kill")
-    parser.add_argument("--grace", type=float, default=60.0, help="--kill: seconds after a phase the clients keep retrying")
+    parser.add_argument(
+        "--grace", type=float, default=60.0, help="--kill: seconds after a phase the clients keep retrying"
+    )
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "out")
     parser.add_argument("--child-floor", choices=["batch", "single"], help=argparse.SUPPRESS)
@@ -325,7 +365,9 @@ def main() -> int:
     if not phases or any(p not in ("batch", "single") for p in phases):
         parser.error("--phases: batch, single or batch,single")
 
-    commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty=+"], capture_output=True, text=True, check=False)
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty=+"], capture_output=True, text=True, check=False
+    )
     print(f"cdp {commit.stdout.strip() or '?'}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M')}, "
           f"load average {load_average()}")  # fmt: skip
     folder = args.out / f"serve-{args.db}"
@@ -362,7 +404,13 @@ def main() -> int:
         null = None
         if not args.kill and not args.skip_baseline:
             null_port = free_port()
-            null = Server("http baseline", [sys.executable, str(HERE / "serve_load.py"), "null-app", "--port", str(null_port)], null_port, env, folder / "null.log")
+            null = Server(
+                "http baseline",
+                [sys.executable, str(HERE / "serve_load.py"), "null-app", "--port", str(null_port)],
+                null_port,
+                env,
+                folder / "null.log",
+            )
             servers.append(null)
             null.start()
         run = secrets.token_hex(3)
@@ -370,7 +418,9 @@ def main() -> int:
             prefix = f"{run}-{name}"
             print(f"\n== {name}: {'/v1/batch of ' + str(args.batch_size) if name == 'batch' else '/v1/track'}, "
                   f"{args.batch_connections if name == 'batch' else args.single_connections} connections; load average {load_average()}", flush=True)  # fmt: skip
-            phase = run_load(args, server, name, prefix, kills=args.kills if args.kill else 0, grace=args.grace if args.kill else 2.0)
+            phase = run_load(
+                args, server, name, prefix, kills=args.kills if args.kill else 0, grace=args.grace if args.kill else 2.0
+            )
             print(f"cdp serve:     {phase.line()}")
             if phase.kills:
                 print(f"  SIGKILL at {', '.join(f'{t:.1f}' for t in phase.kills)} s; back up (answering /health) after "
@@ -403,18 +453,24 @@ def main() -> int:
     return verdict(args, results)
 
 
-def verdict(args: argparse.Namespace, results: list[tuple[Phase, Phase | None, dict[str, Any] | None, dict[str, int]]]) -> int:
+def verdict(
+    args: argparse.Namespace, results: list[tuple[Phase, Phase | None, dict[str, Any] | None, dict[str, int]]]
+) -> int:
     ok = True
     on_sqlite = "" if args.db == "sqlite" else " (acceptance is on SQLite)"
     print()
     for phase, _http, _floor, check in results:
-        exact = check["lost"] == 0 and check["twice"] == 0 and check["acked_twice_by_client"] == 0 and phase.rejected == 0
+        exact = (
+            check["lost"] == 0 and check["twice"] == 0 and check["acked_twice_by_client"] == 0 and phase.rejected == 0
+        )
         if args.kill:
             exact = exact and not phase.unacked
             print(f"target: kill run ({phase.name}, {len(phase.kills)} SIGKILLs): zero acknowledged messages lost, none twice: "
                   f"{'PASS' if exact else 'FAIL'} ({check['lost']:,} lost, {check['twice']:,} twice, {len(phase.unacked):,} never acknowledged)")  # fmt: skip
         else:
-            print(f"check ({phase.name}): every acknowledged message in the log exactly once: {'PASS' if exact else 'FAIL'}")
+            print(
+                f"check ({phase.name}): every acknowledged message in the log exactly once: {'PASS' if exact else 'FAIL'}"
+            )
         ok = ok and exact
         if args.kill:
             continue
@@ -424,7 +480,9 @@ def verdict(args: argparse.Namespace, results: list[tuple[Phase, Phase | None, d
                   f"p99 {phase.percentile_ms(0.99):.1f} ms: {'PASS' if good else 'FAIL'}{on_sqlite}")  # fmt: skip
         else:
             good = phase.events_per_s >= SINGLE_TARGET
-            print(f"target: single calls >= {SINGLE_TARGET:,.0f}/s: {phase.events_per_s:,.0f}/s: {'PASS' if good else 'FAIL'}{on_sqlite}")
+            print(
+                f"target: single calls >= {SINGLE_TARGET:,.0f}/s: {phase.events_per_s:,.0f}/s: {'PASS' if good else 'FAIL'}{on_sqlite}"
+            )
         ok = ok and good
     print(f"load average at the end {load_average()}")
     return 0 if ok else 1

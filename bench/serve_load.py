@@ -54,7 +54,12 @@ def track(message_id: str, seq: int, now: str) -> dict[str, Any]:
         "userId": f"user-{user}",
         "anonymousId": f"anon-{user:08x}",
         "event": EVENTS[seq % len(EVENTS)],
-        "properties": {"product_id": f"p-{seq % 997}", "price": round(5 + (seq % 300) / 7, 2), "currency": "EUR", "category": "shoes"},
+        "properties": {
+            "product_id": f"p-{seq % 997}",
+            "price": round(5 + (seq % 300) / 7, 2),
+            "currency": "EUR",
+            "category": "shoes",
+        },
         "context": {
             "library": {"name": "analytics-python", "version": "2.3.3"},
             "ip": "203.0.113.9",
@@ -113,7 +118,7 @@ class Load:
                 started = time.perf_counter()
                 try:
                     status, answer = await asyncio.wait_for(connection.post(self.path, body), self.args.timeout)
-                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     connection.close()
                     self.error(type(exc).__name__)
                     status = None
