@@ -215,7 +215,10 @@ def run_load(
         result.client_cpu_s += out["cpu_s"]
         for what, n in out["errors"].items():
             result.errors[what] = result.errors.get(what, 0) + n
-    shutil.rmtree(folder, ignore_errors=True)
+    if os.environ.get("CDP_BENCH_KEEP"):
+        print(f"  client results kept in {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
     result.seconds = ended - start
     return result
 

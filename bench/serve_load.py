@@ -81,6 +81,8 @@ class Load:
         self.next_seq = 0
         self.acked: list[str] = []
         self.latencies: list[float] = []
+        self.at: list[float] = []
+        """When each answered attempt was answered, seconds into the phase."""
         self.attempts = 0
         self.retries = 0
         self.errors: dict[str, int] = {}
@@ -124,6 +126,7 @@ class Load:
                     status = None
                 if status == 200:
                     self.latencies.append(time.perf_counter() - started)
+                    self.at.append(time.time() - self.args.start)
                     self.acked.extend(ids)
                     self.duplicates += int(json.loads(answer).get("duplicates", 0))
                     break
@@ -204,6 +207,7 @@ async def client_main(args: argparse.Namespace) -> dict[str, Any]:
         "ended": ended,
         "acked": load.acked,
         "latencies": load.latencies,
+        "at": load.at,
         "attempts": load.attempts,
         "retries": load.retries,
         "errors": load.errors,
