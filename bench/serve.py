@@ -163,7 +163,8 @@ class Phase:
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def line(self) -> str:
-        cores = f"server CPU {100 * self.server_cpu_s / self.seconds:.0f} %, clients {100 * self.client_cpu_s / self.seconds:.0f} % of a core"
+        server = "" if self.kills else f"server {100 * self.server_cpu_s / self.seconds:.0f} %, "
+        cores = f"CPU: {server}clients {100 * self.client_cpu_s / self.seconds:.0f} % of a core"
         return (
             f"{self.events_per_s:,.0f} events/s ({self.requests / self.seconds:,.0f} requests/s), "
             f"p50 {self.percentile_ms(0.50):.1f} ms, p99 {self.percentile_ms(0.99):.1f} ms; {cores}"
