@@ -8,6 +8,7 @@
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
 #   make bench-ingest   1M person records into the profile store vs the raw SQLite floor (bench/README.md)
 #   make bench-segments 20 computed traits and 10 segments over that store vs a hand-written query (bench/README.md)
+#   make bench-serve    cdp serve under load: events/s and latency vs baselines, then the SIGKILL run (bench/README.md)
 #   make install / make install-dev   only the install steps
 #
 # Installs are stamped: they run again only when a pyproject.toml changes or a plugin
@@ -36,7 +37,7 @@ endif
 
 export VENV PYTHON
 
-.PHONY: help demo test typecheck importcheck bench bench-ingest bench-segments install install-dev clean
+.PHONY: help demo test typecheck importcheck bench bench-ingest bench-segments bench-serve install install-dev clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -78,6 +79,10 @@ bench-ingest: $(STAMP_DEV)
 
 bench-segments: $(STAMP_DEV)
 	$(PY) bench/segments.py
+
+bench-serve: $(STAMP_DEV)
+	$(PY) bench/serve.py
+	$(PY) bench/serve.py --kill
 
 clean:
 	rm -rf bench/out .pytest_cache

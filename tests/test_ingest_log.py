@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from cdp_core.ingest import GroupCommitter, IngestEntry, IngestLogStream, append
-from cdp_core.ingest.log import LOG
+from cdp_core.ingest.log import CHUNK, LOG
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.engine import make_engine
 from cdp_core.store.schema import create_schema
+from cdp_core.timeutil import as_utc
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -67,6 +68,35 @@ def test_append_stores_and_drops_a_repeated_message_id(engine: Engine) -> None:
     with engine.connect() as conn:
         row = conn.execute(select(LOG).where(LOG.c.message_id == "c")).one()
     assert row.kind == "track" and row.body == {"messageId": "c"}
+
+
+def test_bodies_read_back_as_sent(engine: Engine) -> None:
+    # append writes the JSON text itself (orjson, json.dumps for what orjson refuses): what a reader gets back is
+    # the parsed body, also text beyond ASCII, floats and an integer over 64 bits (json.loads takes those).
+    bodies = {
+        "plain": {
+            "traits": {"name": "Jürgen Groß", "city": "Köln 東京"},
+            "price": 19.99,
+            "n": 3,
+            "ok": True,
+            "none": None,
+        },
+        "big": {"properties": {"order_id": 123456789012345678901234567890, "tiny": 1e-300}},
+        "nested": {"context": {"a": [1, {"b": ["c", 2.5]}], "empty": {}}, "quote": 'say "hi"\n'},
+    }
+    append(engine, [IngestEntry("web", key, "track", body, NOW) for key, body in bodies.items()])
+    with engine.connect() as conn:
+        rows = conn.execute(select(LOG.c.message_id, LOG.c.body, LOG.c.received_at)).all()
+    assert {r.message_id: r.body for r in rows} == bodies
+    assert {as_utc(r.received_at) for r in rows} == {NOW}
+
+
+def test_a_large_call_is_written_in_several_statements_and_still_drops_repeats(engine: Engine) -> None:
+    # More entries than one INSERT takes (log.CHUNK), a repeat of an entry of the first statement in the last one.
+    entries = [entry(f"m{i}") for i in range(CHUNK * 2 + 10)] + [entry("m3")]
+    result = append(engine, entries)
+    assert (result.accepted, result.duplicates, result.stored[-1]) == (CHUNK * 2 + 10, 1, False)
+    assert count(engine) == CHUNK * 2 + 10
 
 
 def test_the_reader_pages_by_cursor_and_never_repeats(engine: Engine, store_url: str) -> None:

@@ -208,6 +208,9 @@ def test_bad_json_gets_400(client: TestClient, engine: Engine) -> None:
     refused(client.post("/v1/track", content=b'{"userId": ', headers=headers), 400, "not valid JSON")
     refused(client.post("/v1/track", content=b"[1, 2]", headers=headers), 400, "must be a JSON object")
     refused(client.post("/v1/track", content=b"\xff\xfe", headers=headers), 400, "not valid JSON")
+    # Python's json reads these tokens, but they are not JSON (PostgreSQL's json type refuses them): 400, not a 503 later.
+    nan = b'{"userId": "u1", "event": "x", "properties": {"price": NaN, "max": Infinity}}'
+    refused(client.post("/v1/track", content=nan, headers=headers), 400, "NaN is not a JSON value")
     assert stored(engine) == 0
 
 

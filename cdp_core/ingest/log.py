@@ -1,23 +1,29 @@
 """Writing the ingest log: :class:`IngestEntry`, and :func:`append`, durable when it returns.
 
-One ``INSERT ... ON CONFLICT (source, message_id) DO NOTHING RETURNING`` per call, the
-same on SQLite and PostgreSQL (cdp_core/store/sql.py): a message whose ``(source,
-message_id)`` is stored already is dropped and counted as a duplicate, also when it
-comes twice in the same call. On PostgreSQL each row carries the writing transaction's
+``INSERT ... ON CONFLICT (source, message_id) DO NOTHING RETURNING`` in one transaction
+per call, the same on SQLite and PostgreSQL (cdp_core/store/sql.py): a message whose
+``(source, message_id)`` is stored already is dropped and counted as a duplicate, also
+when it comes twice in the same call. The statements go to the driver as text with the
+bodies serialized by orjson, not through SQLAlchemy's per-value processing: ``cdp
+serve`` writes every accepted message here, and that processing cost twice what the
+database does (bench/README.md, "serve.py"). On PostgreSQL each row carries the writing transaction's
 id (``txid``), which readers need to never skip a row that commits late (reader.py).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, literal_column
+import orjson
+from sqlalchemy import Engine
 
 from cdp_core.store.ingest_models import IngestLogRow
-from cdp_core.store.sql import insert_for
+from cdp_core.store.sql import on_conflict_sql
 from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc
@@ -61,6 +67,32 @@ class AppendResult:
     """Per entry, in the order given: True when stored, False when dropped as a duplicate."""
 
 
+CHUNK = 500
+"""Rows per ``INSERT`` (5 parameters each: far below SQLite's 32,766 and PostgreSQL's 65,535)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(dialect: str, rows: int) -> str:
+    if dialect == "postgresql":
+        row = f"(%s, %s, %s, %s::json, %s, {PG_TXID})"
+    elif dialect == "sqlite":
+        row = "(?, ?, ?, ?, ?, 0)"  # JSON is text on SQLite
+    else:
+        raise ValueError(f"unsupported store database {dialect!r} (SQLite or PostgreSQL)")
+    return (
+        f"INSERT INTO {LOG.name} (source, message_id, kind, body, received_at, txid) VALUES {', '.join([row] * rows)} "
+        f"{on_conflict_sql(['source', 'message_id'], [])} RETURNING source, message_id"
+    )
+
+
+def body_json(body: dict[str, Any]) -> str:
+    """A message body as the JSON text the log stores: orjson (2-5x json.dumps, and cdp serve writes every body)."""
+    try:
+        return orjson.dumps(body).decode()
+    except TypeError:  # beyond orjson: an integer over 64 bits, a lone surrogate (json.loads lets both through)
+        return json.dumps(body)
+
+
 def append(engine: Engine, entries: Sequence[IngestEntry]) -> AppendResult:
     """Store ``entries`` in one transaction, dropping every ``(source, message_id)`` seen before.
 
@@ -70,26 +102,23 @@ def append(engine: Engine, entries: Sequence[IngestEntry]) -> AppendResult:
     """
     if not entries:
         return AppendResult()
-    rows = [
-        {
-            "source": e.source,
-            "message_id": e.message_id,
-            "kind": e.kind,
-            "body": e.body,
-            "received_at": as_utc(e.received_at),
-        }
-        for e in entries
-    ]
+    dialect = engine.dialect
+    stamp = LOG.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)  # SQLite: the text SQLAlchemy reads
+    stamps: dict[datetime, Any] = {}  # the entries of one request share their time: convert it once
+    params: list[Any] = []
+    for e in entries:
+        received = stamps.get(e.received_at)
+        if received is None:
+            received = stamps[e.received_at] = stamp(as_utc(e.received_at)) if stamp else as_utc(e.received_at)
+        params += (e.source, e.message_id, e.kind, body_json(e.body), received)
+    inserted: set[tuple[str, str]] = set()
     with write_transaction(engine) as conn:
-        dialect = conn.dialect.name
-        txid: Any = literal_column(PG_TXID) if dialect == "postgresql" else literal_column("0")
-        stmt = (
-            insert_for(dialect, LOG)
-            .values(txid=txid)
-            .on_conflict_do_nothing(index_elements=["source", "message_id"])
-            .returning(LOG.c.source, LOG.c.message_id)
-        )
-        inserted = {(r.source, r.message_id) for r in conn.execute(stmt, rows)}
+        for start in range(0, len(entries), CHUNK):
+            rows = min(CHUNK, len(entries) - start)
+            chunk = tuple(params[5 * start : 5 * (start + rows)])
+            inserted.update(
+                (source, mid) for source, mid in conn.exec_driver_sql(_insert_sql(dialect.name, rows), chunk)
+            )
     stored: list[bool] = []
     for entry in entries:
         key = entry.key

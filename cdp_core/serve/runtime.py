@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -59,6 +60,12 @@ class Serving:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            # What is alive now (modules, plugins, config: ~135,000 objects) stays alive for good:
+            # moved out of the collector's reach, so a full collection walks only what requests made.
+            # Without it those collections paused every request for 100-250 ms about once a second
+            # under load (bench/serve.py: p99 of 100-message batches 255 ms, with it 65 ms).
+            gc.collect()
+            gc.freeze()
             state.committer.start()
             worker.start()
             try:
