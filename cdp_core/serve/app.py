@@ -42,7 +42,9 @@ from starlette.routing import Route
 from cdp_core.ingest.committer import GroupCommitter
 from cdp_core.ingest.log import AppendResult, IngestEntry
 from cdp_core.ingest.tracking import MAX_BATCH, MessageError, batch_messages, parse_body, single_message
+from cdp_core.runner import describe_error
 from cdp_core.serve.metrics import Metrics
+from cdp_core.serve.screening import RecordsOf, ServeScreens
 from cdp_core.serve.ratelimit import TokenBucket
 from cdp_core.timeutil import utc_now
 from cdp_core.webhooks import Webhook
@@ -79,6 +81,12 @@ class ServeState:
     """Called after a request stored something (wakes the continuous graphs)."""
     unverifiable: dict[str, str] = field(default_factory=dict)
     """Connectors of a webhook type that cannot verify a delivery (a secret not set), with why: every request gets 401."""
+    screens: ServeScreens | None = None
+    """The suppression screens applied before anything is logged (cdp_core/serve/screening.py)."""
+    records_of: RecordsOf = lambda entry: None
+    """The records a logged entry becomes (Tracking API calls), for the screens."""
+    redact: Callable[[str], str] = lambda text: text
+    """The config's secret redaction, for what is logged."""
 
     def source_for(self, key: str | None) -> KeyedSource | None:
         """The source whose write key is ``key``, compared in constant time with every key."""
@@ -211,8 +219,25 @@ def build_app(state: ServeState, lifespan: Callable[[Starlette], AbstractAsyncCo
 
 
 async def _store(state: ServeState, entries: list[IngestEntry]) -> AppendResult:
+    dropped = 0
+    if state.screens is not None and entries:
+        source = entries[0].source  # one request: one source
+        if state.screens.due():
+            try:
+                await run_in_threadpool(state.screens.refresh)
+            except Exception as exc:  # noqa: BLE001 - unscreened, nothing may be stored: the sender retries
+                log.error("the suppression list cannot be read: %s", describe_error(exc, state.redact))
+                raise Refused(503, "screen_unavailable", "the server cannot take messages now; retry") from None
+        entries, dropped = state.screens.keep(entries, state.records_of)
+        if dropped:
+            state.metrics.suppress(source, dropped)
+    if not entries:  # all suppressed: answered as accepted (nobody learns who is suppressed), never stored
+        return AppendResult(accepted=dropped)
     try:
-        return await asyncio.wrap_future(state.committer.submit(entries))
+        result = await asyncio.wrap_future(state.committer.submit(entries))
+        if dropped:
+            result = AppendResult(result.accepted + dropped, result.duplicates, result.stored)
+        return result
     except Exception as exc:  # noqa: BLE001 - nothing acknowledged: the sender retries
         log.error("storing %d messages failed: %s", len(entries), type(exc).__name__)
         raise Refused(503, "store_unavailable", "the store cannot take the write now; retry") from None

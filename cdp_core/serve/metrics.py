@@ -25,6 +25,7 @@ class Metrics:
         self._lock = threading.Lock()
         self.accepted: defaultdict[str, int] = defaultdict(int)
         self.duplicates: defaultdict[str, int] = defaultdict(int)
+        self.suppressed: defaultdict[str, int] = defaultdict(int)
         self.rejected: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.requests: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._latency: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
@@ -36,6 +37,10 @@ class Metrics:
         with self._lock:
             self.accepted[source] += accepted
             self.duplicates[source] += duplicates
+
+    def suppress(self, source: str, count: int) -> None:
+        with self._lock:
+            self.suppressed[source] += count
 
     def reject(self, source: str, reason: str) -> None:
         with self._lock:
@@ -72,6 +77,9 @@ class Metrics:
             family("cdp_ingest_duplicates_total", "counter", "Messages dropped as a repeated messageId, by source.")
             for source, n in sorted(self.duplicates.items()):
                 lines.append(f"cdp_ingest_duplicates_total{_labels(source=source)} {n}")
+            family("cdp_ingest_suppressed_total", "counter", "Messages not stored: they carry a suppressed identifier.")
+            for source, n in sorted(self.suppressed.items()):
+                lines.append(f"cdp_ingest_suppressed_total{_labels(source=source)} {n}")
             family("cdp_ingest_rejected_total", "counter", "Requests refused, by source and reason.")
             for (source, reason), n in sorted(self.rejected.items()):
                 lines.append(f"cdp_ingest_rejected_total{_labels(source=source, reason=reason)} {n}")

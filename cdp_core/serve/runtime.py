@@ -12,13 +12,17 @@ from starlette.applications import Starlette
 
 from cdp_core.config import Config
 from cdp_core.ingest.committer import GroupCommitter
-from cdp_core.ingest.tracking_source import TYPE_NAME, TrackingApiConfig
+from cdp_core.ingest.log import IngestEntry
+from cdp_core.ingest.tracking_source import TYPE_NAME, TrackingApiConfig, message_records
 from cdp_core.plugins import Plugins
+from cdp_core.records import Record
 from cdp_core.runner import Runner
 from cdp_core.serve.app import KeyedSource, ServeState, build_app
 from cdp_core.serve.continuous import ContinuousWorker
 from cdp_core.serve.metrics import Metrics
 from cdp_core.serve.ratelimit import TokenBucket
+from cdp_core.screens import RecordScreen
+from cdp_core.serve.screening import SERVE, ServeScreens
 from cdp_core.store import SystemStore
 from cdp_core.webhooks import Webhook
 
@@ -73,6 +77,8 @@ class Serving:
             finally:
                 worker.close()  # after the batch being written
                 state.committer.close()  # what is queued is committed
+                if state.screens is not None:
+                    state.screens.close()
 
         return build_app(state, lifespan=lifespan)
 
@@ -121,7 +127,18 @@ def build_serving(config: Config, plugins: Plugins, system: SystemStore, *, poll
     if problems:
         worker.close()
         raise ServeConfigError(problems)
+    tracking = {name: c.config for name, c in config.connectors.items() if isinstance(c.config, TrackingApiConfig)}
+
+    def records_of(entry: IngestEntry) -> list[Record] | None:
+        settings = tracking.get(entry.source)
+        return None if settings is None else message_records(entry, settings, f"{entry.source}.messages")
+
+    def load_screens() -> list[RecordScreen]:
+        found = plugins.manager.hook.cdp_record_screen(config=config, graph=SERVE)
+        return [screen for screen in found if screen is not None]
+
     state = ServeState(
-        system.engine, committer, sources, webhooks, metrics, on_stored=worker.wake, unverifiable=dict(sorted(unverifiable.items()))
+        system.engine, committer, sources, webhooks, metrics, on_stored=worker.wake, unverifiable=dict(sorted(unverifiable.items())),
+        screens=ServeScreens(load_screens), records_of=records_of, redact=config.redact,
     )
     return Serving(state, worker)
