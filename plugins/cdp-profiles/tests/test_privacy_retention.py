@@ -21,12 +21,14 @@ from typer.testing import CliRunner
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.privacy import retention as retention_module
 from cdp_profiles.privacy.config import RetentionConfig
+from cdp_profiles.privacy.log_retention import LogReaders
 from cdp_profiles.privacy.person import find_person
 from cdp_profiles.privacy.retention import purge
 from cdp_profiles.store import privacy_models as p
 from cdp_profiles.store import profile_models as m
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
+NONE = LogReaders()  # nobody reads the ingest log
 RETENTION = {"events": "400d", "orders": "730d", "nps_responses": "365d", "consents": "400d", "quarantine": "30d",
              "runs": "90d"}  # fmt: skip
 _index, _runs, _quarantine = table_of(m.RecordIndex), table_of(SyncRun), table_of(QuarantineRecord)
@@ -101,12 +103,12 @@ def test_purge_deletes_what_is_older_than_each_kinds_retention_and_keeps_the_sto
     eve_before = find_person(engine, "eve@x.de", IdentityConfig())
     config = RetentionConfig(**RETENTION)
 
-    dry = purge(engine, config, NOW, dry_run=True)
+    dry = purge(engine, config, NONE, NOW, dry_run=True)
     expected = {"events": 4, "orders": 1, "nps_responses": 1, "consents": 2, "quarantine": 1, "runs": 3}
     assert dry.counts == expected and dry.request_id is None
     assert kind_keys(engine, "event") >= {"e-old", "e-only"}  # a dry run deletes nothing
 
-    done = purge(engine, config, NOW)
+    done = purge(engine, config, NONE, NOW)
     assert done.counts == expected and done.cutoffs["events"] == ago(400)
     assert kind_keys(engine, "event") == {"e-new", "e-undated-new"}
     assert kind_keys(engine, "order") == {"o-new"} and kind_keys(engine, "nps_response") == {"n-new"}
@@ -130,17 +132,17 @@ def test_purge_deletes_what_is_older_than_each_kinds_retention_and_keeps_the_sto
     assert audit.kind == "purge" and audit.outcome == "done" and audit.id == done.request_id and audit.subject is None
     assert audit.details["counts"] == expected and audit.details["retention"]["events"] == "400d"
 
-    again = purge(engine, config, NOW)
+    again = purge(engine, config, NONE, NOW)
     assert set(again.counts.values()) == {0}  # nothing left to purge; still audited
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(table_of(p.PrivacyRequest))).scalar_one() == 2
 
 
 def test_kinds_without_a_retention_are_kept(engine: Engine) -> None:
-    result = purge(engine, RetentionConfig(events="400d"), NOW)
+    result = purge(engine, RetentionConfig(events="400d"), NONE, NOW)
     assert result.counts == {"events": 4}
     assert kind_keys(engine, "order") == {"o-old", "o-new"} and keys(engine, _runs) >= {"g2", "h1"}
-    assert purge(engine, RetentionConfig(), NOW).counts == {}  # nothing configured: nothing done, nothing audited
+    assert purge(engine, RetentionConfig(), NONE, NOW).counts == {}  # nothing configured: nothing done, nothing audited
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(table_of(p.PrivacyRequest))).scalar_one() == 1
 
@@ -203,6 +205,7 @@ def test_the_daily_job_purges_like_the_command(engine: Engine, tmp_path: Path, m
         ('evnts = "400d"', "privacy.retention.evnts: unknown key (did you mean 'events'?)"),
         ('events = "400 days"', "privacy.retention.events: Value error, not a duration: '400 days' (write days, e.g. 400d"),
         ('runs = "30m"', "privacy.retention.runs: Value error, a retention is at least a day: '30m' (m is minutes, not months"),
+        ('ingest_log = "30"', "privacy.retention.ingest_log: Value error, not a duration: '30' (write days, e.g. 400d"),
     ],
 )
 def test_a_bad_retention_is_a_config_error_naming_the_key(tmp_path: Path, line: str, message: str) -> None:

@@ -10,7 +10,7 @@ from cdp_core.base import PluginConfig
 from cdp_core.graph import parse_every
 from pydantic import Field, SecretStr, field_validator
 
-RETENTION_KINDS = ("events", "orders", "nps_responses", "consents", "quarantine", "runs")
+RETENTION_KINDS = ("events", "orders", "nps_responses", "consents", "quarantine", "runs", "ingest_log")
 """What ``[privacy.retention]`` may bound, in the order a purge goes through them."""
 
 
@@ -38,6 +38,11 @@ class RetentionConfig(PluginConfig):
     quarantine: str | None = Field(default=None, description="quarantined records, by when they were rejected")
     runs: str | None = Field(
         default=None, description="finished runs, by when they started; each graph's latest run and latest success stay"
+    )
+    ingest_log: str | None = Field(
+        default=None,
+        description="messages `cdp serve` logged, by when received; only those every node reading their source "
+        "has committed its cursor past",
     )
 
     @field_validator(*RETENTION_KINDS)

@@ -10,6 +10,9 @@ One transaction, a few set-based statements per kind, whatever the number of row
 - ``quarantine``: entries rejected before the cutoff.
 - ``runs``: finished runs started before the cutoff, except each graph's latest run and
   latest successful sync, which the scheduler reads (docs/scheduler.md).
+- ``ingest_log``: messages received before the cutoff that every node reading their source
+  has read: one DELETE per source, up to its readers' smallest committed cursor
+  (log_retention.py). What no node has read stays.
 
 :func:`purge` is what ``cdp privacy purge`` and the daily ``privacy-retention`` job run; a
 purge that deletes writes one audit row (kind ``purge``) with the count per kind.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cdp_core.ingest.log import LOG
 from cdp_core.jobs import Job
 from cdp_core.runinfo import RunKind, RunStatus
 from cdp_core.store.models import QuarantineRecord, SyncRun
@@ -32,6 +36,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, delete, e
 from cdp_profiles.consent import latest_consents
 from cdp_profiles.privacy.audit import write_request
 from cdp_profiles.privacy.config import RetentionConfig, privacy_of
+from cdp_profiles.privacy.log_retention import LogReaders, log_readers, purgeable, read_up_to
 from cdp_profiles.store import profile_models as m
 
 _index, _quarantine, _runs = table_of(m.RecordIndex), table_of(QuarantineRecord), table_of(SyncRun)
@@ -54,10 +59,13 @@ class PurgeResult:
     """kind -> rows deleted (a dry run: rows that would be)."""
     request_id: str | None = None
     """The audit row written (None for a dry run, or when no kind has a retention)."""
+    held: list[str] = field(default_factory=list)
+    """Why the ingest log was kept whole although it has a retention (readers that cannot be known)."""
 
     def summary(self) -> str:
         verb = "would purge" if self.dry_run else "purged"
-        return f"{verb}: " + (", ".join(f"{k} {n:,}" for k, n in self.counts.items()) or "nothing (no retention set)")
+        text = f"{verb}: " + (", ".join(f"{k} {n:,}" for k, n in self.counts.items()) or "nothing (no retention set)")
+        return text + "".join(f"; ingest_log kept: {why}" for why in self.held)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,11 +73,18 @@ class PurgeResult:
             "now": self.now.isoformat(),
             "kinds": {k: {"before": self.cutoffs[k].isoformat(), "rows": n} for k, n in self.counts.items()},
             "request_id": self.request_id,
+            "ingest_log_held": self.held,
         }
 
 
-def purge(engine: Engine, retention: RetentionConfig, now: datetime, dry_run: bool = False) -> PurgeResult:
-    """Delete (or with ``dry_run`` count) what is older than its kind's retention, as of ``now``."""
+def purge(
+    engine: Engine, retention: RetentionConfig, readers: LogReaders, now: datetime, dry_run: bool = False
+) -> PurgeResult:
+    """Delete (or with ``dry_run`` count) what is older than its kind's retention, as of ``now``.
+
+    :param readers: who reads the ingest log (:func:`log_readers` of the config): what they have
+        not all read is kept.
+    """
     periods = retention.periods()
     result = PurgeResult(now=now, dry_run=dry_run)
     if not periods:
@@ -78,7 +93,11 @@ def purge(engine: Engine, retention: RetentionConfig, now: datetime, dry_run: bo
         for kind, period in periods.items():
             cutoff = now - period
             result.cutoffs[kind] = cutoff
-            result.counts[kind] = _purge_kind(conn, kind, cutoff, dry_run)
+            if kind == "ingest_log":
+                result.held = list(readers.unknown)
+                result.counts[kind] = _purge_log(conn, readers, cutoff, dry_run)
+            else:
+                result.counts[kind] = _purge_kind(conn, kind, cutoff, dry_run)
         if not dry_run:
             details = {"counts": result.counts, "retention": {k: _days(p) for k, p in periods.items()}}
             result.request_id = write_request(
@@ -122,6 +141,13 @@ def _purge_records(conn: Connection, kind: str, cutoff: datetime, dry_run: bool)
     return int(deleted)
 
 
+def _purge_log(conn: Connection, readers: LogReaders, cutoff: datetime, dry_run: bool) -> int:
+    """One statement per ingest source all of whose readers have committed a cursor."""
+    return sum(
+        _apply(conn, LOG, purgeable(s, up_to, cutoff), dry_run) for s, up_to in read_up_to(conn, readers).items()
+    )
+
+
 def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
     """Finished runs started before ``cutoff`` but a graph's latest run and its latest successful sync."""
     newer = _runs.alias("newer")
@@ -150,12 +176,14 @@ def purge_on_schedule(config: Any) -> str | None:
     retention = privacy_of(config.sections).retention
     if not retention.periods():
         return "no retention configured ([privacy.retention])"
+    readers = log_readers(config)
     with job_store(config) as engine:
-        return purge(engine, retention, utc_now()).summary()
+        return purge(engine, retention, readers, utc_now()).summary()
 
 
 RETENTION_JOB = Job(
     schedule=SCHEDULE,
     run=purge_on_schedule,
-    description="delete what [privacy.retention] keeps no longer (events, orders, NPS answers, consents, quarantine, runs)",
+    description="delete what [privacy.retention] keeps no longer (events, orders, NPS answers, consents, quarantine, "
+    "runs, the ingest log as far as read)",
 )
