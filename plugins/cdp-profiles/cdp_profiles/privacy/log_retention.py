@@ -13,17 +13,17 @@ known (a graph left out of the config, a source that cannot be built).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cdp_core.base import ConnectorContext, Source
+from cdp_core.base import Source
 from cdp_core.config import Config
 from cdp_core.http import HttpFactory
 from cdp_core.ingest.log import LOG
 from cdp_core.ingest.reader import IngestLogStream, log_cursor
+from cdp_core.runner import connector_context
 from cdp_core.store.models import SyncState
 from cdp_core.store.tables import table_of
 from sqlalchemy import ColumnElement, Connection, and_, or_, select, tuple_
@@ -74,15 +74,7 @@ def _built(config: Config, connector: str) -> Iterator[Source | None]:
     if registered is None or role is None:
         yield None
         return
-    http = HttpFactory(redactor=config.redact).for_connector(connector, redactor=config.redact)
-    context = ConnectorContext(
-        name=connector,
-        store_url=config.store_url,
-        base_dir=config.path.parent.resolve(),
-        logger=logging.getLogger(f"cdp.connector.{connector}"),
-        services={"http": http},
-        sections=config.sections,
-    )
+    context = connector_context(config, connector, {"http": HttpFactory(redactor=config.redact)})
     try:
         source = role.cls(registered.config, context)
     except Exception:  # noqa: BLE001 - see log_readers
