@@ -32,7 +32,7 @@ from cdp_core.screens import RecordScreen
 from cdp_core.store.engine import make_engine
 from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
-from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, inspect, select
 
 from cdp_profiles.identity import IdentityConfig, identity_section
 from cdp_profiles.privacy.config import privacy_of
@@ -152,6 +152,10 @@ def suppression_screen(config: Config) -> SuppressionScreen | None:
     engine = make_engine(config.store_url)
     try:
         with engine.connect() as conn:
+            # A store without the product's tables (a graph that never writes to the profile store,
+            # whose runs bring only the kernel's tables) has suppressed nobody.
+            if not inspect(conn).has_table(_suppressions.name):
+                return None
             hashes = SuppressionList.load(conn)
         if not hashes:
             return None
