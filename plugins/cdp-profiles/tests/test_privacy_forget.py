@@ -279,7 +279,7 @@ def test_forget_leaves_no_byte_of_the_person(store: Engine, tmp_path: Path) -> N
         run = conn.execute(select(table_of(SyncRun))).one()
         cursor = conn.execute(select(table_of(SyncState).c.cursor)).scalar_one()
         request = conn.execute(select(table_of(p.PrivacyRequest))).one()
-        suppressed = set(conn.execute(select(table_of(p.Suppression).c.hash)).scalars())
+        suppressed = set(conn.execute(select(table_of(p.Suppression).c.hash).where(table_of(p.Suppression).c.type != "__key__")).scalars())
     assert BOB["email"] in run.error and "[forgotten]" in run.error
     assert cursor == {"mark": 1717243200000, "seen": [BOB["hubspot_id"]]}
     key = PrivacyKey(KEY)

@@ -256,7 +256,7 @@ def test_suppress_and_unsuppress_write_the_audit_log_and_no_identifier(setup: Se
     assert done.exit_code == 0, done.output
     with setup.engine.connect() as conn:
         requests = conn.execute(text("SELECT kind, outcome, subject, reason, details FROM privacy_requests")).all()
-        suppressions = conn.execute(text("SELECT hash, type FROM suppressions")).all()
+        suppressions = conn.execute(text("SELECT hash, type FROM suppressions WHERE type <> '__key__'")).all()
     assert sorted((r.kind, r.outcome) for r in requests) == [
         ("suppress", "done"), ("suppress", "done"), ("unsuppress", "done"), ("unsuppress", "not_found"),
     ]  # fmt: skip
@@ -299,3 +299,17 @@ def test_quarantine_payloads_are_read_as_every_type_the_list_holds() -> None:
     assert not found({"text": "anna@example.com, +49 171 5550124, 421, 2024-05-01"})
     assert not found({"email": "bob@example.org", "n": True, "x": None, "f": 42.0})
     engine.dispose()
+
+
+def test_a_changed_privacy_key_is_refused_not_silently_ignored(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    remove_person(setup, ANNA[:1])
+    monkeypatch.setenv("CDP_PRIVACY_KEY", "another key entirely, also long enough")
+    run = setup.sync()  # with another key no hash would match: every suppressed person would come back
+    assert run.status == "failed" and "not the key the suppression list was written with" in (run.error or "")
+    assert setup.held("anna") == [] and setup.held("bob") == []
+    again = setup.cdp("privacy", "suppress", "email:cleo@example.org")
+    assert again.exit_code == 2 and "privacy.key is not the key" in again.output
+    forgot = setup.cdp("privacy", "forget", "email:cleo@example.org")
+    assert forgot.exit_code in (1, 2)  # nobody to forget yet, or the key refused: nothing written either way
+    monkeypatch.setenv("CDP_PRIVACY_KEY", KEY)  # the right key back: the list works again
+    assert setup.sync().totals().suppressed > 0 and setup.held("anna") == []

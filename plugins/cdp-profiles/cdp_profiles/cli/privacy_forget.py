@@ -59,6 +59,8 @@ def forget_command(
                 report.outcome = delivered.settled.get(report.request_id, report.outcome)
     except NotFound as exc:
         common.fail(str(exc), EXIT_FAILED)
+    except KeyProblem as exc:  # the suppression list was written under another key: nothing was deleted
+        common.fail(str(exc))
     finally:
         engine.dispose()
     if as_json:

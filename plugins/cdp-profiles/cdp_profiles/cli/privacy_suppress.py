@@ -81,11 +81,14 @@ def suppress(
             now = utc_now()
             subject = key.hash_identifier(named.type, named.value)
             request = new_request_id()
-            with write_transaction(engine) as conn:
-                added = add_suppressions(conn, key, [(named.type, named.value)], request, now)
-                details = {"suppressions_added": added}
-                write_request(conn, "suppress", "done", created_at=now, finished_at=now, subject=subject,
-                              reason=scrub(reason, identifier, named.value), details=details, request_id=request)
+            try:
+                with write_transaction(engine) as conn:
+                    added = add_suppressions(conn, key, [(named.type, named.value)], request, now)
+                    details = {"suppressions_added": added}
+                    write_request(conn, "suppress", "done", created_at=now, finished_at=now, subject=subject,
+                                  reason=scrub(reason, identifier, named.value), details=details, request_id=request)
+            except KeyProblem as exc:  # the list was written under another key: nothing was written
+                common.fail(str(exc))
     finally:
         engine.dispose()
     if as_json:

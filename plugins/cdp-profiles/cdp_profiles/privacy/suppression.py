@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, delete, inspect, select
 from cdp_profiles.identity import IdentityConfig, identity_section
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.identifiers import split_identifier
-from cdp_profiles.privacy.keys import PrivacyKey
+from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import PHONE_LIKE
@@ -59,6 +59,26 @@ def normalizer(engine: Engine, identity: IdentityConfig) -> Normalize:
     return ProfileWriter(engine, identity).normalize_identifier
 
 
+KEY_CHECK = "__key__"
+"""The type of the list's key check entry: not an identifier type (those start with a letter)."""
+
+
+def key_check(key: PrivacyKey) -> str:
+    """The entry that says which key the list was written with: a keyed hash of a fixed text."""
+    return key.hash_identifier(KEY_CHECK, "the privacy key of this suppression list")
+
+
+def verify_key(conn: Connection, key: PrivacyKey) -> None:
+    """Raise :class:`KeyProblem` when the list was written under another key: with it, no identifier
+    would match any more and every suppressed person would come back without a word."""
+    checks = set(conn.execute(select(_suppressions.c.hash).where(_suppressions.c.type == KEY_CHECK)).scalars())
+    if checks and key_check(key) not in checks:
+        raise KeyProblem(
+            "privacy.key is not the key the suppression list was written with: nothing can be checked against it; "
+            "set CDP_PRIVACY_KEY (or what [privacy] key names) back to that key"
+        )
+
+
 class SuppressionList:
     """The suppressed hashes, by identifier type, with what it takes to check a value against them."""
 
@@ -71,7 +91,8 @@ class SuppressionList:
     def load(conn: Connection) -> dict[str, frozenset[str]]:
         """Every entry of the list: type -> hashes (one query)."""
         found: dict[str, set[str]] = defaultdict(set)
-        for type_name, digest in conn.execute(select(_suppressions.c.type, _suppressions.c.hash)):
+        rows = select(_suppressions.c.type, _suppressions.c.hash).where(_suppressions.c.type != KEY_CHECK)
+        for type_name, digest in conn.execute(rows):
             found[type_name].add(digest)
         return {t: frozenset(h) for t, h in found.items()}
 
@@ -147,7 +168,8 @@ def suppression_screen(config: Config) -> SuppressionScreen | None:
     """The screen of a run: None when the suppression list is empty.
 
     Raises :class:`~cdp_profiles.privacy.keys.KeyProblem` (naming ``privacy.key``) when the list is
-    not empty and the key is missing: without it no record can be checked, so nothing may run.
+    not empty and the key is missing, or is not the key the list was written with: without it no
+    record can be checked, so nothing may run.
     """
     engine = make_engine(config.store_url)
     try:
@@ -157,9 +179,10 @@ def suppression_screen(config: Config) -> SuppressionScreen | None:
             if not inspect(conn).has_table(_suppressions.name):
                 return None
             hashes = SuppressionList.load(conn)
-        if not hashes:
-            return None
-        key = PrivacyKey.of(privacy_of(config.sections).key)
+            if not hashes:
+                return None
+            key = PrivacyKey.of(privacy_of(config.sections).key)
+            verify_key(conn, key)
         return SuppressionScreen(SuppressionList(hashes, key, normalizer(engine, identity_section(config))))
     finally:
         engine.dispose()  # the normalizer needs no connection
@@ -213,8 +236,10 @@ def add_suppressions(
     rows = {key.hash_identifier(t, v): t for t, v in identifiers}
     if not rows:
         return 0
+    verify_key(conn, key)  # never a list written under two keys
     known = set(conn.execute(select(_suppressions.c.hash).where(_suppressions.c.hash.in_(list(rows)))).scalars())
     values = [{"hash": h, "type": t, "created_at": now, "request_id": request_id} for h, t in rows.items()]
+    values.append({"hash": key_check(key), "type": KEY_CHECK, "created_at": now, "request_id": None})
     upsert(conn, _suppressions, values, keys=("hash",), update=())
     return len(rows.keys() - known)
 
