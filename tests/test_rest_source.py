@@ -5,6 +5,7 @@ The TOML is read from docs/rest-source.md, so the example and what is tested can
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
 from pathlib import Path
@@ -133,6 +134,20 @@ def test_malformed_page_fails_the_read_before_its_cursor(
         next(pages)
     assert [r.key for r in first.records] == ["1", "2"]
     assert "record_path 'data' is a dict, not a list" in str(info.value) and "connector 'pipedrive'" in str(info.value)
+
+
+@pytest.mark.parametrize("ascending", [True, False])
+def test_offsets_over_changing_data_lose_a_record_unless_ascending(
+    api: FakePipedrive, cdp_http: HttpFactory, tmp_path: Path, ascending: bool
+) -> None:
+    """What the conformance case guards against: without ``ascending``, the offsets skip the person who shifts back."""
+    options = copy.deepcopy(PIPEDRIVE)
+    options["streams"]["persons"]["incremental"]["ascending"] = ascending
+    pages = build(tmp_path, cdp_http, options).stream("persons").read(None)
+    keys = [r.key for r in next(pages).records]
+    api.touch(1, "2024-07-01 09:00:00")
+    keys += [r.key for page in pages for r in page.records]
+    assert keys == (["1", "2", "3", "4", "5", "1"] if ascending else ["1", "2", "4", "5", "1"])
 
 
 def test_deleted_person_is_a_tombstone(api: FakePipedrive, cdp_http: HttpFactory, tmp_path: Path) -> None:

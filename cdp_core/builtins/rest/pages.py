@@ -59,7 +59,7 @@ def pages(
 ) -> Iterator[tuple[Body, Position]]:
     """Request the stream's pages from ``position`` (None: the first page)."""
     paginator = config.paginator
-    post = {"idempotent": True} if config.method == "POST" else {}  # a source's POST is a search: safe to repeat
+    post: dict[str, Any] = {"idempotent": True} if config.method == "POST" else {}  # a source's POST is a search
     if isinstance(paginator, OffsetPaginator):
         for page in offset_pages(
             client, config.path, items=count, limit=paginator.limit, offset=int(position or 0),
