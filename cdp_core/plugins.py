@@ -52,6 +52,7 @@ _SECTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("cdp.files", "cdp_core.builtins.files"),
+    ("cdp.rest", "cdp_core.builtins.rest"),
     ("cdp.transforms", "cdp_core.transforms"),
     ("cdp.observers", "cdp_core.builtins.observers"),
     ("cdp.ingest", "cdp_core.ingest.tracking_source"),

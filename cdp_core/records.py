@@ -42,8 +42,11 @@ class Record(BaseModel):
     kind: RecordKind = RecordKind.profile
     key: str
     data: dict[str, Any] = Field(default_factory=dict)
-    identifiers: dict[str, str] = Field(default_factory=dict)
+    identifiers: dict[str, str | list[str]] = Field(default_factory=dict)
+    """Identifier type -> value; a list holds several values of one type (order kept)."""
     occurred_at: datetime | None = None
+    deleted: bool = False
+    """A tombstone: the record (stream, key) was deleted at the vendor."""
     trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
     """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
     one object shared by every record of the stream, kept through copies; only :meth:`raw` writes it."""
@@ -52,6 +55,17 @@ class Record(BaseModel):
     @classmethod
     def _mapping(cls, value: Any) -> Any:
         return TraitMap.of(value) if isinstance(value, dict) else value
+
+    def identifier_values(self, id_type: str) -> list[str]:
+        """The values of one identifier type, a single value or a list alike (empty: none)."""
+        value = self.identifiers.get(id_type)
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else list(dict.fromkeys(value))
+
+    def identifier_pairs(self) -> list[tuple[str, str]]:
+        """Every (type, value) the record carries, in order."""
+        return [(id_type, value) for id_type in self.identifiers for value in self.identifier_values(id_type)]
 
     def raw(self) -> dict[str, Any]:
         """The record as JSON-safe data, as kept in quarantine; with its trait mapping as it is here

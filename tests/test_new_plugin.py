@@ -169,7 +169,7 @@ def test_generated_plugin_installs_and_passes_its_tests(acme: Path, tmp_path: Pa
     shutil.copy(acme / "pyproject.toml", suite / "pyproject.toml")
     done = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=suite, pythonpath=[site])
     assert done.returncode == 0, show(done)
-    assert "16 passed" in done.stdout, show(done)
+    assert "17 passed" in done.stdout, show(done)
     where = run("-c", "import cdp_acme; print(cdp_acme.__file__)", cwd=suite, pythonpath=[site])
     assert where.stdout.strip().startswith(str(site)), show(where)
 
@@ -233,3 +233,19 @@ def test_hyphenated_name(tmp_path: Path) -> None:
     compile(code, "cdp_acme_shop/__init__.py", "exec")
     test_file = folder / "tests" / "test_acme_shop_source.py"  # named after the plugin: no clash across plugins
     compile(test_file.read_text(), test_file.name, "exec")
+
+
+def test_declarative_connector_passes_its_test_as_generated(tmp_path: Path) -> None:
+    """``cdp new-plugin --declarative shop``: a connectors.toml and a test that passes as written."""
+    result = CliRunner().invoke(app, ["new-plugin", "--declarative", "shop", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "shop"
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == ["README.md", "connectors.toml", "tests/conftest.py", "tests/test_shop_connector.py"]
+    toml = tomllib.loads((folder / "connectors.toml").read_text())
+    assert toml["connectors"]["shop"]["type"] == "rest"
+    assert toml["connectors"]["shop"]["auth"]["token"] == "${SHOP_API_TOKEN}"
+    assert not [p for p in folder.rglob("*.py") if p.name != "conftest.py" and "{{" in p.read_text()]
+    done = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=folder)
+    assert done.returncode == 0, show(done)
+    assert "11 passed" in done.stdout and "skipped" not in done.stdout, show(done)

@@ -581,7 +581,9 @@ def _failing(results: dict[str, tuple[str, str]], cls: str) -> set[str]:
 def test_source_suite_passes_a_good_source_and_fails_broken_ones(pytester: pytest.Pytester) -> None:
     results = _outcomes(pytester, SOURCES)
     assert _failing(results, "TestGood") == set()
-    assert not [n for n, (o, _) in results.items() if o == "skipped"]  # the suite never skips: it asserts
+    # the suite never skips: it asserts; but for the changing-data case, which needs change_between_pages()
+    # (these counting sources have no order to move a record in: tests/test_rest_source.py runs it)
+    assert not [n for n, (o, _) in results.items() if o == "skipped" and not n.endswith("::test_data_changes_between_pages")]
     assert _failing(results, "TestForgetful") == {
         "test_resume_after_every_page",
         "test_reread_from_final_cursor",

@@ -46,7 +46,7 @@ def names_for(name: str) -> dict[str, str]:
     }
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, *, declarative: bool = False) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise ScaffoldError(
             f"invalid plugin name {name!r}: use lowercase letters, digits and single hyphens, "
@@ -56,6 +56,8 @@ def check_name(name: str) -> None:
         raise ScaffoldError(
             f"give the plugin's short name ({name.removeprefix('cdp-')!r}); the distribution is cdp-NAME"
         )
+    if declarative:
+        return  # a connector's name, not a plugin type: nothing to collide with
     type_name = names_for(name)["type_name"]
     registry = load_plugins(disabled=set()).registry  # the builtins and every installed plugin
     taken = [reg.plugin for reg in registry.roles_of(type_name)]
@@ -74,8 +76,8 @@ def render(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
-def template_root() -> Traversable:
-    root = resources.files("cdp_core").joinpath("templates", "plugin")
+def template_root(kind: str = "plugin") -> Traversable:
+    root = resources.files("cdp_core").joinpath("templates", kind)
     if not root.is_dir():
         raise ScaffoldError(f"the plugin template is missing from the installed cdp_core ({root})")
     return root
@@ -97,18 +99,19 @@ def _write_tree(source: Traversable, target: Path, values: dict[str, str]) -> li
     return written
 
 
-def scaffold(name: str, directory: Path) -> tuple[Path, list[Path]]:
-    """Write ``directory/cdp-NAME``; return the folder and the files written (relative to it)."""
-    check_name(name)
+def scaffold(name: str, directory: Path, *, declarative: bool = False) -> tuple[Path, list[Path]]:
+    """Write ``directory/cdp-NAME`` (declarative: ``directory/NAME``, a connectors.toml and its test);
+    return the folder and the files written (relative to it)."""
+    check_name(name, declarative=declarative)
     values = names_for(name)
-    folder = directory / values["dist"]
+    folder = directory / (name if declarative else values["dist"])
     if folder.exists():
         raise ScaffoldError(f"{folder} already exists: choose another name or remove it")
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / f".{values['dist']}.{uuid.uuid4().hex[:8]}.tmp"
     staging.mkdir()  # as the user's umask says, unlike mkdtemp's 0700
     try:
-        files = _write_tree(template_root(), staging, values)
+        files = _write_tree(template_root("declarative" if declarative else "plugin"), staging, values)
         staging.rename(folder)  # all or nothing: never a half-written plugin
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -119,20 +122,33 @@ def scaffold(name: str, directory: Path) -> tuple[Path, list[Path]]:
 NameArgument = typer.Argument(
     ..., metavar="NAME", help="The plugin's short name: lowercase letters, digits, hyphens (acme)."
 )
-DirOption = typer.Option(Path("plugins"), "--dir", help="Where to create cdp-NAME/.")
+DirOption = typer.Option(Path("plugins"), "--dir", help="Where to create cdp-NAME/ (with --declarative: NAME/).")
+DeclarativeOption = typer.Option(
+    False, "--declarative", help='A connector without code: a type = "rest" connectors.toml and its test.'
+)
 
 
 @app.command("new-plugin")
-def new_plugin(name: str = NameArgument, directory: Path = DirOption) -> None:
-    """Scaffold a plugin distribution cdp-NAME: pyproject with its entry point, a source skeleton, tests."""
+def new_plugin(name: str = NameArgument, directory: Path = DirOption, declarative: bool = DeclarativeOption) -> None:
+    """Scaffold a plugin distribution cdp-NAME (pyproject, a source skeleton, tests), or with --declarative a
+    config-only REST connector (connectors.toml and a test running the conformance suite on it)."""
     try:
-        folder, files = scaffold(name, directory)
+        folder, files = scaffold(name, directory, declarative=declarative)
     except ScaffoldError as exc:
         common.fail(str(exc))
     values = names_for(name)
     stdout.print(f"[green]created[/] {folder}/", highlight=False)
     for file in files:
         stdout.print(f"  {file}", highlight=False, markup=False)
+    if declarative:
+        stdout.print(
+            f"\nNext steps:\n  cd {folder} && pytest tests   (the generated test passes as it is)\n"
+            f"  change connectors.toml and the test's fake to your vendor's API (docs/rest-source.md),\n"
+            f"  then copy the [connectors.{values['type_name']}...] tables into your connectors.toml and `cdp validate`.",
+            highlight=False,
+            markup=False,
+        )
+        return
     stdout.print(
         "\nNext steps:\n"
         f"  pip install -e '{folder}[dev]'   (in cdp's repo, `make test` installs every plugins/*/)\n"

@@ -163,6 +163,8 @@ def offset_pages(
     limit_param: str = "limit",
     offset_param: str = "offset",
     total: BodyPath | None = None,
+    has_more: BodyPath | None = None,
+    next_offset: BodyPath | None = None,
     params: Mapping[str, Any] | None = None,
     model: Any = None,
     **kwargs: Any,
@@ -174,15 +176,26 @@ def offset_pages(
     :param offset: where to start (a saved ``next_cursor``, to resume).
     :param total: where the body says how many items there are (``"total_items"``), if it
         does: the pages stop at that count without asking for an empty one.
+    :param has_more: where the body says whether more items follow (Pipedrive's
+        ``"additional_data.pagination.more_items_in_collection"``): it alone decides, so a page
+        shorter than ``limit`` (an API that caps it) goes on while the body says more follow.
+    :param next_offset: where the body gives the next offset (``"additional_data.pagination.next_start"``);
+        unset or absent: ``offset + items on the page``.
     :param model: validate each body with it before the page is yielded.
     Offsets are safe only when the order is stable: prefer a mark (:class:`cdp_core.Incremental`).
     """
     read_total = _reader(total) if total is not None else None
+    read_more = _reader(has_more) if has_more is not None else None
+    read_next = _reader(next_offset) if next_offset is not None else None
 
     def following(data: Any, at: int, count: int) -> int | None:
         known = read_total(data) if read_total is not None else None
-        last = count == 0 or count < limit or (known is not None and at + count >= int(known))
-        return None if last else at + count
+        if read_more is not None:  # the body says: a short page (an API capping the limit) is not the last
+            last = count == 0 or not read_more(data)
+        else:
+            last = count == 0 or count < limit or (known is not None and at + count >= int(known))
+        given = read_next(data) if read_next is not None else None
+        return None if last else int(given) if given is not None else at + count
 
     query = {**(params or {}), limit_param: limit}
     return _numbered_pages(client, url, items, offset, lambda at: {**query, offset_param: at}, following, model, kwargs)

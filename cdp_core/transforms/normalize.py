@@ -130,6 +130,21 @@ class Normalize(Transform):
                     value = identifiers.get(id_type)
                     if value is None:
                         continue
+                    if isinstance(value, list):  # several values of one type: each normalized, blanks dropped
+                        kept: list[str] = []
+                        for one in value:
+                            if not one or one.isspace():
+                                continue
+                            done = text(one)
+                            if done.__class__ is Invalid:
+                                if mode == "reject":
+                                    problems = (problems or []) + [f"identifiers.{id_type}: {done.problem}"]
+                                elif mode != "null":
+                                    kept.append(one)
+                            else:
+                                kept.append(done)
+                        identifiers[id_type] = list(dict.fromkeys(kept))
+                        continue
                     if not value or value.isspace():
                         del identifiers[id_type]  # blank: an identifier with no value identifies no one
                         continue
