@@ -108,7 +108,7 @@ def _when(text: str | None, option: str) -> date | datetime | None:
 def _print(result: NpsReport) -> None:
     s = result.summary
     stdout.print(
-        f"[bold]NPS {points(s.nps)}[/] ± {points(s.margin_of_error, False)} points (95 %), n = {s.n:,}"
+        f"[bold]NPS {points(s.nps)}[/] ± {points(s.margin_of_error, False)} points (95 %{_interval(s)}), n = {s.n:,}"
         f"  [dim]{escape(describe(result))}[/]",
         highlight=False,
     )
@@ -120,6 +120,11 @@ def _print(result: NpsReport) -> None:
         stdout.print()
         title = "NPS per ISO week" if result.period == "week" else "NPS per month"
         stdout.print(_table(result.period, [(p.period, p.figure) for p in result.trend], title))
+
+
+def _interval(figure: nps.NpsFigure) -> str:
+    bounds = figure.interval
+    return "" if bounds is None else f": {points(bounds[0])} to {points(bounds[1])}"
 
 
 def _table(first: str, rows: Sequence[tuple[str, nps.NpsFigure]], title: str | None = None) -> Table:
