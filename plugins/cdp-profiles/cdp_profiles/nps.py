@@ -220,10 +220,13 @@ def as_utc(value: date | datetime) -> datetime:
 # -- queries ---------------------------------------------------------------------------
 
 
-def _answers(filters: Filters, *, person: bool) -> Subquery:
-    """One row per counted answer: ``score``, ``answered_at`` and, if ``person``, the live ``profile_id``."""
+def _answers(filters: Filters, *, person: bool, comment: bool = False) -> Subquery:
+    """One row per counted answer: ``score``, ``answered_at``, if ``comment`` the ``comment`` and, if ``person``,
+    the live ``profile_id``."""
     n = _nps
     columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at]
+    if comment:
+        columns.append(n.c.comment)
     source: Any = n
     if person or filters.latest_per_person or filters.members is not None:
         source = (
@@ -249,9 +252,8 @@ def _answers(filters: Filters, *, person: bool) -> Subquery:
         ),
     )
     ranked = stmt.add_columns(rank.label("rank")).subquery("ranked")
-    return (
-        select(ranked.c.score, ranked.c.answered_at, ranked.c.profile_id).where(ranked.c.rank == 1).subquery("answers")
-    )
+    kept = [ranked.c.score, ranked.c.answered_at, ranked.c.profile_id] + ([ranked.c.comment] if comment else [])
+    return select(*kept).where(ranked.c.rank == 1).subquery("answers")
 
 
 def _counts(score: ColumnElement[int]) -> list[ColumnElement[Any]]:
