@@ -14,7 +14,6 @@ Python, which reads the same on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,13 +24,14 @@ from sqlalchemy import Engine, Table, and_, case, func, select
 from sqlalchemy.sql import ColumnElement, Subquery
 from sqlmodel import SQLModel
 
+from cdp_profiles import nps_stats
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store.kinds import nps_category
 from cdp_profiles.store.trait_docs import value_json
 
 LOW_N = 30
 """Below this many answers a figure is flagged ``low_n``: its margin of error is wide."""
-Z95 = 1.96
+Z95 = nps_stats.Z95
 Period = Literal["week", "month"]
 NONE_LABEL = "(none)"
 
@@ -95,12 +95,21 @@ class NpsFigure:
         return 100 * (self.promoters - self.detractors) / self.n if self.n else None
 
     @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95 % interval of the NPS in points, clamped to [-100, 100]; None without answers.
+
+        The adjusted Wald interval (Rocks 2016, :mod:`cdp_profiles.nps_stats`): 3/4 of a promoter,
+        3/2 of a passive and 3/4 of a detractor added to the counts, then the Wald interval of
+        the adjusted shares. It is centred on the adjusted score, a little toward 0 from the NPS.
+        """
+        shares = nps_stats.interval(self.promoters, self.passives, self.detractors, Z95)
+        return None if shares is None else (100 * shares[0], 100 * shares[1])
+
+    @property
     def margin_of_error(self) -> float | None:
-        """Half-width of the 95 % confidence interval, in points: 1.96 * sqrt((p + d - (p - d)^2) / n) * 100."""
-        if not self.n:
-            return None
-        p, d = self.promoters / self.n, self.detractors / self.n
-        return Z95 * math.sqrt(max(0.0, p + d - (p - d) ** 2) / self.n) * 100
+        """Half the width of :attr:`interval`, in points: above 0 for any n > 0, at most 100."""
+        bounds = self.interval
+        return None if bounds is None else (bounds[1] - bounds[0]) / 2
 
     @property
     def low_n(self) -> bool:
@@ -120,6 +129,8 @@ class NpsFigure:
             "pct_detractors": r(self.pct_detractors),
             "nps": r(self.nps),
             "margin_of_error": r(self.margin_of_error),
+            "ci_low": r(self.interval[0]) if self.interval else None,
+            "ci_high": r(self.interval[1]) if self.interval else None,
             "low_n": self.low_n,
         }
 
@@ -209,10 +220,13 @@ def as_utc(value: date | datetime) -> datetime:
 # -- queries ---------------------------------------------------------------------------
 
 
-def _answers(filters: Filters, *, person: bool) -> Subquery:
-    """One row per counted answer: ``score``, ``answered_at`` and, if ``person``, the live ``profile_id``."""
+def _answers(filters: Filters, *, person: bool, comment: bool = False) -> Subquery:
+    """One row per counted answer: ``score``, ``answered_at``, if ``comment`` the ``comment`` and, if ``person``,
+    the live ``profile_id``."""
     n = _nps
     columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at]
+    if comment:
+        columns.append(n.c.comment)
     source: Any = n
     if person or filters.latest_per_person or filters.members is not None:
         source = (
@@ -238,9 +252,8 @@ def _answers(filters: Filters, *, person: bool) -> Subquery:
         ),
     )
     ranked = stmt.add_columns(rank.label("rank")).subquery("ranked")
-    return (
-        select(ranked.c.score, ranked.c.answered_at, ranked.c.profile_id).where(ranked.c.rank == 1).subquery("answers")
-    )
+    kept = [ranked.c.score, ranked.c.answered_at, ranked.c.profile_id] + ([ranked.c.comment] if comment else [])
+    return select(*kept).where(ranked.c.rank == 1).subquery("answers")
 
 
 def _counts(score: ColumnElement[int]) -> list[ColumnElement[Any]]:

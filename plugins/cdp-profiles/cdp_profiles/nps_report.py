@@ -293,8 +293,9 @@ def render(report: NpsReport, title: str = "Net Promoter Score") -> str:
         body.append(breakdown(trait, groups))
     body.append(
         '<p class="muted">NPS = % promoters (9-10) − % detractors (0-6), in points from −100 to +100. '
-        "Margin of error (95 %) = 1.96 · √((p + d − (p − d)²) / n) · 100, with p and d the promoter and "
-        f"detractor shares; figures from fewer than {LOW_N} answers are marked.</p>"
+        "Margin of error: half the 95 % adjusted Wald interval (Rocks 2016: 3/4 of a promoter, 3/2 of a passive "
+        "and 3/4 of a detractor added, then 1.96 · √((p + d − (p − d)²) / n) on the adjusted shares), "
+        f"clamped to ±100; figures from fewer than {LOW_N} answers are marked.</p>"
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -74,13 +74,13 @@ def cdp_record_screen(config: Config, graph: str) -> RecordScreen | None:
 
 @hookimpl
 def cdp_register_commands(register: Register) -> None:
-    from cdp_profiles.cli.nps import nps_command
+    from cdp_profiles.cli.nps_analysis import nps_app  # the group of cli/nps.py with drivers and verbatims added
     from cdp_profiles.cli.privacy import privacy_app
     from cdp_profiles.cli.profiles import profiles_app
     from cdp_profiles.cli.segments import segments_app
 
     register("profiles", profiles_app)
-    register("nps", nps_command)
+    register("nps", nps_app)
     register("segments", segments_app)
     register("privacy", privacy_app)
 

@@ -98,10 +98,12 @@ def test_category() -> None:
 
 def test_summary_of_every_answer(engine: Engine) -> None:
     # Scores 10 9 3 7 6 9 8 10 0 10: promoters 10 9 9 10 10 = 5, passives 7 8 = 2, detractors 3 6 0 = 3, n = 10.
-    # NPS = (5 - 3) / 10 * 100 = 20.0; p = 0.5, d = 0.3:
-    # margin = 1.96 * sqrt((0.5 + 0.3 - 0.2**2) / 10) * 100 = 1.96 * sqrt(0.076) * 100 = 54.03
+    # NPS = (5 - 3) / 10 * 100 = 20.0. Adjusted Wald (docs/nps.md): n' = 13, p' = 5.75 / 13, d' = 3.75 / 13,
+    # p' - d' = 2 / 13 = 0.15385; var = 9.5 / 13 - (2 / 13)^2 = 0.70710; half = 1.96 * sqrt(0.70710 / 13) = 0.45712
+    # -> interval [-30.33, 61.10], margin 45.71
     figure = nps.summary(engine)
-    check(figure, (5, 2, 3), 20.0, 54.03)
+    check(figure, (5, 2, 3), 20.0, 45.71)
+    assert figure.interval == pytest.approx((-30.33, 61.10), abs=TOL)
     assert figure.pct_promoters == pytest.approx(50.0) and figure.pct_detractors == pytest.approx(30.0)
     assert figure.low_n
 
@@ -110,14 +112,17 @@ def test_by_trait(engine: Engine) -> None:
     groups = {g.value: g.figure for g in nps.by_trait(engine, "city")}
     assert set(groups) == {"Berlin", "Hamburg", None}
     # Berlin: Anna 10 and 6, Ben 9 -> 2 promoters, 1 detractor, n = 3; NPS = (2 - 1) / 3 * 100 = 33.33;
-    # p = 2/3, d = 1/3: margin = 1.96 * sqrt((1 - (1/3)**2) / 3) * 100 = 1.96 * sqrt(8/27) * 100 = 106.69
-    check(groups["Berlin"], (2, 0, 1), 33.33, 106.69)
+    # n' = 6, p' = 2.75 / 6, d' = 1.75 / 6: centre 1/6, var = 4.5/6 - 1/36 = 0.72222, half = 1.96 * sqrt(0.72222 / 6)
+    # = 0.68001 -> [-51.33, 84.67], margin 68.00 (the plain Wald margin was 106.69, wider than the scale allows)
+    check(groups["Berlin"], (2, 0, 1), 33.33, 68.00)
     # Hamburg: Cara 3 and 10, Dave 7 and 0 -> 1 promoter, 1 passive, 2 detractors, n = 4; NPS = (1 - 2) / 4 = -25.0;
-    # p = 0.25, d = 0.5: margin = 1.96 * sqrt((0.75 - 0.25**2) / 4) * 100 = 1.96 * sqrt(0.171875) * 100 = 81.26
-    check(groups["Hamburg"], (1, 1, 2), -25.0, 81.26)
+    # n' = 7, p' = 1.75 / 7 = 0.25, d' = 2.75 / 7: centre -1/7, var = 4.5/7 - 1/49 = 0.62245,
+    # half = 1.96 * sqrt(0.62245 / 7) = 0.58447 -> [-72.73, 44.16], margin 58.45
+    check(groups["Hamburg"], (1, 1, 2), -25.0, 58.45)
     # No city: Eva 9 and 10 (profile without city), Frank 8 (no profile record) -> 2 promoters, 1 passive, n = 3;
-    # NPS = 2 / 3 * 100 = 66.67; p = 2/3, d = 0: margin = 1.96 * sqrt((2/3 - 4/9) / 3) * 100 = 1.96 * sqrt(2/27) * 100 = 53.34
-    check(groups[None], (2, 1, 0), 66.67, 53.34)
+    # NPS = 2 / 3 * 100 = 66.67; n' = 6, p' = 2.75 / 6, d' = 0.75 / 6: centre 1/3, var = 3.5/6 - 1/9 = 0.47222,
+    # half = 1.96 * sqrt(0.47222 / 6) = 0.54986 -> [-21.65, 88.32], margin 54.99
+    check(groups[None], (2, 1, 0), 66.67, 54.99)
     ordered = nps.by_trait(engine, "city")
     assert [g.label for g in ordered] == ["Hamburg", "Berlin", "(none)"]  # largest first, no value last
 
@@ -126,12 +131,13 @@ def test_trend_by_month_and_week(engine: Engine) -> None:
     months = nps.trend(engine, "month")
     assert [p.period for p in months] == ["2024-01", "2024-02", "2024-03"]
     # January: 10 9 3 7 -> 2 promoters, 1 passive, 1 detractor; NPS = (2 - 1) / 4 * 100 = 25.0;
-    # p = 0.5, d = 0.25: margin = 1.96 * sqrt((0.75 - 0.0625) / 4) * 100 = 81.26
-    check(months[0].figure, (2, 1, 1), 25.0, 81.26)
-    # February: 6 9 8 -> 1 / 1 / 1; NPS = 0.0; p = d = 1/3: margin = 1.96 * sqrt((2/3) / 3) * 100 = 92.40
-    check(months[1].figure, (1, 1, 1), 0.0, 92.40)
-    # March: 10 0 10 -> 2 promoters, 1 detractor; NPS = 33.33, margin as for Berlin: 106.69
-    check(months[2].figure, (2, 0, 1), 33.33, 106.69)
+    # Hamburg mirrored (n' = 7, centre +1/7): margin 58.45
+    check(months[0].figure, (2, 1, 1), 25.0, 58.45)
+    # February: 6 9 8 -> 1 / 1 / 1; NPS = 0.0; n' = 6, p' = d' = 1.75 / 6: var = 3.5 / 6 = 0.58333,
+    # half = 1.96 * sqrt(0.58333 / 6) = 0.61114 -> margin 61.11
+    check(months[1].figure, (1, 1, 1), 0.0, 61.11)
+    # March: 10 0 10 -> 2 promoters, 1 detractor; NPS = 33.33, margin as for Berlin: 68.00
+    check(months[2].figure, (2, 0, 1), 33.33, 68.00)
     weeks = nps.trend(engine, "week")
     # 2024-01-10 is in ISO week 2, 2024-03-20 in week 12; empty weeks in between are kept with n = 0.
     assert [p.period for p in weeks] == [f"2024-W{w:02d}" for w in range(2, 13)]
@@ -144,16 +150,17 @@ def test_trend_by_month_and_week(engine: Engine) -> None:
 
 def test_filters_and_latest_per_person(engine: Engine) -> None:
     # Latest answer per person: Anna 6, Ben 9, Cara 10, Dave 0, Eva 10, Frank 8 -> 3 promoters, 1 passive,
-    # 2 detractors; NPS = (3 - 2) / 6 * 100 = 16.67; p = 0.5, d = 1/3:
-    # margin = 1.96 * sqrt((5/6 - 1/36) / 6) * 100 = 1.96 * sqrt(29/216) * 100 = 71.82
-    check(nps.summary(engine, latest_per_person=True), (3, 1, 2), 16.67, 71.82)
+    # 2 detractors; NPS = (3 - 2) / 6 * 100 = 16.67; n' = 9, p' = 3.75 / 9, d' = 2.75 / 9: centre 1/9,
+    # var = 6.5/9 - 1/81 = 0.70988, half = 1.96 * sqrt(0.70988 / 9) = 0.55046 -> margin 55.05
+    check(nps.summary(engine, latest_per_person=True), (3, 1, 2), 16.67, 55.05)
     latest_city = {g.value: g.figure.n for g in nps.by_trait(engine, "city", latest_per_person=True)}
     assert latest_city == {"Berlin": 2, "Hamburg": 2, None: 2}
-    # Survey s1 is January: 25.0 +- 81.26 (see the monthly trend).
-    check(nps.summary(engine, survey="s1"), (2, 1, 1), 25.0, 81.26)
+    # Survey s1 is January: 25.0 +- 58.45 (see the monthly trend).
+    check(nps.summary(engine, survey="s1"), (2, 1, 1), 25.0, 58.45)
     # A date `until` covers the whole day: Feb 1 - Feb 10 holds Anna 6 and Eva 9 (at 18:30) -> NPS 0;
-    # p = d = 0.5: margin = 1.96 * sqrt((1 - 0) / 2) * 100 = 138.59
-    check(nps.summary(engine, since=date(2024, 2, 1), until=date(2024, 2, 10)), (1, 0, 1), 0.0, 138.59)
+    # n' = 5, p' = d' = 1.75 / 5 = 0.35: var = 0.7, half = 1.96 * sqrt(0.7 / 5) = 0.73336 -> margin 73.34
+    # (the plain Wald margin was 138.59)
+    check(nps.summary(engine, since=date(2024, 2, 1), until=date(2024, 2, 10)), (1, 0, 1), 0.0, 73.34)
     assert nps.summary(engine, until=datetime(2024, 2, 10, 18, 0, tzinfo=UTC), since=date(2024, 2, 1)).n == 1
     assert nps.summary(engine, survey="nope").nps is None
 
@@ -268,18 +275,19 @@ def test_edge_cases(store_url: str) -> None:
     empty = nps.summary(engine)
     assert (empty.n, empty.nps, empty.margin_of_error) == (0, None, None)
     assert nps.by_trait(engine, "city") == [] and nps.trend(engine, "week") == []
-    # All promoters: p = 1, d = 0 -> NPS 100, margin = 1.96 * sqrt((1 - 1**2) / 3) * 100 = 0
+    # All promoters -> NPS 100; n' = 6, p' = 3.75 / 6, d' = 0.75 / 6: centre 0.5, var = 0.75 - 0.25 = 0.5,
+    # half = 1.96 * sqrt(0.5 / 6) = 0.56580 -> [-6.58, 106.58] clamped to [-6.58, 100]: margin 53.29 (not 0)
     fans = [answer(f"x{i}", f"fan{i}@example.de", 9 + i % 2, at(5, 1 + i), "s") for i in range(3)]
     ProfileWriter(engine, IdentityConfig()).write(fans, Checkpoint(graph="t", run_id="r2"))
-    check(nps.summary(engine), (3, 0, 0), 100.0, 0.0)
+    check(nps.summary(engine), (3, 0, 0), 100.0, 53.29)
     with pytest.raises(nps.NpsError):
         nps.trend(engine, "day")  # type: ignore[arg-type]
 
 
 def test_figure_arithmetic() -> None:
-    # 10, 0 and 7: 1 promoter, 1 detractor, 1 passive -> NPS 0, margin 92.40 (as February above).
+    # 10, 0 and 7: 1 promoter, 1 detractor, 1 passive -> NPS 0, margin 61.11 (as February above).
     figure = nps.NpsFigure.from_scores([10, 0]) + nps.NpsFigure.from_scores([7])
-    check(figure, (1, 1, 1), 0.0, 92.40)
+    check(figure, (1, 1, 1), 0.0, 61.11)
     assert figure.to_dict()["nps"] == 0.0 and figure.to_dict()["low_n"] is True
     assert nps.NpsFigure(30, 0, 0).low_n is False
 
@@ -303,7 +311,8 @@ def test_cli_json_is_pure_json(engine: Engine, store_url: str, tmp_path: Path) -
     assert code == 0, err
     data = json.loads(out)  # nothing but JSON on stdout
     assert data["summary"]["nps"] == 20.0 and data["summary"]["n"] == 10
-    assert data["summary"]["margin_of_error"] == pytest.approx(54.03, abs=TOL)
+    assert data["summary"]["margin_of_error"] == pytest.approx(45.71, abs=TOL)
+    assert (data["summary"]["ci_low"], data["summary"]["ci_high"]) == pytest.approx((-30.33, 61.10), abs=TOL)
     assert [(g["value"], g["nps"]) for g in data["by"]["city"]] == [
         ("Hamburg", -25.0),
         ("Berlin", 33.33),

@@ -11,8 +11,10 @@ from pathlib import Path
 import typer
 from cdp_core.cli import common
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stderr, stdout
+from cdp_core.config import Config
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import Engine
 
 from cdp_profiles import nps
 from cdp_profiles.cli.reading import open_for_reading
@@ -30,45 +32,47 @@ PeriodOption = typer.Option(None, "--period", help="Trend per ISO week or month.
 HtmlOption = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report to this file.")
 
 
+nps_app = typer.Typer(
+    help="Net Promoter Score: the score with counts and intervals (no subcommand), its drivers, the verbatims.",
+    invoke_without_command=True,
+)
+
+SegmentOption = typer.Option(
+    None, "--segment", metavar="NAME", help="Only answers of this segment's members (as its rule says now)."
+)
+SinceOption = typer.Option(
+    None, "--since", metavar="DATE", help="Answers from this date (YYYY-MM-DD or ISO date-time, UTC)."
+)
+UntilOption = typer.Option(
+    None, "--until", metavar="DATE", help="Answers up to this date; a date covers the whole day."
+)
+SurveyOption = typer.Option(None, "--survey", metavar="ID", help="Only answers to this survey id.")
+LatestOption = typer.Option(
+    False, "--latest-per-person", help="Count only each person's latest answer (default: every answer counts)."
+)
+
+
+@nps_app.callback(invoke_without_command=True)
 def nps_command(
+    ctx: typer.Context,
     by: list[str] | None = ByOption,
-    segment: str | None = typer.Option(
-        None, "--segment", metavar="NAME", help="Only answers of this segment's members (as its rule says now)."
-    ),
+    segment: str | None = SegmentOption,
     period: PeriodChoice | None = PeriodOption,
-    since: str | None = typer.Option(
-        None, "--since", metavar="DATE", help="Answers from this date (YYYY-MM-DD or ISO date-time, UTC)."
-    ),
-    until: str | None = typer.Option(
-        None, "--until", metavar="DATE", help="Answers up to this date; a date covers the whole day."
-    ),
-    survey: str | None = typer.Option(None, "--survey", metavar="ID", help="Only answers to this survey id."),
-    latest_per_person: bool = typer.Option(
-        False, "--latest-per-person", help="Count only each person's latest answer (default: every answer counts)."
-    ),
+    since: str | None = SinceOption,
+    until: str | None = UntilOption,
+    survey: str | None = SurveyOption,
+    latest_per_person: bool = LatestOption,
     html: Path | None = HtmlOption,
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Net Promoter Score: % promoters - % detractors, with counts, n and the 95 % margin of error."""
-    filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest_per_person)
-    if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
-        common.fail("--since is after --until")
-    cfg, loaded = common.load(config)
-    rules = None
-    if segment is not None:
-        from cdp_profiles.cli.segments import known_segment
-        from cdp_profiles.membership.engine import rules_of
+    """Net Promoter Score: % promoters - % detractors, with counts, n and the 95 % interval.
 
-        rules = rules_of(cfg)
-        known_segment(rules, segment)
-    engine = open_for_reading(cfg, loaded)
-    if rules is not None and segment is not None:
-
-        from cdp_profiles.segments import members_query
-
-        members = members_query(rules, segment, engine.dialect.name, evaluation_time())
-        filters = dataclasses.replace(filters, segment=segment, members=members)
+    Subcommands: drivers (what moves the score), verbatims (the comments by category).
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
     with common.store_errors(cfg):
         result = report(engine, filters, by or (), chosen)
@@ -86,14 +90,42 @@ def nps_command(
     for line in warnings:
         stderr.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     if result.summary.n == 0:
-        filtered = filters.since or filters.until or filters.survey or filters.segment
-        stderr.print("no NPS answers " + ("match these filters" if filtered else "in the store yet"), highlight=False)
+        _say_none(filters)
     if as_json:
         emit_json({**result.to_dict(), "html": str(html) if html else None})
     elif result.summary.n:
         _print(result)
     if html is not None:
         stderr.print(f"wrote {escape(str(html))}", highlight=False)
+
+
+def _open(
+    config: Path, since: str | None, until: str | None, survey: str | None, latest: bool, segment: str | None
+) -> tuple[Config, Engine, nps.Filters]:
+    """The config, the store and the answers' filters of the common options (bad ones exit 2)."""
+    filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest)
+    if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
+        common.fail("--since is after --until")
+    cfg, loaded = common.load(config)
+    rules = None
+    if segment is not None:
+        from cdp_profiles.cli.segments import known_segment
+        from cdp_profiles.membership.engine import rules_of
+
+        rules = rules_of(cfg)
+        known_segment(rules, segment)
+    engine = open_for_reading(cfg, loaded)
+    if rules is not None and segment is not None:
+        from cdp_profiles.segments import members_query
+
+        members = members_query(rules, segment, engine.dialect.name, evaluation_time())
+        filters = dataclasses.replace(filters, segment=segment, members=members)
+    return cfg, engine, filters
+
+
+def _say_none(filters: nps.Filters) -> None:
+    filtered = filters.since or filters.until or filters.survey or filters.segment
+    stderr.print("no NPS answers " + ("match these filters" if filtered else "in the store yet"), highlight=False)
 
 
 def _when(text: str | None, option: str) -> date | datetime | None:
@@ -108,7 +140,7 @@ def _when(text: str | None, option: str) -> date | datetime | None:
 def _print(result: NpsReport) -> None:
     s = result.summary
     stdout.print(
-        f"[bold]NPS {points(s.nps)}[/] ± {points(s.margin_of_error, False)} points (95 %), n = {s.n:,}"
+        f"[bold]NPS {points(s.nps)}[/] ± {points(s.margin_of_error, False)} points (95 %{_interval(s)}), n = {s.n:,}"
         f"  [dim]{escape(describe(result))}[/]",
         highlight=False,
     )
@@ -120,6 +152,11 @@ def _print(result: NpsReport) -> None:
         stdout.print()
         title = "NPS per ISO week" if result.period == "week" else "NPS per month"
         stdout.print(_table(result.period, [(p.period, p.figure) for p in result.trend], title))
+
+
+def _interval(figure: nps.NpsFigure) -> str:
+    bounds = figure.interval
+    return "" if bounds is None else f": {points(bounds[0])} to {points(bounds[1])}"
 
 
 def _table(first: str, rows: Sequence[tuple[str, nps.NpsFigure]], title: str | None = None) -> Table:
