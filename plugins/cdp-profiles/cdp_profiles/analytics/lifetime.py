@@ -6,8 +6,9 @@ per person, in **days**:
 - ``frequency``: repeat purchases, the number of distinct UTC days with a counted order, minus one
   (orders on the same day are one purchase, as the models expect);
 - ``recency``: days from the first purchase day to the last;
-- ``T``: days from the first purchase day (its midnight, UTC) to the end of the observation: ``now``,
-  or with a holdout the midnight that ends the calibration's last day;
+- ``T``: days from the first purchase day to the observation's last day: the UTC day of ``now``, or
+  with a holdout the calibration's last day (whole days, as the published CDNOW summary counts them:
+  a customer whose first purchase was on 1997-01-01 has T = 272 days = 38.86 weeks on 1997-09-30);
 - ``monetary_mean``: the mean amount of the repeat purchase days (the first purchase left out, as
   the Gamma-Gamma model is fitted), in the base currency; people without one are not in its fit
   and get no value.
@@ -20,17 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
-from cdp_core.timeutil import as_utc
 from numpy.typing import NDArray
 
 from cdp_profiles.analytics import bgnbd, gammagamma
 from cdp_profiles.analytics.orders import Purchase
 
-DAY = timedelta(days=1)
 FREQUENCY_GROUPS = 7
 """The holdout table: calibration frequency 0, 1, ..., 6 and 7 or more."""
 
@@ -51,12 +50,11 @@ class Summary:
         return len(self.profile_ids)
 
 
-def summarize(purchases: Sequence[Purchase], end: datetime, last_day: date | None = None) -> Summary:
-    """Per person: frequency, recency, T (days to ``end``) from the purchase days up to ``last_day`` (all: None).
+def summarize(purchases: Sequence[Purchase], end: date, last_day: date | None = None) -> Summary:
+    """Per person: frequency, recency, T (days to the day ``end``) from the purchase days up to ``last_day`` (all: None).
 
     ``purchases`` are sorted by person, then day (:func:`~cdp_profiles.analytics.orders.purchase_days`).
     """
-    end = as_utc(end)
     ids: list[str] = []
     freq: list[float] = []
     rec: list[float] = []
@@ -73,12 +71,11 @@ def summarize(purchases: Sequence[Purchase], end: datetime, last_day: date | Non
         if not days:
             continue
         first = days[0].day
-        start = datetime(first.year, first.month, first.day, tzinfo=UTC)
         repeat = [p.amount for p in days[1:] if p.amount is not None]
         ids.append(pid)
         freq.append(len(days) - 1)
         rec.append((days[-1].day - first).days)
-        age.append((end - start) / DAY)
+        age.append((end - first).days)
         mon.append(sum(repeat) / len(repeat) if repeat else float("nan"))
     return Summary(ids, np.array(freq, float), np.array(rec, float), np.array(age, float), np.array(mon, float))
 
@@ -166,22 +163,20 @@ class Holdout:
         }  # fmt: skip
 
 
-def split(purchases: Sequence[Purchase], days: int) -> tuple[date, date, datetime]:
-    """(calibration's last day, holdout's last day, calibration end): the cut is the last purchase day - ``days``."""
+def split(purchases: Sequence[Purchase], days: int) -> tuple[date, date]:
+    """(calibration's last day, holdout's last day): the cut is the last purchase day - ``days``."""
     if days < 1:
         raise ValueError(f"--holdout takes a number of days, 1 or more; got {days}")
     if not purchases:
         raise ValueError("no counted orders: nothing to split")
     last = max(p.day for p in purchases)
-    cut = last - timedelta(days=days)
-    end = datetime(cut.year, cut.month, cut.day, tzinfo=UTC) + DAY
-    return cut, last, end
+    return last - timedelta(days=days), last
 
 
 def holdout(purchases: Sequence[Purchase], days: int) -> tuple[Summary, Fits, Holdout]:
     """Fit on the calibration part, then compare each person's predicted purchases in the holdout with theirs."""
-    cut, last, end = split(purchases, days)
-    calibration = summarize(purchases, end, cut)
+    cut, last = split(purchases, days)
+    calibration = summarize(purchases, cut, cut)
     if calibration.n == 0:
         raise ValueError(f"no purchase on or before {cut.isoformat()}: the holdout of {days} days leaves no calibration")
     fits = fit(calibration)

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from cdp_core.store.tables import table_of
+from cdp_core.timeutil import as_utc
 from sqlalchemy import Connection
 
 from cdp_profiles.analytics.config import AnalyticsConfig, trait_kinds
@@ -77,7 +78,7 @@ def _clv_rows(conn: Connection, config: AnalyticsConfig, now: datetime, written:
     assert config.clv is not None
     horizon = config.clv.horizon_days
     purchases, _, _ = purchase_days(conn, config)
-    summary = lifetime.summarize(purchases, now)
+    summary = lifetime.summarize(purchases, as_utc(now).date(), as_utc(now).date())
     try:
         fits = lifetime.fit(summary)
     except ValueError as exc:

@@ -123,7 +123,7 @@ def clv_command(
         if holdout is not None:
             summary, fits, check = lifetime.holdout(purchases, holdout)
         else:
-            summary = lifetime.summarize(purchases, now)
+            summary = lifetime.summarize(purchases, now.date(), now.date())
             fits = lifetime.fit(summary)
     except ValueError as exc:
         common.fail(f"lifetime value: {exc}", EXIT_DATA)
@@ -173,7 +173,7 @@ def _print_clv(data: dict[str, Any]) -> None:
                       f"{holdout['actual_purchases']:,.0f} repeat purchases, {holdout['predicted_purchases']:,.1f} predicted; "
                       f"mean absolute error per customer {holdout['mean_absolute_error']:.3f}"))  # fmt: skip
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("purchases in calibration", "customers", "actual (mean)", "predicted (mean)"):
+    for column in ("repeat purchases in calibration", "customers", "actual (mean)", "predicted (mean)"):
         table.add_column(column, justify="right")
     for row in holdout["by_calibration_frequency"]:
         table.add_row(row["frequency"], f"{row['people']:,}", f"{row['actual_mean']:.3f}", f"{row['predicted_mean']:.3f}")
