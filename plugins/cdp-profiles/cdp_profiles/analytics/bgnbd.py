@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import optimize, special  # type: ignore[import-untyped]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class BgNbdFit:
         t = np.asarray(t, float)
         r, alpha, a, b = self.r, self.alpha, self.a, self.b
         hyp = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
-        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)  # type: ignore[no-any-return]
+        return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import optimize, special  # type: ignore[import-untyped]
 
 from cdp_profiles.analytics.bgnbd import BgNbdFit
 
