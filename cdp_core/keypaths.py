@@ -80,6 +80,8 @@ def known_keys(model: type[BaseModel], loc: tuple[PathPart, ...]) -> list[str]:
         current = _inner_model(current, part)
         if current is None:
             return []
+    if typing.get_origin(current) in (typing.Union, types.UnionType):  # an optional table: M | None
+        current = next((a for a in typing.get_args(current) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     if not (isinstance(current, type) and issubclass(current, BaseModel)):
         return []
     return sorted({f.alias or name for name, f in current.model_fields.items()})

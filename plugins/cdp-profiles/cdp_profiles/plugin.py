@@ -2,10 +2,10 @@
 
 Loaded by the ``cdp`` entry point ``profiles``. Everything the product offers is
 registered here: the profile store as a destination and a source, the ``[identity]``,
-``[consent]``, ``[computed_traits]``, ``[segments]`` and ``[privacy]`` sections of connectors.toml (and
+``[consent]``, ``[computed_traits]``, ``[segments]``, ``[privacy]`` and ``[analytics]`` sections of connectors.toml (and
 their checks against the rest of the file), the consent gate on every export that serves
-a purpose, the suppression list's screen on every run, the ``profiles``, ``nps``, ``segments`` and
-``privacy`` commands, the scheduler's daily ``segments-refresh`` job, its ``privacy-forget`` job (every ten
+a purpose, the suppression list's screen on every run, the ``profiles``, ``nps``, ``segments``,
+``privacy`` and ``analytics`` commands, the scheduler's daily ``segments-refresh`` job, its ``privacy-forget`` job (every ten
 minutes) and ``privacy-retention`` job (daily), and the migration history of its tables.
 """
 
@@ -17,6 +17,7 @@ from cdp_core.config import Config
 from cdp_core.gates import ExportGate
 from cdp_core.screens import RecordScreen
 
+from cdp_profiles.analytics.config import AnalyticsConfig
 from cdp_profiles.consent import ConsentConfig
 from cdp_profiles.consent_checks import check_consent
 from cdp_profiles.consent_gate import ConsentGate
@@ -45,6 +46,7 @@ def cdp_register_config_sections(register: Register) -> None:
     register("computed_traits", ComputedTraitsConfig)
     register("segments", SegmentsConfig)
     register("privacy", PrivacyConfig)
+    register("analytics", AnalyticsConfig)
 
 
 @hookimpl
@@ -74,6 +76,7 @@ def cdp_record_screen(config: Config, graph: str) -> RecordScreen | None:
 
 @hookimpl
 def cdp_register_commands(register: Register) -> None:
+    from cdp_profiles.cli.analytics import analytics_app
     from cdp_profiles.cli.nps_analysis import nps_app  # the group of cli/nps.py with drivers and verbatims added
     from cdp_profiles.cli.privacy import privacy_app
     from cdp_profiles.cli.profiles import profiles_app
@@ -83,6 +86,7 @@ def cdp_register_commands(register: Register) -> None:
     register("nps", nps_app)
     register("segments", segments_app)
     register("privacy", privacy_app)
+    register("analytics", analytics_app)
 
 
 @hookimpl

@@ -207,6 +207,11 @@ def refresh_command(config: Path = ConfigOption, as_json: bool = JsonOption) -> 
         emit_json(result.to_dict())
         return
     stdout.print(Text(f"computed traits: {result.computed_rows:,} values ({len(rules.computed)} traits, everyone)"))
+    if result.analytics is not None:
+        done = ", ".join(f"{what} {n:,} people" for what, n in result.analytics.people.items())
+        stdout.print(Text(f"analytics traits: {result.analytics.rows:,} values ({done})"))
+        for problem in result.analytics.problems:
+            stdout.print(Text(f"analytics: {problem}"))
     for change in result.segments:
         stdout.print(Text(f"{change.segment}: {change.members:,} members, {change.entered:,} entered, {change.left:,} left"))
 

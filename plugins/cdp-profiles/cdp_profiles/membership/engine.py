@@ -13,6 +13,7 @@ from typing import Any, cast
 from cdp_core.config import Config
 from pydantic import BaseModel
 
+from cdp_profiles.analytics.config import analytics_of, trait_kinds
 from cdp_profiles.segments import Rules, rules_from
 
 
@@ -54,5 +55,7 @@ def descriptions(config: Config | Mapping[str, BaseModel], section: str) -> dict
 
 
 def configured(config: Config | Mapping[str, BaseModel]) -> bool:
-    """Does the config define any segment or computed trait (else there is nothing to refresh)?"""
-    return bool(descriptions(config, "segments") or descriptions(config, "computed_traits"))
+    """Does the config define any segment, computed trait or analytics trait (else there is nothing to refresh)?"""
+    sections = config.sections if isinstance(config, Config) else config
+    return bool(descriptions(config, "segments") or descriptions(config, "computed_traits")
+                or trait_kinds(analytics_of(sections)))  # fmt: skip

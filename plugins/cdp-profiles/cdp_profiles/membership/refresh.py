@@ -33,6 +33,8 @@ from cdp_core.timeutil import as_utc
 from sqlalchemy import JSON, Column, Connection, DateTime, Engine, MetaData, Select, String, Table, select
 
 from cdp_profiles import segments as engine_api
+from cdp_profiles.analytics.config import trait_kinds
+from cdp_profiles.analytics.traits import Written, refresh_analytics
 from cdp_profiles.membership.engine import computed_names, segment_names
 from cdp_profiles.segments import Rules
 from cdp_profiles.segments.clock import evaluation_time
@@ -66,13 +68,18 @@ class RefreshResult:
     """``all`` (every live profile), ``touched`` (a run's profiles) or ``none`` (no computed trait configured)."""
     computed_rows: int = 0
     segments: list[SegmentChange] = field(default_factory=list)
+    analytics: Written | None = None
+    """RFM and lifetime-value traits, written at a full refresh when ``[analytics]`` asks for them."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "at": self.at.isoformat(),
             "computed_traits": {"scope": self.computed_scope, "rows": self.computed_rows},
             "segments": [vars(c) for c in self.segments],
         }
+        if self.analytics is not None:
+            out["analytics"] = self.analytics.to_dict()
+        return out
 
 
 def touched_by(run_id: str) -> Select[Any]:
@@ -106,6 +113,9 @@ def refresh(
     with write_transaction(engine, spill=True) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        if computed and run_id is None and trait_kinds(rules.analytics):
+            assert rules.analytics is not None
+            result.analytics = refresh_analytics(conn, rules.analytics, now)
         if computed:
             result.computed_rows = refresh_computed(conn, rules, now, touched_by(run_id) if run_id else None)
         chosen = segment_names(rules) if segments is None else list(segments)
@@ -122,15 +132,16 @@ def refresh(
 def refresh_computed(conn: Connection, rules: Rules, now: datetime, profiles: Select[Any] | None) -> int:
     """Computed trait rows of ``profiles`` (None: every live profile) recomputed; returns the rows written."""
     names = computed_names(rules)
+    kept = [*names, *trait_kinds(rules.analytics)]  # the analytics' traits: written by refresh_analytics
     live = select(_profiles.c.id).where(_profiles.c.id == _computed.c.profile_id, _profiles.c.merged_into.is_(None))
-    conn.execute(_computed.delete().where(sa.or_(~sa.exists(live), _computed.c.name.not_in(names))))
+    conn.execute(_computed.delete().where(sa.or_(~sa.exists(live), _computed.c.name.not_in(kept))))
     if not names:
         return 0
     if profiles is None:
-        conn.execute(_computed.delete())
+        conn.execute(_computed.delete().where(_computed.c.name.in_(names)))
     else:
         concerned = profiles.subquery("concerned")
-        conn.execute(_computed.delete().where(_computed.c.profile_id.in_(select(concerned.c[0]))))
+        conn.execute(_computed.delete().where(_computed.c.profile_id.in_(select(concerned.c[0])), _computed.c.name.in_(names)))
     # One INSERT ... SELECT per trait: a statement keeps every subquery it materialized until
     # it ends, so one statement for all traits holds all of them at once.
     for name in names:

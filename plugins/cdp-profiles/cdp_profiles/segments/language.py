@@ -8,7 +8,8 @@ evaluator walk the resolved :data:`Node` tree, so they cannot disagree on what a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -101,6 +102,15 @@ class Computed:
 
 
 @dataclass(frozen=True)
+class Stored:
+    """A trait the analytics write into ``computed_traits`` (``rfm_group``, ``clv_p_alive``): read, not computed."""
+
+    name: str
+    kind: Kind
+    text: str
+
+
+@dataclass(frozen=True)
 class RowField:
     """A column of the aggregated row (``amount``, ``name``), or ``properties.KEY`` when ``prop`` is set."""
 
@@ -184,7 +194,7 @@ class Func:
 
 
 Node = (
-    Lit | ListLit | Trait | Ident | ConsentStatus | HasConsent | InSegment | Computed | RowField | Agg | Compare
+    Lit | ListLit | Trait | Ident | ConsentStatus | HasConsent | InSegment | Computed | Stored | RowField | Agg | Compare
     | DateCompare | BoolOp | Not | In | Arith | Func
 )  # fmt: skip
 
@@ -204,6 +214,8 @@ def kinds_of(node: Node, computed_kinds: Callable[[str], frozenset[Kind]]) -> fr
             return frozenset({"bool"})
         case Computed(name=name):
             return computed_kinds(name)
+        case Stored(kind=kind):
+            return frozenset({"null", kind})
         case RowField(kind=kind, prop=prop):
             return ANY if prop is not None else frozenset({"null", kind})
         case Agg(fn=fn, field=field):
@@ -260,6 +272,8 @@ class Names:
     purposes: dict[str, Policy]
     traits: Collection[str] | None = None
     """Known profile traits: when given, other names are errors (with did-you-mean)."""
+    stored: Mapping[str, Kind] = dataclasses.field(default_factory=dict)
+    """Traits the analytics store (``[analytics.rfm]``, ``[analytics.clv]``): name -> kind."""
 
 
 def parse_rule(source: str, names: Names) -> Node:
@@ -379,12 +393,14 @@ class _Resolver:
             return Ident(rest, text)
         if name in self.names.computed:
             return Computed(name, text)
+        if name in self.names.stored:
+            return Stored(name, self.names.stored[name], text)
         if node.data == "field" and head in SOURCES:
             example = f"count({head})" if not rest else f"sum({name})" if rest in ("amount", "score") else f"last({name})"
             raise self.error(node, f"{name!r} is a field of each of a person's {head}: use it in an aggregate like {example}")
         known = self.names.traits
         if known is not None and name not in known:
-            options = sorted({*known, *self.names.computed})
+            options = sorted({*known, *self.names.computed, *self.names.stored})
             raise self.error(node, f"unknown trait {name!r}{did_you_mean(name, options)}")
         return Trait(name, text)
 

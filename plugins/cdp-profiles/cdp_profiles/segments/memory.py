@@ -33,6 +33,7 @@ from cdp_profiles.segments.language import (
     Node,
     Not,
     RowField,
+    Stored,
     Trait,
     kind_of,
 )
@@ -139,6 +140,8 @@ class _Evaluator:
                 return v.truthy(self.value(self.rules.segments[name].node))
             case Computed(name=name):
                 return self.value(self.rules.computed[name].node)
+            case Stored(name=name):
+                return self.person.stored.get(name)
             case Agg():
                 return self.aggregate(node)
         return self.operator(node, self.value)

@@ -9,6 +9,7 @@ from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Table, and_, select
 
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import segment_models as segment_tables
 from cdp_profiles.store.trait_docs import trait_values
 
 
@@ -30,12 +31,15 @@ class Person:
     orders: list[dict[str, Any]] = field(default_factory=list)
     nps: list[dict[str, Any]] = field(default_factory=list)
     consents: list[dict[str, Any]] = field(default_factory=list)
+    stored: dict[str, Any] = field(default_factory=dict)
+    """Traits the analytics wrote (``computed_traits``: ``rfm_group``, ``clv_p_alive``...): name -> value."""
 
 
 _profiles = table_of(m.Profile)
 _identities = table_of(m.Identity)
 _index = table_of(m.RecordIndex)
 _sets = table_of(m.IdSet)
+_computed = table_of(segment_tables.ComputedTrait)
 _KINDS: dict[str, Table] = {
     "events": table_of(m.Event),
     "orders": table_of(m.Order),
@@ -59,4 +63,6 @@ def load_person(conn: Connection, profile_id: str) -> Person | None:
         joined = joined.join(_sets, _sets.c.id == _index.c.set_id)
         stmt = select(table).select_from(joined).where(_sets.c.profile_id == profile_id)
         setattr(person, kind, [dict(r._mapping) for r in conn.execute(stmt)])
+    stored = select(_computed.c.name, _computed.c.value).where(_computed.c.profile_id == profile_id)
+    person.stored = {r.name: r.value for r in conn.execute(stored)}
     return person

@@ -9,6 +9,7 @@ from functools import cached_property
 from cdp_core.config import Config
 from cdp_core.transforms.expressions import ExpressionError
 
+from cdp_profiles.analytics.config import AnalyticsConfig, trait_kinds
 from cdp_profiles.consent import ConsentConfig
 from cdp_profiles.segments.language import Kind, Names, Node, kinds_of, parse_rule, references
 
@@ -42,11 +43,14 @@ class Rules:
     segments: dict[str, Rule] = field(default_factory=dict)
     consent: ConsentConfig = field(default_factory=ConsentConfig)
     traits: Collection[str] | None = None
+    stored: Mapping[str, Kind] = field(default_factory=dict)
+    """The traits the analytics store (``[analytics.rfm]``, ``[analytics.clv]``): name -> kind."""
+    analytics: AnalyticsConfig | None = None
 
     @cached_property
     def names(self) -> Names:
         purposes = {name: p.policy for name, p in self.consent.all_purposes().items()}
-        return Names(set(self.computed), set(self.segments), purposes, self.traits)
+        return Names(set(self.computed), set(self.segments), purposes, self.traits, self.stored)
 
     def compile(self, expression: str) -> Node:
         """An ad-hoc rule (``cdp profiles list --where``) against these names; raises :class:`RulesError`."""
@@ -75,16 +79,23 @@ def compile_rules(
     *,
     descriptions: Mapping[tuple[str, str], str] | None = None,
     traits: Collection[str] | None = None,
+    analytics: AnalyticsConfig | None = None,
 ) -> Rules:
     """Compile computed traits (name -> expression) and segments (name -> rule); raises :class:`RulesError`.
 
     Every problem is collected, keyed like connectors.toml (``segments.NAME.where``).
     ``traits``, when given, is the vocabulary of profile traits: other bare names are errors.
+    ``analytics`` (``[analytics]``) adds the names of the traits it stores (``rfm_group``...).
     """
     computed, segments, descriptions = computed or {}, segments or {}, descriptions or {}
-    rules = Rules(consent=consent or ConsentConfig(), traits=traits)
-    names = Names(set(computed), set(segments), {n: p.policy for n, p in rules.consent.all_purposes().items()}, traits)
-    problems: list[tuple[Where, str]] = []
+    stored = dict(trait_kinds(analytics))
+    rules = Rules(consent=consent or ConsentConfig(), traits=traits, stored=stored, analytics=analytics)
+    purposes = {n: p.policy for n, p in rules.consent.all_purposes().items()}
+    names = Names(set(computed), set(segments), purposes, traits, stored)
+    problems: list[tuple[Where, str]] = [
+        (("computed_traits", name), f"{name!r} is a trait [analytics] writes: name this computed trait otherwise")
+        for name in sorted(set(computed) & set(stored))
+    ]
     for section, key, table, target in (
         ("computed_traits", "expression", computed, rules.computed),
         ("segments", "where", segments, rules.segments),
@@ -140,6 +151,7 @@ def rules_from(config: Config) -> Rules:
     from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig
 
     consent = config.sections.get("consent")
+    analytics = config.sections.get("analytics")
     computed = config.sections.get("computed_traits")
     segments = config.sections.get("segments")
     traits_table = computed.traits if isinstance(computed, ComputedTraitsConfig) else {}
@@ -151,4 +163,5 @@ def rules_from(config: Config) -> Rules:
         {n: s.where for n, s in segments_table.items()},
         consent if isinstance(consent, ConsentConfig) else ConsentConfig(),
         descriptions=descriptions,
+        analytics=analytics if isinstance(analytics, AnalyticsConfig) else None,
     )

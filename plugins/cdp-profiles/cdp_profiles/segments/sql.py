@@ -42,17 +42,20 @@ from cdp_profiles.segments.language import (
     Node,
     Not,
     RowField,
+    Stored,
     Trait,
 )
 from cdp_profiles.segments.memory import SCALE
 from cdp_profiles.segments.rules import Rules, RulesError
 from cdp_profiles.segments.sql_values import Cond, Expr, SqlValue
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import segment_models as segment_tables
 
 _profiles = table_of(m.Profile)
 _index = table_of(m.RecordIndex)
 _sets = table_of(m.IdSet)
 _identities = table_of(m.Identity)
+_computed = table_of(segment_tables.ComputedTrait)
 TABLES: dict[str, Table] = {"events": table_of(m.Event), "orders": table_of(m.Order), "nps": table_of(m.NpsResponse)}
 
 
@@ -213,6 +216,8 @@ class _Compiler:
                 return sv.flag_value(self.cond(self.rules.segments[name].node))
             case Computed(name=name):
                 return self.value(self.rules.computed[name].node)
+            case Stored(name=name, kind=kind):
+                return sv.nullable(self.stored(name, kind).c.v, kind, d)
             case Agg():
                 return self.aggregate(node)
         return self.operator(node, self.value)
@@ -275,6 +280,21 @@ class _Compiler:
             return select(ranked.c.profile_id.label("pid"), ranked.c.value).where(ranked.c.rank == 1)
 
         return self.join(("identifier", type_name), build, windowed=True)
+
+    def stored(self, name: str, kind: str) -> Any:
+        """A trait the analytics wrote into ``computed_traits``, as a plain number or text column ``v``."""
+
+        def build() -> Select[Any]:
+            c = _computed
+            if self.dialect == "postgresql":
+                raw: Any = sa.type_coerce(c.c.value.op("#>>")(sa.text("'{}'")), sa.Text)
+            else:
+                raw = func.json_extract(c.c.value, "$")
+            value = sa.cast(raw, sa.Float) if kind == "number" else sa.cast(raw, sa.Text)
+            stmt = select(c.c.profile_id.label("pid"), value.label("v")).where(c.c.name == name)
+            return self.limit(stmt, c.c.profile_id)
+
+        return self.join(("stored", name), build)
 
     def consent(self, purpose: str) -> Any:
         def build() -> Select[Any]:
