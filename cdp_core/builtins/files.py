@@ -274,10 +274,14 @@ class _FileStream(Stream):
         key_parts = [get(row) for get in self._key_getters]
         if any(part is None or part == "" for part in key_parts):
             return Rejected(reason=f"{self.path.name} line {line}: missing primary key {'/'.join(self.primary_key)}", raw=row)
-        identifiers = {}
+        identifiers: dict[str, str | list[str]] = {}
         for id_type, get in self._id_getters:
             value = get(row)
-            if value is not None and value != "":
+            if isinstance(value, list):  # a JSON list: several values of the type
+                values = [str(v) for v in value if v is not None and v != ""]
+                if values:
+                    identifiers[id_type] = values
+            elif value is not None and value != "":
                 identifiers[id_type] = str(value)
         occurred = self._time_getter(row) if self._time_getter else None
         try:

@@ -128,11 +128,14 @@ class ProfileWriter:
             identifiers: list[Identifier] = []
             problems: list[str] = []
             for type_name, value in record.identifiers.items():
-                normalized, why = self.normalize_identifier(type_name, value)
-                if normalized is None:
-                    problems.append(f"{type_name}: {why}")
-                else:
-                    identifiers.append((type_name, normalized))
+                # Several values of a type (a list): each one is an identifier of its own, as if
+                # several records had carried one each; a blocked or invalid one is dropped alone.
+                for item in (value,) if type(value) is str else value:
+                    normalized, why = self.normalize_identifier(type_name, item)
+                    if normalized is None:
+                        problems.append(f"{type_name}: {why}")
+                    else:
+                        identifiers.append((type_name, normalized))
             if not identifiers and record.kind not in ANONYMOUS_KINDS:
                 detail = f" ({'; '.join(problems)})" if problems else ""
                 checkpoint.reject(record, f"no usable identifier to link to a person{detail}")
@@ -145,7 +148,7 @@ class ProfileWriter:
             if record.kind is RecordKind.order and (problem := amount_problem(row["amount"], self._sqlite)) is not None:
                 checkpoint.reject(record, f"{record.kind}: {problem}")
                 continue
-            ids = tuple(sorted(identifiers))
+            ids = tuple(sorted(set(identifiers)))
             try:
                 key = sortkey.encode(record.occurred_at, record.stream, record.key)
             except sortkey.SortKeyError as exc:
