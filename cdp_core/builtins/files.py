@@ -463,6 +463,9 @@ class _FileDestination(Destination):
         return self._out.resume(state)
 
     def _payload(self, record: Record) -> dict[str, Any]:
+        if record.deleted:  # a tombstone (JSON lines only): what was deleted, whatever the content
+            return {"stream": record.stream, "kind": str(record.kind), "key": record.key, "deleted": True,
+                    "occurred_at": _iso(record.occurred_at)}  # fmt: skip
         if self.config.content == "data":  # type: ignore[attr-defined]
             return record.data
         # The same shape as record.model_dump(mode="json"), at a fraction of its cost per record.
@@ -489,9 +492,13 @@ class _FileDestination(Destination):
 
 
 class JsonlDestination(_FileDestination):
-    """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes."""
+    """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes.
+
+    A tombstone (``Record.deleted``) is a line ``{"stream", "kind", "key", "deleted": true, "occurred_at"}``
+    whatever ``content`` says; the CSV destination skips tombstones (the runner counts them held back)."""
 
     config_model = FileDestinationConfig
+    handles_deletions: ClassVar[bool] = True
 
     def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
         if not batch:

@@ -48,6 +48,8 @@ class ProfileStoreDestination(Destination):
     write_mode = WriteMode.upsert
     commits_checkpoint = True
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset(RecordKind)
+    handles_deletions: ClassVar[bool] = True
+    """A tombstone removes the stored record and recomputes its person (docs/store.md, "Deleted records")."""
 
     def open(self) -> None:
         self._engine = make_engine(self.context.store_url)
