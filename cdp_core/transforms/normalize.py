@@ -130,7 +130,7 @@ class Normalize(Transform):
                     value = identifiers.get(id_type)
                     if value is None:
                         continue
-                    if value.__class__ is list:
+                    if isinstance(value, list):
                         problems = _normalize_list(identifiers, id_type, value, text, mode, problems)
                         continue
                     if not value or value.isspace():

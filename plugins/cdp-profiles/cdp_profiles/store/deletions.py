@@ -38,8 +38,7 @@ def delete_records(db: Bulk, keys: Sequence[tuple[str, str]], run_id: str, now: 
         "merge_log",
         ("at", "run_id", "winner", "loser", "identifier_type", "identifier_value", "record", "reason"),
         [
-            (stamp, run_id, pid, pid, None, None, f"{stream}|{key}",
-             f"{DELETED_REASON}: the source deleted record {stream}|{key}")  # fmt: skip
+            (stamp, run_id, pid, pid, None, None, f"{stream}|{key}", f"{DELETED_REASON}: the source deleted {stream}|{key}")
             for stream, key, pid in owners
         ],
     )
