@@ -185,6 +185,10 @@ class WriteMode(StrEnum):
     """Keyed by ``Record.key``: a re-delivered record replaces the earlier one."""
 
 
+SKIPPED_DELETION = "a deletion: the destination does not handle deletions"
+"""How a destination node counts the tombstones (``Record.deleted``) it was not given (held back)."""
+
+
 class Destination(ABC):
     """Where records go: the profile store, a file, a vendor API.
 
@@ -202,6 +206,9 @@ class Destination(ABC):
     write_mode: ClassVar[WriteMode] = WriteMode.append
     accepts: ClassVar[frozenset[RecordKind] | None] = None
     """The record kinds it takes; ``None`` takes any."""
+    handles_deletions: ClassVar[bool] = False
+    """Whether ``write`` takes tombstones (``Record.deleted``). If not, the runner drops them before the
+    write and counts them as held back on the node (``SKIPPED_DELETION``): never written, never quarantined."""
     commits_checkpoint: ClassVar[bool] = False
     purpose: ClassVar[str | None] = None
     """The purpose its exports serve by default (``"ads"``, ``"email"``); a graph's node may set

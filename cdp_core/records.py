@@ -43,10 +43,14 @@ class Record(BaseModel):
     key: str
     data: dict[str, Any] = Field(default_factory=dict)
     identifiers: dict[str, str | list[str]] = Field(default_factory=dict)
-    """Identifier type -> value; a list holds several values of one type (order kept)."""
+    """Identifier type -> value; a list means several values of that type on this one record (a second
+    email, a work phone), in the order the source gave them. Read them through :meth:`identifier_values`
+    and :meth:`identifier_pairs`, which treat a single value and a list alike."""
     occurred_at: datetime | None = None
     deleted: bool = False
-    """A tombstone: the record (stream, key) was deleted at the vendor."""
+    """A tombstone: the vendor deleted the record ``(stream, key)`` (its ``kind`` the deleted record's).
+    Data and identifiers may be empty; ``occurred_at`` is the deletion time when the vendor gives one.
+    The profile store removes the record; destinations that do not handle deletions skip it."""
     trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
     """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
     one object shared by every record of the stream, kept through copies; only :meth:`raw` writes it."""
@@ -56,16 +60,18 @@ class Record(BaseModel):
     def _mapping(cls, value: Any) -> Any:
         return TraitMap.of(value) if isinstance(value, dict) else value
 
-    def identifier_values(self, id_type: str) -> list[str]:
-        """The values of one identifier type, a single value or a list alike (empty: none)."""
-        value = self.identifiers.get(id_type)
-        if value is None:
-            return []
-        return [value] if isinstance(value, str) else list(dict.fromkeys(value))
+    def identifier_values(self, type_name: str) -> list[str]:
+        """Every value of one identifier type, in order (``[]`` when the record has none)."""
+        return identifier_list(self.identifiers.get(type_name))
+
+    def first_identifier(self, type_name: str) -> str | None:
+        """The first (primary) value of one identifier type, or None: for a vendor field that takes one."""
+        values = identifier_list(self.identifiers.get(type_name))
+        return values[0] if values else None
 
     def identifier_pairs(self) -> list[tuple[str, str]]:
-        """Every (type, value) the record carries, in order."""
-        return [(id_type, value) for id_type in self.identifiers for value in self.identifier_values(id_type)]
+        """Every ``(type, value)`` the record carries, lists flattened, in order."""
+        return [(t, v) for t, value in self.identifiers.items() for v in identifier_list(value)]
 
     def raw(self) -> dict[str, Any]:
         """The record as JSON-safe data, as kept in quarantine; with its trait mapping as it is here
@@ -74,6 +80,15 @@ class Record(BaseModel):
         if self.trait_map is not None:
             out["trait_map"] = self.trait_map.to_config()
         return out
+
+
+def identifier_list(value: str | list[str] | None) -> list[str]:
+    """An identifier value as a list: ``None`` -> ``[]``, ``"a"`` -> ``["a"]``, a list as it is."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
 
 
 class Rejected(BaseModel):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy.exc
 
-from cdp_core.base import ConnectorContext, Destination, Page, Source, Transform, TransformContext
+from cdp_core.base import SKIPPED_DELETION, ConnectorContext, Destination, Page, Source, Transform, TransformContext
 from cdp_core.config import Config
 from cdp_core.gates import ExportGate, served_purpose
 from cdp_core.graph import Node, SyncGraph
@@ -409,6 +409,11 @@ class _Execution:
     def _deliver(self, batches: dict[str, list[Record]], checkpoint: Checkpoint) -> None:
         for name, entering in batches.items():
             batch = batches[name] = self.screen(name, entering)
+            if not self.destinations[name].handles_deletions:
+                kept = [r for r in batch if not r.deleted]
+                if len(kept) != len(batch):
+                    self.run.nodes[name].hold_back({SKIPPED_DELETION: len(batch) - len(kept)})
+                    batch = batches[name] = kept
             accepts = self.destinations[name].accepts
             if accepts is not None:
                 kept = [r for r in batch if r.kind in accepts]

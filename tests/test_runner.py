@@ -324,7 +324,8 @@ def test_jsonl_destination_writes_records_as_pydantic_would(tmp_path: Path) -> N
     destination.write(records, Checkpoint("g", "r"))
     destination.close()
     lines = (tmp_path / "out.jsonl").read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [r.model_dump(mode="json") for r in records]
+    # a record that is no tombstone is written without "deleted", as before tombstones existed
+    assert [json.loads(line) for line in lines] == [r.model_dump(mode="json", exclude={"deleted"}) for r in records]
 
 
 class Finishing(Collect):

@@ -274,10 +274,14 @@ class _FileStream(Stream):
         key_parts = [get(row) for get in self._key_getters]
         if any(part is None or part == "" for part in key_parts):
             return Rejected(reason=f"{self.path.name} line {line}: missing primary key {'/'.join(self.primary_key)}", raw=row)
-        identifiers = {}
+        identifiers: dict[str, str | list[str]] = {}
         for id_type, get in self._id_getters:
             value = get(row)
-            if value is not None and value != "":
+            if isinstance(value, list):  # a JSON list: several values of the type
+                values = [str(v) for v in value if v is not None and v != ""]
+                if values:
+                    identifiers[id_type] = values
+            elif value is not None and value != "":
                 identifiers[id_type] = str(value)
         occurred = self._time_getter(row) if self._time_getter else None
         try:
@@ -459,6 +463,9 @@ class _FileDestination(Destination):
         return self._out.resume(state)
 
     def _payload(self, record: Record) -> dict[str, Any]:
+        if record.deleted:  # a tombstone (JSON lines only): what was deleted, whatever the content
+            return {"stream": record.stream, "kind": str(record.kind), "key": record.key, "deleted": True,
+                    "occurred_at": _iso(record.occurred_at)}  # fmt: skip
         if self.config.content == "data":  # type: ignore[attr-defined]
             return record.data
         # The same shape as record.model_dump(mode="json"), at a fraction of its cost per record.
@@ -485,9 +492,13 @@ class _FileDestination(Destination):
 
 
 class JsonlDestination(_FileDestination):
-    """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes."""
+    """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes.
+
+    A tombstone (``Record.deleted``) is a line ``{"stream", "kind", "key", "deleted": true, "occurred_at"}``
+    whatever ``content`` says; the CSV destination skips tombstones (the runner counts them held back)."""
 
     config_model = FileDestinationConfig
+    handles_deletions: ClassVar[bool] = True
 
     def write(self, batch: list[Record], checkpoint: Checkpoint | None = None) -> None:
         if not batch:

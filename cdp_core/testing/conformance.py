@@ -151,6 +151,24 @@ def no_io(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         yield attempts
 
 
+def identifiers_problem(record: Record) -> str | None:
+    """What is wrong with a record's identifiers, or None: each value a non-empty text without surrounding
+    blanks; several values of a type a list without repeats (emails compared case-insensitively)."""
+    for type_name, value in record.identifiers.items():
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list):
+            return f"identifiers.{type_name}: {value!r} is neither a text nor a list of texts"
+        for item in values:
+            if not isinstance(item, str) or not item.strip():
+                return f"identifiers.{type_name}: {item!r} is no value (an empty text, or not a text)"
+            if item != item.strip():
+                return f"identifiers.{type_name}: {item!r} has blanks around it"
+        folded = [v.casefold() if type_name == "email" else v for v in values]
+        if len(set(folded)) != len(folded):
+            return f"identifiers.{type_name}: {values!r} repeats a value"
+    return None
+
+
 class SourceConformance(_Conformance):
     """The contract of a source (base.Source / base.Stream), tested on one stream.
 
@@ -273,6 +291,8 @@ class SourceConformance(_Conformance):
                     f"record {record.key!r}: kind {record.kind} but the stream says {stream.kind}"
                 )
                 assert isinstance(record.key, str) and record.key.strip(), f"page {number}: a record has an empty key"
+                problem = identifiers_problem(record)
+                assert problem is None, f"page {number}: record {record.key!r}: {problem}"
             for reject in page.rejects:
                 assert isinstance(reject, Rejected) and reject.reason, (
                     f"page {number}: reject without reason: {reject!r}"

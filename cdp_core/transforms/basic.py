@@ -205,8 +205,29 @@ class IdentifyConfig(PluginConfig):
     overwrite: bool = Field(default=True, description="replace an identifier of that type the record already has")
 
 
+class _Bad:
+    """Not a value an identifier can take (a bool, an object)."""
+
+
+_BAD = _Bad()
+
+
+def _identifier_text(value: Any) -> str | None | _Bad:
+    """One identifier value as text: None when absent or null, ``_BAD`` when it cannot be one."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, list, dict)):
+        return _BAD
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # JSON ids that went through a float: 123.0 -> "123"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
 class Identify(Transform):
-    """Copies data fields into typed identifiers (as text). Blank values add nothing.
+    """Copies data fields into typed identifiers (as text; a list field gives several values of the
+    type, each a text or number). Blank values add nothing.
 
     Run ``normalize`` after it: identifiers must be normalized before any match.
     """
@@ -224,22 +245,26 @@ class Identify(Transform):
         for record in batch:
             problems = []
             identifiers = record.identifiers
-            updates: dict[str, str] = {}
+            updates: dict[str, str | list[str]] = {}
             for id_type, path in self._pairs:
                 if not overwrite and id_type in identifiers:
                     continue
                 value = path.get(record)
-                if isinstance(value, str):
-                    text = value.strip()
-                elif isinstance(value, (bool, list, dict)):
+                if isinstance(value, list):  # several values of one type: each a text or number
+                    texts = [_identifier_text(item) for item in value]
+                    if any(isinstance(t, _Bad) for t in texts):
+                        problems.append(
+                            f"{path.name}: an identifier list takes text or number values, got {show(value)}"
+                        )
+                        continue
+                    kept = list(dict.fromkeys(t for t in texts if isinstance(t, str) and t))
+                    if kept:
+                        updates[id_type] = kept
+                    continue
+                text = _identifier_text(value)
+                if isinstance(text, _Bad):
                     problems.append(f"{path.name}: an identifier takes one text or number value, got {show(value)}")
                     continue
-                elif isinstance(value, float) and value.is_integer():
-                    text = str(int(value))  # JSON ids that went through a float: 123.0 -> "123"
-                elif isinstance(value, (int, float)):
-                    text = str(value)
-                else:
-                    continue  # absent or null
                 if text:
                     updates[id_type] = text
             if problems:

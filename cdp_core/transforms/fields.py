@@ -82,9 +82,16 @@ class FieldPath:
         return lookup(record.data, self.name, MISSING)
 
     def set(self, record: Record, value: Any) -> None:
-        """Write ``value``; intermediate dicts are created. Identifiers hold text only, so null removes one."""
+        """Write ``value``; intermediate dicts are created. Identifiers hold text (or a list of texts: several
+        values of one type), so null or an empty list removes one."""
         if self.in_identifiers:
-            if value is None or value is MISSING or value == "":
+            if isinstance(value, list):
+                value = [v if isinstance(v, str) else str(v) for v in value if v is not None and v != ""]
+                if value:
+                    record.identifiers[self.key] = value
+                else:
+                    record.identifiers.pop(self.key, None)
+            elif value is None or value is MISSING or value == "":
                 record.identifiers.pop(self.key, None)
             else:
                 record.identifiers[self.key] = value if isinstance(value, str) else str(value)

@@ -130,20 +130,8 @@ class Normalize(Transform):
                     value = identifiers.get(id_type)
                     if value is None:
                         continue
-                    if isinstance(value, list):  # several values of one type: each normalized, blanks dropped
-                        kept: list[str] = []
-                        for one in value:
-                            if not one or one.isspace():
-                                continue
-                            done = text(one)
-                            if done.__class__ is Invalid:
-                                if mode == "reject":
-                                    problems = (problems or []) + [f"identifiers.{id_type}: {done.problem}"]
-                                elif mode != "null":
-                                    kept.append(one)
-                            else:
-                                kept.append(done)
-                        identifiers[id_type] = list(dict.fromkeys(kept))
+                    if isinstance(value, list):
+                        problems = _normalize_list(identifiers, id_type, value, text, mode, problems)
                         continue
                     if not value or value.isspace():
                         del identifiers[id_type]  # blank: an identifier with no value identifies no one
@@ -161,3 +149,29 @@ class Normalize(Transform):
             else:
                 append(record)
         return out
+
+
+def _normalize_list(
+    identifiers: dict[str, str | list[str]], id_type: str, values: list[str], text: Fn, mode: str, problems: list[str] | None
+) -> list[str] | None:
+    """Several values of one identifier type: each normalized as a single value would be; blanks dropped,
+    duplicates after normalizing dropped (the first kept, order kept); no value left removes the type.
+    An invalid value rejects the record (``reject``), is dropped (``null``) or kept as it is (``keep``)."""
+    out: list[str] = []
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value or value.isspace():
+            continue
+        result = text(value)
+        if result.__class__ is Invalid:
+            if mode == "reject":
+                problems = (problems or []) + [f"identifiers.{id_type}[{index}]: {result.problem}"]
+            elif mode == "keep":
+                out.append(value)
+            continue
+        out.append(result)
+    kept = list(dict.fromkeys(out))
+    if kept:
+        identifiers[id_type] = kept
+    else:
+        del identifiers[id_type]
+    return problems

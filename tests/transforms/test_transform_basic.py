@@ -157,13 +157,28 @@ def test_identify_skips_blank_and_respects_overwrite() -> None:
     assert out[0].identifiers == {"email": "old@x.de"}
 
 
-def test_identify_rejects_a_list_and_leaves_the_record_unchanged() -> None:
+def test_identify_takes_a_list_as_several_values_of_the_type() -> None:
     out, rejected = run(
-        Identify, {"identifiers": {"email": "emails", "shopify_customer_id": "id"}}, rec(emails=["a@b.de"], id=5)
+        Identify,
+        {"identifiers": {"email": "emails", "shopify_customer_id": "id"}},
+        rec(emails=[" a@b.de", "", None, "c@d.de", "a@b.de"], id=5),
+    )
+    assert not rejected
+    assert out[0].identifiers == {"email": ["a@b.de", "c@d.de"], "shopify_customer_id": "5"}
+    [empty], _ = run(Identify, {"identifiers": {"email": "emails"}}, rec(emails=["", None]))
+    assert empty.identifiers == {}, "a list of blanks adds nothing"
+
+
+def test_identify_rejects_an_object_or_a_list_holding_one_and_leaves_the_record_unchanged() -> None:
+    out, rejected = run(
+        Identify, {"identifiers": {"email": "emails", "shopify_customer_id": "id"}}, rec(emails={"a": 1}, id=5)
     )
     assert out == []
-    assert rejected[0].reason == "emails: an identifier takes one text or number value, got ['a@b.de']"
+    assert rejected[0].reason == "emails: an identifier takes one text or number value, got {'a': 1}"
     assert rejected[0].raw["identifiers"] == {}
+    out, rejected = run(Identify, {"identifiers": {"email": "emails"}}, rec(emails=["a@b.de", {"b": 2}]))
+    assert out == []
+    assert rejected[0].reason.startswith("emails: an identifier list takes text or number values")
 
 
 def test_identify_config_errors() -> None:

@@ -16,7 +16,7 @@ from cdp_core.transforms.fields import Invalid
 from cdp_core.transforms.normalize import Normalize, NormalizeConfig
 
 
-def rec(key: str = "1", identifiers: dict[str, str] | None = None, **data: object) -> Record:
+def rec(key: str = "1", identifiers: dict[str, str | list[str]] | None = None, **data: object) -> Record:
     return Record(stream="test.people", key=key, data=dict(data), identifiers=identifiers or {})
 
 
@@ -308,3 +308,26 @@ def test_public_api_used_by_the_rest_of_cdp() -> None:
     assert isinstance(normalizers.phone("1", "DE"), normalizers.Invalid)
     for name in normalizers.__all__:
         assert hasattr(normalizers, name), name
+
+
+def test_identifier_lists_are_normalized_value_by_value() -> None:
+    raw = {"email": [" A@B.DE ", "a@b.de", "  ", "C@D.de"], "phone": ["0171 1234567", "+49 171 1234567"]}
+    out, rejected = run({}, rec(identifiers=raw))
+    assert rejected == []
+    assert out[0].identifiers == {"email": ["a@b.de", "c@d.de"], "phone": ["+491711234567"]}, (
+        "each value normalized, blanks and duplicates after normalizing dropped, order kept"
+    )
+    out, _ = run({}, rec(identifiers={"email": ["", " "]}))
+    assert out[0].identifiers == {}, "a list with no value left removes the type"
+
+
+def test_an_invalid_value_in_a_list_rejects_or_is_dropped_or_kept() -> None:
+    def ids() -> dict[str, list[str]]:
+        return {"email": ["a@b.de", "not an email"]}
+
+    out, rejected = run({}, rec(identifiers=ids()))
+    assert out == [] and rejected[0].reason.startswith("identifiers.email[1]: ")
+    out, rejected = run({"on_invalid": "null"}, rec(identifiers=ids()))
+    assert rejected == [] and out[0].identifiers == {"email": ["a@b.de"]}
+    out, rejected = run({"on_invalid": "keep"}, rec(identifiers=ids()))
+    assert rejected == [] and out[0].identifiers == {"email": ["a@b.de", "not an email"]}

@@ -76,12 +76,16 @@ def postal_code(value: Any) -> str | None:
 def user_identifiers(
     fields: PersonFields, wanted: Sequence[str] = IDENTIFIERS, region: str = "DE"
 ) -> list[dict[str, Any]]:
-    """The ``userIdentifiers`` of one ``UserData``: one object per identifier, hashed where Google hashes."""
+    """The ``userIdentifiers`` of one ``UserData``: one object per identifier (each email and phone of the
+    person), hashed where Google hashes."""
     identifiers: list[dict[str, Any]] = []
-    if "email" in wanted and (value := email(fields.get("email"))):
-        identifiers.append({"hashedEmail": sha256_hex(value)})
-    if "phone" in wanted and (value := phone(fields.get("phone"), region)):
-        identifiers.append({"hashedPhoneNumber": sha256_hex(value)})
+    # Every email and phone of the person (the primary first): Google matches a UserData on any of them.
+    if "email" in wanted:
+        emails = dict.fromkeys(e for v in fields.all("email") if (e := email(v)))
+        identifiers.extend({"hashedEmail": sha256_hex(e)} for e in emails)
+    if "phone" in wanted:
+        phones = dict.fromkeys(p for v in fields.all("phone") if (p := phone(v, region)))
+        identifiers.extend({"hashedPhoneNumber": sha256_hex(p)} for p in phones)
     if "address" in wanted:
         first, last = name(fields.get("first_name")), name(fields.get("last_name"))
         country, postal = country_code(fields.get("country")), postal_code(fields.get("zip"))

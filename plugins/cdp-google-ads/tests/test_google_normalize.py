@@ -116,3 +116,15 @@ def test_privacy_finds_a_members_key_from_the_stores_identifiers(raw: dict[str, 
     key, _ = normalize.member(PersonFields(raw))
     stored = [("email", normalizers.email(raw["email"].strip())) if "email" in raw else ("phone", normalizers.phone(raw["phone"], "DE"))]
     assert key in member_keys(stored, {})
+
+
+def test_a_person_with_several_emails_and_phones_sends_each_the_primary_keys_the_member() -> None:
+    fields = PersonFields({"email": ["a@x.de", " B@x.de", "a@x.de"], "phone": ["+49 171 1234567", "+49 171 7654321"]})
+    key, identifiers = normalize.member(fields, ["email", "phone"])
+    assert identifiers == [
+        {"hashedEmail": sha("a@x.de")},
+        {"hashedEmail": sha("b@x.de")},
+        {"hashedPhoneNumber": sha("+491711234567")},
+        {"hashedPhoneNumber": sha("+491717654321")},
+    ]
+    assert key == member_key("email", sha("a@x.de")), "the member key is the primary email's, as for one email"

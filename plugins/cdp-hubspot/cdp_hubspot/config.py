@@ -16,6 +16,7 @@ TYPE_NAME = "hubspot"
 
 DEFAULT_CONTACT_PROPERTIES = (
     "email",
+    "hs_additional_emails",
     "firstname",
     "lastname",
     "phone",

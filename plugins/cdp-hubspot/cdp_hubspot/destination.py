@@ -185,7 +185,7 @@ class HubSpotDestination(Destination):
         skipped = 0
         id_type = self.options.id_identifier
         for record in batch:
-            contact = (record.identifiers.get(id_type) or "").strip()
+            contact = (record.first_identifier(id_type) or "").strip()
             if not contact:
                 checkpoint.reject(
                     record, f"no {id_type} identifier: the HubSpot write-back updates known contacts only"

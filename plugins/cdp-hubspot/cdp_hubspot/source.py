@@ -255,14 +255,16 @@ class SearchStream(Stream):
     def _record(self, obj: CrmObject, ts: int) -> Record:
         data: dict[str, Any] = dict(obj.properties)
         data.update(createdAt=obj.createdAt, updatedAt=obj.updatedAt, archived=obj.archived)
-        identifiers = {self.spec.id_identifier: obj.id}
+        identifiers: dict[str, str | list[str]] = {self.spec.id_identifier: obj.id}
         if self.spec.person:
-            email = _text(obj.properties.get("email"))
-            phone = _text(obj.properties.get("phone")) or _text(obj.properties.get("mobilephone"))
-            if email:
-                identifiers["email"] = email
-            if phone:
-                identifiers["phone"] = phone
+            # The primary email, then HubSpot's additional emails (``hs_additional_emails``, separated by
+            # semicolons); the phone, then the mobile phone. One value stays a text, several a list.
+            emails = [_text(obj.properties.get("email")), *_split(obj.properties.get("hs_additional_emails"))]
+            phones = [_text(obj.properties.get("phone")), _text(obj.properties.get("mobilephone"))]
+            for type_name, values in (("email", emails), ("phone", phones)):
+                kept = list(dict.fromkeys(v for v in values if v))
+                if kept:
+                    identifiers[type_name] = kept[0] if len(kept) == 1 else kept
         return Record(
             stream=f"{self.source.context.name}.{self.name}",
             kind=self.kind,
@@ -271,6 +273,12 @@ class SearchStream(Stream):
             identifiers=identifiers,
             occurred_at=datetime.fromtimestamp(ts / 1000, UTC),
         )
+
+
+def _split(value: Any) -> list[str]:
+    """A multi-value text property (``a@x.de;b@x.de``) as its non-empty values."""
+    text = _text(value)
+    return [part.strip() for part in text.split(";") if part.strip()] if text else []
 
 
 def _text(value: Any) -> str | None:

@@ -150,6 +150,19 @@ def test_contact_records(fake: FakeHubSpot, cdp_http: HttpFactory, tmp_path: Pat
     assert first.occurred_at is not None and first.occurred_at.isoformat() == "2024-05-01T10:10:00+00:00"
 
 
+def test_additional_emails_and_the_mobile_phone_are_further_values(
+    fake: FakeHubSpot, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    fake.modify("contacts", "2", minutes=20, phone="+49 171 1234567", mobilephone="+49 171 7654321",
+                hs_additional_emails="p2@work.example; person2@example.com;;old2@example.org")  # fmt: skip
+    page = next(build(tmp_path, cdp_http).stream("contacts").read(None))
+    assert "hs_additional_emails" in fake.searches[0]["properties"]
+    first, second = page.records
+    assert first.identifiers["email"] == "person1@example.com", "one email: a text, as before"
+    assert second.identifiers["email"] == ["person2@example.com", "p2@work.example", "old2@example.org"]
+    assert second.identifiers["phone"] == ["+49 171 1234567", "+49 171 7654321"]
+
+
 def test_company_records_link_no_person(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     hub = FakeHubSpot().install(cdp_respx)
     hub.objects["companies"] = [company(7, minutes=1)]

@@ -175,7 +175,7 @@ class MailchimpDestination(Destination):
     # -- a record as a member -------------------------------------------------------------
 
     def _email(self, record: Record) -> str | None:
-        value = record.identifiers.get("email") or record.data.get(self.options.email_field)
+        value = record.first_identifier("email") or record.data.get(self.options.email_field)  # the primary one
         if not isinstance(value, str) or not value.strip():
             return None
         return value.strip()

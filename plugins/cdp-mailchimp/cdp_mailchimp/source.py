@@ -154,13 +154,19 @@ class _MembersRead(Stream):
 
 
 class MembersStream(_MembersRead):
-    """``members``: one ``profile`` record per member: merge fields, tags and status (traits: ``MEMBER_TRAITS``)."""
+    """``members``: one ``profile`` record per member: merge fields, tags and status (traits: ``MEMBER_TRAITS``);
+    an ``archived`` member is a tombstone (``deleted``) of its record."""
 
     name = "members"
     kind = RecordKind.profile
     traits = MEMBER_TRAITS
 
     def records(self, member: Member) -> list[Record]:
+        if member.status == "archived":
+            # Archived by the account (DELETE on the member): a tombstone, so the store removes the member's
+            # record; a member added back later comes with a newer last_changed and is stored again.
+            return [Record(stream=self._stream_name(), kind=RecordKind.profile, key=member.id, deleted=True,
+                           occurred_at=member.last_changed)]  # fmt: skip
         names = self.source.config.merge_fields
         data: dict[str, Any] = {}
         for tag, value in member.merge_fields.items():

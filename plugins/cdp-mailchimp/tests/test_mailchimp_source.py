@@ -148,6 +148,18 @@ def test_merge_field_names_are_configurable(cdp_respx: respx.Router, cdp_http: H
     assert record.data == {"vorname": "A", "loyalty_tier": "Gold", "tags": [], "status": "subscribed"}
 
 
+def test_an_archived_member_is_a_tombstone_of_its_record(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    members = [*MEMBERS[:1], ("gone@example.com", "2024-05-06T10:00:00+00:00", "archived", {"FNAME": "Gus"}, [])]
+    fake(members).install(cdp_respx)
+    anna, gone = [r for p in build(tmp_path, cdp_http, page_size=100).stream("members").read(None) for r in p.records]
+    assert not anna.deleted
+    assert (gone.stream, gone.kind, gone.key, gone.deleted) == ("newsletter.members", "profile", member_id("gone@example.com"), True)
+    assert gone.data == {} and gone.identifiers == {}
+    assert gone.occurred_at is not None and gone.occurred_at.isoformat() == "2024-05-06T10:00:00+00:00"
+
+
 def test_status_becomes_an_email_consent(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
     members = [
         (f"{status}@example.com", f"2024-05-0{n}T10:00:00+00:00", status, {}, [])

@@ -138,14 +138,19 @@ class MetaAudiencesDestination(MirrorDestination):
     def audience_label(self) -> str:
         return f"Meta audience {self.config.audience_id}"
 
-    def build_member(self, record: Record) -> Member | str:
-        """The member a record stands for, or why it cannot be sent."""
+    def build_member(self, record: Record) -> Member | list[Member] | str:
+        """The members a record stands for, or why it cannot be sent: the person's row (its primary email
+        and phone with every other field), and a row of its own for each further email and phone (a Meta
+        row holds one of each; Meta matches the person on any of the rows)."""
         fields = person_fields(record, self.config.fields)
         result = normalize.member(fields, self.config.keys, self.config.default_region)
         if isinstance(result, str):
             return result
         key, row = result
-        return Member(key, row, record.key)
+        extra = normalize.secondary_rows(fields, self.config.keys, self.config.default_region)
+        if not extra:
+            return Member(key, row, record.key)
+        return [Member(key, row, record.key), *(Member(k, r, record.key) for k, r in extra if k != key)]
 
     def upload(self, plan: AudiencePlan) -> None:
         self._remove()

@@ -210,6 +210,19 @@ def member(fields: PersonFields, keys: Sequence[str], region: str = "DE") -> tup
     return key, hashed_row(values)
 
 
+def secondary_rows(fields: PersonFields, keys: Sequence[str], region: str = "DE") -> list[tuple[str, dict[str, str]]]:
+    """``(member key, hashed row)`` for each email and phone of the person after the primary one (a person
+    with several, from an identifier list): a row with just that value, keyed like a person's row."""
+    rows: list[tuple[str, dict[str, str]]] = []
+    for key_name, field, clean in (("EMAIL", "email", email), ("PHONE", "phone", None)):
+        if key_name not in keys:
+            continue
+        normalized = [clean(v) if clean else phone(v, region) for v in fields.all(field)]
+        for value in list(dict.fromkeys(v for v in normalized if v))[1:]:
+            rows.append((member_key(field, value), hashed_row({key_name: value})))
+    return rows
+
+
 def payload(schema: Sequence[str], rows: Sequence[dict[str, str]]) -> dict[str, Any]:
     """Meta's ``payload``: ``{"schema": [...], "data": [[...], ...]}``, ``""`` for a value a person lacks.
 

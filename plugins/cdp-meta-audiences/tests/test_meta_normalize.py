@@ -178,3 +178,14 @@ def test_privacy_finds_a_members_key_from_the_stores_identifiers(raw: dict[str, 
     key, _ = normalize.member(PersonFields(raw), ["EMAIL", "PHONE"])
     stored = [("email", normalizers.email(raw["email"].strip())) if "email" in raw else ("phone", normalizers.phone(raw["phone"], "DE"))]
     assert key in member_keys(stored, {})
+
+
+def test_further_emails_and_phones_of_a_person_get_rows_of_their_own() -> None:
+    fields = PersonFields({"email": ["a@x.de", "B@x.de", "a@x.de"], "phone": ["+49 171 1234567", "+49 171 7654321"]})
+    key, row = normalize.member(fields, ["EMAIL", "PHONE"])  # type: ignore[misc]
+    assert key == member_key("email", "a@x.de") and row == {"EMAIL": sha("a@x.de"), "PHONE": sha("491711234567")}
+    assert normalize.secondary_rows(fields, ["EMAIL", "PHONE"]) == [
+        (member_key("email", "b@x.de"), {"EMAIL": sha("b@x.de")}),
+        (member_key("phone", "491717654321"), {"PHONE": sha("491717654321")}),
+    ]
+    assert normalize.secondary_rows(PersonFields({"email": "a@x.de"}), ["EMAIL", "PHONE"]) == [], "one email: one row"

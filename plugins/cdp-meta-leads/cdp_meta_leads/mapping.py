@@ -40,7 +40,7 @@ def _value(values: list[Any]) -> Any:
 
 def answers(lead: Lead) -> tuple[dict[str, str], dict[str, Any]]:
     """(identifiers, traits) from the lead's ``field_data``."""
-    identifiers: dict[str, str] = {"meta_lead_id": lead.id}
+    identifiers: dict[str, str | list[str]] = {"meta_lead_id": lead.id}
     traits: dict[str, Any] = {}
     fallbacks: dict[str, str] = {}
     for field in lead.field_data:
@@ -50,7 +50,9 @@ def answers(lead: Lead) -> tuple[dict[str, str], dict[str, Any]]:
         name = field.name.strip()
         first = str(value[0] if isinstance(value, list) else value)
         if name in IDENTIFIER_FIELDS:
-            identifiers.setdefault(IDENTIFIER_FIELDS[name], first)
+            # A field's values[] with several values (an email field that took two): each is an identifier.
+            several = list(dict.fromkeys(str(v).strip() for v in value if str(v).strip())) if isinstance(value, list) else []
+            identifiers.setdefault(IDENTIFIER_FIELDS[name], several if len(several) > 1 else first)
             continue
         if name in FALLBACK_IDENTIFIER_FIELDS:
             fallbacks.setdefault(FALLBACK_IDENTIFIER_FIELDS[name], first)

@@ -179,3 +179,10 @@ inputs = ["leads", "submissions"]
         names = {name for (doc,) in db.execute(sa.text("SELECT traits FROM profiles")) for name in json.loads(doc)}
     engine.dispose()
     assert names and not names & {"lead_id", "form_id", "ad_id", "campaign_id", "created_time"}  # the default mapping
+
+
+def test_an_identifier_field_with_several_values_gives_each() -> None:
+    raw = lead(2, "2024-05-01T10:00:00+0000", email=["a@example.com", " b@example.com", "a@example.com"])
+    record = cdp_meta_leads.lead_profile(Lead.model_validate(raw), FORM_A, "meta.leads")
+    assert record.identifiers["email"] == ["a@example.com", "b@example.com"]
+    assert record.identifiers["phone"] == "+491710000002", "one value: a text, as before"

@@ -142,7 +142,19 @@ class PersonFields:
     values: Mapping[str, Any]
 
     def get(self, name: str) -> Any:
-        return self.values.get(name)
+        """The field's value; of several (an identifier with a list of values), the first: the primary one."""
+        value = self.values.get(name)
+        if isinstance(value, list):
+            return next((v for v in value if _present(v)), None)
+        return value
+
+    def all(self, name: str) -> list[Any]:
+        """Every value of the field, the primary first (``[]`` when absent): for a platform that matches
+        on several emails or phones of one person."""
+        value = self.values.get(name)
+        if isinstance(value, list):
+            return [v for v in value if _present(v)]
+        return [] if value is None else [value]
 
 
 def _lookup(record: Record, path: str) -> Any:
@@ -157,6 +169,8 @@ def _present(value: Any) -> bool:
         return False
     if isinstance(value, str):
         return bool(value.strip())
+    if isinstance(value, list):
+        return any(_present(v) for v in value)
     return True
 
 
@@ -534,8 +548,9 @@ class MirrorDestination(Destination):
         """How log lines and errors name the audience, e.g. ``Meta audience 2385...``."""
         raise NotImplementedError
 
-    def build_member(self, record: Record) -> Member | str:
-        """The member a record stands for, or why it cannot be sent."""
+    def build_member(self, record: Record) -> Member | list[Member] | str:
+        """The member a record stands for (or the members: a platform that takes one email a row gets a row
+        per email of the person), or why it cannot be sent."""
         raise NotImplementedError
 
     def upload(self, plan: AudiencePlan) -> None:
@@ -551,6 +566,8 @@ class MirrorDestination(Destination):
             member = self.build_member(record)
             if isinstance(member, str):
                 checkpoint.reject(record, member)
+            elif isinstance(member, list):
+                members.extend(member)
             else:
                 members.append(member)
         self.mirror.stage(members, run_id=checkpoint.run_id)

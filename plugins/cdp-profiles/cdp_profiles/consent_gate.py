@@ -132,8 +132,8 @@ class ConsentGate(ExportGate):
     def _identifiers(self, record: Record) -> list[tuple[str, str]]:
         assert self._normalizer is not None
         pairs = []
-        for type_name, value in record.identifiers.items():
-            if type_name == PROFILE_ID_IDENTIFIER or value is None:
+        for type_name, value in record.identifier_pairs():
+            if type_name == PROFILE_ID_IDENTIFIER:
                 continue
             normalized, _ = self._normalizer.normalize_identifier(type_name, value)
             if normalized is not None:
@@ -142,7 +142,7 @@ class ConsentGate(ExportGate):
 
 
 def _named_profile(record: Record) -> str | None:
-    value = record.identifiers.get(PROFILE_ID_IDENTIFIER) or record.data.get(PROFILE_ID_FIELD)
+    value = record.first_identifier(PROFILE_ID_IDENTIFIER) or record.data.get(PROFILE_ID_FIELD)
     return value if isinstance(value, str) and value else None
 
 

@@ -48,6 +48,8 @@ class ProfileStoreDestination(Destination):
     write_mode = WriteMode.upsert
     commits_checkpoint = True
     accepts: ClassVar[frozenset[RecordKind] | None] = frozenset(RecordKind)
+    handles_deletions: ClassVar[bool] = True
+    """A tombstone removes the stored record and recomputes its person (docs/store.md, "Deleted records")."""
 
     def open(self) -> None:
         self._engine = make_engine(self.context.store_url)
@@ -162,7 +164,7 @@ class _ProfilesStream(_StoreStream):
     def _records(self, conn: Any, rows: list[Any]) -> list[Record]:
         ids = [r.id for r in rows]
         traits: dict[str, dict[str, Any]] = defaultdict(dict)
-        idents: dict[str, dict[str, str]] = defaultdict(dict)
+        idents: dict[str, dict[str, str | list[str]]] = defaultdict(dict)
         if ids:
             for p in conn.execute(select(_profiles.c.id, _profiles.c.traits).where(_profiles.c.id.in_(ids))):
                 traits[p.id] = trait_values(p.traits)
@@ -170,7 +172,15 @@ class _ProfilesStream(_StoreStream):
                 traits[pid].update({name: value for name, (value, _) in values.items()})
             order = _identities.c.type, _identities.c.first_seen, _identities.c.value
             for i in conn.execute(select(_identities).where(_identities.c.profile_id.in_(ids)).order_by(*order)):
-                idents[i.profile_id].setdefault(i.type, i.value)  # the earliest of each type
+                # One value of a type: its text; several: a list, the earliest (the primary) first.
+                held = idents[i.profile_id]
+                known = held.get(i.type)
+                if known is None:
+                    held[i.type] = i.value
+                elif isinstance(known, str):
+                    held[i.type] = [known, i.value]
+                else:
+                    known.append(i.value)
         return [
             Record(
                 stream=f"{self.source.context.name}.{self.name}",

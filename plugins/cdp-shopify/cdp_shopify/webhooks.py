@@ -16,8 +16,9 @@ The topics kept (:data:`TOPICS`) and the streams that read them:
 - ``orders/create``, ``orders/updated``, ``orders/paid``, ``orders/cancelled``,
   ``orders/fulfilled``, ``orders/partially_fulfilled``: stream ``webhook_orders`` (the
   same ``order`` record as ``orders``);
-- ``customers/delete``, ``orders/delete`` (a body with the id only): logged, and skipped
-  by the streams for now: a deletion does not remove what the store holds.
+- ``customers/delete``, ``orders/delete`` (a body with the id only): a tombstone
+  (``Record.deleted``) of the customer or order in ``webhook_customers`` and ``webhook_orders``:
+  the profile store removes the record the pull or an earlier delivery stored.
 
 Any other topic is acknowledged and not kept. The records carry the pull stream's name
 (``CONNECTOR.customers``...) and key, so the profile store upserts the very row the pull
@@ -109,19 +110,20 @@ def _where(entry: IngestEntry) -> str:
     return f"shopify webhook {entry.kind} {entry.message_id}"
 
 
-def _skipped(entry: IngestEntry) -> list[Record]:
-    if entry.kind in DELETE_TOPICS:
-        log.info(
-            "connector %s: %s of id %s is logged; deletions are not applied to the store yet",
-            entry.source, entry.kind, entry.body.get("id"),
-        )  # fmt: skip
-    return []
+def _tombstone(entry: IngestEntry, stream: str, kind: RecordKind) -> list[Record]:
+    """A ``*/delete`` topic's entry (a body with the id only) as the tombstone of the pull stream's record:
+    the store removes it (docs/store.md). The deletion time is unknown: the delivery's time stands for it."""
+    record_id = entry.body.get("id")
+    if record_id is None or isinstance(record_id, bool) or str(record_id).strip() == "":
+        raise EntryRejected(f"{_where(entry)}: no id of the deleted object")
+    return [Record(stream=f"{entry.source}.{stream}", kind=kind, key=str(record_id), deleted=True,
+                   occurred_at=entry.received_at)]  # fmt: skip
 
 
 def customer_records(entry: IngestEntry) -> list[Record]:
     """A customer topic's entry as the ``profile`` record the ``customers`` stream makes of that customer."""
     if entry.kind not in CUSTOMER_TOPICS:
-        return _skipped(entry) if entry.kind == "customers/delete" else []
+        return _tombstone(entry, "customers", RecordKind.profile) if entry.kind == "customers/delete" else []
     customer = entry_item(entry.body, Customer, where=_where(entry))
     return [customer_profile(customer, f"{entry.source}.customers")]
 
@@ -140,7 +142,7 @@ def consent_records(entry: IngestEntry) -> list[Record]:
 def order_records(entry: IngestEntry) -> list[Record]:
     """An order topic's entry as the ``order`` record the ``orders`` stream makes of that order."""
     if entry.kind not in ORDER_TOPICS:
-        return _skipped(entry) if entry.kind == "orders/delete" else []
+        return _tombstone(entry, "orders", RecordKind.order) if entry.kind == "orders/delete" else []
     order = entry_item(entry.body, Order, where=_where(entry))
     return [order_record(order, f"{entry.source}.orders")]
 

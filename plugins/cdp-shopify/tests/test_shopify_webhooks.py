@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -224,12 +223,16 @@ def test_the_webhook_streams_read_with_the_pull_streams_mapping(tmp_path: Path) 
     assert [source.stream(n).kind for n in ShopifyWebhook.streams] == ["profile", "consent", "order"]
 
 
-def test_deletions_are_logged_and_skipped_for_now(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, "cdp.shopify")
+def test_deletions_are_tombstones_of_the_pull_streams_records() -> None:
     deleted = entry("customers/delete", CUSTOMER_DELETED)
-    assert customer_records(deleted) == [] and consent_records(deleted) == [] and order_records(deleted) == []
-    assert order_records(entry("orders/delete", ORDER_DELETED)) == []
-    assert "customers/delete of id 706405506930370084 is logged; deletions are not applied" in caplog.text
+    [gone] = customer_records(deleted)
+    assert (gone.stream, gone.kind, gone.key, gone.deleted) == ("shop.customers", "profile", "706405506930370084", True)
+    assert gone.occurred_at == AT and gone.data == {} and gone.identifiers == {}
+    assert consent_records(deleted) == [] and order_records(deleted) == []
+    [order] = order_records(entry("orders/delete", ORDER_DELETED))
+    assert (order.stream, order.kind, order.key, order.deleted) == ("shop.orders", "order", str(ORDER_DELETED["id"]), True)
+    with pytest.raises(EntryRejected, match="no id of the deleted object"):
+        customer_records(entry("customers/delete", {"id": None}))
 
 
 def test_an_object_of_the_wrong_shape_is_rejected_with_the_field_not_its_value() -> None:

@@ -105,8 +105,13 @@ class SuppressionList:
         return normalized is not None and self.key.hash_identifier(type_name, normalized) in hashes
 
     def carries(self, identifiers: Mapping[str, Any]) -> bool:
-        """Whether any of a record's identifiers is suppressed."""
-        return any(self.holds(t, v) for t, v in identifiers.items() if t in self.hashes)
+        """Whether any of a record's identifiers (each value of a list) is suppressed."""
+        return any(
+            self.holds(t, v)
+            for t, value in identifiers.items()
+            if t in self.hashes
+            for v in ((value,) if isinstance(value, str) else value or ())
+        )
 
     def mentions(self, payload: JsonValue) -> bool:
         """Whether any text in ``payload`` (any JSON), read as each type the list holds, is suppressed."""

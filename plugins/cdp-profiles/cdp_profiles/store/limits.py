@@ -3,7 +3,7 @@
 Checked in Python before the batch's transaction (``ProfileWriter.prepare``), so one bad
 value costs its record, never the batch, on either database:
 
-- text (record key, identifiers, and every string and object key in the data, at any depth)
+- text (record key, identifiers (each value of a list), and every string and object key in the data, at any depth)
   must not hold a NUL byte: PostgreSQL refuses it in ``text`` and in JSON alike
   (``\\u0000`` cannot be read back as text), and SQLite's functions cut the text there;
   nor a lone surrogate (``\\ud800``), which is no UTF-8 text either database takes;
@@ -145,10 +145,17 @@ def record_problem(record: Record) -> str | None:
         if why is not None:
             return f"key: {why}"
     for type_name, value in record.identifiers.items():
-        if type(value) is str and (_NUL in value or not value.isascii()):
-            why = text_problem(value)
-            if why is not None:
-                return f"identifiers.{type_name}: {why}"
+        if type(value) is str:
+            if _NUL in value or not value.isascii():
+                why = text_problem(value)
+                if why is not None:
+                    return f"identifiers.{type_name}: {why}"
+            continue
+        for index, item in enumerate(value):  # several values of the type: each checked as one
+            if type(item) is str and (_NUL in item or not item.isascii()):
+                why = text_problem(item)
+                if why is not None:
+                    return f"identifiers.{type_name}[{index}]: {why}"
     return data_problem(record.data)
 
 

@@ -34,14 +34,17 @@ from cdp_core.timeutil import as_utc, utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.identity import Identifier, IdentityConfig
-from cdp_profiles.store import sortkey
+from cdp_profiles.store import deletions, sortkey
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.kinds import KindError, row_for, utc
-from cdp_profiles.store.limits import amount_problem, record_problem
+from cdp_profiles.store.limits import amount_problem, record_problem, text_problem
 from cdp_profiles.store.replay import Replay
 
-__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "Prepared", "ProfileWriter", "set_id"]
+__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "STALE_DELETION", "UNKNOWN_DELETION", "Prepared", "ProfileWriter", "set_id"]
+
+STALE_DELETION = "a deletion older than the stored version of its record: the record is kept"
+UNKNOWN_DELETION = "a deletion of a record the store does not hold: nothing to delete"
 
 log = logging.getLogger("cdp.profiles.store")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -121,6 +124,9 @@ class ProfileWriter:
         prepared: dict[tuple[str, str], Prepared] = {}
         dropped: dict[str, list[str]] = {}
         for record in batch:
+            if record.deleted:  # a tombstone: only its key and time matter
+                self._prepare_tombstone(record, prepared, checkpoint)
+                continue
             problem = record_problem(record)
             if problem is not None:
                 checkpoint.reject(record, f"the store cannot hold {problem}")
@@ -128,11 +134,14 @@ class ProfileWriter:
             identifiers: list[Identifier] = []
             problems: list[str] = []
             for type_name, value in record.identifiers.items():
-                normalized, why = self.normalize_identifier(type_name, value)
-                if normalized is None:
-                    problems.append(f"{type_name}: {why}")
-                else:
-                    identifiers.append((type_name, normalized))
+                # Several values of a type (a list): each one is an identifier of its own, as if
+                # several records had carried one each; a blocked or invalid one is dropped alone.
+                for item in (value,) if type(value) is str else value:
+                    normalized, why = self.normalize_identifier(type_name, item)
+                    if normalized is None:
+                        problems.append(f"{type_name}: {why}")
+                    else:
+                        identifiers.append((type_name, normalized))
             if not identifiers and record.kind not in ANONYMOUS_KINDS:
                 detail = f" ({'; '.join(problems)})" if problems else ""
                 checkpoint.reject(record, f"no usable identifier to link to a person{detail}")
@@ -145,7 +154,7 @@ class ProfileWriter:
             if record.kind is RecordKind.order and (problem := amount_problem(row["amount"], self._sqlite)) is not None:
                 checkpoint.reject(record, f"{record.kind}: {problem}")
                 continue
-            ids = tuple(sorted(identifiers))
+            ids = tuple(sorted(set(identifiers)))
             try:
                 key = sortkey.encode(record.occurred_at, record.stream, record.key)
             except sortkey.SortKeyError as exc:
@@ -162,6 +171,20 @@ class ProfileWriter:
             checkpoint.warn(message, len(keys))
             log.warning("%s (%d record(s), e.g. %s)", message, len(keys), ", ".join(keys[:3]))
         return list(prepared.values())
+
+    @staticmethod
+    def _prepare_tombstone(record: Record, prepared: dict[tuple[str, str], Prepared], checkpoint: Checkpoint) -> None:
+        if (problem := text_problem(record.key)) is not None:
+            checkpoint.reject(record, f"the store cannot hold key: {problem}")
+            return
+        try:
+            key = sortkey.encode(record.occurred_at, record.stream, record.key)
+        except sortkey.SortKeyError as exc:
+            checkpoint.reject(record, str(exc))
+            return
+        seen = prepared.get((record.stream, record.key))
+        if seen is None or not _older(record.occurred_at, seen.record.occurred_at):
+            prepared[(record.stream, record.key)] = Prepared(record, (), None, key, {})
 
     @staticmethod
     def _mapped_traits(record: Record, dropped: dict[str, list[str]]) -> dict[str, Any]:
@@ -193,12 +216,25 @@ class ProfileWriter:
         # order they arrive in.
         fresh = [p for p in prepared if not _older(p.record.occurred_at, db.read_time(old.get(_key(p), (None, None))[1]))]
         if len(fresh) != len(prepared):
-            checkpoint.warn("an older version of a stored record: the newer one is kept", len(prepared) - len(fresh))
+            kept = {id(p) for p in fresh}
+            stale = [p for p in prepared if id(p) not in kept]
+            versions = sum(1 for p in stale if not p.record.deleted)
+            if versions:
+                checkpoint.warn("an older version of a stored record: the newer one is kept", versions)
+            if len(stale) - versions:
+                checkpoint.warn(STALE_DELETION, len(stale) - versions)
             prepared = fresh
             if not prepared:
                 return
+        tombstones = [p for p in prepared if p.record.deleted]
+        if tombstones:
+            unknown = sum(1 for p in tombstones if _key(p) not in old)
+            if unknown:
+                checkpoint.warn(UNKNOWN_DELETION, unknown)
+            deletions.delete_records(db, [_key(p) for p in tombstones if _key(p) in old], run_id, now)
+            prepared = [p for p in prepared if not p.record.deleted]
         self._store_records(db, prepared, run_id, now)
-        orphan_ids, reopened = self._reopen(db, prepared, old)
+        orphan_ids, reopened = self._reopen(db, [*prepared, *tombstones], old)
         if not any(p.set_id for p in prepared) and not reopened and not orphan_ids:
             return  # only anonymous records: nobody to resolve
         old_sets = {k: sid for k, (sid, _) in old.items()}
