@@ -210,9 +210,9 @@ def as_utc(value: date | datetime) -> datetime:
 
 
 def _answers(filters: Filters, *, person: bool) -> Subquery:
-    """One row per counted answer: ``score``, ``answered_at`` and, if ``person``, the live ``profile_id``."""
+    """One row per counted answer: ``score``, ``answered_at``, ``survey`` and, if ``person``, the live ``profile_id``."""
     n = _nps
-    columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at]
+    columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at, n.c.survey]
     source: Any = n
     if person or filters.latest_per_person or filters.members is not None:
         source = (
@@ -239,8 +239,31 @@ def _answers(filters: Filters, *, person: bool) -> Subquery:
     )
     ranked = stmt.add_columns(rank.label("rank")).subquery("ranked")
     return (
-        select(ranked.c.score, ranked.c.answered_at, ranked.c.profile_id).where(ranked.c.rank == 1).subquery("answers")
+        select(ranked.c.score, ranked.c.answered_at, ranked.c.survey, ranked.c.profile_id)
+        .where(ranked.c.rank == 1)
+        .subquery("answers")
     )
+
+
+def span(engine: Engine, filters: Filters) -> tuple[list[str], datetime | None, datetime | None]:
+    """The surveys of the counted answers (sorted; answers without one aside) and their first and last time."""
+    answers = _answers(filters, person=False)
+    with engine.connect() as conn:
+        surveys = conn.execute(
+            select(answers.c.survey).where(answers.c.survey.is_not(None)).distinct().order_by(answers.c.survey)
+        )
+        names = [str(row.survey) for row in surveys]
+        first, last = conn.execute(select(func.min(answers.c.answered_at), func.max(answers.c.answered_at))).one()
+    return names, _moment(first), _moment(last)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time read back from the store: aware UTC (SQLite returns it naive, sometimes as text)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return timeutil.as_utc(value)
 
 
 def _counts(score: ColumnElement[int]) -> list[ColumnElement[Any]]:
