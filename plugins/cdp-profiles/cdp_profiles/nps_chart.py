@@ -59,8 +59,10 @@ def trend_chart(
 
     label = "NPS trend per period with its 95 % interval" + (" and the smoothed NPS" if smooth else "")
     out = [
-        f'<svg id="trend-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
-        f'aria-label="{label}">'
+        (
+            f'<svg id="trend-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{label}">'
+        )
     ]
     for tick in _ticks(lo, hi):
         colour = "#9aa0a6" if tick == 0 else "#e5e7eb"
@@ -83,7 +85,9 @@ def trend_chart(
     every = max(1, math.ceil(len(trend) / 12))
     for i, p in enumerate(trend):
         if i % every == 0:
-            out.append(f'<text x="{x(i):.1f}" y="{height - bottom + 17}" text-anchor="middle">{escape(p.period)}</text>')
+            out.append(
+                f'<text x="{x(i):.1f}" y="{height - bottom + 17}" text-anchor="middle">{escape(p.period)}</text>'
+            )
             out.append(
                 f'<text x="{x(i):.1f}" y="{height - bottom + 30}" text-anchor="middle" class="small">n={p.figure.n}</text>'
             )
@@ -118,10 +122,11 @@ def _swatch(colour: str, dashed: bool = False) -> str:
 def legend(smoothed: bool, smooth_label: str) -> str:
     """The chart's legend, as HTML below it (text wraps; no overlap at any width)."""
     items = [
-        f"<span>{_swatch(COLOURS['line'])} NPS per period (band and whiskers: 95 % interval; hollow dots: fewer "
-        f"than {LOW_N} answers)</span>"
+        (
+            f"<span>{_swatch(COLOURS['line'])} NPS per period (band and whiskers: 95 % interval; hollow dots: "
+            f"fewer than {LOW_N} answers)</span>"
+        )
     ]
     if smoothed:
         items.append(f"<span>{_swatch(COLOURS['smooth'], True)} smoothed: {escape(smooth_label)}</span>")
     return f'<div class="legend">{"".join(items)}</div>'
-

@@ -180,17 +180,17 @@ def drivers_section(rows: Sequence[dict[str, Any]]) -> str:
         sig = d.get("significant")
         body.append(
             f'<tr><td class="l">{escape(str(d["factor"]))}</td><td class="l">{escape(str(d["group"]))}</td>'
-            f'<td>{int(d["n_group"]):,}</td><td>{points(d["nps_group"])}</td><td>{int(d["n_rest"]):,}</td>'
+            f"<td>{int(d['n_group']):,}</td><td>{points(d['nps_group'])}</td><td>{int(d['n_rest']):,}</td>"
             f'<td>{points(d["nps_rest"])}</td><td class="{_signed_class(diff)}"><b>{points(diff)}</b></td>'
             f"<td>{points(low)} to {points(high)}</td><td>{_difference_bar(diff, low, high)}</td>"
-            f'<td>{float(d["p_adjusted"]):.3f}</td>'
+            f"<td>{float(d['p_adjusted']):.3f}</td>"
             f'<td><span class="badge {"yes" if sig else "no"}">{"yes" if sig else "no"}</span></td></tr>'
         )
     more = len(rows) - MAX_DRIVERS
     tail = f'<p class="muted">{more} more: <code>cdp nps drivers</code> lists them all.</p>' if more > 0 else ""
     return (
         f'{intro}<section id="drivers" class="card"><table><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>{tail}</section>'
+        f"<tbody>{''.join(body)}</tbody></table>{tail}</section>"
     )
 
 
@@ -198,8 +198,8 @@ def _example(example: dict[str, Any]) -> str:
     when = example.get("answered_at")
     day = escape(str(when)[:10]) if when else "no date"
     return (
-        f'<blockquote>{escape(str(example.get("text", "")))}'
-        f'<footer>score {escape(str(example.get("score", "")))} · {day}</footer></blockquote>'
+        f"<blockquote>{escape(str(example.get('text', '')))}"
+        f"<footer>score {escape(str(example.get('score', '')))} · {day}</footer></blockquote>"
     )
 
 
@@ -209,7 +209,8 @@ def verbatims_section(verbatims: dict[str, Any]) -> str:
         entry = verbatims.get(name) or {}
         n = int(entry.get("n_comments", 0))
         terms = "".join(
-            f'<span class="term">{escape(str(term))}<i>×{int(count)}</i></span>' for term, count in entry.get("terms", [])
+            f'<span class="term">{escape(str(term))}<i>×{int(count)}</i></span>'
+            for term, count in entry.get("terms", [])
         )
         examples = "".join(_example(e) for e in entry.get("examples", []))
         inner = (
@@ -244,7 +245,7 @@ def segments_section(splits: Sequence[SegmentSplit]) -> str:
         )
     return (
         f'{intro}<section id="segments" class="card"><table><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table></section>'
+        f"<tbody>{''.join(body)}</tbody></table></section>"
     )
 
 
@@ -267,7 +268,7 @@ def meta(report: NpsReport) -> str:
         f'<span id="survey">{label}: <b>{escape(survey_text)}</b></span>',
         f'<span id="date-range">Answers: <b>{escape(answered)}</b></span>',
         f"<span>{escape(describe(report))}</span>",
-        f'<span>generated {utc_now().strftime("%Y-%m-%d %H:%M UTC")}</span>',
+        f"<span>generated {utc_now().strftime('%Y-%m-%d %H:%M UTC')}</span>",
     ]
     return f'<div class="meta">{"".join(items)}</div>'
 
@@ -288,7 +289,9 @@ def render(report: NpsReport, title: str = "Net Promoter Score") -> str:
         smooth_label = report.smoothing.label if report.smoothing else ""
         note = f" with the smoothed NPS ({escape(smooth_label)})" if report.smoothing else ""
         body.append(f'<h2>Trend per {unit}</h2><p class="muted">NPS per {unit}{note}.</p>')
-        body.append(f'<section id="trend" class="card">{trend_chart(report.trend, report.smoothed, smooth_label)}</section>')
+        body.append(
+            f'<section id="trend" class="card">{trend_chart(report.trend, report.smoothed, smooth_label)}</section>'
+        )
         smoothed = [s.nps for s in report.smoothed] if report.smoothing else []
         body.append(figure_table(report.period, [(p.period, p.figure) for p in report.trend], smoothed))
     if report.drivers is not None:

@@ -99,7 +99,9 @@ class NpsReport:
 def _few(figure: NpsFigure) -> str:
     answers = "answer" if figure.n == 1 else "answers"
     moe = figure.margin_of_error or 0.0
-    return f"only {figure.n} {answers} (fewer than {LOW_N}), NPS {points(figure.nps)} ± {moe:.1f} points is not reliable"
+    return (
+        f"only {figure.n} {answers} (fewer than {LOW_N}), NPS {points(figure.nps)} ± {moe:.1f} points is not reliable"
+    )
 
 
 def report(

@@ -36,7 +36,9 @@ class Smoothing:
 
     @property
     def label(self) -> str:
-        return f"moving average of {self.window} periods" if self.method == "ma" else f"exponential, alpha {self.alpha:g}"
+        return (
+            f"moving average of {self.window} periods" if self.method == "ma" else f"exponential, alpha {self.alpha:g}"
+        )
 
     @property
     def spec(self) -> str:

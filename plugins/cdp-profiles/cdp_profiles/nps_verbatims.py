@@ -17,7 +17,7 @@ from cdp_profiles.nps import Filters, _nps
 
 CATEGORIES = ("promoter", "passive", "detractor")
 _WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_STOP = frozenset("the and for but with this that was are you not have very too our your".split())
+_STOP = frozenset({"the", "and", "for", "but", "with", "this", "that", "was", "are", "you", "not", "have", "very"})
 
 
 @dataclass

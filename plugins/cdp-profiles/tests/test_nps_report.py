@@ -53,7 +53,9 @@ def test_report_page(engine: Engine, store_url: str, tmp_path: Path) -> None:
         assert f'id="verbatims-{category}"' in html
     assert "Friendly support, fast answers" in html and "fast<i>×3</i>" in html
     # The comment is untrusted: escaped, never markup.
-    assert "<script" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quotes&quot;" in html
+    assert (
+        "<script" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quotes&quot;" in html
+    )
     assert HOSTILE not in html
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
 
@@ -78,7 +80,7 @@ def test_drivers_table_from_driver_dicts() -> None:
            "n_rest": 160, "nps_rest": 10.0, "difference": 35.0, "ci_low": 12.5, "ci_high": 57.5,
            "p_value": 0.001, "p_adjusted": 0.011, "significant": True}  # fmt: skip
     html = drivers_section([row, {**row, "group": "basic", "difference": -3.0, "significant": False}])
-    assert "<td class=\"l\">plan</td><td class=\"l\">&lt;b&gt;pro&lt;/b&gt;</td>" in html
+    assert '<td class="l">plan</td><td class="l">&lt;b&gt;pro&lt;/b&gt;</td>' in html
     assert "+35.0" in html and "+12.5 to +57.5" in html and "0.011" in html
     assert html.count('class="badge yes"') == 1 and html.count('class="badge no"') == 1
     assert "No factor to compare" in drivers_section([])

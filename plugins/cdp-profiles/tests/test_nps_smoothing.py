@@ -103,9 +103,9 @@ def test_cli_smoothed_trend(engine: Engine, store_url: str, tmp_path: Path) -> N
 
 
 def test_cli_smoothing_errors(engine: Engine, store_url: str, tmp_path: Path) -> None:
-    code, out, err = run(tmp_path, store_url, "--period", "month", "--smooth", "ma:1")
+    code, _, err = run(tmp_path, store_url, "--period", "month", "--smooth", "ma:1")
     assert code == 2 and "--smooth: ma:1: the window is a whole number of periods from 2 to 104" in err
-    code, out, err = run(tmp_path, store_url, "--period", "week", "--smooth", "avg:3")
+    code, _, err = run(tmp_path, store_url, "--period", "week", "--smooth", "avg:3")
     assert code == 2 and "unknown smoothing 'avg:3'" in err
-    code, out, err = run(tmp_path, store_url, "--smooth", "ma:3")
+    code, _, err = run(tmp_path, store_url, "--smooth", "ma:3")
     assert code == 2 and "add --period" in err

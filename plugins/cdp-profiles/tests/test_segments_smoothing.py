@@ -103,7 +103,11 @@ def test_without_sqlite_math_functions_the_engine_brings_exp_and_ln(monkeypatch:
     connection = Connection()
     store_engine_module.configure_sqlite(connection)
     assert set(registered) == {"exp", "ln"} and all(d for _, _, d in registered.values())
-    assert connection.real.execute("SELECT exp(2 * ln(0.7)), ln(0), exp(NULL)").fetchone() == (0.48999999999999994, None, None)
+    assert connection.real.execute("SELECT exp(2 * ln(0.7)), ln(0), exp(NULL)").fetchone() == (
+        0.48999999999999994,
+        None,
+        None,
+    )
     registered.clear()
     monkeypatch.setattr(store_engine_module, "SQLITE_MATH", True)
     store_engine_module.configure_sqlite(Connection())

@@ -370,12 +370,16 @@ class _Compiler:
         sub = self.join(agg, lambda: self.distinct(agg, plain, kept), windowed=True)
         return SqlValue(frozenset({"list"}), json=func.coalesce(sub.c.v, "[]"))
 
-    def latest(self, agg: Agg, table: Table) -> Any:
-        """``row_number()`` of a person's rows, 1 for the latest (rows without a time oldest; ties by stream, key)."""
+    def oldest_first(self, agg: Agg, table: Table) -> tuple[Any, ...]:
+        """The order of a person's rows by time: rows without a time first, ties by stream, then key."""
         time = table.c[TIME_COLUMN[agg.source]]
         d = self.dialect
-        keys = (case((time.is_(None), 0), else_=1), time, sv.ordered(table.c.stream, d), sv.ordered(table.c.key, d))
-        return func.row_number().over(partition_by=_sets.c.profile_id, order_by=tuple(k.desc() for k in keys))
+        return (case((time.is_(None), 0), else_=1), time, sv.ordered(table.c.stream, d), sv.ordered(table.c.key, d))
+
+    def latest(self, agg: Agg, table: Table) -> Any:
+        """``row_number()`` of a person's rows, 1 for the latest (see :meth:`oldest_first`)."""
+        order = tuple(k.desc() for k in self.oldest_first(agg, table))
+        return func.row_number().over(partition_by=_sets.c.profile_id, order_by=order)
 
     def smoothed(self, agg: Agg, table: Table, target: SqlValue) -> SqlValue:
         """moving_avg(): the exact mean of the latest ``n`` numeric values (as avg() computes it);
@@ -452,9 +456,7 @@ class _Compiler:
         return sa.cast(func.round(reading * SCALE), sa.Integer)
 
     def ranked(self, agg: Agg, table: Table, plain: Expr, kept: Cond, fn: str) -> Select[Any]:
-        time = table.c[TIME_COLUMN[agg.source]]
-        d = self.dialect
-        keys = (case((time.is_(None), 0), else_=1), time, sv.ordered(table.c.stream, d), sv.ordered(table.c.key, d))
+        keys = self.oldest_first(agg, table)
         order = keys if fn == "first" else tuple(k.desc() for k in keys)
         rank = func.row_number().over(partition_by=_sets.c.profile_id, order_by=order).label("rank")
         ranked = self.rows(agg, plain.label("v"), rank).where(kept).subquery("ranked")
