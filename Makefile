@@ -2,7 +2,8 @@
 #
 #   make demo    install the core and every plugin into .venv, sync all graphs of connectors.toml, print the NPS
 #   make test    the same with dev extras, then the type and import checks and every test suite
-#                against SQLite and a throwaway PostgreSQL
+#                against SQLite and a throwaway PostgreSQL (installs Debian's chromium when missing,
+#                for the NPS report's browser test; CDP_SKIP_BROWSER_TESTS=1 skips that test)
 #   make typecheck     only the type check: mypy over cdp_core and cdp_profiles
 #   make importcheck   only the import check: lint-imports (the kernel imports no plugin)
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
@@ -63,6 +64,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cdp nps -c $(CONFIG)
 
 test: $(STAMP_DEV)
+	scripts/ensure-chromium.sh
 	scripts/pgtest.sh run -- scripts/run-tests.sh $(PYTEST_ARGS)
 
 typecheck: $(STAMP_DEV)

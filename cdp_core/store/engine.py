@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +77,30 @@ commits (measured: a third less commit time at 300,000 persons, bench/README.md)
 """
 
 
+def _has_math_functions() -> bool:
+    """Whether this ``sqlite3`` build has SQLite's math functions (3.35+, SQLITE_ENABLE_MATH_FUNCTIONS)."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("SELECT exp(0), ln(1)").fetchall()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+SQLITE_MATH = _has_math_functions()
+
+
 def configure_sqlite(dbapi_connection: Any) -> None:
-    """The store's settings on a ``sqlite3`` connection: ``SQLITE_PRAGMAS``, then the checkpoint size."""
+    """The store's settings on a ``sqlite3`` connection: ``SQLITE_PRAGMAS``, then the checkpoint size.
+
+    A build without SQLite's math functions gets ``exp`` and ``ln`` from Python (deterministic, the
+    same C library), so rules that need them (``ewma()``, docs/segments.md) read the same everywhere.
+    """
+    if not SQLITE_MATH:
+        dbapi_connection.create_function("exp", 1, _exp, deterministic=True)
+        dbapi_connection.create_function("ln", 1, _ln, deterministic=True)
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
@@ -86,6 +110,14 @@ def configure_sqlite(dbapi_connection: Any) -> None:
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
     finally:
         cursor.close()
+
+
+def _exp(x: float | None) -> float | None:
+    return None if x is None else math.exp(x)
+
+
+def _ln(x: float | None) -> float | None:
+    return None if x is None or x <= 0 else math.log(x)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

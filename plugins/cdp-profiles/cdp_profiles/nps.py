@@ -221,10 +221,10 @@ def as_utc(value: date | datetime) -> datetime:
 
 
 def _answers(filters: Filters, *, person: bool, comment: bool = False) -> Subquery:
-    """One row per counted answer: ``score``, ``answered_at``, if ``comment`` the ``comment`` and, if ``person``,
-    the live ``profile_id``."""
+    """One row per counted answer: ``score``, ``answered_at``, ``survey``, if ``comment`` the ``comment`` and, if
+    ``person``, the live ``profile_id``."""
     n = _nps
-    columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at]
+    columns: list[ColumnElement[Any]] = [n.c.score, n.c.answered_at, n.c.survey]
     if comment:
         columns.append(n.c.comment)
     source: Any = n
@@ -252,8 +252,30 @@ def _answers(filters: Filters, *, person: bool, comment: bool = False) -> Subque
         ),
     )
     ranked = stmt.add_columns(rank.label("rank")).subquery("ranked")
-    kept = [ranked.c.score, ranked.c.answered_at, ranked.c.profile_id] + ([ranked.c.comment] if comment else [])
+    kept = [ranked.c.score, ranked.c.answered_at, ranked.c.survey, ranked.c.profile_id]
+    kept += [ranked.c.comment] if comment else []
     return select(*kept).where(ranked.c.rank == 1).subquery("answers")
+
+
+def span(engine: Engine, filters: Filters) -> tuple[list[str], datetime | None, datetime | None]:
+    """The surveys of the counted answers (sorted; answers without one aside) and their first and last time."""
+    answers = _answers(filters, person=False)
+    with engine.connect() as conn:
+        surveys = conn.execute(
+            select(answers.c.survey).where(answers.c.survey.is_not(None)).distinct().order_by(answers.c.survey)
+        )
+        names = [str(row.survey) for row in surveys]
+        first, last = conn.execute(select(func.min(answers.c.answered_at), func.max(answers.c.answered_at))).one()
+    return names, _moment(first), _moment(last)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A time read back from the store: aware UTC (SQLite returns it naive, sometimes as text)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(str(value))
+    return timeutil.as_utc(value)
 
 
 def _counts(score: ColumnElement[int]) -> list[ColumnElement[Any]]:

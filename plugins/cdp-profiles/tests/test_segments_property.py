@@ -117,14 +117,19 @@ def row_conditions(draw: Any, source: str, depth: int = 0) -> str:
 @st.composite
 def aggregates(draw: Any) -> str:
     source = draw(st.sampled_from(["events", "orders", "nps"]))
-    fn = draw(st.sampled_from(["count", "count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "distinct"]))
+    fn = draw(st.sampled_from(["count", "count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "distinct",
+                               "moving_avg", "ewma"]))  # fmt: skip
     if fn == "count":
         target = draw(st.sampled_from([source, f"{source}.{ROW_FIELDS[source][0]}"]))
-    elif fn in ("sum", "avg", "min", "max"):
+    elif fn in ("sum", "avg", "min", "max", "moving_avg", "ewma"):
         target = f"{source}.{draw(st.sampled_from(NUMBER_FIELDS[source]))}"
     else:
         target = f"{source}.{draw(st.sampled_from(VALUE_FIELDS[source]))}"
     args = [target]
+    if fn == "moving_avg":
+        args.append(f"n = {draw(st.sampled_from([1, 2, 3]))}")
+    elif fn == "ewma":
+        args.append(f"alpha = {draw(st.sampled_from(['0.3', '0.5', '1']))}")
     if draw(st.booleans()):
         args.append(f"where = {draw(row_conditions(source))}")
     window = draw(st.sampled_from(["", "days = 30", "days = 90", "since = '2024-12-01'", "until = '2025-01-31'",

@@ -18,7 +18,9 @@ from sqlalchemy import Engine
 
 from cdp_profiles import nps
 from cdp_profiles.cli.reading import open_for_reading
-from cdp_profiles.nps_report import NpsReport, describe, points, render, report
+from cdp_profiles.nps_format import points
+from cdp_profiles.nps_report import NpsReport, describe, render, report, with_details, with_trend
+from cdp_profiles.nps_smoothing import Smoothing, parse_smoothing
 from cdp_profiles.segments.clock import evaluation_time
 
 
@@ -30,6 +32,12 @@ class PeriodChoice(StrEnum):
 ByOption = typer.Option(None, "--by", metavar="TRAIT", help="Break down by this profile trait (repeatable).")
 PeriodOption = typer.Option(None, "--period", help="Trend per ISO week or month.")
 HtmlOption = typer.Option(None, "--html", metavar="FILE", help="Also write a self-contained HTML report to this file.")
+SmoothOption = typer.Option(
+    None,
+    "--smooth",
+    metavar="ma:N|ewma:ALPHA",
+    help="Smooth the trend: ma:3 pools the answers of the last 3 periods, ewma:0.3 weighs older periods by 0.7^k.",
+)
 
 
 nps_app = typer.Typer(
@@ -58,6 +66,7 @@ def nps_command(
     by: list[str] | None = ByOption,
     segment: str | None = SegmentOption,
     period: PeriodChoice | None = PeriodOption,
+    smooth: str | None = SmoothOption,
     since: str | None = SinceOption,
     until: str | None = UntilOption,
     survey: str | None = SurveyOption,
@@ -72,17 +81,18 @@ def nps_command(
     """
     if ctx.invoked_subcommand is not None:
         return
+    smoothing = _smoothing(smooth, period is not None or html is not None)
     cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
     with common.store_errors(cfg):
-        result = report(engine, filters, by or (), chosen)
+        result = report(engine, filters, by or (), chosen, smoothing=smoothing)
     warnings = result.warnings()
     if html is not None:
+        with common.store_errors(cfg):
+            if chosen is None:  # the page always has a trend: by month unless --period says otherwise
+                result = with_trend(result, engine, "month", smoothing)
+            result = with_details(result, engine, cfg, evaluation_time())
         page = result
-        if chosen is None:  # the page always has a trend: by month unless --period says otherwise
-            with common.store_errors(cfg):
-                trend = nps.trend(engine, "month", **filters.kwargs())
-            page = dataclasses.replace(result, period="month", trend=trend)
         try:
             html.write_text(render(page), encoding="utf-8")
         except OSError as exc:
@@ -128,6 +138,17 @@ def _say_none(filters: nps.Filters) -> None:
     stderr.print("no NPS answers " + ("match these filters" if filtered else "in the store yet"), highlight=False)
 
 
+def _smoothing(text: str | None, has_trend: bool) -> Smoothing | None:
+    if text is None:
+        return None
+    if not has_trend:
+        common.fail("--smooth smooths the trend: add --period week|month (or --html, whose page has a trend)")
+    try:
+        return parse_smoothing(text)
+    except nps.NpsError as exc:
+        common.fail(f"--smooth: {exc}")
+
+
 def _when(text: str | None, option: str) -> date | datetime | None:
     if text is None:
         return None
@@ -151,7 +172,10 @@ def _print(result: NpsReport) -> None:
     if result.period is not None:
         stdout.print()
         title = "NPS per ISO week" if result.period == "week" else "NPS per month"
-        stdout.print(_table(result.period, [(p.period, p.figure) for p in result.trend], title))
+        if result.smoothing is not None:
+            title += f", smoothed: {result.smoothing.label}"
+        smoothed = [s.nps for s in result.smoothed] if result.smoothing is not None else None
+        stdout.print(_table(result.period, [(p.period, p.figure) for p in result.trend], title, smoothed))
 
 
 def _interval(figure: nps.NpsFigure) -> str:
@@ -159,16 +183,23 @@ def _interval(figure: nps.NpsFigure) -> str:
     return "" if bounds is None else f": {points(bounds[0])} to {points(bounds[1])}"
 
 
-def _table(first: str, rows: Sequence[tuple[str, nps.NpsFigure]], title: str | None = None) -> Table:
+def _table(
+    first: str,
+    rows: Sequence[tuple[str, nps.NpsFigure]],
+    title: str | None = None,
+    smoothed: Sequence[float | None] | None = None,
+) -> Table:
     table = Table(title=escape(title) if title else None, title_justify="left", show_edge=False, pad_edge=False)
     table.add_column(escape(first))
-    for column in ("NPS", "± points", "n", "promoters", "passives", "detractors"):
+    columns = ("NPS", *(("smoothed",) if smoothed is not None else ()), "± points", "n", "promoters", "passives")
+    for column in (*columns, "detractors"):
         table.add_column(column, justify="right")
-    for label, f in rows:
+    for i, (label, f) in enumerate(rows):
         style = "yellow" if f.n and f.low_n else None
         table.add_row(
             escape(label),
             points(f.nps),
+            *((points(smoothed[i]),) if smoothed is not None else ()),
             points(f.margin_of_error, False),
             f"{f.n:,}",
             _share(f.promoters, f.pct_promoters),

@@ -41,9 +41,12 @@ TIME_COLUMN = {"events": "occurred_at", "orders": "occurred_at", "nps": "answere
 PROPERTIES = {"events": "properties"}
 """Sources whose rows carry a JSON object of their own fields (``properties.plan``)."""
 
-AGGREGATES = ("count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "distinct")
-NUMERIC_AGGREGATES = ("sum", "avg", "min", "max")
+AGGREGATES = ("count", "sum", "avg", "min", "max", "first", "last", "most_frequent", "distinct", "moving_avg", "ewma")
+SMOOTHING = {"moving_avg": "n", "ewma": "alpha"}
+"""The smoothing aggregates over a person's latest rows, and the keyword each requires."""
+NUMERIC_AGGREGATES = ("sum", "avg", "min", "max", *SMOOTHING)
 WINDOW_KEYWORDS = ("where", "days", "since", "until")
+MAX_MOVING_N = 1000
 PERSON_FUNCTIONS = ("consent", "has_consent", "in_segment")
 VALUE_FUNCTIONS = ("lower", "upper", "len", "coalesce")
 ALL_FUNCTIONS = tuple(sorted(AGGREGATES + PERSON_FUNCTIONS + VALUE_FUNCTIONS))
@@ -137,6 +140,8 @@ class Agg:
     where: Node | None
     window: Window
     text: str
+    param: float | None = None
+    """``n`` of moving_avg (a whole number), ``alpha`` of ewma."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +230,7 @@ def kinds_of(node: Node, computed_kinds: Callable[[str], frozenset[Kind]]) -> fr
                 return frozenset({"number"})
             if fn == "distinct":
                 return frozenset({"list"})
-            if fn in ("avg", "min", "max"):
+            if fn in ("avg", "min", "max", *SMOOTHING):
                 return frozenset({"null", "number"})
             assert field is not None
             return frozenset({"null", field.kind})
@@ -495,14 +500,33 @@ class _Resolver:
             raise self.error(positional[0], f"{fn}() needs a number field; {source}.{field.column} is text")
         if fn in ("first", "last", "most_frequent", "distinct") and field is not None and field.prop is not None:
             raise self.error(positional[0], f"{fn}() takes a column of {source} ({', '.join(SOURCES[source])}), not a property")
+        allowed = (SMOOTHING[fn], *WINDOW_KEYWORDS) if fn in SMOOTHING else WINDOW_KEYWORDS
         for key, (key_token, _) in keywords.items():
-            if key not in WINDOW_KEYWORDS:
+            if key not in allowed:
                 raise self.error(
-                    key_token, f"{fn}() has no argument {key!r}{did_you_mean(key, list(WINDOW_KEYWORDS))}; "
-                    f"it takes {', '.join(WINDOW_KEYWORDS)}"
+                    key_token, f"{fn}() has no argument {key!r}{did_you_mean(key, list(allowed))}; "
+                    f"it takes {', '.join(allowed)}"
                 )  # fmt: skip
+        param = self.smoothing(token, fn, source, keywords) if fn in SMOOTHING else None
         where = self.build(keywords["where"][1], source) if "where" in keywords else None
-        return Agg(fn, source, field, where, self.window(fn, keywords), text)
+        return Agg(fn, source, field, where, self.window(fn, keywords), text, param)
+
+    def smoothing(self, token: Token, fn: str, source: str, keywords: dict[str, tuple[Token, Tree[Token]]]) -> float:
+        """``n`` of moving_avg (1..MAX_MOVING_N) or ``alpha`` of ewma (0 < alpha <= 1), required."""
+        key = SMOOTHING[fn]
+        example = f"{fn}({source}.{_FIELD_EXAMPLE[source]}, {key} = {3 if key == 'n' else 0.3})"
+        if key not in keywords:
+            raise self.error(token, f"{fn}() needs {key}: {example}")
+        node = keywords[key][1]
+        is_literal, value = literal_value(node)
+        number = is_literal and not isinstance(value, bool) and isinstance(value, (int, float))
+        if key == "n":
+            if not number or not isinstance(value, int) or not 1 <= value <= MAX_MOVING_N:
+                raise self.error(node, f"{fn}(): n is a whole number of rows from 1 to {MAX_MOVING_N} ({example})")
+            return float(value)
+        if not number or not 0 < value <= 1:
+            raise self.error(node, f"{fn}(): alpha is a number above 0 and at most 1 ({example})")
+        return float(value)
 
     def window(self, fn: str, keywords: dict[str, tuple[Token, Tree[Token]]]) -> Window:
         days: int | None = None

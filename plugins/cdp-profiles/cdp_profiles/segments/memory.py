@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,6 +16,7 @@ from cdp_core.timeutil import as_utc
 from cdp_profiles.consent import allowed
 from cdp_profiles.segments import values as v
 from cdp_profiles.segments.language import (
+    SMOOTHING,
     TIME_COLUMN,
     Agg,
     Arith,
@@ -42,6 +44,26 @@ from cdp_profiles.segments.rules import Rules
 
 SCALE = 10_000
 """Sums and averages add values rounded to 4 decimals, exactly (as integers of 1/10000)."""
+EWMA_DECIMALS = 6
+"""ewma() rounds its result to this many decimals (half away from zero): the two databases add in any order."""
+
+
+def ewma(latest_first: Sequence[float], alpha: float) -> float | None:
+    """The exponentially weighted mean of ``latest_first``: weights ``(1 - alpha)^k``, k = 0 for the latest.
+
+    ``exp(k * ln(1 - alpha))`` as the SQL computes it (alpha 1: the latest value alone); rounded to
+    EWMA_DECIMALS. None without values.
+    """
+    if not latest_first:
+        return None
+    if alpha >= 1:
+        weights = [1.0] + [0.0] * (len(latest_first) - 1)
+    else:
+        c = math.log(1 - alpha)
+        weights = [math.exp(k * c) for k in range(len(latest_first))]
+    mean = sum(w * x for w, x in zip(weights, latest_first, strict=True)) / sum(weights)
+    step = Decimal(1).scaleb(-EWMA_DECIMALS)
+    return float(Decimal(repr(mean)).quantize(step, rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -237,6 +259,8 @@ class _Evaluator:
         values = [x for x in (self.field(target, row) for row in rows) if x is not None]
         if fn == "count":
             return len(values)
+        if fn in SMOOTHING:
+            return self.smoothed(agg, rows, target)
         if fn in ("sum", "avg"):
             scaled = [s for s in (_exact(x) for x in values) if s is not None]
             if fn == "sum":
@@ -260,6 +284,19 @@ class _Evaluator:
         counts = Counter(plain)
         top = max(counts.values())
         return min(x for x, n in counts.items() if n == top)
+
+    def smoothed(self, agg: Agg, rows: list[dict[str, Any]], target: RowField) -> float | None:
+        """moving_avg(): the exact mean of the latest ``n`` numeric values; ewma(): :func:`ewma` of them all.
+
+        Latest by time (rows without a time are the oldest; ties by stream, then key), as last() picks.
+        """
+        time = TIME_COLUMN[agg.source]
+        latest = [self.field(target, row) for row in sorted(rows, key=lambda row: _order(row, time), reverse=True)]
+        assert agg.param is not None
+        if agg.fn == "moving_avg":
+            scaled = [s for s in (_exact(x) for x in latest) if s is not None][: int(agg.param)]
+            return float(Fraction(sum(scaled), SCALE * len(scaled))) if scaled else None
+        return ewma([n for n in (v.number(x) for x in latest) if n is not None], agg.param)
 
     # -- why ------------------------------------------------------------------------------
 

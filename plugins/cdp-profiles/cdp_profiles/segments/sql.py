@@ -10,6 +10,7 @@ are inlined, so a segment is one statement whatever it refers to.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from cdp_profiles.consent import Policy, latest_consents
 from cdp_profiles.segments import sql_values as sv
 from cdp_profiles.segments import values as v
 from cdp_profiles.segments.language import (
+    SMOOTHING,
     TIME_COLUMN,
     Agg,
     Arith,
@@ -45,7 +47,7 @@ from cdp_profiles.segments.language import (
     Stored,
     Trait,
 )
-from cdp_profiles.segments.memory import SCALE
+from cdp_profiles.segments.memory import EWMA_DECIMALS, SCALE
 from cdp_profiles.segments.rules import Rules, RulesError
 from cdp_profiles.segments.sql_values import Cond, Expr, SqlValue
 from cdp_profiles.store import profile_models as m
@@ -353,6 +355,8 @@ class _Compiler:
         if target is None:
             sub = self.join(agg, lambda: self.rows(agg, func.count().label("v")).group_by(_sets.c.profile_id))
             return SqlValue(frozenset({"number"}), num=func.coalesce(sub.c.v, 0), integer=True)
+        if fn in SMOOTHING:
+            return self.smoothed(agg, table, target)
         kept = not_(target.is_("null"))
         if fn == "count":
             counted = func.count(case((kept, 1)))
@@ -386,6 +390,65 @@ class _Compiler:
         sub = self.join(agg, lambda: self.distinct(agg, plain, kept), windowed=True)
         return SqlValue(frozenset({"list"}), json=func.coalesce(sub.c.v, "[]"))
 
+    def oldest_first(self, agg: Agg, table: Table) -> tuple[Any, ...]:
+        """The order of a person's rows by time: rows without a time first, ties by stream, then key."""
+        time = table.c[TIME_COLUMN[agg.source]]
+        d = self.dialect
+        return (case((time.is_(None), 0), else_=1), time, sv.ordered(table.c.stream, d), sv.ordered(table.c.key, d))
+
+    def latest(self, agg: Agg, table: Table) -> Any:
+        """``row_number()`` of a person's rows, 1 for the latest (see :meth:`oldest_first`)."""
+        order = tuple(k.desc() for k in self.oldest_first(agg, table))
+        return func.row_number().over(partition_by=_sets.c.profile_id, order_by=order)
+
+    def smoothed(self, agg: Agg, table: Table, target: SqlValue) -> SqlValue:
+        """moving_avg(): the exact mean of the latest ``n`` numeric values (as avg() computes it);
+        ewma(): sum(x_k * w_k) / sum(w_k), w_k = exp(k * ln(1 - alpha)), k = 0 for the latest numeric value.
+
+        Set-based: the rows ranked with ``row_number()`` per person, then one ``GROUP BY``. ``ln(1 - alpha)``
+        is a constant computed here, so the SQL needs ``exp`` only (PostgreSQL; SQLite 3.35+ with its math
+        functions, or the stand-in the store's engine registers without them).
+        """
+        d = self.dialect
+        assert agg.field is not None and agg.param is not None
+        if agg.fn == "moving_avg":
+            scaled = self.scaled(agg.field, table)
+            n = int(agg.param)
+
+            def window() -> Select[Any]:
+                rows = self.rows(agg, scaled.label("x"), self.latest(agg, table).label("k")).where(scaled.is_not(None))
+                ranked = rows.subquery("latest_rows")
+                kept = select(ranked.c.pid, func.sum(ranked.c.x).label("s"), func.count(ranked.c.x).label("n"))
+                return kept.where(ranked.c.k <= n).group_by(ranked.c.pid)
+
+            sub = self.join(agg, window)
+            total = sv.as_float(func.coalesce(sub.c.s, 0), d)
+            return sv.nullable(case((sub.c.n > 0, total / (sv.as_float(sub.c.n, d) * SCALE))), "number", d)
+        reading = sv.number(target, d)
+        if reading is None:
+            return sv.const(None)
+        keep = 1.0 - agg.param
+
+        def weighted() -> Select[Any]:
+            rows = self.rows(agg, reading.label("x"), self.latest(agg, table).label("k")).where(reading.is_not(None))
+            ranked = rows.subquery("latest_rows")
+            if keep <= 0:  # alpha 1: the latest value alone
+                weight: Any = case((ranked.c.k == 1, 1.0), else_=0.0)
+            else:
+                power = sv.as_float(ranked.c.k - 1, d) * sa.literal(math.log(keep), sa.Float)
+                weight = func.exp(power)
+            x = sv.as_float(ranked.c.x, d)
+            sums = (func.sum(x * weight).label("s"), func.sum(weight).label("w"))
+            return select(ranked.c.pid, *sums).group_by(ranked.c.pid)
+
+        sub = self.join(agg, weighted)
+        mean = sub.c.s / sub.c.w
+        if d == "postgresql":
+            rounded: Any = sa.cast(func.round(sa.cast(mean, sa.Numeric), EWMA_DECIMALS), sa.Float)
+        else:
+            rounded = func.round(mean, EWMA_DECIMALS)
+        return sv.nullable(case((sub.c.w > 0, rounded)), "number", d)
+
     def plain(self, target: SqlValue, kind: str) -> Expr:
         """A typed column's value as one SQL value: a float (or integer), or text."""
         if kind == "number":
@@ -413,9 +476,7 @@ class _Compiler:
         return sa.cast(func.round(reading * SCALE), sa.Integer)
 
     def ranked(self, agg: Agg, table: Table, plain: Expr, kept: Cond, fn: str) -> Select[Any]:
-        time = table.c[TIME_COLUMN[agg.source]]
-        d = self.dialect
-        keys = (case((time.is_(None), 0), else_=1), time, sv.ordered(table.c.stream, d), sv.ordered(table.c.key, d))
+        keys = self.oldest_first(agg, table)
         order = keys if fn == "first" else tuple(k.desc() for k in keys)
         rank = func.row_number().over(partition_by=_sets.c.profile_id, order_by=order).label("rank")
         ranked = self.rows(agg, plain.label("v"), rank).where(kept).subquery("ranked")
