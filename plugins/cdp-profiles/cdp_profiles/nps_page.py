@@ -170,7 +170,7 @@ def drivers_section(rows: Sequence[dict[str, Any]]) -> str:
         "effect; the interval is the 95 % interval of the difference, p adjusted for the number of comparisons.</p>"
     )
     if not rows:
-        return f'{intro}<section id="drivers" class="card"><p class="empty">No factor to compare.</p></section>'
+        return f'{intro}<section id="drivers" class="card"><p class="empty">No factor to compare: no group and its rest both have enough answers (<code>--min-n</code>).</p></section>'
     heads = ("Factor", "Group", "n group", "NPS group", "n rest", "NPS rest", "Difference", "95 % interval", "",
              "p (adjusted)", "Significant")  # fmt: skip
     head = "".join(f'<th class="{"l" if i < 2 else ""}">{escape(h)}</th>' for i, h in enumerate(heads))

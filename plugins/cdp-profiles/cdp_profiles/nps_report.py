@@ -135,18 +135,21 @@ def with_trend(result: NpsReport, engine: Engine, period: Period, smoothing: Smo
     return replace(result, period=period, trend=periods, smoothing=smoothing, smoothed=smoothed)
 
 
-def with_details(result: NpsReport, engine: Engine, config: Any, now: datetime) -> NpsReport:
+def with_details(
+    result: NpsReport, engine: Engine, config: Any, now: datetime, *, min_n: int | None = None
+) -> NpsReport:
     """``result`` with what the HTML page adds: the drivers, the verbatims per category and the NPS in vs
-    out of every configured segment (``config``: the loaded config; ``now``: when segments are evaluated)."""
+    out of every configured segment (``config``: the loaded config; ``now``: when segments are evaluated;
+    ``min_n``: the fewest answers in a driver's group and in its rest, default ``nps_drivers.MIN_N``)."""
     from cdp_profiles.membership.engine import rules_of
-    from cdp_profiles.nps_drivers import drivers
+    from cdp_profiles.nps_drivers import MIN_N, drivers
     from cdp_profiles.nps_verbatims import verbatims
 
     rules = rules_of(config)
     return replace(
         result,
         segments=segment_splits(engine, rules, result.filters, now, result.summary),
-        drivers=[d.to_dict() for d in drivers(engine, config, result.filters)],
+        drivers=[d.to_dict() for d in drivers(engine, config, result.filters, min_n=min_n or MIN_N)],
         verbatims=verbatims(engine, result.filters).to_dict(),
     )
 

@@ -72,6 +72,10 @@ def nps_command(
     survey: str | None = SurveyOption,
     latest_per_person: bool = LatestOption,
     html: Path | None = HtmlOption,
+    min_n: int | None = typer.Option(
+        None, "--min-n", metavar="N", min=1,
+        help="With --html: the fewest answers in a driver's group and in its rest (default 30, as cdp nps drivers).",
+    ),  # fmt: skip
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -91,7 +95,7 @@ def nps_command(
         with common.store_errors(cfg):
             if chosen is None:  # the page always has a trend: by month unless --period says otherwise
                 result = with_trend(result, engine, "month", smoothing)
-            result = with_details(result, engine, cfg, evaluation_time())
+            result = with_details(result, engine, cfg, evaluation_time(), min_n=min_n)
         page = result
         try:
             html.write_text(render(page), encoding="utf-8")
