@@ -20,7 +20,9 @@ from cdp_core.builtins.rest import RestSource, RestSourceConfig
 from cdp_core.config import ConfigError, load_config
 from cdp_core.http import HttpFactory, ResponseError
 from cdp_core.plugins import Plugins
-from cdp_core.testing import SourceConformance, make_context, roundtrip
+from cdp_core.runinfo import RunStatus
+from cdp_core.store import SystemStore
+from cdp_core.testing import Collector, SourceConformance, kit_plugin, make_context, roundtrip, run_graph
 from examples import hubspot_api
 from examples.hubspot_api import FakeHubSpotSearch, contact
 from examples.pipedrive_api import BASE, TOKEN, URL, FakePipedrive, persons
@@ -216,6 +218,50 @@ def test_offsets_over_changing_data_lose_a_record_unless_ascending(
     api.touch(1, "2024-07-01 09:00:00")
     keys += [r.key for page in pages for r in page.records]
     assert keys == (["1", "2", "3", "4", "5", "1"] if ascending else ["1", "2", "4", "5", "1"])
+
+
+def test_a_keyless_record_at_a_page_boundary_is_quarantined_once(
+    api: FakePipedrive, tmp_path: Path, store_url: str, register_plugin: Any
+) -> None:
+    """Through the runner into a store: the item without an id shares the time the next request starts from,
+    so the read meets it twice; it is rejected once (one reject counted, one quarantine row)."""
+    graph = f"""
+[store]
+url = "{store_url}"
+
+{docs_example("pipedrive")}
+[connectors.sink]
+type = "collect"
+
+[syncs.people.nodes.persons]
+source = "pipedrive.persons"
+
+[syncs.people.nodes.out]
+destination = "sink"
+inputs = ["persons"]
+"""
+    collector = Collector()
+    run = run_graph(tmp_path, graph, register_plugin(kit_plugin), "people", collector=collector,
+                    env={"PIPEDRIVE_API_TOKEN": TOKEN})  # fmt: skip
+    assert run.status is RunStatus.succeeded, run.error
+    assert collector.keys("sink") == ["1", "2", "3", "4", "5"]
+    assert [dict(r.url.params).get("updated_since") for r in api.requests][-2:] == [
+        "2024-05-04 10:00:00", "2024-05-04 12:00:00",  # the keyless item's time: asked again from it
+    ]  # fmt: skip
+    assert run.nodes["persons"].rejected == 1
+    store = SystemStore(store_url)
+    try:
+        rows = store.quarantine(graph="people")
+        assert [(r["node"], r["reason"], r["record_key"]) for r in rows] == [
+            ("persons", "an item of GET /v1/persons: no primary key id", None)
+        ]
+        assert rows[0]["payload"]["name"] == "no id"
+        again = run_graph(tmp_path, graph, register_plugin(kit_plugin), "people", collector=collector,
+                          env={"PIPEDRIVE_API_TOKEN": TOKEN})  # fmt: skip
+        assert again.status is RunStatus.succeeded and again.nodes["persons"].records_out == 0
+        assert store.quarantine_count("people") == 1
+    finally:
+        store.engine.dispose()
 
 
 def test_deleted_person_is_a_tombstone(api: FakePipedrive, cdp_http: HttpFactory, tmp_path: Path) -> None:
