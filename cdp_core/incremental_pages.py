@@ -12,6 +12,10 @@ that resumes right after it::
     for batch in incremental_pages(inc, cursor, fetch, key="id", ascending=True):
         yield Page([to_record(item) for item in batch.items], batch.cursor, [reject(why, item) for item, why in batch.bad])
 
+An item without a key cannot be told apart from a new one by the mark; the helper passes it
+on once per read (by its content), so a caller that rejects it does so once, though an
+ascending read asking again from its value meets it twice.
+
 With ``ascending`` (the API returns records oldest first by the cursor field, and its
 filter is inclusive: ``>=``), every next page is asked *from the last value read*
 rather than at the next offset or token. A record updated during the read moves to
@@ -32,6 +36,7 @@ The cursor after a page:
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,6 +87,7 @@ def incremental_pages(
         inc.load_progress(state.get("mark"), state.get("fresh"))
     else:
         inc.load(cursor)
+    keyless: set[str] = set()  # items without a key this read passed on (the caller rejects them): once each
     while True:
         since = inc.start_value
         for items, following in fetch(since, position):
@@ -91,7 +97,10 @@ def incremental_pages(
                     found = value_of(item)
                     if found is None or found == "":
                         raise CursorValueError(inc.cursor_field, found, "present")
-                    if inc.admit(key_of(item), found):
+                    item_key = key_of(item)
+                    if item_key is None and _seen_before(keyless, item):
+                        continue  # met again where an ascending read asked from its value: rejected already
+                    if inc.admit(item_key, found):
                         batch.items.append(item)
                 except CursorValueError as exc:
                     batch.bad.append((item, f"{exc} (the cursor did not move)"))
@@ -116,6 +125,15 @@ def incremental_pages(
             yield batch
         else:
             return
+
+
+def _seen_before(seen: set[str], item: Any) -> bool:
+    """Whether this very item (same content) was met before in the read; notes it if not."""
+    fingerprint = json.dumps(item, sort_keys=True, default=str)
+    if fingerprint in seen:
+        return True
+    seen.add(fingerprint)
+    return False
 
 
 def _text(value: Any) -> str | None:

@@ -60,10 +60,25 @@ class TestCsvSource(SourceConformance):
     }
 
     def setup_source(self, respx_mock: respx.Router, tmp_path: Path) -> None:
+        (tmp_path / "people.csv").write_text(PEOPLE_HEADER + "".join(self._rows()), encoding="utf-8")
+
+    @staticmethod
+    def _rows() -> list[str]:
         # Row 4 has a quoted newline: the byte offset of a resumed read must still land on a row boundary.
         rows = [_person_row(n) for n in range(1, 8)]
         rows[3] = '4,person4@example.com,"Person\nFour",2024-01-04T10:00:00\n'
-        (tmp_path / "people.csv").write_text(PEOPLE_HEADER + "".join(rows), encoding="utf-8")
+        return rows
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        # A new export replaces the file while the read is under way (written aside, then renamed):
+        # person 1 was updated and now comes last. The read goes on through its open handle; the
+        # watermark brings the new version next run.
+        rows = self._rows()
+        rows = [*rows[1:], rows[0].replace("2024-01-01T10:00:00", "2024-02-01T10:00:00")]
+        aside = tmp_path / "people.csv.new"
+        aside.write_text(PEOPLE_HEADER + "".join(rows), encoding="utf-8")
+        aside.replace(tmp_path / "people.csv")
+        return "1"
 
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         (tmp_path / "people.csv").write_text(PEOPLE_HEADER, encoding="utf-8")
@@ -133,6 +148,8 @@ class TestJsonlSource(SourceConformance):
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "events.jsonl").write_text("", encoding="utf-8")
 
+    pages_never_change = "an event log: lines are appended, never changed or reordered"
+
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         with (tmp_path / "data" / "events.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(_event_line(9) + _event_line(10) + _event_line(11))
@@ -195,6 +212,7 @@ class TestListSource(SourceConformance):
         "page_size": 2,
     }
     empty_config: ClassVar[dict[str, Any] | None] = {"streams": {"items": {"records": []}}}
+    pages_never_change = "the records are the config's list: nothing changes them while a read pages through"
 
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         more = [{"id": "8"}, {"id": "9"}]

@@ -1,4 +1,4 @@
-"""The declarative REST source (``type = "rest"``): the docs' Pipedrive-like example, as written there, against a fake API.
+"""The declarative REST source (``type = "rest"``): the docs' Pipedrive-like and HubSpot-like examples, as written there, against fake APIs.
 
 The TOML is read from docs/rest-source.md, so the example and what is tested cannot drift.
 """
@@ -20,7 +20,11 @@ from cdp_core.builtins.rest import RestSource, RestSourceConfig
 from cdp_core.config import ConfigError, load_config
 from cdp_core.http import HttpFactory, ResponseError
 from cdp_core.plugins import Plugins
-from cdp_core.testing import SourceConformance, make_context
+from cdp_core.runinfo import RunStatus
+from cdp_core.store import SystemStore
+from cdp_core.testing import Collector, SourceConformance, kit_plugin, make_context, roundtrip, run_graph
+from examples import hubspot_api
+from examples.hubspot_api import FakeHubSpotSearch, contact
 from examples.pipedrive_api import BASE, TOKEN, URL, FakePipedrive, persons
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rest-source.md"
@@ -69,6 +73,72 @@ class TestPipedrivePersons(SourceConformance):
     def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
         self.api.touch(1, "2024-07-01 09:00:00")
         return "1"
+
+
+# -- the docs' HubSpot-like search example ------------------------------------------------------
+
+HUBSPOT = connector_options("hubspot", {"HUBSPOT_TOKEN": hubspot_api.TOKEN})
+HUBSPOT_SMALL_PAGES = copy.deepcopy(HUBSPOT)
+HUBSPOT_SMALL_PAGES["streams"]["contacts"]["json"]["limit"] = 2  # five contacts: three pages
+
+
+def five_contacts() -> list[dict[str, Any]]:
+    return [contact(1, 10), contact(2, 20), contact(3, 20), contact(4, 30), contact(5, 40)]  # 2 and 3: one time
+
+
+class TestHubSpotContacts(SourceConformance):
+    """The suite on the docs' search example (its page size lowered to 2): POST bodies, ``after`` tokens in the
+    body, the GTE filter restarted from the last lastmodifieddate read, a contact edited between pages."""
+
+    plugin = rest
+    plugin_name = "cdp.rest"
+    type_name = "rest"
+    config: ClassVar[dict[str, Any]] = HUBSPOT_SMALL_PAGES
+    stream = "contacts"
+
+    def setup_source(self, respx_mock: respx.Router, tmp_path: Path) -> None:
+        self.api = FakeHubSpotSearch(five_contacts())
+        respx_mock.post(hubspot_api.URL).mock(side_effect=self.api)
+
+    def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
+        respx_mock.post(hubspot_api.URL).mock(side_effect=FakeHubSpotSearch([]))
+
+    def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        self.api.contacts.append(contact(6, 50))
+        self.api.modify("2", 60, firstname="Renamed")
+        return ["6", "2"]
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        self.api.modify("1", 90, lastname="Edited")  # first page; now the newest
+        return "1"
+
+
+def test_hubspot_example_second_run_repeats_nothing(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """As the docs write it (100 a page): one run reads all, the next asks from the last time read and
+    delivers nothing again; an edit after it comes once."""
+    api = FakeHubSpotSearch(five_contacts())
+    cdp_respx.post(hubspot_api.URL).mock(side_effect=api)
+    context = make_context(tmp_path, "hubspot", services={"http": cdp_http})
+    source = RestSource(RestSourceConfig.model_validate(HUBSPOT), context)
+    first, cursor = read_all(source, None)
+    assert first == ["1", "3", "2", "4", "5"]  # the fake gives ties in descending id order
+    gte = {"propertyName": "lastmodifieddate", "operator": "GTE", "value": 0}
+    assert api.bodies[0]["filterGroups"][0]["filters"][0] == gte  # the docs' body, {start} at the epoch
+    again, cursor = read_all(source, cursor)
+    assert again == []
+    assert api.bodies[-1]["filterGroups"][0]["filters"][0]["value"] == hubspot_api.ms(hubspot_api.at(40))
+    api.modify("3", 70)
+    assert read_all(source, cursor)[0] == ["3"]
+
+
+def read_all(source: RestSource, cursor: Any) -> tuple[list[str], Any]:
+    keys: list[str] = []
+    for page in source.stream("contacts").read(roundtrip(cursor)):
+        keys += [r.key for r in page.records]
+        cursor = page.cursor
+    return keys, cursor
 
 
 # -- the same example, record by record and request by request ---------------------------------
@@ -148,6 +218,50 @@ def test_offsets_over_changing_data_lose_a_record_unless_ascending(
     api.touch(1, "2024-07-01 09:00:00")
     keys += [r.key for page in pages for r in page.records]
     assert keys == (["1", "2", "3", "4", "5", "1"] if ascending else ["1", "2", "4", "5", "1"])
+
+
+def test_a_keyless_record_at_a_page_boundary_is_quarantined_once(
+    api: FakePipedrive, tmp_path: Path, store_url: str, register_plugin: Any
+) -> None:
+    """Through the runner into a store: the item without an id shares the time the next request starts from,
+    so the read meets it twice; it is rejected once (one reject counted, one quarantine row)."""
+    graph = f"""
+[store]
+url = "{store_url}"
+
+{docs_example("pipedrive")}
+[connectors.sink]
+type = "collect"
+
+[syncs.people.nodes.persons]
+source = "pipedrive.persons"
+
+[syncs.people.nodes.out]
+destination = "sink"
+inputs = ["persons"]
+"""
+    collector = Collector()
+    run = run_graph(tmp_path, graph, register_plugin(kit_plugin), "people", collector=collector,
+                    env={"PIPEDRIVE_API_TOKEN": TOKEN})  # fmt: skip
+    assert run.status is RunStatus.succeeded, run.error
+    assert collector.keys("sink") == ["1", "2", "3", "4", "5"]
+    assert [dict(r.url.params).get("updated_since") for r in api.requests][-2:] == [
+        "2024-05-04 10:00:00", "2024-05-04 12:00:00",  # the keyless item's time: asked again from it
+    ]  # fmt: skip
+    assert run.nodes["persons"].rejected == 1
+    store = SystemStore(store_url)
+    try:
+        rows = store.quarantine(graph="people")
+        assert [(r["node"], r["reason"], r["record_key"]) for r in rows] == [
+            ("persons", "an item of GET /v1/persons: no primary key id", None)
+        ]
+        assert rows[0]["payload"]["name"] == "no id"
+        again = run_graph(tmp_path, graph, register_plugin(kit_plugin), "people", collector=collector,
+                          env={"PIPEDRIVE_API_TOKEN": TOKEN})  # fmt: skip
+        assert again.status is RunStatus.succeeded and again.nodes["persons"].records_out == 0
+        assert store.quarantine_count("people") == 1
+    finally:
+        store.engine.dispose()
 
 
 def test_deleted_person_is_a_tombstone(api: FakePipedrive, cdp_http: HttpFactory, tmp_path: Path) -> None:

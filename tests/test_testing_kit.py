@@ -300,6 +300,34 @@ class OffByOne(Good):
         return cursor + 1 if cursor else 0
 
 
+class AllNumbers(Numbers):
+    cursor_field = None
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        pages = list(super().read(cursor)) or [Page([], None)]
+        yield from pages[:-1]
+        yield Page(pages[-1].records, None)
+
+
+class FullRefresh(Good):
+    def streams(self):
+        return [AllNumbers(self)]
+
+
+class EndsWithNone(Numbers):
+    def read(self, cursor: Any) -> Iterator[Page]:
+        pages = list(super().read(cursor)) or [Page([], None)]
+        yield from pages[:-1]
+        yield Page(pages[-1].records, None)
+
+
+class Unmarked(Good):
+    # Incremental (cursor_field "n") but ends its read with cursor None.
+
+    def streams(self):
+        return [EndsWithNone(self)]
+
+
 class LooseConfig(CountConfig):
     model_config = ConfigDict(extra="allow")
 
@@ -343,10 +371,42 @@ class Plugin:
         register(self.type_name, self.cls)
 
 
+# A contact list sorted by updated_at, read incrementally from a mark; changed by the tests.
+CONTACTS: list[dict[str, Any]] = []
+
+
+class Contacts(Stream):
+    name = "c"
+    cursor_field = "updated"
+
+    def __init__(self, source: "ByOffset") -> None:
+        self.source = source
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        state = cursor or {"mark": -1, "offset": 0}
+        mark, offset, size = state["mark"], state.get("offset", 0), self.source.config.page_size
+        while True:
+            rows = sorted((r for r in CONTACTS if r["updated"] > mark), key=lambda r: r["updated"])
+            page = rows[offset : offset + size]
+            records = [Record(stream=f"{self.source.context.name}.c", key=r["id"]) for r in page]
+            if offset + size >= len(rows):
+                newest = max([mark, *(r["updated"] for r in rows)])
+                yield Page(records, {"mark": newest})
+                return
+            offset += size
+            yield Page(records, {"mark": mark, "offset": offset})
+
+
+class ByOffset(Good):
+    def streams(self):
+        return [Contacts(self)]
+
+
 class Base(SourceConformance):
     config: ClassVar[dict[str, Any]] = {}
     stream = "n"
     empty_config: ClassVar[dict[str, Any] | None] = {"count": 0}
+    pages_never_change = "numbers: a record never changes"
 
     def add_more(self, source_env, tmp_path):
         self.config = {"count": 9}  # three more numbers: 6, 7, 8
@@ -376,6 +436,59 @@ class TestLoose(Base):
 class TestPeeking(Base):
     plugin = Plugin("peeking", Peeking)
     type_name = "peeking"
+
+
+class TestNoChangeHook(Base):
+    # Incremental, with neither change_between_pages nor a reason its pages cannot change.
+
+    plugin = Plugin("nohook", Good)
+    type_name = "nohook"
+    pages_never_change = None
+
+
+class TestBlankReason(Base):
+    plugin = Plugin("blank", Good)
+    type_name = "blank"
+    pages_never_change = " "
+
+
+class TestByOffset(Base):
+    # Offsets over data sorted by updated: the update moves contact 1 to the end and 3 slips by.
+
+    plugin = Plugin("byoffset", ByOffset)
+    type_name = "byoffset"
+    stream = "c"
+    pages_never_change = None
+
+    def setup_source(self, respx_mock, tmp_path):
+        CONTACTS[:] = [{"id": str(n), "updated": n} for n in range(1, 7)]
+
+    def setup_empty(self, respx_mock, tmp_path):
+        CONTACTS[:] = []
+
+    def add_more(self, source_env, tmp_path):
+        CONTACTS.append({"id": "7", "updated": 7})
+        return ["7"]
+
+    def change_between_pages(self, respx_mock, tmp_path):
+        CONTACTS[0]["updated"] = 10
+        return "1"
+
+
+class TestFullRefreshWithoutHook(Base):
+    # A full-refresh stream passes by what makes it safe: the next run reads everything again.
+
+    plugin = Plugin("fullrefresh", FullRefresh)
+    type_name = "fullrefresh"
+    pages_never_change = None
+
+
+class TestUnmarked(Base):
+    # Ends with cursor None, as a full refresh does, but has a cursor field: the next run reads all again.
+
+    plugin = Plugin("unmarked", Unmarked)
+    type_name = "unmarked"
+    pages_never_change = None
 
 
 class TestChatty(Base):
@@ -581,9 +694,7 @@ def _failing(results: dict[str, tuple[str, str]], cls: str) -> set[str]:
 def test_source_suite_passes_a_good_source_and_fails_broken_ones(pytester: pytest.Pytester) -> None:
     results = _outcomes(pytester, SOURCES)
     assert _failing(results, "TestGood") == set()
-    # the suite never skips: it asserts; but for the changing-data case, which needs change_between_pages()
-    # (these counting sources have no order to move a record in: tests/test_rest_source.py runs it)
-    assert not [n for n, (o, _) in results.items() if o == "skipped" and not n.endswith("::test_data_changes_between_pages")]
+    assert not [n for n, (o, _) in results.items() if o == "skipped"]  # the suite never skips: it asserts
     assert _failing(results, "TestForgetful") == {
         "test_resume_after_every_page",
         "test_reread_from_final_cursor",
@@ -601,9 +712,35 @@ def test_source_suite_passes_a_good_source_and_fails_broken_ones(pytester: pytes
     assert "test_full_read" in _failing(results, "TestChatty")
     assert "AllMockedAssertionError" in results["TestChatty::test_full_read"][1]
     assert _failing(results, "TestEmptyKeys") == {"test_full_read", "test_keys_unique", "test_new_records_after_final_cursor"}
+    # the changing-data case: an incremental harness says how the data changes, or why it cannot
+    assert _failing(results, "TestNoChangeHook") == {"test_data_changes_between_pages"}
+    assert "implement change_between_pages(" in results["TestNoChangeHook::test_data_changes_between_pages"][1]
+    assert "pages_never_change" in results["TestNoChangeHook::test_data_changes_between_pages"][1]
+    assert _failing(results, "TestBlankReason") == {"test_data_changes_between_pages"}
+    assert "pages_never_change is blank" in results["TestBlankReason::test_data_changes_between_pages"][1]
+    assert _failing(results, "TestByOffset") == {"test_data_changes_between_pages"}
+    assert "records lost while the data changed between pages: ['3']" in (
+        results["TestByOffset::test_data_changes_between_pages"][1]
+    )
+    assert _failing(results, "TestFullRefreshWithoutHook") == set()
+    assert "test_data_changes_between_pages" in _failing(results, "TestUnmarked")
+    assert "has cursor_field 'n'" in results["TestUnmarked::test_data_changes_between_pages"][1]
     wrong = _failing(results, "TestWrongTypeName")
     assert "test_registered" in wrong
     assert "no source type 'goood' is registered" in results["TestWrongTypeName::test_registered"][1]
+
+
+def test_pages_never_change_passes_with_its_reason_recorded(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_suite=SOURCES)
+    only = "(TestGood or TestFullRefreshWithoutHook) and between"
+    recorder = pytester.inline_run("-p", "no:cacheprovider", "-k", only)
+    recorder.assertoutcome(passed=2)
+    reports = [r for r in recorder.getreports("pytest_runtest_logreport") if r.when == "call"]
+    reasons = {r.nodeid.split("::")[1]: dict(r.user_properties).get("pages_never_change") for r in reports}
+    assert reasons == {
+        "TestGood": "numbers: a record never changes",
+        "TestFullRefreshWithoutHook": "full refresh: the next run reads every record again",
+    }
 
 
 def test_transform_suite_fails_broken_transforms(pytester: pytest.Pytester) -> None:

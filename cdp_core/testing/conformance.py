@@ -48,6 +48,7 @@ from cdp_core.base import (
 from cdp_core.plugins import Plugins, Role
 from cdp_core.records import Record, RecordKind, Rejected
 from cdp_core.store import Checkpoint, SystemStore
+from cdp_core.testing.changing_pages import ChangingPages
 from cdp_core.testing.forget_conformance import ForgetConformance
 from cdp_core.testing.helpers import make_context, make_records, plugin_name, read_keys, roundtrip
 
@@ -169,7 +170,7 @@ def identifiers_problem(record: Record) -> str | None:
     return None
 
 
-class SourceConformance(_Conformance):
+class SourceConformance(ChangingPages, _Conformance):
     """The contract of a source (base.Source / base.Stream), tested on one stream.
 
     Set ``plugin``, ``type_name``, ``config`` and ``stream``; override
@@ -185,7 +186,7 @@ class SourceConformance(_Conformance):
     """The stream under test."""
     connector_name: ClassVar[str] = "conformance"
     empty_config: ClassVar[dict[str, Any] | None] = None
-    """Options of a source with no records (or override :meth:`setup_empty`); unset: the test is skipped."""
+    """Options of a source with no records (or override :meth:`setup_empty`); unset: the empty test fails and says so."""
     min_pages: ClassVar[int] = 2
     resumable: ClassVar[bool] = True
     """False for a stream that cannot resume mid-read (its page cursors are None)."""
@@ -201,14 +202,6 @@ class SourceConformance(_Conformance):
         """Add new records after a full read; return their keys (None: the test is skipped).
 
         The suite then reads from the final cursor and expects exactly these keys.
-        """
-        return None
-
-    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str | None:
-        """Update a record of the first page so that it moves to the end of the API's ordering; return its key.
-
-        Called while a read is between its first and second page (an update that lands
-        while the source pages through). None: the test is skipped.
         """
         return None
 
@@ -368,43 +361,6 @@ class SourceConformance(_Conformance):
             f"after add_more(), read from cursor {final!r}: "
             f"unexpected {sorted((actual - expected).elements())}, missing {sorted((expected - actual).elements())}"
         )
-
-    def test_data_changes_between_pages(
-        self, full_read: list[Page], build_source: Callable[..., Source], source_env: respx.Router, tmp_path: Path
-    ) -> None:
-        """A record updated while the read pages through is neither lost nor repeated, nor any other.
-
-        After the first page, :meth:`change_between_pages` moves one of its records to the end of
-        the ordering (offsets over such data skip the record that shifts into the page already
-        read). This run and the next, from its final cursor, must deliver every record once and
-        the updated one twice (its old and its new version); a third run, nothing.
-        """
-        baseline = {r.key for page in full_read for r in page.records}
-        if full_read[-1].cursor is None:
-            pytest.skip("a full-refresh stream reads everything on every run: changes between pages are caught next run")
-        pages = self._stream(build_source).read(None)
-        first = next(pages)
-        moved = self.change_between_pages(source_env, tmp_path)
-        if moved is None:
-            pytest.skip(
-                "implement change_between_pages(source_env, tmp_path): update a record of the first page so it moves "
-                "to the end of the ordering and return its key; it proves that paging over changing data loses nothing"
-            )
-        assert moved in [r.key for r in first.records], f"change_between_pages() moved {moved!r}, not on the first page"
-        rest = list(pages)
-        run1 = [r.key for page in [first, *rest] for r in page.records]
-        final = (rest[-1] if rest else first).cursor
-        run2, final2 = read_keys(self._stream(build_source), roundtrip(final))
-        run3, _ = read_keys(self._stream(build_source), roundtrip(final2))
-        delivered = Counter(run1) + Counter(run2)
-        lost = sorted(baseline - set(delivered))
-        repeated = sorted(k for k, n in delivered.items() if n > (2 if k == moved else 1))
-        assert not lost, f"records lost while the data changed between pages: {lost} (this run {run1}, the next {run2})"
-        assert not repeated, f"records repeated: {repeated} (this run {run1}, the next {run2})"
-        assert delivered[moved] == 2, (
-            f"the updated record {moved!r} was delivered {delivered[moved]} time(s), expected twice (old and new version)"
-        )
-        assert not run3, f"a third run repeated {run3}"
 
     def test_empty_source(self, cdp_respx: respx.Router, tmp_path: Path, build_source: Callable[..., Source]) -> None:
         """A source with nothing to read ends cleanly with no records."""

@@ -48,6 +48,12 @@ class TestContacts(SourceConformance):
         self.fake.modify("contacts", "1", minutes=400, city="Berlin")  # changed since the last run
         return ["6", "1"]
 
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        # An edit in HubSpot while the read pages: contact 1 (first page) moves past the others.
+        # An `after` offset would now skip contact 3, which shifts into the page already read.
+        self.fake.modify("contacts", "1", minutes=300, city="Berlin")
+        return "1"
+
 
 class TestContactsOneMillisecond(SourceConformance):
     """A bulk import: more contacts share one lastmodifieddate than fit a page (the walk by id)."""
@@ -69,6 +75,12 @@ class TestContactsOneMillisecond(SourceConformance):
         self.fake.modify("contacts", "4", minutes=45)
         return ["11", "4"]
 
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        # The first page is contacts 1, 9 and 8 (ties come in descending id order): 9 leaves the
+        # millisecond being walked while the read is inside it.
+        self.fake.modify("contacts", "9", minutes=45)
+        return "9"
+
 
 class TestCompanies(SourceConformance):
     """``companies``: incremental by hs_lastmodifieddate through the companies search."""
@@ -89,6 +101,10 @@ class TestCompanies(SourceConformance):
         self.fake.objects["companies"].append(company(106, minutes=900))
         self.fake.modify("companies", "103", minutes=901, industry="RETAIL")
         return ["106", "103"]
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        self.fake.modify("companies", "101", minutes=902, industry="RETAIL")
+        return "101"
 
 
 # -- helpers ------------------------------------------------------------------------------------

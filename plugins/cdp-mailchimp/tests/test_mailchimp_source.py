@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -55,7 +56,29 @@ def keys(source: cdp_mailchimp.MailchimpSource, stream: str = "members", cursor:
 # -- the conformance suite, on both streams ------------------------------------------------
 
 
-class TestMembersConformance(SourceConformance):
+class _PinnedClock(SourceConformance):
+    """The read's clock pinned after the fixture data; change_between_pages edits a member "now"."""
+
+    now = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)
+
+    @pytest.fixture(autouse=True)
+    def _clock(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(cdp_mailchimp.source, "utc_now", lambda: self.now)
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        # Anna (first page) unsubscribes while the read pages: her last_changed is now, past the read's
+        # window (before_last_changed), so she leaves it and the members after her move up one offset.
+        changed = self.api.change(
+            "anna@example.com", (self.now + timedelta(seconds=10)).isoformat(), status="unsubscribed"
+        )
+        self.now += timedelta(hours=1)  # the next run
+        return [self.moved_key(changed)]
+
+    def moved_key(self, member: str) -> str:
+        return member
+
+
+class TestMembersConformance(_PinnedClock):
     plugin = cdp_mailchimp
     type_name = "mailchimp"
     config: ClassVar[dict[str, Any]] = CONFIG
@@ -73,11 +96,14 @@ class TestMembersConformance(SourceConformance):
         return [new, changed]
 
 
-class TestConsentsConformance(SourceConformance):
+class TestConsentsConformance(_PinnedClock):
     plugin = cdp_mailchimp
     type_name = "mailchimp"
     config: ClassVar[dict[str, Any]] = CONFIG
     stream = "consents"
+
+    def moved_key(self, member: str) -> str:
+        return f"{member}:email"
 
     def setup_source(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         self.api = fake().install(respx_mock)

@@ -40,6 +40,13 @@ class _Meta(SourceConformance):
         respx_mock.get(leads_url(FORM_A)).mock(side_effect=FakeLeads(FORM_A, []))
         respx_mock.get(leads_url(FORM_B)).mock(side_effect=FakeLeads(FORM_B, []))
 
+    # The changing-data case moves a record of the first page to the end; a lead does not move:
+    # test_meta_leads_http.py::test_a_lead_created_during_the_read_comes_next_run reads what does happen.
+    pages_never_change = (
+        "a lead never changes after it is submitted (created_time is fixed), and Meta pages by keyset cursors "
+        "over the leads newest first: a lead created during the read lands before the pages read, past the mark"
+    )
+
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         self.a.leads.append(lead(4, "2024-06-01T08:00:00+0000"))
         self.a.leads.append(lead(5, "2024-05-02T10:00:00+0000"))  # late, in the boundary second of form A

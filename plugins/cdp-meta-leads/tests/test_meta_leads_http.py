@@ -138,6 +138,23 @@ def test_a_lead_in_the_boundary_second_is_not_lost(
     assert keys == []
 
 
+def test_a_lead_created_during_the_read_comes_next_run(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """Newest first: a lead created between pages lands before the pages already read; nobody shifts
+    past the keyset cursor, and the next run's filter from the mark brings the new one, once."""
+    fake = FakeLeads(FORM_A, five())
+    cdp_respx.get(URL_A).mock(side_effect=fake)
+    pages = build(tmp_path, cdp_http).stream("leads").read(None)
+    first = next(pages)
+    fake.leads.append(lead(6, "2024-05-09T10:00:00+0000"))
+    rest = list(pages)
+    assert [r.key for page in [first, *rest] for r in page.records] == ["100005", "100004", "100003", "100002", "100001"]
+    keys, cursor = read(build(tmp_path, cdp_http), cursor=rest[-1].cursor)
+    assert keys == ["100006"]
+    assert read(build(tmp_path, cdp_http), cursor=cursor)[0] == []
+
+
 # -- Meta's errors -------------------------------------------------------------------------------
 
 

@@ -50,6 +50,16 @@ class _Shopify(SourceConformance):
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         respx_mock.get(f"{BASE}/{self.resource}.json").mock(side_effect=FakeShopify(self.resource, []))
 
+    def touch_first(self, **changes: Any) -> str:
+        """An edit in the shop while the read pages: the first item gets the newest updated_at.
+
+        Shopify pages one filtered query by id (``page_info`` holds the last id), so the item keeps
+        its place in this read; the newer updated_at puts it past the cursor's mark for the next run.
+        """
+        item = min(self.fake.items, key=lambda i: i["id"])
+        item |= {"updated_at": "2024-05-09T10:00:00Z", **changes}
+        return str(item["id"])
+
 
 class TestCustomers(_Shopify):
     stream = "customers"
@@ -58,6 +68,9 @@ class TestCustomers(_Shopify):
         self.fake.items.append(customer(6, "2024-06-01T08:00:00Z"))
         self.fake.items[0]["updated_at"] = "2024-06-02T08:00:00Z"  # customer 1 changed since the last run
         return ["1006", "1001"]
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        return self.touch_first()
 
 
 class TestConsents(_Shopify):
@@ -73,6 +86,10 @@ class TestConsents(_Shopify):
         }
         return ["1006:email", "1002:email", "1002:sms"]
 
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        customer_id = self.touch_first()  # one customer gives both consent records: both come again
+        return [f"{customer_id}:email", f"{customer_id}:sms"]
+
 
 class TestOrders(_Shopify):
     stream = "orders"
@@ -85,3 +102,6 @@ class TestOrders(_Shopify):
         self.fake.items.append(order(6, "2024-06-01T08:00:00Z"))
         self.fake.items[2] |= {"updated_at": "2024-06-03T08:00:00Z", "financial_status": "refunded"}
         return ["5006", "5003"]
+
+    def change_between_pages(self, respx_mock: respx.Router, tmp_path: Path) -> str:
+        return self.touch_first(financial_status="refunded")

@@ -60,6 +60,13 @@ class TestResponsesConformance(SourceConformance):
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         FakeTypeform([]).install(respx_mock)
 
+    # The changing-data case moves a record of the first page to the end; a Typeform response
+    # does not move: test_an_answer_processed_during_the_read_comes_once reads what does happen.
+    pages_never_change = (
+        "a completed response never changes, and the pages follow the `after` token in Typeform's processing "
+        "order: a response processed during the read comes after every token already read"
+    )
+
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         self.api.responses.append(response("tok6", "2024-06-01T08:00:00Z", 7, email="eva@example.com"))
         # processed after tok6 but submitted before everything read: `after` still finds it
@@ -172,6 +179,22 @@ def test_a_late_processed_answer_is_not_missed(cdp_respx: respx.Router, cdp_http
     got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), roundtrip(final))
     assert got == ["late"] and final == {"after": "late"}
     assert keys(build(tmp_path, cdp_http), roundtrip(final)) == []
+
+
+def test_an_answer_processed_during_the_read_comes_once(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """Answers submitted while the read pages (one submitted earlier, processed late) come after the
+    tokens read: this run reads them, once, and the next run nothing."""
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    pages = build(tmp_path, cdp_http).stream("responses").read(None)
+    first = next(pages)
+    api.responses.append(response("new", "2024-06-01T08:00:00Z", 7))
+    api.responses.append(response("late", "2024-05-01T09:00:00Z", 6))  # submitted before everything read
+    rest = list(pages)
+    got = [r.key for page in [first, *rest] for r in page.records]
+    assert got == ["tok1", "tok2", "tok3", "tok4", "tok5", "new", "late"]
+    assert keys(build(tmp_path, cdp_http), roundtrip(rest[-1].cursor)) == []
 
 
 def test_a_full_last_page_ends_with_an_empty_one(
