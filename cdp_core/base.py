@@ -101,6 +101,14 @@ class Stream(ABC):
     """For a profile stream: which fields of its records become profile traits, under which names
     (cdp_core/traits.py). The runner hands it to every record the stream reads (``Record.trait_map``).
     None: every field is a trait. A vendor stream declares a sensible default, overridable in config."""
+    records_of: str | None = None
+    """The stream whose records this one delivers, when not its own: its records carry that stream's
+    name (``CONNECTOR.customers``) so the store upserts or deletes the very rows that stream wrote (a
+    webhook stream delivering the pull stream's records, a list of archived contacts delivering the
+    tombstones of ``contacts``). None: its records carry its own name."""
+    emits_deletions: bool = False
+    """Whether its reads may yield tombstones (``Record.deleted``). The conformance suite checks a
+    declared deletion stream, and fails a stream that yields tombstones without declaring it."""
 
     @abstractmethod
     def read(self, cursor: JsonValue) -> Iterator[Page]:

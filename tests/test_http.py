@@ -598,3 +598,15 @@ def test_explained_keeps_the_context_and_can_change_the_class() -> None:
     )
     assert "token expired" in str(explained) and "credentials" in str(explained)
     assert type(original.explained("more")) is ClientError
+
+
+def test_server_time_reads_the_date_header_else_the_clock() -> None:
+    from datetime import UTC, datetime
+
+    from cdp_core.http import server_time
+
+    fallback = datetime(2030, 1, 1, tzinfo=UTC)
+    dated = httpx.Response(200, headers={"Date": "Wed, 01 May 2024 10:00:00 GMT"})
+    assert server_time(dated, now=lambda: fallback) == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+    for headers in ({}, {"Date": "yesterday"}):
+        assert server_time(httpx.Response(200, headers=headers), now=lambda: fallback) == fallback

@@ -65,6 +65,11 @@ class TestPipedrivePersons(SourceConformance):
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         respx_mock.get(URL).mock(side_effect=FakePipedrive([]))
 
+    def delete_records(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        self.api.rows[0]["active_flag"] = False  # deleted in Pipedrive: inactive, with a newer update_time
+        self.api.touch(1, "2024-06-03 08:00:00")
+        return ["1"]
+
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         self.api.rows.append({**persons()[0], "id": 6, "update_time": "2024-06-01 08:00:00"})
         self.api.touch(2, "2024-06-02 08:00:00")

@@ -763,3 +763,169 @@ def test_destination_suite_fails_broken_destinations(pytester: pytest.Pytester) 
     forgets = _failing(results, "TestForgets")
     assert {"test_commits_checkpoint", "test_open_write_close"} <= forgets
     assert "did not commit" in results["TestForgets::test_commits_checkpoint"][1]
+
+
+# -- the deletion check (SourceConformance.test_declared_deletions) ----------------------------
+
+DELETIONS = """
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from cdp_core import Page, PluginConfig, Record, RecordKind, Register, Source, Stream, hookimpl
+from cdp_core.testing import SourceConformance
+
+pytest_plugins = ["cdp_core.testing"]
+
+
+class LogConfig(PluginConfig):
+    log: list[str] = ["1", "2", "3", "-9", "4"]
+    \"\"\"A change log: "K" writes record K, "-K" deletes it (9: written before the log starts).\"\"\"
+
+
+class Changes(Stream):
+    name = "n"
+    cursor_field = "position"
+    emits_deletions = True
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def tombstone(self, key: str) -> Record:
+        return Record(stream=f"{self.source.context.name}.n", key=key, deleted=True)
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        log = self.source.config.log
+        for first in range(cursor or 0, len(log), 2):
+            entries = log[first : first + 2]
+            records = [
+                self.tombstone(e[1:]) if e.startswith("-") else Record(stream=f"{self.source.context.name}.n", key=e)
+                for e in entries
+            ]
+            yield Page(records, cursor=first + len(entries))
+
+
+class Undeclared(Changes):
+    emits_deletions = False
+
+
+class Stuffed(Changes):
+    def tombstone(self, key: str) -> Record:
+        return Record(stream=f"{self.source.context.name}.n", key=key, deleted=True, data={"email": "x@y.de"})
+
+
+class WrongKind(Changes):
+    def tombstone(self, key: str) -> Record:
+        return Record(stream=f"{self.source.context.name}.n", kind=RecordKind.order, key=key, deleted=True)
+
+
+class Gone(Changes):
+    \"\"\"A stream of deletions only, of stream n's records.\"\"\"
+
+    name = "gone"
+    records_of = "n"
+
+    def read(self, cursor: Any) -> Iterator[Page]:
+        for page in super().read(cursor):
+            yield Page([r for r in page.records if r.deleted], page.cursor)
+
+
+class Nowhere(Gone):
+    records_of = "missing"
+
+
+def source_of(*stream_classes: type) -> type:
+    class Log(Source):
+        config_model = LogConfig
+
+        def streams(self):
+            return [cls(self) for cls in stream_classes]
+
+    return Log
+
+
+class Plugin:
+    def __init__(self, type_name, cls):
+        self.type_name, self.cls = type_name, cls
+
+    @hookimpl
+    def cdp_register_sources(self, register: Register) -> None:
+        register(self.type_name, self.cls)
+
+
+class Base(SourceConformance):
+    config: ClassVar[dict[str, Any]] = {}
+    stream = "n"
+    empty_config: ClassVar[dict[str, Any] | None] = {"log": []}
+    min_pages = 1
+
+    def add_more(self, source_env, tmp_path):
+        self.config = {"log": [*LogConfig().log, "5"]}
+        return ["5"]
+
+    def delete_records(self, source_env, tmp_path):
+        self.config = {"log": [*LogConfig().log, "-1", "-4"]}
+        return ["1", "4"]
+
+
+class TestDeclared(Base):
+    plugin = Plugin("declared", source_of(Changes))
+    type_name = "declared"
+
+
+class TestUndeclared(Base):
+    plugin = Plugin("undeclared", source_of(Undeclared))
+    type_name = "undeclared"
+
+
+class TestNoHook(Base):
+    plugin = Plugin("nohook", source_of(Changes))
+    type_name = "nohook"
+    delete_records = SourceConformance.delete_records
+
+
+class TestStuffed(Base):
+    plugin = Plugin("stuffed", source_of(Stuffed))
+    type_name = "stuffed"
+
+
+class TestWrongKind(Base):
+    plugin = Plugin("wrongkind", source_of(WrongKind))
+    type_name = "wrongkind"
+
+
+class TestDeletionsOnly(Base):
+    plugin = Plugin("gone", source_of(Changes, Gone))
+    type_name = "gone"
+    stream = "gone"
+
+    def add_more(self, source_env, tmp_path):
+        self.config = {"log": [*LogConfig().log, "-3"]}
+        return ["3"]
+
+
+class TestDeletionsOfNowhere(TestDeletionsOnly):
+    plugin = Plugin("nowhere", source_of(Changes, Nowhere))
+    type_name = "nowhere"
+"""
+
+
+def test_source_suite_checks_declared_deletions(pytester: pytest.Pytester) -> None:
+    results = _outcomes(pytester, DELETIONS)
+    assert results["TestDeclared::test_declared_deletions"] == ("passed", "")
+    assert _failing(results, "TestDeclared") == set()
+    assert _failing(results, "TestDeletionsOnly") == set()
+    failure = {name: text for name, (outcome, text) in results.items() if outcome == "failed"}
+    assert _failing(results, "TestUndeclared") == {"test_declared_deletions"}
+    undeclared = failure["TestUndeclared::test_declared_deletions"]
+    assert "does not declare emits_deletions, yet its read yielded tombstones of ['9']" in undeclared
+    assert _failing(results, "TestNoHook") == {"test_declared_deletions"}
+    assert "implement delete_records(source_env, tmp_path)" in failure["TestNoHook::test_declared_deletions"]
+    assert _failing(results, "TestStuffed") == {"test_declared_deletions"}
+    assert "tombstone '9' of stream 'n': data ['email']" in failure["TestStuffed::test_declared_deletions"]
+    assert _failing(results, "TestWrongKind") == {"test_declared_deletions", "test_full_read"}
+    wrong_kind = failure["TestWrongKind::test_declared_deletions"]
+    assert "kind order, but the records of stream 'n' it deletes are profile" in wrong_kind
+    assert _failing(results, "TestDeletionsOfNowhere") == {"test_declared_deletions", "test_full_read"}
+    nowhere = failure["TestDeletionsOfNowhere::test_declared_deletions"]
+    assert "records_of = 'missing' is no stream of the source" in nowhere
+    assert not [n for n, (o, _) in results.items() if o == "skipped" and "deletions" in n]

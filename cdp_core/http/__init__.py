@@ -33,7 +33,7 @@ from cdp_core.http.auth import (
     TokenStore,
     reveal,
 )
-from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts, retry_after
+from cdp_core.http.client import HttpClient, RetryPolicy, Timeouts, retry_after, server_time
 from cdp_core.http.errors import (
     SENSITIVE_PARAMS,
     AuthError,
@@ -111,5 +111,6 @@ __all__ = [
     "response_json",
     "retry_after",
     "reveal",
+    "server_time",
     "set_default_factory",
 ]

@@ -114,6 +114,18 @@ def retry_after(response: httpx.Response, now: Callable[[], datetime] = utc_now)
     return max(0.0, (as_utc(when) - now()).total_seconds())
 
 
+def server_time(response: httpx.Response, now: Callable[[], datetime] = utc_now) -> datetime:
+    """When the server answered (its ``Date`` header), else ``now()``: where an incremental read that
+    pages in another order than its cursor field caps its mark (``Incremental.to_cursor(cap=...)``)."""
+    value = response.headers.get("Date", "").strip()
+    if value:
+        try:
+            return as_utc(email.utils.parsedate_to_datetime(value))
+        except (TypeError, ValueError, IndexError):
+            pass
+    return now()
+
+
 class _DeadlineStream(httpx.SyncByteStream):
     """A response body that fails with ``ReadTimeout`` once the call's total time limit has passed."""
 

@@ -46,6 +46,7 @@ class RestStream(Stream):
         self.cursor_field = config.incremental.cursor_path if config.incremental else None
         self.identifier_types = tuple(config.identifiers)
         self.traits = TraitMap(config.traits) if config.traits is not None else None
+        self.emits_deletions = config.deleted_when is not None
         self.where = f"{config.method} {config.path}"
         self.mapper = ItemMapper(config, f"{source.context.name}.{name}", self.where)
 

@@ -4,7 +4,8 @@
 
 * source streams ``crm.contacts`` and ``crm.companies``: incremental through the CRM
   search API (:mod:`cdp_hubspot.source` explains the paging, the 10,000-result cap,
-  the lookback window and the dedupe);
+  the lookback window and the dedupe); ``crm.contacts_archived``: archived contacts as
+  tombstones of ``contacts``' records (:mod:`cdp_hubspot.archived`);
 * destination: node options map record fields to contact properties, written with
   ``batch/update`` in batches of at most 100 (:mod:`cdp_hubspot.destination`).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from cdp_core import Register, hookimpl
 
+from cdp_hubspot.archived import ArchivedContactsStream
 from cdp_hubspot.config import (
     DEFAULT_COMPANY_PROPERTIES,
     DEFAULT_CONTACT_PROPERTIES,
@@ -32,6 +34,7 @@ __all__ = [
     "DEFAULT_COMPANY_PROPERTIES",
     "DEFAULT_CONTACT_PROPERTIES",
     "TYPE_NAME",
+    "ArchivedContactsStream",
     "HubSpotConfig",
     "HubSpotDestination",
     "HubSpotSource",

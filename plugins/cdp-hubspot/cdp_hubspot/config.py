@@ -200,6 +200,14 @@ class CrmObject(_Lenient):
     archived: bool = False
 
 
+class ArchivedObject(CrmObject):
+    """One archived contact as ``GET /crm/v3/objects/contacts?archived=true`` lists it."""
+
+    properties: dict[str, Any] = Field(default_factory=dict)
+    archivedAt: str | None = None
+    """When it was archived; HubSpot leaves it out at times (``updatedAt`` then stands for it)."""
+
+
 class NextPage(_Lenient):
     after: str
 
@@ -209,7 +217,8 @@ class Paging(_Lenient):
 
 
 class SearchPage(_Lenient):
-    """``POST /crm/v3/objects/{object}/search``: ``{"total", "results": [...], "paging": {"next": {"after"}}}``."""
+    """``POST /crm/v3/objects/{object}/search``: ``{"total", "results": [...], "paging": {"next": {"after"}}}``;
+    also a page of ``GET /crm/v3/objects/{object}`` (the list: no ``total``)."""
 
     total: int | None = None
     results: list[Any]

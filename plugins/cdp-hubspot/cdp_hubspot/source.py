@@ -1,4 +1,5 @@
-"""The HubSpot source: contacts and companies, incremental through the CRM search API.
+"""The HubSpot source: contacts and companies, incremental through the CRM search API
+(archived contacts: :mod:`cdp_hubspot.archived`).
 
 How a read walks the search API
 -------------------------------
@@ -37,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -45,6 +47,7 @@ from cdp_core.http import HttpClient, ResponseError, error_url, response_json
 from cdp_core.isolation import item_key, reject, split_items
 from cdp_core.traits import TraitMap, stream_traits
 
+from cdp_hubspot.archived import ArchivedContactsStream
 from cdp_hubspot.config import COMPANY_TRAITS, CONTACT_TRAITS, CrmObject, HubSpotConfig, SearchPage, make_client
 
 OBJECT_ID_PROPERTY = "hs_object_id"
@@ -289,7 +292,7 @@ def _text(value: Any) -> str | None:
 
 
 class HubSpotSource(Source):
-    """A HubSpot account as a cdp source: streams ``contacts`` and ``companies``."""
+    """A HubSpot account as a cdp source: streams ``contacts``, ``companies`` and ``contacts_archived``."""
 
     config_model = HubSpotConfig
     config: HubSpotConfig
@@ -299,8 +302,15 @@ class HubSpotSource(Source):
         # The core's HTTP layer; no I/O until the first request. Search has its own budget (scope).
         self.client: HttpClient = make_client(config, context, search=True)
 
+    @cached_property
+    def client_crm(self) -> HttpClient:
+        """For the CRM's other endpoints (the archived list): the general budget, as the write-back."""
+        return make_client(self.config, self.context, search=False)
+
     def streams(self) -> Sequence[Stream]:
-        return [SearchStream(self, CONTACTS), SearchStream(self, COMPANIES)]
+        return [SearchStream(self, CONTACTS), SearchStream(self, COMPANIES), ArchivedContactsStream(self)]
 
     def close(self) -> None:
         self.client.close()
+        if "client_crm" in self.__dict__:
+            self.client_crm.close()

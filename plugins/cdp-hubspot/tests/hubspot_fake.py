@@ -10,6 +10,9 @@
   give 207 with ``errors[{"category": "OBJECT_NOT_FOUND", "context": {"ids": [...]}}]``;
   a value outside an enumeration's options, or an unknown property, is a 400 for
   the whole batch, as HubSpot does.
+* ``GET /crm/v3/objects/contacts?archived=true``: the archived contacts by id, ``limit`` up to 100,
+  ``after`` the next id (``paging.next.after``, no ``paging`` on the last page); each result with
+  ``archived: true``, ``archivedAt`` and ``updatedAt``; ``install_archived`` adds the route.
 * A request without ``Authorization: Bearer <token>`` gets HubSpot's 401.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -135,6 +139,14 @@ class FakeHubSpot:
     options: dict[str, set[str]] = field(default_factory=lambda: {"nps_category": {"promoter", "passive", "detractor"}})
     on_search: Any = None
     """Called with the request before each search is answered (to change the data mid-read)."""
+    archived: list[dict[str, Any]] = field(default_factory=list)
+    """Archived contacts (``archive()``), listed by ``GET /crm/v3/objects/contacts?archived=true``."""
+    lists: list[dict[str, str]] = field(default_factory=list)
+    """The query of every list request answered."""
+    on_list: Any = None
+    """Called with the request before each list request is answered (to archive a contact mid-read)."""
+    now: datetime | None = None
+    """When set, the list answers carry it as their ``Date`` header (the server's clock)."""
 
     def install(self, router: Any) -> FakeHubSpot:
         # One route per URL: a test that mocks the same URL again replaces the route (respx).
@@ -255,3 +267,55 @@ class FakeHubSpot:
             }
         ]
         return httpx.Response(207, json=body)
+
+    # -- archived contacts: the list endpoint -------------------------------------------------
+    def install_archived(self, router: Any) -> FakeHubSpot:
+        router.get(f"{BASE}/crm/v3/objects/contacts").mock(side_effect=self.list_contacts)
+        return self
+
+    def archive(self, object_id: str, minutes: float, *, archived_at: bool = True) -> None:
+        """A contact deleted in HubSpot: out of the search, into the archived list (``archivedAt`` unless not)."""
+        live = [o for o in self.objects["contacts"] if o["id"] == object_id]
+        obj = dict(live[0]) if live else contact(int(object_id), minutes)
+        self.objects["contacts"] = [o for o in self.objects["contacts"] if o["id"] != object_id]
+        self.archived = [o for o in self.archived if o["id"] != object_id]
+        obj.update(archived=True, updatedAt=at(minutes))
+        if archived_at:
+            obj["archivedAt"] = at(minutes)
+        else:
+            obj.pop("archivedAt", None)
+        self.archived.append(obj)
+
+    def restore(self, object_id: str, minutes: float) -> None:
+        """A restore (within 90 days): back in the search with a new modification time."""
+        [obj] = [o for o in self.archived if o["id"] == object_id]
+        self.archived.remove(obj)
+        obj = {k: v for k, v in obj.items() if k != "archivedAt"}
+        obj.update(archived=False)
+        self.objects["contacts"].append(obj)
+        self.modify("contacts", object_id, minutes)
+
+    def list_contacts(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return unauthorized()
+        if self.on_list is not None:
+            self.on_list(request)
+        query = dict(request.url.params)
+        self.lists.append(query)
+        if query.get("archived") != "true":
+            return bad_request("this fake lists archived contacts only")
+        limit = int(query.get("limit", 10))
+        if limit > 100:
+            return bad_request("limit must be at most 100")
+        after = int(query.get("after") or 0)
+
+        def number(obj: dict[str, Any]) -> int:  # hs_object_id: a test may take the id out of an answer
+            return int(obj["properties"]["hs_object_id"])
+
+        rows = sorted((o for o in self.archived if number(o) >= after), key=number)
+        window = rows[:limit]
+        answer: dict[str, Any] = {"results": [dict(o, properties=dict(o["properties"])) for o in window]}
+        if len(rows) > limit:
+            answer["paging"] = {"next": {"after": str(number(window[-1]) + 1), "link": "..."}}
+        headers = {"Date": format_datetime(self.now, usegmt=True)} if self.now is not None else {}
+        return httpx.Response(200, json=answer, headers=headers)

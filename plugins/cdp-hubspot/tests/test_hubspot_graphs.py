@@ -138,7 +138,7 @@ def test_the_readme_example_is_valid(register_plugin: RegisterPlugin, tmp_path: 
     path = tmp_path / "connectors.toml"
     path.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.sqlite"\n\n{example}', encoding="utf-8")
     config = load_config(path, register_plugin(cdp_hubspot, extra=["profiles"]), env={"HUBSPOT_TOKEN": "dummy"})
-    assert set(config.graphs) >= {"crm", "crm_writeback"}
+    assert set(config.graphs) >= {"crm", "crm_archived", "crm_writeback"}
 
 
 def test_one_malformed_contact_is_quarantined_the_others_stored(

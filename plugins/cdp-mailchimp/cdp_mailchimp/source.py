@@ -160,6 +160,7 @@ class MembersStream(_MembersRead):
     name = "members"
     kind = RecordKind.profile
     traits = MEMBER_TRAITS
+    emits_deletions = True
 
     def records(self, member: Member) -> list[Record]:
         if member.status == "archived":

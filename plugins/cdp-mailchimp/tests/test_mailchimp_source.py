@@ -90,6 +90,9 @@ class TestMembersConformance(_PinnedClock):
     def setup_empty(self, respx_mock: respx.Router, tmp_path: Path) -> None:
         fake([]).install(respx_mock)
 
+    def delete_records(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
+        return [self.api.change("ben@example.com", "2024-06-03T08:00:00+00:00", status="archived")]
+
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
         new = self.api.add("fritz@example.com", "2024-06-01T08:00:00+00:00", "subscribed", {"FNAME": "Fritz"})
         changed = self.api.change("anna@example.com", "2024-06-02T08:00:00+00:00", status="unsubscribed")

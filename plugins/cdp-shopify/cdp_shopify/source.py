@@ -26,7 +26,6 @@ resumes right after the last committed page, with the same filter.
 
 from __future__ import annotations
 
-import email.utils
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
@@ -49,9 +48,10 @@ from cdp_core.http import (
     link_pages,
     next_link,
     response_json,
+    server_time,
 )
 from cdp_core.isolation import split_items
-from cdp_core.timeutil import as_utc, utc_now
+from cdp_core.timeutil import as_utc
 from cdp_core.traits import stream_traits
 from pydantic import BaseModel
 
@@ -73,17 +73,6 @@ def iso(value: datetime | None) -> str | None:
 
 def parse(value: str | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(value)) if value else None
-
-
-def server_time(response: httpx.Response) -> datetime:
-    """When the server answered (its ``Date`` header), else this machine's clock."""
-    value = response.headers.get("Date")
-    if value:
-        try:
-            return as_utc(email.utils.parsedate_to_datetime(value))
-        except (TypeError, ValueError, IndexError):
-            pass
-    return utc_now()
 
 
 def shopify_reason(response: httpx.Response) -> str | None:

@@ -166,6 +166,8 @@ class WebhookCustomers(ShopifyWebhookStream):
 
     name = "webhook_customers"
     kind = RecordKind.profile
+    records_of = "customers"
+    emits_deletions = True
 
     def __init__(self, source: ShopifySource) -> None:
         super().__init__(source)
@@ -180,6 +182,7 @@ class WebhookConsents(ShopifyWebhookStream):
 
     name = "webhook_consents"
     kind = RecordKind.consent
+    records_of = "consents"
 
     def records(self, entry: IngestEntry) -> list[Record]:
         return consent_records(entry)
@@ -190,6 +193,8 @@ class WebhookOrders(ShopifyWebhookStream):
 
     name = "webhook_orders"
     kind = RecordKind.order
+    records_of = "orders"
+    emits_deletions = True
 
     def records(self, entry: IngestEntry) -> list[Record]:
         return order_records(entry)
