@@ -214,7 +214,7 @@ class SourceConformance(ChangingPages, _Conformance):
         """Prepare an empty source, read with ``empty_config`` (default ``config``)."""
 
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str] | None:
-        """Add new records after a full read; return their keys (None: the test is skipped).
+        """Add new records after a full read; return their keys (None fails the test: it is required).
 
         The suite then reads from the final cursor and expects exactly these keys.
         """
