@@ -224,6 +224,9 @@ def main() -> int:
     )
     args.work = args.out / f"ingest-run-{args.db}"
     args.work.mkdir(parents=True, exist_ok=True)
+    # The store this run writes replaces any earlier one: drop the size stamp bench/segments.py and
+    # bench/analytics.py reuse a store by, or they would take this store for one of the stamped size.
+    (args.work / "persons.txt").unlink(missing_ok=True)
     args.profile = (args.out / f"ingest-{args.db}-P{args.persons}.pstats") if args.profile else None
 
     pg = _Postgres(args.pg_url) if args.db == "postgresql" else None
