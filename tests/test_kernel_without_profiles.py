@@ -136,8 +136,8 @@ def test_plugins_lists_what_profiles_registers_when_enabled(folder: Path) -> Non
     assert entry["registered"] == {
         "sources": ["profile_store"],
         "destinations": ["profile_store"],
-        "config sections": ["computed_traits", "consent", "identity", "privacy", "segments"],
-        "commands": ["nps", "privacy", "profiles", "segments"],
+        "config sections": ["analytics", "computed_traits", "consent", "identity", "privacy", "segments"],
+        "commands": ["analytics", "nps", "privacy", "profiles", "segments"],
         "migrations": ["profiles"],
         "jobs": ["privacy-forget", "privacy-retention", "segments-refresh"],
     }

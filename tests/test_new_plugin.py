@@ -169,7 +169,7 @@ def test_generated_plugin_installs_and_passes_its_tests(acme: Path, tmp_path: Pa
     shutil.copy(acme / "pyproject.toml", suite / "pyproject.toml")
     done = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=suite, pythonpath=[site])
     assert done.returncode == 0, show(done)
-    assert "17 passed" in done.stdout, show(done)
+    assert "18 passed" in done.stdout, show(done)
     where = run("-c", "import cdp_acme; print(cdp_acme.__file__)", cwd=suite, pythonpath=[site])
     assert where.stdout.strip().startswith(str(site)), show(where)
 
@@ -248,4 +248,4 @@ def test_declarative_connector_passes_its_test_as_generated(tmp_path: Path) -> N
     assert not [p for p in folder.rglob("*.py") if p.name != "conftest.py" and "{{" in p.read_text()]
     done = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "tests", cwd=folder)
     assert done.returncode == 0, show(done)
-    assert "11 passed" in done.stdout and "skipped" not in done.stdout, show(done)
+    assert "12 passed" in done.stdout and "skipped" not in done.stdout, show(done)

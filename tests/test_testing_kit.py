@@ -857,6 +857,7 @@ class Base(SourceConformance):
     stream = "n"
     empty_config: ClassVar[dict[str, Any] | None] = {"log": []}
     min_pages = 1
+    pages_never_change = "a log given whole in the config: nothing changes while it is read"
 
     def add_more(self, source_env, tmp_path):
         self.config = {"log": [*LogConfig().log, "5"]}
