@@ -71,9 +71,11 @@ def cdp_register_commands(register: Register) -> None:
 
     :param register: call ``register(name, typer_app)`` for a command group
         (``cdp NAME ...``) or ``register(name, function)`` for a single command; the
-        function's parameters are typer options and arguments. Called when ``cdp``
-        starts, so keep the module that defines them light: import heavy machinery
-        inside the command functions.
+        function's parameters are typer options and arguments; or, better,
+        ``register(name, "module:attribute", help="one line")``: listed by ``cdp --help``
+        with that help and imported only when it runs (``cdp_core.plugins.LazyCommand``).
+        Called on every start of ``cdp`` (only this registration hook is, to list the
+        commands), so keep the plugin's module light: heavy imports inside hook bodies.
     """
 
 

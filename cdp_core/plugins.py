@@ -70,6 +70,28 @@ class Registration:
     plugin: str
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command registered by name: ``register("privacy", "cdp_profiles.cli.privacy:privacy_app", help="...")``.
+
+    ``cdp --help`` lists it with ``help`` without importing ``target`` (``module:attribute``, a
+    ``typer.Typer`` or a function); the module is imported only when the command runs.
+    """
+
+    target: str
+    help: str
+
+    def load(self) -> Any:
+        module, _, attribute = self.target.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+_LAZY_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
 @dataclass
 class PluginInfo:
     """What ``cdp plugins`` shows about one plugin."""
@@ -214,6 +236,12 @@ def _check_command(name: str, command: Any) -> None:
 
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise RegistrationError(f"command {name!r}: the name must be lower case letters, digits and -")
+    if isinstance(command, LazyCommand):
+        if not _LAZY_TARGET.match(command.target):
+            raise RegistrationError(f"command {name!r}: {command.target!r} must be 'module:attribute'")
+        if not isinstance(command.help, str) or not command.help.strip():
+            raise RegistrationError(f"command {name!r}: a command registered by name needs help='one line for cdp --help'")
+        return
     if not (isinstance(command, typer.Typer) or callable(command)):
         raise RegistrationError(f"command {name!r} must be a typer.Typer or a function, got {command!r}")
 
@@ -233,7 +261,8 @@ class Register:
     """The callable a ``cdp_register_*`` hook receives, bound to one plugin and role.
 
     ``register(name, thing)`` for sources, transforms, destinations, config sections,
-    commands and jobs; ``register(history)`` for migrations.
+    commands and jobs; ``register(history)`` for migrations. A command may be named by
+    ``"module:attribute"`` with ``help=``: it is imported only when it runs (``LazyCommand``).
     """
 
     def __init__(self, registry: Registry, role: Role, plugin: str) -> None:
@@ -241,9 +270,13 @@ class Register:
         self.role = role
         self.plugin = plugin
 
-    def __call__(self, name: Any, thing: Any = None) -> None:
+    def __call__(self, name: Any, thing: Any = None, *, help: str | None = None) -> None:  # noqa: A002 - typer's word
         if self.role == "migrations":
             self._registry.add(self.role, getattr(name, "name", str(name)), name, self.plugin)
+        elif self.role == "command" and isinstance(thing, str):
+            self._registry.add(self.role, name, LazyCommand(thing, help or ""), self.plugin)
+        elif help is not None:
+            raise RegistrationError(f"{name!r}: help= is only for a command registered as 'module:attribute'")
         else:
             self._registry.add(self.role, name, thing, self.plugin)
 
@@ -316,7 +349,8 @@ def disabled_from_env() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
 
-def _short_error(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of an exception, on one line: how a broken plugin is reported."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
     return f"{type(exc).__name__}: {exc}{where}"
@@ -327,6 +361,7 @@ def load_plugins(
     entry_points: bool = True,
     disabled: Iterable[str] | None = None,
     extra: Iterable[tuple[str, object]] = (),
+    roles: Iterable[Role] | None = None,
 ) -> Plugins:
     """Build a fresh plugin manager and registry.
 
@@ -334,6 +369,10 @@ def load_plugins(
     :param disabled: plugin names to block; defaults to ``$CDP_DISABLE_PLUGINS``.
     :param extra: (name, plugin object) pairs registered after the builtins,
         before entry points (the test kit uses this).
+    :param roles: call only these registration hooks (default: all). ``cdp`` itself asks for
+        ``("command",)`` to build its command list: the plugins' modules are imported, their
+        sources, histories and jobs are not (a plugin is judged on its import and its commands;
+        the command that runs loads everything).
     """
     manager = new_manager()
     blocked = disabled_from_env() if disabled is None else set(disabled)
@@ -358,10 +397,12 @@ def load_plugins(
         try:
             manager.register(loader(), name=name)
         except Exception as exc:  # noqa: BLE001 - report the plugin, keep the others working
-            entry.status, entry.error = "broken", _short_error(exc)
+            entry.status, entry.error = "broken", short_error(exc)
             log.warning("plugin %s failed to load: %s", name, entry.error)
 
-    for name, module in BUILTIN_PLUGINS:
+    # The builtins register no commands (a test checks): a command-only load leaves them unimported.
+    builtins = BUILTIN_PLUGINS if roles is None or set(roles) - {"command"} else ()
+    for name, module in builtins:
         add(name, lambda module=module: importlib.import_module(module), "cdp-core", core_version)
     for name, obj in extra:
         add(name, lambda obj=obj: obj, None, None)
@@ -382,7 +423,10 @@ def load_plugins(
         ("job", manager.hook.cdp_register_jobs),
         ("webhook", manager.hook.cdp_register_webhooks),
     )
+    wanted = set(_ROLES if roles is None else roles)
     for role, hook in hooks:
+        if role not in wanted:
+            continue
         # One call per plugin (not one hook call for all) so a failure or a
         # conflict is pinned on the plugin that caused it.
         for impl in reversed(hook.get_hookimpls()):
@@ -395,7 +439,7 @@ def load_plugins(
                 failed.add(impl.plugin_name)
                 entry = info.get(impl.plugin_name)
                 if entry is not None:
-                    entry.status, entry.error = "broken", _short_error(exc)
+                    entry.status, entry.error = "broken", short_error(exc)
                 log.warning("plugin %s failed to register %ss: %s", impl.plugin_name, role, exc)
     # A plugin that failed half-way is out entirely: no types it registered
     # before the error, no lifecycle hooks.

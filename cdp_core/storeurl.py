@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from cdp_core.keypaths import did_you_mean
 
 
@@ -21,6 +19,8 @@ def resolve_store_url(url: str, base_dir: Path) -> str:
     would write two stores, and a config in another folder run from here would write
     here. ``sqlite:////abs/path``, in-memory SQLite and every other database are unchanged.
     """
+    from sqlalchemy.engine import make_url  # here: the config module is imported by `cdp --help`
+
     parsed = make_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
@@ -43,6 +43,7 @@ def check_store_url(url: str, base_dir: Path) -> str | None:
     (a sync creates it). What is in the file's place, and whether a server answers, is
     found when a command opens the store (``cdp_core.store.access``).
     """
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     from cdp_core.store.engine import normalize_url

@@ -11,14 +11,12 @@ from __future__ import annotations
 import sys
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from cdp_core.cli import common
 from cdp_core.cli.app import app
 from cdp_core.cli.commands import add_plugin_commands, missing_command_hint
-from cdp_core.plugins import Plugins
-from cdp_core.store.access import StoreUnavailable, describe_store_error
-from cdp_core.store.schema import SchemaError
+from cdp_core.cli.lazy import lazy_entries, lazy_group
+from cdp_core.plugins import Plugins, load_plugins
 
 
 def build_app(loaded: Plugins | None = None) -> typer.Typer:
@@ -27,6 +25,7 @@ def build_app(loaded: Plugins | None = None) -> typer.Typer:
     fresh = typer.Typer(
         name=app.info.name,
         help=app.info.help,
+        cls=lazy_group(lazy_entries(app)),
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
@@ -39,7 +38,9 @@ def build_app(loaded: Plugins | None = None) -> typer.Typer:
 
 
 def main() -> None:
-    loaded = common.plugins()
+    # Only the plugins' commands: their sources, histories and jobs are loaded by the command that runs
+    # (`cdp --help` imports no store, scheduler or HTTP machinery; docs/hooks.md, "Lazy commands").
+    loaded = load_plugins(roles=("command",))
     cli = build_app(loaded)
     hint = missing_command_hint(cli, loaded, sys.argv[1:])
     if hint is not None:
@@ -47,9 +48,15 @@ def main() -> None:
         sys.exit(common.EXIT_USAGE)
     try:
         cli()
-    except (SQLAlchemyError, SchemaError, StoreUnavailable) as exc:
+    except Exception as exc:
         # The last line of defence: a store that failed where no command expected it is one line, not a traceback.
-        message = str(exc) if isinstance(exc, (SchemaError, StoreUnavailable)) else describe_store_error(exc, "")
+        if not common.is_store_error(exc):
+            raise
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from cdp_core.store.access import describe_store_error
+
+        message = describe_store_error(exc, "") if isinstance(exc, SQLAlchemyError) else str(exc)
         common.stderr.print(f"error: {message}", style="bold red", highlight=False, markup=False, soft_wrap=True)
         sys.exit(common.EXIT_FAILED)
 

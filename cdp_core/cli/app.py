@@ -1,29 +1,52 @@
-"""The commands of ``cdp``: validate, plugins, sync, runs (the other groups live in their own modules)."""
+"""The commands of ``cdp``: validate, plugins, sync, runs (the other groups live in their own modules).
+
+Kept light: ``cdp --help`` imports this module, so the store, the scheduler and the other
+groups' modules are imported inside the commands that use them (the groups are lazy
+commands: :data:`KERNEL_COMMANDS`, :mod:`cdp_core.cli.lazy`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from rich.table import Table
-
 from cdp_core import logs
 from cdp_core.cli import common
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, JsonOption, emit_json, stderr, stdout
-from cdp_core.cli.progress import ProgressView, run_table
-from cdp_core.cli.signals import stop_on_signals
+from cdp_core.cli.lazy import LazyEntry, lazy_group
 from cdp_core.config import ConfigError, load_config
 from cdp_core.graph import SyncGraph, toposort
+from cdp_core.plugins import LazyCommand
 from cdp_core.runinfo import RunInfo, RunKind, RunStatus
-from cdp_core.scheduler.execute import prepare, run_guarded
-from cdp_core.store.leases import LeaseBusy, Leases
 
 EXIT_INTERRUPTED = 130
 """`cdp sync` stopped at once by a second Ctrl-C (the shell's code for SIGINT)."""
 
+KERNEL_COMMANDS: dict[str, LazyEntry] = {
+    name: LazyEntry(LazyCommand(target, help))
+    for name, target, help in (
+        (
+            "new-plugin",
+            "cdp_core.cli.new_plugin:new_plugin",
+            "Scaffold a plugin distribution cdp-NAME (pyproject, a source skeleton, tests), or with --declarative a\n"
+            "config-only REST connector (connectors.toml and a test running the conformance suite on it).",
+        ),
+        (
+            "serve",
+            "cdp_core.cli.serve:serve",
+            "Accept Segment-compatible /v1 calls and webhooks into the ingest log; run continuous graphs. Stops on SIGTERM.",
+        ),
+        ("quarantine", "cdp_core.cli.quarantine:quarantine_app", "Records rejected by a sync, with reason and raw payload."),
+        ("scheduler", "cdp_core.cli.scheduler:scheduler_app", "Run sync graphs on their schedules, unattended."),
+        ("state", "cdp_core.cli.state:state_app", "Where each source node of a graph resumes: show, set or reset its cursor."),
+    )
+}
+"""The kernel's command groups, imported when they run (their help here is checked against theirs by a test)."""
+
 app = typer.Typer(
     name="cdp",
     help="Collect, clean and unify customer data from many tools, through plugins.",
+    cls=lazy_group(KERNEL_COMMANDS),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -78,6 +101,8 @@ def plugins(as_json: bool = JsonOption) -> None:
     if as_json:
         emit_json(infos)
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, pad_edge=False)
     for column in ("plugin", "distribution", "version", "status", "registered"):
         table.add_column(column)
@@ -99,6 +124,11 @@ def sync(
     as_json: bool = JsonOption,
 ) -> None:
     """Run one sync graph, or all enabled ones (dependencies first); exit 1 if any run failed."""
+    from cdp_core.cli.progress import ProgressView, run_table
+    from cdp_core.cli.signals import stop_on_signals
+    from cdp_core.scheduler.execute import prepare, run_guarded
+    from cdp_core.store.leases import LeaseBusy, Leases
+
     if (graph is None) == (not all_graphs):
         common.fail("name one GRAPH or pass --all")
     # Only the secrets of the graphs about to run are needed (cdp validate checks them all).
@@ -167,6 +197,8 @@ def runs(
     as_json: bool = JsonOption,
 ) -> None:
     """Recent sync runs, newest first, with status, counts and duration."""
+    from rich.table import Table
+
     cfg, loaded = common.load(config)
     with common.store_errors(cfg):
         history = common.open_store(cfg, loaded, create=False).runs(graph, limit)
@@ -214,11 +246,3 @@ def _duration(run: RunInfo) -> str:
         return "running"
     return f"{(run.finished_at - run.started_at).total_seconds():.1f}s"
 
-
-# The kernel's command groups in their own modules register themselves on `app` when imported;
-# plugins' commands are added by cdp_core.cli.main (cdp_register_commands).
-from cdp_core.cli import new_plugin as _new_plugin  # noqa: E402, F401
-from cdp_core.cli import quarantine as _quarantine  # noqa: E402, F401
-from cdp_core.cli import scheduler as _scheduler  # noqa: E402, F401
-from cdp_core.cli import serve as _serve  # noqa: E402, F401
-from cdp_core.cli import state as _state  # noqa: E402, F401

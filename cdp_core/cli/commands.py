@@ -8,23 +8,32 @@ import pluggy
 import typer
 
 from cdp_core import hookspecs
-from cdp_core.plugins import ENTRY_POINT_GROUP, Plugins, Register, Registry
+from cdp_core.cli.lazy import LazyEntry, lazy_entries, lazy_group
+from cdp_core.plugins import ENTRY_POINT_GROUP, LazyCommand, Plugins, Register, Registry
 
 
 def add_plugin_commands(app: typer.Typer, loaded: Plugins) -> None:
-    """Add every command the plugins registered; a name the kernel already uses is left out and logged."""
+    """Add every command the plugins registered; a name the kernel already uses is left out and logged.
+
+    A command registered by name (``LazyCommand``) joins the app's lazy commands: listed, not imported.
+    """
     taken = _command_names(app)
+    lazy = lazy_entries(app)
     for reg in loaded.commands:
         if reg.type_name in taken:
             info = loaded.info.get(reg.plugin)
             if info is not None:
                 info.status, info.error = "broken", f"command {reg.type_name!r} is the kernel's own; rename it"
             continue
-        if isinstance(reg.cls, typer.Typer):
+        if isinstance(reg.cls, LazyCommand):
+            lazy[reg.type_name] = LazyEntry(reg.cls, reg.plugin)
+        elif isinstance(reg.cls, typer.Typer):
             app.add_typer(reg.cls, name=reg.type_name)
         else:
             app.command(reg.type_name)(reg.cls)
         taken.add(reg.type_name)
+    if lazy:
+        app.info.cls = lazy_group(lazy)
 
 
 def missing_command_hint(app: typer.Typer, loaded: Plugins, argv: Sequence[str]) -> str | None:
@@ -47,7 +56,7 @@ def missing_command_hint(app: typer.Typer, loaded: Plugins, argv: Sequence[str])
 def _command_names(app: typer.Typer) -> set[str]:
     names = {c.name or (c.callback.__name__.replace("_", "-") if c.callback else "") for c in app.registered_commands}
     names |= {g.name for g in app.registered_groups if g.name}
-    return names
+    return names | set(lazy_entries(app))
 
 
 def _commands_of_disabled(plugin: str) -> set[str]:

@@ -9,17 +9,18 @@ import sys
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import SQLAlchemyError
 
 from cdp_core.config import Config, ConfigError, ConfigIssue, load_config
 from cdp_core.plugins import Plugins, load_plugins
-from cdp_core.store import SystemStore, access
-from cdp_core.store.schema import History, SchemaError
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, alembic) is imported by the commands that open it, not by `cdp --help`
+    from cdp_core.store import SystemStore
+    from cdp_core.store.schema import History
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 """0 success; 1 a run failed, or the store cannot be used (missing for a read command, not a
@@ -88,6 +89,8 @@ def open_store(
     :param missing_ok: a missing store reads as an empty one (an in-memory store, nothing written
         where the store would be): for ``cdp scheduler status``, whose schedules need no store.
     """
+    from cdp_core.store import SystemStore, access
+
     try:
         engine = access.open_store(
             config.store_url, loaded.migrations if histories is None else histories, create=create
@@ -106,10 +109,31 @@ def store_errors(config: Config | None = None) -> Iterator[None]:
     """Turn a store failure inside the block (a query on a store gone bad) into a one-line error, exit 1."""
     try:
         yield
-    except (SQLAlchemyError, SchemaError, access.StoreUnavailable) as exc:
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
+        from cdp_core.store import access
+
         url = config.store_url if config is not None else ""
         message = access.describe_store_error(exc, url) if url else str(exc).splitlines()[0]
         fail(config.redact(message) if config is not None else message, EXIT_FAILED)
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """A failure of the store (SQLAlchemy's, a schema or availability error), without importing the store.
+
+    Only modules already imported are asked: an exception of a class never imported cannot be raised.
+    """
+    kinds: list[type] = []
+    for module, name in (
+        ("sqlalchemy.exc", "SQLAlchemyError"),
+        ("cdp_core.store.schema", "SchemaError"),
+        ("cdp_core.store.access", "StoreUnavailable"),
+    ):
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type):
+            kinds.append(found)
+    return isinstance(exc, tuple(kinds))
 
 
 def print_config_error(exc: ConfigError, console: Console) -> None:

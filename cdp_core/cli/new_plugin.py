@@ -18,7 +18,6 @@ from pathlib import Path
 import typer
 
 from cdp_core.cli import common
-from cdp_core.cli.app import app
 from cdp_core.cli.common import stdout
 from cdp_core.plugins import load_plugins
 
@@ -128,7 +127,6 @@ DeclarativeOption = typer.Option(
 )
 
 
-@app.command("new-plugin")
 def new_plugin(name: str = NameArgument, directory: Path = DirOption, declarative: bool = DeclarativeOption) -> None:
     """Scaffold a plugin distribution cdp-NAME (pyproject, a source skeleton, tests), or with --declarative a
     config-only REST connector (connectors.toml and a test running the conformance suite on it)."""

@@ -1,4 +1,4 @@
-"""`cdp quarantine list|retry`: records a sync rejected, and sending them again (registered on the shared app)."""
+"""`cdp quarantine list|retry`: records a sync rejected, and sending them again (a lazy command of the app: cdp_core.cli.app.KERNEL_COMMANDS)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cdp_core import logs
 from cdp_core.cli import common
-from cdp_core.cli.app import EXIT_INTERRUPTED, app
+from cdp_core.cli.app import EXIT_INTERRUPTED
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.operator import check_node, existing_store, graph_nodes
 from cdp_core.cli.progress import ProgressView, run_table
@@ -26,7 +26,6 @@ from cdp_core.store.leases import LeaseBusy, Leases
 from cdp_core.store.system import QuarantineEntry
 
 quarantine_app = typer.Typer(help="Records rejected by a sync, with reason and raw payload.", no_args_is_help=True)
-app.add_typer(quarantine_app, name="quarantine")
 
 
 @quarantine_app.command("list")

@@ -1,4 +1,4 @@
-"""`cdp scheduler run|status` (registered on the shared app)."""
+"""`cdp scheduler run|status` (a lazy command of the app: cdp_core.cli.app.KERNEL_COMMANDS)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,12 @@ from rich.table import Table
 
 from cdp_core import logs
 from cdp_core.cli import common
-from cdp_core.cli.app import app
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stdout
 from cdp_core.scheduler import Scheduler, graph_status
 from cdp_core.store.leases import default_ttl
 from cdp_core.timeutil import aware, utc_now
 
 scheduler_app = typer.Typer(help="Run sync graphs on their schedules, unattended.", no_args_is_help=True)
-app.add_typer(scheduler_app, name="scheduler")
 
 LogFormatOption = typer.Option(
     None, "--log-format", metavar="text|json", help="Log lines as text or JSON lines (default: $CDP_LOG_FORMAT, else text)."

@@ -10,11 +10,9 @@ import typer
 
 from cdp_core import logs
 from cdp_core.cli import common
-from cdp_core.cli.app import app
 from cdp_core.cli.common import ConfigOption, stderr
 
 
-@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on."),

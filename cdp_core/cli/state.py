@@ -1,4 +1,4 @@
-"""`cdp state show|set|reset GRAPH [NODE]`: where a graph's source nodes resume (registered on the shared app).
+"""`cdp state show|set|reset GRAPH [NODE]`: where a graph's source nodes resume (a lazy command of the app: cdp_core.cli.app.KERNEL_COMMANDS).
 
 A source node's cursor is what its stream reported after the last committed page.
 ``reset`` forgets it (the next run reads the stream from the start), ``set`` puts a
@@ -18,7 +18,6 @@ from rich.table import Table
 
 from cdp_core.base import WriteMode
 from cdp_core.cli import common
-from cdp_core.cli.app import app
 from cdp_core.cli.common import EXIT_FAILED, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.operator import check_node, existing_store, graph_nodes
 from cdp_core.config import Config
@@ -28,7 +27,6 @@ from cdp_core.store.leases import LeaseBusy, Leases
 state_app = typer.Typer(
     help="Where each source node of a graph resumes: show, set or reset its cursor.", no_args_is_help=True
 )
-app.add_typer(state_app, name="state")
 
 GraphArgument = typer.Argument(..., metavar="GRAPH", help="A sync graph of connectors.toml.")
 

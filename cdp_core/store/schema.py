@@ -33,16 +33,17 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import JSON, Connection, Engine, Table, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlmodel import SQLModel
+
+if TYPE_CHECKING:
+    # alembic is imported only to migrate: a store at head is recognised by one SELECT and
+    # the head revision read from the migration files (:func:`_plain_head`), so read commands
+    # never load it.
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
 
 # Set on the alembic config when some, not all, baseline tables exist: the baseline
 # revision then creates only the missing ones.
@@ -89,6 +90,8 @@ class History:
 
     def tables(self) -> frozenset[str]:
         """Names of the tables this history's models define (the database may hold others)."""
+        from sqlmodel import SQLModel
+
         names: set[str] = set()
         for mapper in SQLModel._sa_registry.mappers:
             if mapper.class_.__module__.startswith(self.models) and isinstance(mapper.local_table, Table):
@@ -103,6 +106,8 @@ class History:
 
     def alembic_config(self, connection: Connection | None = None) -> Config:
         """An alembic configuration for this history; no alembic.ini involved."""
+        from alembic.config import Config
+
         config = Config()
         config.set_main_option("script_location", str(self.script_location))
         # `%%` because the options go through ConfigParser interpolation.
@@ -211,8 +216,49 @@ def _import_kernel_models() -> None:
     from cdp_core.store import ingest_models, lease_models, models  # noqa: F401
 
 
+_REVISION_LINE = re.compile(r"^(revision|down_revision)(?:\s*:[^=]*)?\s*=\s*(.+?)\s*$", re.MULTILINE)
+_QUOTED = re.compile(r"""^(?:"([^"]*)"|'([^']*)'|None)$""")
+
+
+def _plain_head(script_location: Path) -> str | None:
+    """The head revision read from the migration files without alembic; None when they are not plain.
+
+    Plain: every file in ``versions/`` names one ``revision`` and at most one ``down_revision``
+    as string literals, and exactly one revision is nobody's parent. Anything else (merges,
+    branches, computed values) is left to alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for file in (script_location / "versions").glob("*.py"):
+        found = dict((key, value) for key, value in _REVISION_LINE.findall(file.read_text(encoding="utf-8")))
+        literals = {key: _QUOTED.match(value) for key, value in found.items()}
+        if "revision" not in found or any(match is None for match in literals.values()):
+            return None
+        revision = literals["revision"]
+        assert revision is not None
+        name = revision.group(1) or revision.group(2)
+        if not name:
+            return None
+        revisions.add(name)
+        parent = literals.get("down_revision")
+        if parent is not None and (parent.group(1) or parent.group(2)):
+            parents.add(parent.group(1) or parent.group(2))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
 @functools.cache
 def _head(script_location: Path) -> str:
+    plain = _plain_head(script_location)
+    if plain is not None:
+        return plain
+    return _alembic_head(script_location)
+
+
+def _alembic_head(script_location: Path) -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("path_separator", "os")
@@ -245,11 +291,15 @@ def _current_revision(engine: Engine, history: History) -> str | None:
 
 
 def _heads(conn: Connection, version_table: str) -> tuple[str, ...]:
+    from alembic.runtime.migration import MigrationContext
+
     return tuple(MigrationContext.configure(conn, opts={"version_table": version_table}).get_current_heads())
 
 
 def _upgrade(conn: Connection, history: History) -> None:
     """Inside the locked transaction: adopt or take over what exists, then upgrade to head."""
+    from alembic import command
+
     head = history.head()
     current = _heads(conn, history.version_table)
     if current == (head,):
@@ -276,6 +326,9 @@ def _upgrade(conn: Connection, history: History) -> None:
 
 
 def _check_known(history: History, current: tuple[str, ...]) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     script = ScriptDirectory.from_config(history.alembic_config())
     for revision in current:
         try:

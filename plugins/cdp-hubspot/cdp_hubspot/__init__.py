@@ -15,18 +15,45 @@ Every request goes through the core's HTTP layer (``cdp_core.http``): retries,
 
 from __future__ import annotations
 
-from cdp_core import Register, hookimpl
+from typing import TYPE_CHECKING
 
-from cdp_hubspot.archived import ArchivedContactsStream
-from cdp_hubspot.config import (
-    DEFAULT_COMPANY_PROPERTIES,
-    DEFAULT_CONTACT_PROPERTIES,
-    TYPE_NAME,
-    HubSpotConfig,
-    hubspot_rate_policy,
+from cdp_core import Register, hookimpl
+from cdp_core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from cdp_hubspot.archived import ArchivedContactsStream
+    from cdp_hubspot.config import (
+        DEFAULT_COMPANY_PROPERTIES,
+        DEFAULT_CONTACT_PROPERTIES,
+        TYPE_NAME,
+        HubSpotConfig,
+        hubspot_rate_policy,
+    )
+    from cdp_hubspot.destination import HubSpotDestination, WriteBackOptions, property_value
+    from cdp_hubspot.source import COMPANIES, CONTACTS, HubSpotSource, SearchState, SearchStream, parse_time
+
+# Imported on first use, not with the package: cdp imports every plugin's package to list its
+# commands, and `cdp --help` should not pay for the HTTP client (docs/writing-plugins.md).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ArchivedContactsStream": "cdp_hubspot.archived",
+        "DEFAULT_COMPANY_PROPERTIES": "cdp_hubspot.config",
+        "DEFAULT_CONTACT_PROPERTIES": "cdp_hubspot.config",
+        "TYPE_NAME": "cdp_hubspot.config",
+        "HubSpotConfig": "cdp_hubspot.config",
+        "hubspot_rate_policy": "cdp_hubspot.config",
+        "HubSpotDestination": "cdp_hubspot.destination",
+        "WriteBackOptions": "cdp_hubspot.destination",
+        "property_value": "cdp_hubspot.destination",
+        "COMPANIES": "cdp_hubspot.source",
+        "CONTACTS": "cdp_hubspot.source",
+        "HubSpotSource": "cdp_hubspot.source",
+        "SearchState": "cdp_hubspot.source",
+        "SearchStream": "cdp_hubspot.source",
+        "parse_time": "cdp_hubspot.source",
+    },
 )
-from cdp_hubspot.destination import HubSpotDestination, WriteBackOptions, property_value
-from cdp_hubspot.source import COMPANIES, CONTACTS, HubSpotSource, SearchState, SearchStream, parse_time
 
 __all__ = [
     "COMPANIES",
@@ -49,9 +76,15 @@ __all__ = [
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
+    from cdp_hubspot.config import TYPE_NAME
+    from cdp_hubspot.source import HubSpotSource
+
     register(TYPE_NAME, HubSpotSource)
 
 
 @hookimpl
 def cdp_register_destinations(register: Register) -> None:
+    from cdp_hubspot.config import TYPE_NAME
+    from cdp_hubspot.destination import HubSpotDestination
+
     register(TYPE_NAME, HubSpotDestination)

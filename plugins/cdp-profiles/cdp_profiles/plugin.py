@@ -11,36 +11,44 @@ minutes) and ``privacy-retention`` job (daily), and the migration history of its
 
 from __future__ import annotations
 
-from cdp_core import Register, hookimpl
-from cdp_core.base import ConnectorContext
-from cdp_core.config import Config
-from cdp_core.gates import ExportGate
-from cdp_core.screens import RecordScreen
+from typing import TYPE_CHECKING
 
-from cdp_profiles.analytics.config import AnalyticsConfig
-from cdp_profiles.consent import ConsentConfig
-from cdp_profiles.consent_checks import check_consent
-from cdp_profiles.consent_gate import ConsentGate
-from cdp_profiles.identity import IdentityConfig, Report, check_identity
-from cdp_profiles.privacy.config import PrivacyConfig
-from cdp_profiles.profile_store import ProfileStoreDestination, ProfileStoreSource
-from cdp_profiles.segments.clock import AS_OF_ENV, AsOfError, evaluation_time
-from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig, check_rules
-from cdp_profiles.store.schema import PROFILES
+from cdp_core import Register, hookimpl
+
+if TYPE_CHECKING:
+    from cdp_core.base import ConnectorContext
+    from cdp_core.config import Config
+    from cdp_core.gates import ExportGate
+    from cdp_core.screens import RecordScreen
+
+    from cdp_profiles.identity import Report
+
+# Every import is inside the hook that needs it: `cdp --help` imports this module and calls only
+# cdp_register_commands, whose commands are registered by name (imported when they run).
 
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
+    from cdp_profiles.profile_store import ProfileStoreSource
+
     register("profile_store", ProfileStoreSource)
 
 
 @hookimpl
 def cdp_register_destinations(register: Register) -> None:
+    from cdp_profiles.profile_store import ProfileStoreDestination
+
     register("profile_store", ProfileStoreDestination)
 
 
 @hookimpl
 def cdp_register_config_sections(register: Register) -> None:
+    from cdp_profiles.analytics.config import AnalyticsConfig
+    from cdp_profiles.consent import ConsentConfig
+    from cdp_profiles.identity import IdentityConfig
+    from cdp_profiles.privacy.config import PrivacyConfig
+    from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig
+
     register("identity", IdentityConfig)
     register("consent", ConsentConfig)
     register("computed_traits", ComputedTraitsConfig)
@@ -51,6 +59,11 @@ def cdp_register_config_sections(register: Register) -> None:
 
 @hookimpl
 def cdp_validate_config(config: Config, report: Report) -> None:
+    from cdp_profiles.consent_checks import check_consent
+    from cdp_profiles.identity import check_identity
+    from cdp_profiles.segments.clock import AS_OF_ENV, AsOfError, evaluation_time
+    from cdp_profiles.segments.config import check_rules
+
     check_identity(config, report)
     check_consent(config, report)
     check_rules(config, report)
@@ -63,6 +76,8 @@ def cdp_validate_config(config: Config, report: Report) -> None:
 @hookimpl
 def cdp_export_gate(context: ConnectorContext, graph: str, node: str, purpose: str) -> ExportGate | None:
     """Every export that serves a purpose: each person checked against their latest consent for it."""
+    from cdp_profiles.consent_gate import ConsentGate
+
     return ConsentGate(context, purpose)
 
 
@@ -76,17 +91,32 @@ def cdp_record_screen(config: Config, graph: str) -> RecordScreen | None:
 
 @hookimpl
 def cdp_register_commands(register: Register) -> None:
-    from cdp_profiles.cli.analytics import analytics_app
-    from cdp_profiles.cli.nps_analysis import nps_app  # the group of cli/nps.py with drivers and verbatims added
-    from cdp_profiles.cli.privacy import privacy_app
-    from cdp_profiles.cli.profiles import profiles_app
-    from cdp_profiles.cli.segments import segments_app
-
-    register("profiles", profiles_app)
-    register("nps", nps_app)
-    register("segments", segments_app)
-    register("privacy", privacy_app)
-    register("analytics", analytics_app)
+    # By name: listed by `cdp --help` with this help, imported only when the command runs.
+    register(
+        "profiles",
+        "cdp_profiles.cli.profiles:profiles_app",
+        help="Unified profiles: one person's 360° view, or a filtered list.",
+    )
+    register(
+        "nps",
+        "cdp_profiles.cli.nps_analysis:nps_app",  # the group of cli/nps.py with drivers and verbatims added
+        help="Net Promoter Score: the score with counts and intervals (no subcommand), its drivers, the verbatims.",
+    )
+    register(
+        "segments",
+        "cdp_profiles.cli.segments:segments_app",
+        help="Segments: who is in them now, who entered and left, and refreshing them.",
+    )
+    register(
+        "privacy",
+        "cdp_profiles.cli.privacy:privacy_app",
+        help="Privacy: forget, suppress and export a person; forget requests at each destination; retention.",
+    )
+    register(
+        "analytics",
+        "cdp_profiles.cli.analytics:analytics_app",
+        help="Customer analytics: RFM and lifetime value (docs/analytics.md).",
+    )
 
 
 @hookimpl
@@ -102,4 +132,6 @@ def cdp_register_jobs(register: Register) -> None:
 
 @hookimpl
 def cdp_register_migrations(register: Register) -> None:
+    from cdp_profiles.store.schema import PROFILES
+
     register(PROFILES)

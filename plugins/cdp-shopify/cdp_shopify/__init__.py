@@ -20,12 +20,38 @@ feed three more streams: ``webhook_customers``, ``webhook_consents`` and
 
 from __future__ import annotations
 
-from cdp_core import Register, hookimpl
+from typing import TYPE_CHECKING
 
-from cdp_shopify.config import ShopifyConfig
-from cdp_shopify.mapping import CONSENT_STATUS, customer_consents, customer_profile, order_record
-from cdp_shopify.source import Consents, Customers, Orders, ShopifySource, ShopifyStream
-from cdp_shopify.webhooks import ShopifyWebhook, consent_records, customer_records, order_records
+from cdp_core import Register, hookimpl
+from cdp_core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from cdp_shopify.config import ShopifyConfig
+    from cdp_shopify.mapping import CONSENT_STATUS, customer_consents, customer_profile, order_record
+    from cdp_shopify.source import Consents, Customers, Orders, ShopifySource, ShopifyStream
+    from cdp_shopify.webhooks import ShopifyWebhook, consent_records, customer_records, order_records
+
+# Imported on first use, not with the package: cdp imports every plugin's package to list its
+# commands, and `cdp --help` should not pay for the HTTP client (docs/writing-plugins.md).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ShopifyConfig": "cdp_shopify.config",
+        "CONSENT_STATUS": "cdp_shopify.mapping",
+        "customer_consents": "cdp_shopify.mapping",
+        "customer_profile": "cdp_shopify.mapping",
+        "order_record": "cdp_shopify.mapping",
+        "Consents": "cdp_shopify.source",
+        "Customers": "cdp_shopify.source",
+        "Orders": "cdp_shopify.source",
+        "ShopifySource": "cdp_shopify.source",
+        "ShopifyStream": "cdp_shopify.source",
+        "ShopifyWebhook": "cdp_shopify.webhooks",
+        "consent_records": "cdp_shopify.webhooks",
+        "customer_records": "cdp_shopify.webhooks",
+        "order_records": "cdp_shopify.webhooks",
+    },
+)
 
 TYPE_NAME = "shopify"
 """The type name in connectors.toml: ``[connectors.X] type = "shopify"``."""
@@ -53,9 +79,13 @@ __all__ = [
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
+    from cdp_shopify.source import ShopifySource
+
     register(TYPE_NAME, ShopifySource)
 
 
 @hookimpl
 def cdp_register_webhooks(register: Register) -> None:
+    from cdp_shopify.webhooks import ShopifyWebhook
+
     register(TYPE_NAME, ShopifyWebhook)

@@ -10,12 +10,32 @@ respondent's email as identifier, incremental by Typeform's ``after`` token
 
 from __future__ import annotations
 
-from cdp_core import Register, hookimpl
+from typing import TYPE_CHECKING
 
-from cdp_typeform.api import TYPE_NAME, TypeformConfig
-from cdp_typeform.mapping import response_record
-from cdp_typeform.source import ResponsesStream, TypeformSource
-from cdp_typeform.webhooks import TypeformWebhook, WebhookResponses, response_records
+from cdp_core import Register, hookimpl
+from cdp_core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from cdp_typeform.api import TYPE_NAME, TypeformConfig
+    from cdp_typeform.mapping import response_record
+    from cdp_typeform.source import ResponsesStream, TypeformSource
+    from cdp_typeform.webhooks import TypeformWebhook, WebhookResponses, response_records
+
+# Imported on first use, not with the package: cdp imports every plugin's package to list its
+# commands, and `cdp --help` should not pay for the HTTP client (docs/writing-plugins.md).
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "TYPE_NAME": "cdp_typeform.api",
+        "TypeformConfig": "cdp_typeform.api",
+        "response_record": "cdp_typeform.mapping",
+        "ResponsesStream": "cdp_typeform.source",
+        "TypeformSource": "cdp_typeform.source",
+        "TypeformWebhook": "cdp_typeform.webhooks",
+        "WebhookResponses": "cdp_typeform.webhooks",
+        "response_records": "cdp_typeform.webhooks",
+    },
+)
 
 __version__ = "0.1.0"
 
@@ -35,9 +55,15 @@ __all__ = [
 
 @hookimpl
 def cdp_register_sources(register: Register) -> None:
+    from cdp_typeform.api import TYPE_NAME
+    from cdp_typeform.source import TypeformSource
+
     register(TYPE_NAME, TypeformSource)
 
 
 @hookimpl
 def cdp_register_webhooks(register: Register) -> None:
+    from cdp_typeform.api import TYPE_NAME
+    from cdp_typeform.webhooks import TypeformWebhook
+
     register(TYPE_NAME, TypeformWebhook)
