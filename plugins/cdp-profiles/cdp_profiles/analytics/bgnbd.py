@@ -149,8 +149,9 @@ class BgNbdFit:
 
         Customers with the same (x, T) -- many, when times are whole days -- are computed once.
         """
-        keys, at = np.unique(np.column_stack([x, age]), axis=0, return_inverse=True)
-        grid = self._expected_if_alive_grid(horizons[None, :], keys[:, 0], keys[:, 1])
+        # (x, T) as one complex number: np.unique sorts those several times faster than rows.
+        keys, at = np.unique(x + 1j * age, return_inverse=True)
+        grid = self._expected_if_alive_grid(horizons[None, :], keys.real.copy(), keys.imag.copy())
         return grid[at.reshape(-1)]
 
     def _expected_if_alive_grid(self, t: FloatArray, x: FloatArray, age: FloatArray) -> FloatArray:
