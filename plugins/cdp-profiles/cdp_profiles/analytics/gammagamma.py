@@ -48,6 +48,8 @@ from cdp_profiles.analytics.bgnbd import BgNbdFit, validate
 
 PARAMS = ("p", "q", "v")
 # Fewer repeat customers than this do not identify three parameters: fit refuses them.
+# Customers times steps per block of clv's work: memory stays flat for any population and horizon.
+_BLOCK = 1 << 21
 MIN_CUSTOMERS = 10
 
 
@@ -186,12 +188,13 @@ def clv(
     spend = gg._expected_spend(xs, m)
     alive = bg._p_alive(x, tx, age)
     ends = np.minimum(np.arange(1, n_steps + 1) * float(step), float(horizon))
-    discounted = np.zeros(len(x))
-    before = np.zeros(len(x))
-    for end in ends:
-        cumulative = bg._expected_if_alive(np.full(len(x), end), x, age)
-        discounted += (cumulative - before) / (1.0 + discount_rate_per_unit) ** end
-        before = cumulative
+    factors = (1.0 + discount_rate_per_unit) ** -ends
+    discounted = np.empty(len(x))
+    # Cumulative expectations at every step end, (customers, steps) in one pass per block of customers.
+    rows = max(1, _BLOCK // n_steps)
+    for i in range(0, len(x), rows):
+        cumulative = bg._expected_if_alive_horizons(ends, x[i : i + rows], age[i : i + rows])
+        discounted[i : i + rows] = np.diff(cumulative, axis=1, prepend=0.0) @ factors
     return np.asarray(alive * discounted * spend, dtype=np.float64)
 
 
