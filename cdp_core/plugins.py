@@ -82,11 +82,26 @@ class LazyCommand:
     help: str
 
     def load(self) -> Any:
-        module, _, attribute = self.target.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return _import_target(self.target)
+
+
+@dataclass(frozen=True)
+class LazySection:
+    """A config section registered by name: ``register("analytics", "cdp_profiles.analytics.config:AnalyticsConfig")``.
+
+    Its model is imported when the section is first asked for (``Plugins.section_models``): a read
+    command that reads ``[identity]`` does not import the models, and what they import, of the others.
+    """
+
+    target: str
+
+
+def _import_target(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 _LAZY_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -150,6 +165,10 @@ class Registry:
             self.conflicts[(role, type_name)] = [existing.plugin, plugin]
             return
         self._by_role[role][type_name] = Registration(type_name, role, cls, plugin)
+
+    def resolve(self, reg: Registration, cls: Any) -> None:
+        """Put the imported class in place of what was registered by name."""
+        self._by_role[reg.role][reg.type_name] = Registration(reg.type_name, reg.role, cls, reg.plugin)
 
     def remove_plugin(self, plugin: str) -> None:
         for regs in self._by_role.values():
@@ -225,6 +244,10 @@ def _check_section(name: str, model: Any) -> None:
         raise RegistrationError(f"config section {name!r}: the name must be lower case letters, digits and _")
     if name in RESERVED_SECTIONS:
         raise RegistrationError(f"config section {name!r} is the kernel's own; choose another name")
+    if isinstance(model, LazySection):
+        if not _LAZY_TARGET.match(model.target):
+            raise RegistrationError(f"config section {name!r}: {model.target!r} must be 'module:attribute'")
+        return
     if not (isinstance(model, type) and issubclass(model, PluginConfig)):
         raise RegistrationError(f"config section {name!r}: the model must subclass cdp_core.PluginConfig")
     if model.model_config.get("extra") != "forbid":
@@ -275,6 +298,8 @@ class Register:
             self._registry.add(self.role, getattr(name, "name", str(name)), name, self.plugin)
         elif self.role == "command" and isinstance(thing, str):
             self._registry.add(self.role, name, LazyCommand(thing, help or ""), self.plugin)
+        elif self.role == "config_section" and isinstance(thing, str) and help is None:
+            self._registry.add(self.role, name, LazySection(thing), self.plugin)
         elif help is not None:
             raise RegistrationError(f"{name!r}: help= is only for a command registered as 'module:attribute'")
         else:
@@ -295,8 +320,40 @@ class Plugins:
 
     @property
     def sections(self) -> dict[str, type[PluginConfig]]:
-        """Top-level connectors.toml sections the plugins registered, name -> model."""
-        return {r.type_name: r.cls for r in self.registry.all("config_section")}
+        """Top-level connectors.toml sections the plugins registered, name -> model (every model imported)."""
+        return self.section_models(None)
+
+    def section_models(self, names: Iterable[str] | None) -> dict[str, type[PluginConfig]]:
+        """The models of the sections ``names`` (None: all) that are registered, name -> model.
+
+        A section registered by name is imported here; one whose model fails to import or is not
+        a ``PluginConfig`` puts its plugin out as broken (``cdp plugins`` says why), as a failed
+        registration would, and the section reads as unknown.
+        """
+        wanted = None if names is None else set(names)
+        models: dict[str, type[PluginConfig]] = {}
+        for reg in self.registry.all("config_section"):
+            if wanted is not None and reg.type_name not in wanted:
+                continue
+            model = reg.cls
+            if isinstance(model, LazySection):
+                try:
+                    model = _import_target(model.target)
+                    _check_section(reg.type_name, model)
+                except Exception as exc:  # noqa: BLE001 - report the plugin, keep the others working
+                    self._broken_section(reg, exc)
+                    continue
+                self.registry.resolve(reg, model)
+            models[reg.type_name] = model
+        return models
+
+    def _broken_section(self, reg: Registration, exc: Exception) -> None:
+        error = f"config section {reg.type_name!r} failed to load: {short_error(exc)}"
+        log.warning("plugin %s: %s", reg.plugin, error)
+        self.registry.remove("config_section", reg.type_name)
+        entry = self.info.get(reg.plugin)
+        if entry is not None:
+            entry.status, entry.error = "broken", error
 
     @property
     def commands(self) -> list[Registration]:
@@ -400,8 +457,9 @@ def load_plugins(
             entry.status, entry.error = "broken", short_error(exc)
             log.warning("plugin %s failed to load: %s", name, entry.error)
 
-    # The builtins register no commands (a test checks): a command-only load leaves them unimported.
-    builtins = BUILTIN_PLUGINS if roles is None or set(roles) - {"command"} else ()
+    # The builtins register sources, transforms and destinations only (a test checks): a load for
+    # commands (`cdp --help`) or for reading (sections and histories) leaves them unimported.
+    builtins = BUILTIN_PLUGINS if roles is None or set(roles) & set(_ROLE_BASES) else ()
     for name, module in builtins:
         add(name, lambda module=module: importlib.import_module(module), "cdp-core", core_version)
     for name, obj in extra:
