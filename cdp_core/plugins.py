@@ -17,13 +17,15 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
 from cdp_core import hookspecs
-from cdp_core.base import Destination, PluginConfig, Source, Transform
 from cdp_core.jobs import check_job
+
+if TYPE_CHECKING:  # the base classes are pydantic models: imported when a source or section is checked
+    from cdp_core.base import PluginConfig
 
 log = logging.getLogger("cdp.plugins")
 
@@ -31,7 +33,8 @@ ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
 Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"]
-_ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
+_ROLE_BASES: dict[str, str] = {"source": "Source", "transform": "Transform", "destination": "Destination"}
+"""The roles whose classes subclass a base of cdp_core.base, role -> the base's name."""
 _ROLES: tuple[Role, ...] = (
     "source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"
 )  # fmt: skip
@@ -211,7 +214,10 @@ class Registry:
 
 
 def _check_plugin_class(role: str, type_name: str, cls: Any) -> None:
-    base = _ROLE_BASES[role]
+    from cdp_core import base as bases
+    from cdp_core.base import PluginConfig
+
+    base = getattr(bases, _ROLE_BASES[role])
     if not isinstance(cls, type) or not issubclass(cls, base):
         raise RegistrationError(f"{role} {type_name!r} must be a subclass of {base.__name__}, got {cls!r}")
     model = getattr(cls, "config_model", None)
@@ -248,6 +254,8 @@ def _check_section(name: str, model: Any) -> None:
         if not _LAZY_TARGET.match(model.target):
             raise RegistrationError(f"config section {name!r}: {model.target!r} must be 'module:attribute'")
         return
+    from cdp_core.base import PluginConfig
+
     if not (isinstance(model, type) and issubclass(model, PluginConfig)):
         raise RegistrationError(f"config section {name!r}: the model must subclass cdp_core.PluginConfig")
     if model.model_config.get("extra") != "forbid":

@@ -61,6 +61,8 @@ def test_help_imports_no_store_scheduler_http_or_server(tmp_path: Path) -> None:
     code, modules, out = run_cdp(tmp_path, "--help")
     assert code == 0
     assert heavy_in(modules) == []
+    # nor pydantic: the kernel's models (cdp_core's re-exports, the config) are imported on first use
+    assert heavy_in(modules, ("pydantic", "cdp_core.base", "cdp_core.records", "cdp_core.config", "cdp_core.forget")) == []
     # nor any command's module: the kernel's groups and the plugins' commands are listed, not imported
     commands = sorted(m for m in modules if m.startswith("cdp_core.cli.") or ".cli." in m or m.endswith(".cli"))
     assert commands == ["cdp_core.cli", "cdp_core.cli.app", "cdp_core.cli.commands", "cdp_core.cli.common", "cdp_core.cli.lazy"]
