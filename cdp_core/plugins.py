@@ -526,7 +526,10 @@ def load_plugins(
                 info[owner].registered.setdefault(_REGISTERED_AS[conflict_role], []).append(f"{type_name} (conflict)")
     _check_shared_config_models(registry)
     _guard_observers(manager)
-    return Plugins(manager=manager, registry=registry, info=info)
+    plugins = Plugins(manager=manager, registry=registry, info=info)
+    if roles is None:
+        plugins.section_models(None)  # a full load imports every section: one that fails shows in `cdp plugins`
+    return plugins
 
 
 _LIFECYCLE_HOOKS = ("cdp_run_started", "cdp_run_finished", "cdp_run_failed", "cdp_batch_written", "cdp_record_rejected")

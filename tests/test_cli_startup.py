@@ -177,3 +177,5 @@ def test_a_section_registered_by_name_is_imported_when_read_and_a_missing_one_br
     assert loaded.info["acme"].status == "ok"
     assert set(loaded.sections) == {"acme"}  # every model: the missing one puts its plugin out
     assert loaded.info["acme"].status == "broken" and "ModuleNotFoundError" in (loaded.info["acme"].error or "")
+    full = load_plugins(entry_points=False, extra=[("acme", LazySections())])  # as `cdp plugins` and `cdp validate` load
+    assert full.info["acme"].status == "broken" and "acme_gone" in (full.info["acme"].error or "")
