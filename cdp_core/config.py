@@ -203,16 +203,7 @@ def load_config(
     """
     file = Path(path)
     env = dict(os.environ) if env is None else env
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(str(file), [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
-    text = _decode(str(file), data)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None) or line_from_message(str(exc))
-        raise ConfigError(str(file), [ConfigIssue("", f"not valid TOML: {exc}", line)]) from None
+    text, raw = read_toml(file)
 
     locate = Locator(text)
     issues: list[ConfigIssue] = []
@@ -428,6 +419,20 @@ def _drop(value: Any, locs: list[tuple[PathPart, ...]]) -> Any:
         else:
             out[head] = _drop(out[head], inner)
     return out
+
+
+def read_toml(file: Path) -> tuple[str, dict[str, Any]]:
+    """The text of connectors.toml and its tables; a file that cannot be read or parsed is a :class:`ConfigError`."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(file), [ConfigIssue("", f"cannot read the file: {exc.strerror or exc}")]) from None
+    text = _decode(str(file), data)
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or line_from_message(str(exc))
+        raise ConfigError(str(file), [ConfigIssue("", f"not valid TOML: {exc}", line)]) from None
 
 
 def _decode(file: str, data: bytes) -> str:

@@ -17,13 +17,15 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pluggy
 
 from cdp_core import hookspecs
-from cdp_core.base import Destination, PluginConfig, Source, Transform
 from cdp_core.jobs import check_job
+
+if TYPE_CHECKING:  # the base classes are pydantic models: imported when a source or section is checked
+    from cdp_core.base import PluginConfig
 
 log = logging.getLogger("cdp.plugins")
 
@@ -31,7 +33,8 @@ ENTRY_POINT_GROUP = "cdp"
 DISABLE_ENV = "CDP_DISABLE_PLUGINS"
 
 Role = Literal["source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"]
-_ROLE_BASES: dict[str, type] = {"source": Source, "transform": Transform, "destination": Destination}
+_ROLE_BASES: dict[str, str] = {"source": "Source", "transform": "Transform", "destination": "Destination"}
+"""The roles whose classes subclass a base of cdp_core.base, role -> the base's name."""
 _ROLES: tuple[Role, ...] = (
     "source", "transform", "destination", "config_section", "command", "migrations", "job", "webhook"
 )  # fmt: skip
@@ -82,11 +85,26 @@ class LazyCommand:
     help: str
 
     def load(self) -> Any:
-        module, _, attribute = self.target.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return _import_target(self.target)
+
+
+@dataclass(frozen=True)
+class LazySection:
+    """A config section registered by name: ``register("analytics", "cdp_profiles.analytics.config:AnalyticsConfig")``.
+
+    Its model is imported when the section is first asked for (``Plugins.section_models``): a read
+    command that reads ``[identity]`` does not import the models, and what they import, of the others.
+    """
+
+    target: str
+
+
+def _import_target(target: str) -> Any:
+    module, _, attribute = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attribute.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 _LAZY_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -151,6 +169,10 @@ class Registry:
             return
         self._by_role[role][type_name] = Registration(type_name, role, cls, plugin)
 
+    def resolve(self, reg: Registration, cls: Any) -> None:
+        """Put the imported class in place of what was registered by name."""
+        self._by_role[reg.role][reg.type_name] = Registration(reg.type_name, reg.role, cls, reg.plugin)
+
     def remove_plugin(self, plugin: str) -> None:
         for regs in self._by_role.values():
             for type_name in [t for t, r in regs.items() if r.plugin == plugin]:
@@ -192,7 +214,10 @@ class Registry:
 
 
 def _check_plugin_class(role: str, type_name: str, cls: Any) -> None:
-    base = _ROLE_BASES[role]
+    from cdp_core import base as bases
+    from cdp_core.base import PluginConfig
+
+    base = getattr(bases, _ROLE_BASES[role])
     if not isinstance(cls, type) or not issubclass(cls, base):
         raise RegistrationError(f"{role} {type_name!r} must be a subclass of {base.__name__}, got {cls!r}")
     model = getattr(cls, "config_model", None)
@@ -225,6 +250,12 @@ def _check_section(name: str, model: Any) -> None:
         raise RegistrationError(f"config section {name!r}: the name must be lower case letters, digits and _")
     if name in RESERVED_SECTIONS:
         raise RegistrationError(f"config section {name!r} is the kernel's own; choose another name")
+    if isinstance(model, LazySection):
+        if not _LAZY_TARGET.match(model.target):
+            raise RegistrationError(f"config section {name!r}: {model.target!r} must be 'module:attribute'")
+        return
+    from cdp_core.base import PluginConfig
+
     if not (isinstance(model, type) and issubclass(model, PluginConfig)):
         raise RegistrationError(f"config section {name!r}: the model must subclass cdp_core.PluginConfig")
     if model.model_config.get("extra") != "forbid":
@@ -275,6 +306,8 @@ class Register:
             self._registry.add(self.role, getattr(name, "name", str(name)), name, self.plugin)
         elif self.role == "command" and isinstance(thing, str):
             self._registry.add(self.role, name, LazyCommand(thing, help or ""), self.plugin)
+        elif self.role == "config_section" and isinstance(thing, str) and help is None:
+            self._registry.add(self.role, name, LazySection(thing), self.plugin)
         elif help is not None:
             raise RegistrationError(f"{name!r}: help= is only for a command registered as 'module:attribute'")
         else:
@@ -295,8 +328,40 @@ class Plugins:
 
     @property
     def sections(self) -> dict[str, type[PluginConfig]]:
-        """Top-level connectors.toml sections the plugins registered, name -> model."""
-        return {r.type_name: r.cls for r in self.registry.all("config_section")}
+        """Top-level connectors.toml sections the plugins registered, name -> model (every model imported)."""
+        return self.section_models(None)
+
+    def section_models(self, names: Iterable[str] | None) -> dict[str, type[PluginConfig]]:
+        """The models of the sections ``names`` (None: all) that are registered, name -> model.
+
+        A section registered by name is imported here; one whose model fails to import or is not
+        a ``PluginConfig`` puts its plugin out as broken (``cdp plugins`` says why), as a failed
+        registration would, and the section reads as unknown.
+        """
+        wanted = None if names is None else set(names)
+        models: dict[str, type[PluginConfig]] = {}
+        for reg in self.registry.all("config_section"):
+            if wanted is not None and reg.type_name not in wanted:
+                continue
+            model = reg.cls
+            if isinstance(model, LazySection):
+                try:
+                    model = _import_target(model.target)
+                    _check_section(reg.type_name, model)
+                except Exception as exc:  # noqa: BLE001 - report the plugin, keep the others working
+                    self._broken_section(reg, exc)
+                    continue
+                self.registry.resolve(reg, model)
+            models[reg.type_name] = model
+        return models
+
+    def _broken_section(self, reg: Registration, exc: Exception) -> None:
+        error = f"config section {reg.type_name!r} failed to load: {short_error(exc)}"
+        log.warning("plugin %s: %s", reg.plugin, error)
+        self.registry.remove("config_section", reg.type_name)
+        entry = self.info.get(reg.plugin)
+        if entry is not None:
+            entry.status, entry.error = "broken", error
 
     @property
     def commands(self) -> list[Registration]:
@@ -400,8 +465,9 @@ def load_plugins(
             entry.status, entry.error = "broken", short_error(exc)
             log.warning("plugin %s failed to load: %s", name, entry.error)
 
-    # The builtins register no commands (a test checks): a command-only load leaves them unimported.
-    builtins = BUILTIN_PLUGINS if roles is None or set(roles) - {"command"} else ()
+    # The builtins register sources, transforms and destinations only (a test checks): a load for
+    # commands (`cdp --help`) or for reading (sections and histories) leaves them unimported.
+    builtins = BUILTIN_PLUGINS if roles is None or set(roles) & set(_ROLE_BASES) else ()
     for name, module in builtins:
         add(name, lambda module=module: importlib.import_module(module), "cdp-core", core_version)
     for name, obj in extra:
@@ -460,7 +526,10 @@ def load_plugins(
                 info[owner].registered.setdefault(_REGISTERED_AS[conflict_role], []).append(f"{type_name} (conflict)")
     _check_shared_config_models(registry)
     _guard_observers(manager)
-    return Plugins(manager=manager, registry=registry, info=info)
+    plugins = Plugins(manager=manager, registry=registry, info=info)
+    if roles is None:
+        plugins.section_models(None)  # a full load imports every section: one that fails shows in `cdp plugins`
+    return plugins
 
 
 _LIFECYCLE_HOOKS = ("cdp_run_started", "cdp_run_finished", "cdp_run_failed", "cdp_batch_written", "cdp_record_rejected")

@@ -17,11 +17,13 @@ import typer
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from cdp_core import Register, hookimpl
+from cdp_core import PluginConfig, Register, hookimpl
 from cdp_core.cli import build_app
 from cdp_core.cli.app import KERNEL_COMMANDS
+from cdp_core.cli.common import READ_ROLES
 from cdp_core.cli.lazy import LazyEntry, lazy_entries, load_command
 from cdp_core.plugins import BUILTIN_PLUGINS, LazyCommand, load_plugins
+from cdp_core.readconfig import load_sections
 
 HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "numpy", "scipy", "httpx", "starlette", "uvicorn", "apscheduler")
 
@@ -59,6 +61,8 @@ def test_help_imports_no_store_scheduler_http_or_server(tmp_path: Path) -> None:
     code, modules, out = run_cdp(tmp_path, "--help")
     assert code == 0
     assert heavy_in(modules) == []
+    # nor pydantic: the kernel's models (cdp_core's re-exports, the config) are imported on first use
+    assert heavy_in(modules, ("pydantic", "cdp_core.base", "cdp_core.records", "cdp_core.config", "cdp_core.forget")) == []
     # nor any command's module: the kernel's groups and the plugins' commands are listed, not imported
     commands = sorted(m for m in modules if m.startswith("cdp_core.cli.") or ".cli." in m or m.endswith(".cli"))
     assert commands == ["cdp_core.cli", "cdp_core.cli.app", "cdp_core.cli.commands", "cdp_core.cli.common", "cdp_core.cli.lazy"]
@@ -150,3 +154,28 @@ def test_a_lazy_entry_builds_the_command_typer_would() -> None:
     assert isinstance(group, TyperGroup) and {"show", "set", "reset"} <= set(group.commands)
     single = load_command("acme-hello", LazyEntry(LazyCommand("tests.test_cli_startup:hello", "Say hello.")))
     assert single.name == "acme-hello" and not isinstance(single, TyperGroup)
+
+
+class LazySections:
+    @hookimpl
+    def cdp_register_config_sections(self, register: Register) -> None:
+        register("acme", "tests.test_cli_startup:AcmeSettings")
+        register("acme_gone", "cdp_acme_not_installed.settings:Settings")
+
+
+class AcmeSettings(PluginConfig):
+    region: str = "eu"
+
+
+def test_a_section_registered_by_name_is_imported_when_read_and_a_missing_one_breaks_its_plugin(tmp_path: Path) -> None:
+    loaded = load_plugins(entry_points=False, roles=READ_ROLES, extra=[("acme", LazySections())])
+    assert not set(loaded.info) & {name for name, _ in BUILTIN_PLUGINS}  # a read loads no builtin source or transform
+    assert loaded.info["acme"].status == "ok"  # nothing imported yet
+    (tmp_path / "c.toml").write_text('[store]\nurl = "sqlite:///x.sqlite"\n[acme]\nregion = "us"\n[connectors.x]\ntype = "nope"\n')
+    config = load_sections(tmp_path / "c.toml", loaded, ["acme"])
+    assert config.sections["acme"].model_dump() == {"region": "us"}  # and the unknown connector type is not its business
+    assert loaded.info["acme"].status == "ok"
+    assert set(loaded.sections) == {"acme"}  # every model: the missing one puts its plugin out
+    assert loaded.info["acme"].status == "broken" and "ModuleNotFoundError" in (loaded.info["acme"].error or "")
+    full = load_plugins(entry_points=False, extra=[("acme", LazySections())])  # as `cdp plugins` and `cdp validate` load
+    assert full.info["acme"].status == "broken" and "acme_gone" in (full.info["acme"].error or "")

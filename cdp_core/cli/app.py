@@ -8,16 +8,18 @@ commands: :data:`KERNEL_COMMANDS`, :mod:`cdp_core.cli.lazy`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from cdp_core import logs
 from cdp_core.cli import common
 from cdp_core.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigOption, JsonOption, emit_json, stderr, stdout
 from cdp_core.cli.lazy import LazyEntry, lazy_group
-from cdp_core.config import ConfigError, load_config
-from cdp_core.graph import SyncGraph, toposort
 from cdp_core.plugins import LazyCommand
 from cdp_core.runinfo import RunInfo, RunKind, RunStatus
+
+if TYPE_CHECKING:  # pydantic models: imported by the commands that load the config, not by `cdp --help`
+    from cdp_core.graph import SyncGraph
 
 EXIT_INTERRUPTED = 130
 """`cdp sync` stopped at once by a second Ctrl-C (the shell's code for SIGINT)."""
@@ -61,6 +63,8 @@ def _root(log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, I
 @app.command()
 def validate(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
     """Check connectors.toml, plugins and graphs; list every problem at once (exit 2 if any)."""
+    from cdp_core.config import ConfigError, load_config
+
     loaded = common.plugins()
     try:
         cfg = load_config(config, loaded)
@@ -237,6 +241,8 @@ def runs(
 
 
 def _in_dependency_order(graphs: dict[str, SyncGraph]) -> list[str]:
+    from cdp_core.graph import toposort
+
     order, _ = toposort({name: graph.config.depends_on for name, graph in graphs.items()})
     return order
 

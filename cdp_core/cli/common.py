@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cdp_core.config import Config, ConfigError, ConfigIssue, load_config
-from cdp_core.plugins import Plugins, load_plugins
+from cdp_core.plugins import Plugins, Role, load_plugins
 
-if TYPE_CHECKING:  # the store (SQLAlchemy, alembic) is imported by the commands that open it, not by `cdp --help`
+if TYPE_CHECKING:  # the store (SQLAlchemy, alembic) is imported by the commands that open it, not by `cdp --help`;
+    # the config's pydantic models by the commands that load it
+    from cdp_core.config import Config, ConfigError, ConfigIssue
     from cdp_core.store import SystemStore
     from cdp_core.store.schema import History
 
@@ -62,9 +63,36 @@ def load(path: Path, loaded: Plugins | None = None, graphs: Collection[str] | No
         Read commands run none, so no connector secret is needed to read the store; None:
         every connector must load (a command that acts on every destination).
     """
+    from cdp_core.config import ConfigError, load_config
+
     loaded = loaded or plugins()
     try:
         config = load_config(path, loaded, graphs=graphs)
+    except ConfigError as exc:
+        print_config_error(exc, stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(config.redact.filter())
+    return config, loaded
+
+
+READ_ROLES: tuple[Role, ...] = ("config_section", "migrations")
+"""What a read command needs of the plugins: their sections' models and their tables' histories."""
+
+
+def load_for_reading(path: Path, sections: Collection[str]) -> tuple[Config, Plugins]:
+    """Load what a read command needs: ``[store]`` and the plugins' ``sections``, checked; exit 2 on a problem.
+
+    Nothing else of connectors.toml is loaded or checked (``cdp validate`` checks the whole file):
+    no connector, graph, source, transform or job module is imported, so a read starts fast and a
+    problem in a part it does not read does not stop it (docs/hooks.md, "cdp_register_config_sections").
+    """
+    from cdp_core.config import ConfigError
+    from cdp_core.readconfig import load_sections
+
+    loaded = load_plugins(roles=READ_ROLES)
+    try:
+        config = load_sections(path, loaded, sections)
     except ConfigError as exc:
         print_config_error(exc, stderr)
         raise typer.Exit(EXIT_USAGE) from None

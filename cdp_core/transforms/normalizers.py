@@ -14,15 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from dateutil import parser as dateparser
 from pydantic import AfterValidator
 
+from cdp_core.exports import lazy_exports
 from cdp_core.transforms.countries import country_code
 from cdp_core.transforms.fields import Invalid, show
-from cdp_core.transforms.phones import Region, check_region, phone, phone_in_region
+
+if TYPE_CHECKING:
+    from cdp_core.transforms.phones import Region, check_region, phone
+
+# The phone functions are phonenumbers' (its metadata takes a while to import): imported on first
+# use, so a lookup by email (`cdp profiles show`) does not load them.
+__getattr__ = lazy_exports(
+    __name__, dict.fromkeys(("Region", "check_region", "phone", "phone_in_region"), "cdp_core.transforms.phones")
+)
 
 __all__ = [
     "FieldNormalizer",
@@ -238,6 +247,8 @@ def build(
     if kind == "email":
         return _text_input(email, "an email address")
     if kind == "phone":
+        from cdp_core.transforms.phones import phone_in_region
+
         return _text_input(partial(phone_in_region, region), "a phone number", numbers=True)
     if kind == "name":
         return _text_input(partial(_name, name_case), "a name")

@@ -43,18 +43,13 @@ def cdp_register_destinations(register: Register) -> None:
 
 @hookimpl
 def cdp_register_config_sections(register: Register) -> None:
-    from cdp_profiles.analytics.config import AnalyticsConfig
-    from cdp_profiles.consent import ConsentConfig
-    from cdp_profiles.identity import IdentityConfig
-    from cdp_profiles.privacy.config import PrivacyConfig
-    from cdp_profiles.segments.config import ComputedTraitsConfig, SegmentsConfig
-
-    register("identity", IdentityConfig)
-    register("consent", ConsentConfig)
-    register("computed_traits", ComputedTraitsConfig)
-    register("segments", SegmentsConfig)
-    register("privacy", PrivacyConfig)
-    register("analytics", AnalyticsConfig)
+    # By name: a model is imported when its section is read (a read command reads two or three).
+    register("identity", "cdp_profiles.identity:IdentityConfig")
+    register("consent", "cdp_profiles.consent:ConsentConfig")
+    register("computed_traits", "cdp_profiles.segments.config:ComputedTraitsConfig")
+    register("segments", "cdp_profiles.segments.config:SegmentsConfig")
+    register("privacy", "cdp_profiles.privacy.config:PrivacyConfig")
+    register("analytics", "cdp_profiles.analytics.config:AnalyticsConfig")
 
 
 @hookimpl

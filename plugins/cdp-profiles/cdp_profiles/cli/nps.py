@@ -17,7 +17,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from cdp_profiles import nps
-from cdp_profiles.cli.reading import open_for_reading
+from cdp_profiles.cli.reading import RULE_SECTIONS, load_for_reading, open_for_reading, rules_for_reading
 from cdp_profiles.nps_format import points
 from cdp_profiles.nps_report import NpsReport, describe, render, report, with_details, with_trend
 from cdp_profiles.nps_smoothing import Smoothing, parse_smoothing
@@ -120,13 +120,12 @@ def _open(
     filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest)
     if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
         common.fail("--since is after --until")
-    cfg, loaded = common.load(config)
+    cfg, loaded = load_for_reading(config, () if segment is None else RULE_SECTIONS)  # the answers need no section
     rules = None
     if segment is not None:
         from cdp_profiles.cli.segments import known_segment
-        from cdp_profiles.membership.engine import rules_of
 
-        rules = rules_of(cfg)
+        rules = rules_for_reading(cfg)
         known_segment(rules, segment)
     engine = open_for_reading(cfg, loaded)
     if rules is not None and segment is not None:

@@ -23,7 +23,13 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
-from cdp_profiles.cli.reading import open_for_reading
+from cdp_profiles.cli.reading import (
+    PROFILE_SECTIONS,
+    RULE_SECTIONS,
+    load_for_reading,
+    open_for_reading,
+    rules_for_reading,
+)
 from cdp_profiles.consent import consent_of
 from cdp_profiles.identity import identity_section
 from cdp_profiles.segments.clock import evaluation_time
@@ -76,13 +82,12 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Everything known about one person: traits, identities, merges and why, events, orders, NPS, consents, segments."""
-    cfg, loaded = common.load(config)
+    cfg, loaded = load_for_reading(config, PROFILE_SECTIONS if segment is None else RULE_SECTIONS)
     rules = None
     if segment is not None:
         from cdp_profiles.cli.segments import known_segment
-        from cdp_profiles.membership.engine import rules_of
 
-        rules = rules_of(cfg)
+        rules = rules_for_reading(cfg)
         known_segment(rules, segment)
     why = None
     with _store(cfg, loaded) as engine:
@@ -153,7 +158,7 @@ def list_command(
             rules_given.append(item)
         else:
             common.fail("--where takes a rule (city == 'Berlin') or TRAIT=VALUE, got an empty one")
-    cfg, loaded = common.load(config)
+    cfg, loaded = load_for_reading(config, RULE_SECTIONS if rules_given else PROFILE_SECTIONS)
     within = None
     if rules_given:
         within = _matching(cfg, rules_given)
@@ -175,10 +180,9 @@ def list_command(
 def _matching(cfg: Config, rules_given: list[str]) -> Callable[[str], Any]:
     """The profiles every ``--where`` rule holds for, as a ``SELECT profile_id`` per dialect; a bad rule: exit 2."""
 
-    from cdp_profiles.membership.engine import rules_of
     from cdp_profiles.segments import RulesError, where_query
 
-    rules = rules_of(cfg)
+    rules = rules_for_reading(cfg)
     for text in rules_given:
         try:
             rules.compile(text)

@@ -25,11 +25,11 @@ NameArgument = typer.Argument(..., metavar="NAME", help="A segment of [segments.
 
 
 def _load(config: Path) -> tuple[Config, Any, Any]:
-    """The config, its plugins and its compiled rules (a rule that does not compile fails the load, exit 2)."""
-    from cdp_profiles.membership.engine import rules_of
+    """The config's ``[store]`` and rule sections, its plugins and its compiled rules (a bad rule: exit 2)."""
+    from cdp_profiles.cli.reading import RULE_SECTIONS, load_for_reading, rules_for_reading
 
-    cfg, loaded = common.load(config)
-    return cfg, loaded, rules_of(cfg)
+    cfg, loaded = load_for_reading(config, RULE_SECTIONS)
+    return cfg, loaded, rules_for_reading(cfg)
 
 
 @contextmanager
@@ -198,9 +198,11 @@ def history(
 @segments_app.command("refresh")
 def refresh_command(config: Path = ConfigOption, as_json: bool = JsonOption) -> None:
     """Recompute every computed trait for everyone and every segment's membership (run it daily: time windows move)."""
+    from cdp_profiles.membership.engine import rules_of
     from cdp_profiles.membership.refresh import refresh
 
-    cfg, loaded, rules = _load(config)
+    cfg, loaded = common.load(config)  # it writes: the whole file is checked, as `cdp sync` does
+    rules = rules_of(cfg)
     with _open(cfg, loaded) as engine:
         result = refresh(engine, rules)
     if as_json:

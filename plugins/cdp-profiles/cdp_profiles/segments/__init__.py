@@ -15,11 +15,37 @@ over a person's events, orders and NPS answers (``count(orders, days = 90) >= 2`
 
 from __future__ import annotations
 
-from cdp_profiles.segments.config import ComputedTraitConfig, ComputedTraitsConfig, SegmentConfig, SegmentsConfig, check_rules
-from cdp_profiles.segments.memory import Explanation, evaluate, explain, is_member
-from cdp_profiles.segments.person import Person, load_person
-from cdp_profiles.segments.rules import Rules, RulesError, compile_rules, rules_from
-from cdp_profiles.segments.sql import computed_values_query, decode_value, members_query, where_query
+from typing import TYPE_CHECKING
+
+from cdp_core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from cdp_profiles.segments.config import (
+        ComputedTraitConfig,
+        ComputedTraitsConfig,
+        SegmentConfig,
+        SegmentsConfig,
+        check_rules,
+    )
+    from cdp_profiles.segments.memory import Explanation, evaluate, explain, is_member
+    from cdp_profiles.segments.person import Person, load_person
+    from cdp_profiles.segments.rules import Rules, RulesError, compile_rules, rules_from
+    from cdp_profiles.segments.sql import computed_values_query, decode_value, members_query, where_query
+
+_EXPORTS = {
+    **dict.fromkeys(
+        ("ComputedTraitConfig", "ComputedTraitsConfig", "SegmentConfig", "SegmentsConfig", "check_rules"),
+        "cdp_profiles.segments.config",
+    ),
+    **dict.fromkeys(("Explanation", "evaluate", "explain", "is_member"), "cdp_profiles.segments.memory"),
+    **dict.fromkeys(("Person", "load_person"), "cdp_profiles.segments.person"),
+    **dict.fromkeys(("Rules", "RulesError", "compile_rules", "rules_from"), "cdp_profiles.segments.rules"),
+    **dict.fromkeys(
+        ("computed_values_query", "decode_value", "members_query", "where_query"), "cdp_profiles.segments.sql"
+    ),
+}
+# Imported on first use: `cdp profiles show` reads the clock (segments.clock), not the rule language.
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ComputedTraitConfig",
