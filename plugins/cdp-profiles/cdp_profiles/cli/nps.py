@@ -73,9 +73,12 @@ def nps_command(
     latest_per_person: bool = LatestOption,
     html: Path | None = HtmlOption,
     min_n: int | None = typer.Option(
-        None, "--min-n", metavar="N", min=1,
+        None,
+        "--min-n",
+        metavar="N",
+        min=1,
         help="With --html: the fewest answers in a driver's group and in its rest (default 30, as cdp nps drivers).",
-    ),  # fmt: skip
+    ),
     config: Path = ConfigOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -86,7 +89,7 @@ def nps_command(
     if ctx.invoked_subcommand is not None:
         return
     smoothing = _smoothing(smooth, period is not None or html is not None)
-    cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment)
+    cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment, with_rules=html is not None)
     chosen: nps.Period | None = None if period is None else "week" if period is PeriodChoice.week else "month"
     with common.store_errors(cfg):
         result = report(engine, filters, by or (), chosen, smoothing=smoothing)
@@ -114,13 +117,24 @@ def nps_command(
 
 
 def _open(
-    config: Path, since: str | None, until: str | None, survey: str | None, latest: bool, segment: str | None
+    config: Path,
+    since: str | None,
+    until: str | None,
+    survey: str | None,
+    latest: bool,
+    segment: str | None,
+    *,
+    with_rules: bool = False,
 ) -> tuple[Config, Engine, nps.Filters]:
-    """The config, the store and the answers' filters of the common options (bad ones exit 2)."""
+    """The config, the store and the answers' filters of the common options (bad ones exit 2).
+
+    The answers need no config section; ``--segment`` and ``with_rules`` (the report's segment breakdowns, the
+    drivers' configured segments) load the rule sections too.
+    """
     filters = nps.Filters(_when(since, "--since"), _when(until, "--until"), survey, latest)
     if filters.since and filters.until and nps.as_utc(filters.since) > nps.as_utc(filters.until):
         common.fail("--since is after --until")
-    cfg, loaded = load_for_reading(config, () if segment is None else RULE_SECTIONS)  # the answers need no section
+    cfg, loaded = load_for_reading(config, RULE_SECTIONS if segment is not None or with_rules else ())
     rules = None
     if segment is not None:
         from cdp_profiles.cli.segments import known_segment

@@ -47,7 +47,7 @@ def drivers_command(
         common.fail(f"--min-n must be at least 1, got {min_n}")
     if not 0 < alpha < 1:
         common.fail(f"--alpha must be between 0 and 1 (exclusive), got {alpha}")
-    cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment)
+    cfg, engine, filters = _open(config, since, until, survey, latest_per_person, segment, with_rules=True)
     with common.store_errors(cfg):
         result = nps_drivers.analyse(engine, cfg, filters, min_n=min_n, alpha=alpha)
     if result.answers == 0:
