@@ -6,10 +6,6 @@ leaves in ``sys.modules`` are the cause of a slow start, and they do not depend 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,33 +20,15 @@ from cdp_core.cli.common import READ_ROLES
 from cdp_core.cli.lazy import LazyEntry, lazy_entries, load_command
 from cdp_core.plugins import BUILTIN_PLUGINS, LazyCommand, load_plugins
 from cdp_core.readconfig import load_sections
+from cdp_core.testing.imports import cdp_imports
 
 HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "numpy", "scipy", "httpx", "starlette", "uvicorn", "apscheduler")
 
-PROBE = """
-import json, sys
-from cdp_core.cli import main
-out, sys.argv = sys.argv[1], ["cdp", *sys.argv[2:]]
-try:
-    main()
-    code = 0
-except SystemExit as exc:
-    code = exc.code
-with open(out, "w") as f:
-    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
-"""
-
 
 def run_cdp(tmp_path: Path, *args: str) -> tuple[int, set[str], str]:
-    """Run ``cdp *args`` in a fresh interpreter; its exit code, the modules it imported, its stdout."""
-    result = tmp_path / "modules.json"
-    env = {k: v for k, v in os.environ.items() if k != "CDP_DISABLE_PLUGINS"}
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(result), *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
-    )
-    assert result.exists(), done.stderr
-    found = json.loads(result.read_text())
-    return found["code"], set(found["modules"]), done.stdout
+    """``cdp *args`` in a fresh interpreter (cdp_core.testing.imports): exit code, modules, output."""
+    found = cdp_imports(tmp_path, *args)
+    return found.code, found.modules, found.stdout
 
 
 def heavy_in(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
@@ -62,10 +40,18 @@ def test_help_imports_no_store_scheduler_http_or_server(tmp_path: Path) -> None:
     assert code == 0
     assert heavy_in(modules) == []
     # nor pydantic: the kernel's models (cdp_core's re-exports, the config) are imported on first use
-    assert heavy_in(modules, ("pydantic", "cdp_core.base", "cdp_core.records", "cdp_core.config", "cdp_core.forget")) == []
+    assert (
+        heavy_in(modules, ("pydantic", "cdp_core.base", "cdp_core.records", "cdp_core.config", "cdp_core.forget")) == []
+    )
     # nor any command's module: the kernel's groups and the plugins' commands are listed, not imported
     commands = sorted(m for m in modules if m.startswith("cdp_core.cli.") or ".cli." in m or m.endswith(".cli"))
-    assert commands == ["cdp_core.cli", "cdp_core.cli.app", "cdp_core.cli.commands", "cdp_core.cli.common", "cdp_core.cli.lazy"]
+    assert commands == [
+        "cdp_core.cli",
+        "cdp_core.cli.app",
+        "cdp_core.cli.commands",
+        "cdp_core.cli.common",
+        "cdp_core.cli.lazy",
+    ]
     for name in ("validate", "sync", "runs", "plugins", *KERNEL_COMMANDS):
         assert f" {name} " in out, name
 
@@ -171,11 +157,17 @@ def test_a_section_registered_by_name_is_imported_when_read_and_a_missing_one_br
     loaded = load_plugins(entry_points=False, roles=READ_ROLES, extra=[("acme", LazySections())])
     assert not set(loaded.info) & {name for name, _ in BUILTIN_PLUGINS}  # a read loads no builtin source or transform
     assert loaded.info["acme"].status == "ok"  # nothing imported yet
-    (tmp_path / "c.toml").write_text('[store]\nurl = "sqlite:///x.sqlite"\n[acme]\nregion = "us"\n[connectors.x]\ntype = "nope"\n')
+    (tmp_path / "c.toml").write_text(
+        '[store]\nurl = "sqlite:///x.sqlite"\n[acme]\nregion = "us"\n[connectors.x]\ntype = "nope"\n'
+    )
     config = load_sections(tmp_path / "c.toml", loaded, ["acme"])
-    assert config.sections["acme"].model_dump() == {"region": "us"}  # and the unknown connector type is not its business
+    assert config.sections["acme"].model_dump() == {
+        "region": "us"
+    }  # and the unknown connector type is not its business
     assert loaded.info["acme"].status == "ok"
     assert set(loaded.sections) == {"acme"}  # every model: the missing one puts its plugin out
     assert loaded.info["acme"].status == "broken" and "ModuleNotFoundError" in (loaded.info["acme"].error or "")
-    full = load_plugins(entry_points=False, extra=[("acme", LazySections())])  # as `cdp plugins` and `cdp validate` load
+    full = load_plugins(
+        entry_points=False, extra=[("acme", LazySections())]
+    )  # as `cdp plugins` and `cdp validate` load
     assert full.info["acme"].status == "broken" and "acme_gone" in (full.info["acme"].error or "")
