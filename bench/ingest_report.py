@@ -1,8 +1,9 @@
 """The report of bench/ingest.py: what it prints of the children's results (the dicts they return as JSON).
 
-``print_floor``: the floor's persons/s. ``print_e2e``: per graph and node the counts and seconds, the RSS samples,
+``print_floor``: the floor's persons/s and activity records/s. ``print_e2e``: per graph and node the counts and seconds, the RSS samples,
 the store's integrity checks, and with --profile the top functions and the store's write path by cumulative time.
-``print_summary``: end-to-end persons/s and peak RSS, the ratio to the floor and whether the target holds.
+``print_summary``: end-to-end persons/s and peak RSS, the ratio to the floor and whether the target holds; the
+activity graph's records/s against the activity floor's, and that ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ def print_floor(floor: dict[str, Any]) -> None:
         f"{floor['profiles']:,} profiles, {floor['identities']:,} identities): {floor['seconds']:.1f} s, "
         f"{floor_rate:,.0f} persons/s, peak RSS {floor['peak_rss_mb']:.0f} MB"
     )
+    if "activity_records" in floor:
+        print(
+            f"  {floor['activity_records']:,} activity records ({floor['activity_linked']:,} linked to a profile): "
+            f"{floor['activity_seconds']:.1f} s, {floor['activity_records'] / floor['activity_seconds']:,.0f} records/s"
+        )
 
 
 def print_e2e(e2e: dict[str, Any]) -> None:
@@ -88,6 +94,16 @@ def print_summary(args: argparse.Namespace, e2e: dict[str, Any], floor: dict[str
             else "ratio: 0"
         )
         ok = ratio >= args.min_ratio and rss_ok
+        activity = e2e["graphs"].get("activity")
+        if activity is not None and activity["seconds"] and floor.get("activity_seconds"):
+            activity_rate = activity["read"] / activity["seconds"]
+            floor_activity = floor["activity_records"] / floor["activity_seconds"]
+            activity_ratio = activity_rate / floor_activity
+            print(
+                f"activity ratio: end-to-end {activity_rate:,.0f} records/s / floor {floor_activity:,.0f} records/s "
+                f"= {activity_ratio:.3f} (target >= {args.min_ratio:.2f}: "
+                f"{'PASS' if activity_ratio >= args.min_ratio else 'FAIL'})"
+            )
         print(
             f"target: ratio {ratio:.3f} >= {args.min_ratio:.2f} and peak RSS {e2e['peak_rss_mb']:.0f} MB < "
             f"{args.max_rss_mb:.0f} MB: {'PASS' if ok else 'FAIL'}"
