@@ -12,6 +12,12 @@ the result independent of batch size and record order.
   graph's edges need no row: ``identities`` leads to the owner, ``id_sets.profile_id`` to its sets.
 - ``record_index``: every stored record -> its kind and identifier set (none for
   an anonymous event, order or NPS answer: it counts, but belongs to nobody).
+  An event, order or NPS answer whose identifiers all belonged to one profile when it
+  arrived (the common case) takes the activity fast path instead (cdp_profiles/store/activity.py):
+  no identifier set, but ``profile_id`` and its ``identifiers``. Its person is
+  ``COALESCE(id_sets.profile_id, record_index.profile_id)`` (:func:`cdp_profiles.store.owners.owner_of`);
+  a replay that reaches that profile first gives such records their set (they then
+  take part in resolution like any record), so ``profile_id`` always names a live profile.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Index, Numeric, Text, false
+from sqlalchemy import JSON, Boolean, Column, Index, Numeric, Text, false, text
 from sqlmodel import Field, SQLModel
 
 
@@ -69,12 +75,31 @@ class IdSetMember(SQLModel, table=True):
 
 class RecordIndex(SQLModel, table=True):
     __tablename__ = "record_index"
-    __table_args__ = (Index("ix_record_index_set", "set_id"),)
+    __table_args__ = (
+        Index("ix_record_index_set", "set_id"),
+        # Partial: only fast-path activity records have one (most records: none, no index entry).
+        Index(
+            "ix_record_index_profile",
+            "profile_id",
+            sqlite_where=text("profile_id IS NOT NULL"),
+            postgresql_where=text("profile_id IS NOT NULL"),
+        ),
+    )
 
     stream: str = Field(primary_key=True)
     key: str = Field(primary_key=True)
     kind: str
-    set_id: str | None = Field(default=None, description="None: an anonymous record (no identifier), linked to nobody")
+    set_id: str | None = Field(
+        default=None, description="None: an anonymous record (no identifier), or one on the activity fast path"
+    )
+    profile_id: str | None = Field(
+        default=None, description="an activity fast-path record's profile (its identifiers all that profile's)"
+    )
+    identifiers: Any = Field(
+        default=None,
+        sa_column=Column(JSON, nullable=True),
+        description="an activity fast-path record's identifiers, [[type, value], ...]: its set, once a replay needs it",
+    )
     occurred_at: datetime | None = None
     updated_at: datetime
     run_id: str | None = None
