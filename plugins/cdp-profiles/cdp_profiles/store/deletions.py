@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cdp_profiles.store.bulk import Bulk
+from cdp_profiles.store.owners import OWNER_JOIN, OWNER_SQL
 
 DELETED_REASON = "record_deleted"
 """How a deletion's ``merge_log`` entry starts its ``reason`` (winner and loser: the person it belonged to)."""
@@ -29,16 +30,25 @@ def delete_records(db: Bulk, keys: Sequence[tuple[str, str]], run_id: str, now: 
         return
     keys_t = db.keys(("stream", "key"), keys)
     owners = db.query(
-        f'SELECT r.stream, r."key", s.profile_id FROM {keys_t} k {db.join} record_index r '
-        f'ON r.stream = k.stream AND r."key" = k."key" {db.join} id_sets s ON s.id = r.set_id '
-        "WHERE s.profile_id IS NOT NULL"
+        f'SELECT r.stream, r."key", {OWNER_SQL} FROM {keys_t} k {db.join} record_index r '
+        f'ON r.stream = k.stream AND r."key" = k."key" {OWNER_JOIN} '
+        f"WHERE {OWNER_SQL} IS NOT NULL"
     )
     stamp = db.time(now)
     db.insert(
         "merge_log",
         ("at", "run_id", "winner", "loser", "identifier_type", "identifier_value", "record", "reason"),
         [
-            (stamp, run_id, pid, pid, None, None, f"{stream}|{key}", f"{DELETED_REASON}: the source deleted {stream}|{key}")
+            (
+                stamp,
+                run_id,
+                pid,
+                pid,
+                None,
+                None,
+                f"{stream}|{key}",
+                f"{DELETED_REASON}: the source deleted {stream}|{key}",
+            )
             for stream, key, pid in owners
         ],
     )

@@ -5,11 +5,14 @@ non-finite number, an amount beyond ``NUMERIC(18,4)``; cdp_profiles/store/limits
 quarantined with the field named, so it never fails the batch. Then per batch, set-based
 (a few statements per table, never one per record):
 
-1. store each record as it came, keyed by (stream, key) (re-delivery updates);
-2. drop identifier sets no record uses any more (a record changed its identifiers);
-3. extend settled profiles in place, or found new ones, where the outcome of a
+1. pick the events, orders and NPS answers whose identifiers all belong to one settled
+   profile: they take the activity fast path (cdp_profiles/store/activity.py), stored
+   with that profile's id and no identifier set;
+2. store each record as it came, keyed by (stream, key) (re-delivery updates);
+3. drop identifier sets no record uses any more (a record changed its identifiers);
+4. extend settled profiles in place, or found new ones, where the outcome of a
    replay is known without running it (cdp_profiles/store/extend.py);
-4. replay the rest, whole connected components, with the pure resolver
+5. replay the rest, whole connected components, with the pure resolver
    (cdp_profiles/store/replay.py, cdp_profiles/identity.py).
 
 Both paths give what a replay of all records in canonical order gives, so the
@@ -34,14 +37,23 @@ from cdp_core.timeutil import as_utc, utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.identity import Identifier, IdentityConfig
-from cdp_profiles.store import deletions, sortkey
+from cdp_profiles.store import activity, deletions, sortkey
+from cdp_profiles.store.activity import Stored
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.kinds import KindError, row_for, utc
 from cdp_profiles.store.limits import amount_problem, record_problem, text_problem
 from cdp_profiles.store.replay import Replay
 
-__all__ = ["ANONYMOUS_KINDS", "KIND_TABLES", "STALE_DELETION", "UNKNOWN_DELETION", "Prepared", "ProfileWriter", "set_id"]
+__all__ = [
+    "ANONYMOUS_KINDS",
+    "KIND_TABLES",
+    "STALE_DELETION",
+    "UNKNOWN_DELETION",
+    "Prepared",
+    "ProfileWriter",
+    "set_id",
+]
 
 STALE_DELETION = "a deletion older than the stored version of its record: the record is kept"
 UNKNOWN_DELETION = "a deletion of a record the store does not hold: nothing to delete"
@@ -86,6 +98,8 @@ class Prepared:
     set_id: str | None
     sort_key: str
     row: dict[str, Any]
+    profile_id: str | None = None
+    """Set when the record takes the activity fast path: its profile (cdp_profiles/store/activity.py)."""
 
 
 class ProfileWriter:
@@ -214,7 +228,11 @@ class ProfileWriter:
         # A version older than the one stored (a webhook delivered late, a pull behind a push)
         # does not replace it: the store keeps the newest version of each record, whatever the
         # order they arrive in.
-        fresh = [p for p in prepared if not _older(p.record.occurred_at, db.read_time(old.get(_key(p), (None, None))[1]))]
+        fresh = [
+            p
+            for p in prepared
+            if _key(p) not in old or not _older(p.record.occurred_at, db.read_time(old[_key(p)].occurred_at))
+        ]
         if len(fresh) != len(prepared):
             kept = {id(p) for p in fresh}
             stale = [p for p in prepared if id(p) not in kept]
@@ -233,38 +251,43 @@ class ProfileWriter:
                 checkpoint.warn(UNKNOWN_DELETION, unknown)
             deletions.delete_records(db, [_key(p) for p in tombstones if _key(p) in old], run_id, now)
             prepared = [p for p in prepared if not p.record.deleted]
+        activity.split(db, prepared, old)
         self._store_records(db, prepared, run_id, now)
+        activity.apply(db, self.identity, [p for p in prepared if p.profile_id is not None], now)
         orphan_ids, reopened = self._reopen(db, [*prepared, *tombstones], old)
-        if not any(p.set_id for p in prepared) and not reopened and not orphan_ids:
-            return  # only anonymous records: nobody to resolve
-        old_sets = {k: sid for k, (sid, _) in old.items()}
-        rest = Extend(db, self.identity, now).run(prepared, old_sets, orphan_ids, reopened)
+        resolve = [p for p in prepared if p.profile_id is None]
+        if not any(p.set_id for p in resolve) and not reopened and not orphan_ids:
+            return  # only anonymous and fast-path records: nobody to resolve
+        old_sets = {k: stored.set_id for k, stored in old.items()}
+        rest = Extend(db, self.identity, now).run(resolve, old_sets, orphan_ids, reopened)
         if rest or orphan_ids or reopened:
             self._store_sets(db, rest)
             seeds = {p.set_id for p in rest if p.set_id is not None}
             frontier = {i for p in rest for i in p.identifiers} | orphan_ids
             Replay(db, self.identity, run_id, now).run(rest, seeds, frontier, reopened)
 
-    def _old_records(self, db: Bulk, prepared: list[Prepared]) -> dict[tuple[str, str], tuple[str | None, Any]]:
-        """(stream, key) -> (set, occurred_at) of the batch's records the store holds already."""
+    def _old_records(self, db: Bulk, prepared: list[Prepared]) -> dict[tuple[str, str], Stored]:
+        """(stream, key) -> what the store holds of the batch's records it has already."""
         keys_t = db.keys(("stream", "key"), [(p.record.stream, p.record.key) for p in prepared])
         rows = db.query(
-            f'SELECT r.stream, r."key", r.set_id, r.occurred_at FROM {keys_t} k {db.join} record_index r '
-            'ON r.stream = k.stream AND r."key" = k."key"'
+            f'SELECT r.stream, r."key", r.set_id, r.occurred_at, r.profile_id, r.identifiers FROM {keys_t} k '
+            f'{db.join} record_index r ON r.stream = k.stream AND r."key" = k."key"'
         )
-        return {(stream, key): (sid, occurred) for stream, key, sid, occurred in rows}
+        return {(stream, key): Stored(*rest) for stream, key, *rest in rows}
 
     def _store_records(self, db: Bulk, prepared: list[Prepared], run_id: str, now: datetime) -> None:
         stamp = db.time(now)
         db.upsert(
             "record_index",
-            ("stream", "key", "kind", "set_id", "occurred_at", "updated_at", "run_id"),
+            ("stream", "key", "kind", "set_id", "profile_id", "identifiers", "occurred_at", "updated_at", "run_id"),
             [
                 (
                     p.record.stream,
                     p.record.key,
                     str(p.record.kind),
-                    p.set_id,
+                    p.set_id if p.profile_id is None else None,
+                    p.profile_id,
+                    None if p.profile_id is None else db.json([list(i) for i in p.identifiers]),
                     db.time(p.record.occurred_at),
                     stamp,
                     run_id,
@@ -312,28 +335,34 @@ class ProfileWriter:
         )
 
     def _reopen(
-        self, db: Bulk, prepared: list[Prepared], old: dict[tuple[str, str], tuple[str | None, Any]]
+        self, db: Bulk, prepared: list[Prepared], old: dict[tuple[str, str], Stored]
     ) -> tuple[set[Identifier], set[str]]:
         """Sets a re-delivered record left, or whose earliest record moved in time: set them right.
 
         A set no record uses any more is removed; a set whose earliest record changed gets
         that record's sort key (which may be later: a replay must not see the old one).
         Returns the removed sets' identifiers and every profile that must be replayed
-        because one of its sets lost a record or changed its place in the order.
+        because one of its sets lost a record or changed its place in the order, or a
+        fast-path record of it came again off the fast path (changed, or deleted).
         """
         lost: set[str] = set()
         retimed: set[str] = set()
+        left_fast: set[str] = set()
         for p in prepared:
             before = old.get((p.record.stream, p.record.key))
-            if before is None or before[0] is None:
+            if before is None:
                 continue
-            if before[0] != p.set_id:
-                lost.add(before[0])
-            elif db.read_time(before[1]) != utc(p.record.occurred_at):
-                retimed.add(before[0])
+            if before.set_id is None:
+                if before.profile_id is not None and p.profile_id is None:
+                    left_fast.add(before.profile_id)
+                continue
+            if before.set_id != p.set_id or p.profile_id is not None:
+                lost.add(before.set_id)
+            elif db.read_time(before.occurred_at) != utc(p.record.occurred_at):
+                retimed.add(before.set_id)
         candidates = lost | retimed
         if not candidates:
-            return set(), set()
+            return set(), left_fast
         sets_t = db.keys(("id",), [(s,) for s in candidates])
         earliest: dict[str, str] = {}
         for sid, stream, key, occurred in db.query(
@@ -349,6 +378,7 @@ class ProfileWriter:
             )
         }
         reopened = {pid for sid, (key, pid) in stored.items() if pid and (sid in lost or earliest.get(sid) != key)}
+        reopened |= left_fast
         db.many(
             f"UPDATE id_sets SET sort_key = {db.mark} WHERE id = {db.mark}",
             [(earliest[sid], sid) for sid, (key, _) in stored.items() if sid in earliest and earliest[sid] != key],

@@ -21,6 +21,7 @@ from cdp_core.records import RecordKind
 
 from cdp_profiles.identity import Identifier, IdentityConfig, Resolution, SetNode, resolve
 from cdp_profiles.store import sortkey
+from cdp_profiles.store.activity import promote
 from cdp_profiles.store.bulk import Bulk
 from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, compute_traits, record_traits
 
@@ -84,10 +85,20 @@ def new_profile_ids(db: Bulk, founders: dict[Any, tuple[str, str]], avoid: Itera
 
 
 def recompute_traits(
-    db: Bulk, identity: IdentityConfig, set_to_profile: dict[str, str], batch: list[Prepared]
+    db: Bulk,
+    identity: IdentityConfig,
+    set_to_profile: dict[str, str],
+    batch: list[Prepared],
+    profiles: Iterable[str] = (),
 ) -> dict[str, Traits]:
-    """Each profile's traits from every record of its sets: the batch's from memory, older ones read back."""
+    """Each profile's traits from every record of its sets and its fast-path NPS answers
+    (cdp_profiles/store/activity.py): the batch's from memory, older ones read back.
+
+    :param profiles: profiles to compute besides those of ``set_to_profile``.
+    """
+    targets = set(set_to_profile.values()) | set(profiles)
     sets_t = db.keys(("id",), [(s,) for s in set_to_profile])
+    profiles_t = db.keys(("id",), [(p,) for p in targets])
     keys_t = db.keys(("stream", "key"), [(p.record.stream, p.record.key) for p in batch])
     not_in_batch = f'LEFT JOIN {keys_t} k ON k.stream = r.stream AND k."key" = r."key" WHERE k.stream IS NULL'
     records: dict[str, list[TraitRecord]] = defaultdict(list)
@@ -114,10 +125,15 @@ def recompute_traits(
     ):
         when = db.read_time(answered)
         answers[set_to_profile[sid]].append((sortkey.encode(when, stream, key), score, category, when, stream))
+    for pid, stream, key, score, category, answered in db.query(
+        f'SELECT r.profile_id, n.stream, n."key", n.score, n.category, n.answered_at FROM {profiles_t} t {db.join} '
+        f'record_index r ON r.profile_id = t.id {db.join} nps_responses n ON n.stream = r.stream AND n."key" = r."key" '
+        f"{not_in_batch}"
+    ):
+        when = db.read_time(answered)
+        answers[pid].append((sortkey.encode(when, stream, key), score, category, when, stream))
     rules = identity.traits
-    return {
-        pid: compute_traits(records.get(pid, ()), rules, answers.get(pid, ())) for pid in set(set_to_profile.values())
-    }
+    return {pid: compute_traits(records.get(pid, ()), rules, answers.get(pid, ())) for pid in targets}
 
 
 @dataclass
@@ -195,11 +211,10 @@ class Replay:
     def _sets_of_profiles(self, profiles: set[str], known: set[str]) -> set[str]:
         if not profiles:
             return set()
+        promote(self.db, profiles)  # their fast-path records take part from here on, with their sets
         profiles_t = self.db.keys(("id",), [(p,) for p in profiles])
         db = self.db
-        found = {
-            r[0] for r in db.query(f"SELECT s.id FROM {profiles_t} p {db.join} id_sets s ON s.profile_id = p.id")
-        }
+        found = {r[0] for r in db.query(f"SELECT s.id FROM {profiles_t} p {db.join} id_sets s ON s.profile_id = p.id")}
         new = found - known
         known |= found
         return new
