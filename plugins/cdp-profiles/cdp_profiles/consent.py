@@ -23,9 +23,10 @@ from typing import Any
 from cdp_core.base import PluginConfig
 from cdp_core.store.tables import table_of
 from pydantic import Field, field_validator
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, func, select
 
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.owners import owned
 
 
 class Policy(StrEnum):
@@ -95,8 +96,6 @@ def allowed(status: str | None, policy: Policy) -> bool:
 
 
 _consents = table_of(m.Consent)
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 
 
 def latest_consents(purposes: list[str] | None = None, profiles: Collection[str] | None = None) -> Select[Any]:
@@ -104,37 +103,31 @@ def latest_consents(purposes: list[str] | None = None, profiles: Collection[str]
 
     Set-based (a window over every consent row, one query whatever the number of people),
     the same on SQLite and PostgreSQL. ``profiles`` restricts it to those live profiles
-    (before the window, so only their rows are ranked; keep the list to a few thousand). ``id_sets.profile_id`` always names the live
-    profile (merges move a merged profile's sets to the survivor), so no merge chain is followed.
+    (before the window, so only their rows are ranked, found through their indexes; keep the list to a few
+    thousand). A record's person (cdp_profiles/store/owners.py) always names the live profile (merges move a
+    merged profile's sets to the survivor), so no merge chain is followed.
     """
     order = (
         _consents.c.occurred_at.desc().nulls_last(),  # explicit: PostgreSQL sorts NULLs first in DESC
         _consents.c.stream.desc(),
         _consents.c.key.desc(),
     )
-    rank = func.row_number().over(partition_by=(_sets.c.profile_id, _consents.c.purpose), order_by=order)
-    ranked = (
-        select(
-            _sets.c.profile_id,
-            _consents.c.purpose,
-            _consents.c.status,
-            _consents.c.source,
-            _consents.c.stream,
-            _consents.c.key,
-            _consents.c.occurred_at,
-            rank.label("rank"),
-        )
-        .select_from(
-            _consents.join(_index, and_(_index.c.stream == _consents.c.stream, _index.c.key == _consents.c.key)).join(
-                _sets, _sets.c.id == _index.c.set_id
-            )
-        )
-        .where(_sets.c.profile_id.is_not(None))
-    )
+    joined, owner = owned(_consents, None if profiles is None else list(profiles))
+    rank = func.row_number().over(partition_by=(owner, _consents.c.purpose), order_by=order)
+    ranked = select(
+        owner.label("profile_id"),
+        _consents.c.purpose,
+        _consents.c.status,
+        _consents.c.source,
+        _consents.c.stream,
+        _consents.c.key,
+        _consents.c.occurred_at,
+        rank.label("rank"),
+    ).select_from(joined)
+    if profiles is None:
+        ranked = ranked.where(owner.is_not(None))
     if purposes is not None:
         ranked = ranked.where(_consents.c.purpose.in_(purposes))
-    if profiles is not None:
-        ranked = ranked.where(_sets.c.profile_id.in_(list(profiles)))
     sub = ranked.subquery("ranked_consents")
     columns = (sub.c.profile_id, sub.c.purpose, sub.c.status, sub.c.source, sub.c.stream, sub.c.key, sub.c.occurred_at)
     return select(*columns).where(sub.c.rank == 1)

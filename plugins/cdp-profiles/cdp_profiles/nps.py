@@ -3,8 +3,8 @@
 Every stored answer counts by default (each answer is one response, as survey
 tools count them); ``latest_per_person=True`` keeps only each person's latest
 answer. A person is the *live* profile the answer's record resolved to:
-``nps_responses (stream, key) -> record_index.set_id -> id_sets.profile_id ->
-profiles`` (following ``merged_into``).
+``nps_responses (stream, key) -> record_index`` -> its person
+(cdp_profiles/store/owners.py) ``-> profiles`` (following ``merged_into``).
 
 The work is set-based: one aggregate query per figure, breakdown or trend; the
 trend is aggregated per day in SQL and bucketed into ISO weeks or months in
@@ -27,6 +27,7 @@ from sqlmodel import SQLModel
 from cdp_profiles import nps_stats
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store.kinds import nps_category
+from cdp_profiles.store.owners import owner_of, with_sets
 from cdp_profiles.store.trait_docs import value_json
 
 LOW_N = 30
@@ -38,7 +39,6 @@ NONE_LABEL = "(none)"
 _tables = SQLModel.metadata.tables  # profile_models registers them
 _nps: Table = _tables[m.NpsResponse.__tablename__]
 _index: Table = _tables[m.RecordIndex.__tablename__]
-_sets: Table = _tables[m.IdSet.__tablename__]
 _profiles: Table = _tables[m.Profile.__tablename__]
 
 
@@ -229,11 +229,8 @@ def _answers(filters: Filters, *, person: bool, comment: bool = False) -> Subque
         columns.append(n.c.comment)
     source: Any = n
     if person or filters.latest_per_person or filters.members is not None:
-        source = (
-            n.outerjoin(_index, and_(_index.c.stream == n.c.stream, _index.c.key == n.c.key))
-            .outerjoin(_sets, _sets.c.id == _index.c.set_id)
-            .outerjoin(_profiles, _profiles.c.id == _sets.c.profile_id)
-        )
+        source = with_sets(n.outerjoin(_index, and_(_index.c.stream == n.c.stream, _index.c.key == n.c.key)))
+        source = source.outerjoin(_profiles, _profiles.c.id == owner_of())
         columns.append(func.coalesce(_profiles.c.merged_into, _profiles.c.id).label("profile_id"))
     stmt = select(*columns).select_from(source).where(*filters.conditions())
     if filters.members is not None:

@@ -37,6 +37,7 @@ from cdp_profiles import nps_stats
 from cdp_profiles.nps import Filters, NpsFigure, _answers, _counts, _figure
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
+from cdp_profiles.store.owners import owned
 from cdp_profiles.store.traits import NPS_TRAITS
 
 Kind = Literal["trait", "computed_trait", "segment", "behaviour"]
@@ -47,8 +48,6 @@ NUMERIC_MIN_VALUES = 3
 """A numeric factor with fewer distinct values is read as categorical (a 0/1 flag: each value vs the rest)."""
 
 _profiles = table_of(m.Profile)
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 _orders = table_of(m.Order)
 _events = table_of(m.Event)
 _computed = table_of(s.ComputedTrait)
@@ -343,11 +342,8 @@ def _segment_figures(conn: Connection, pp: Subquery) -> dict[str, NpsFigure]:
 
 def _person_of(table: sa.Table) -> tuple[Any, ColumnElement[Any]]:
     """``table`` joined to the live profile its records resolved to, and that profile's id."""
-    source = (
-        table.join(_index, sa.and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
-        .join(_sets, _sets.c.id == _index.c.set_id)
-        .join(_profiles, _profiles.c.id == _sets.c.profile_id)
-    )
+    joined, owner = owned(table)
+    source = joined.join(_profiles, _profiles.c.id == owner)
     return source, func.coalesce(_profiles.c.merged_into, _profiles.c.id)
 
 

@@ -25,6 +25,7 @@ from cdp_profiles.membership.engine import configured, descriptions, rules_of
 from cdp_profiles.membership.reads import computed_values
 from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.owners import owned
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
 from cdp_profiles.store.segment_models import SegmentMember
@@ -81,7 +82,6 @@ class ProfileStoreDestination(Destination):
 _profiles = table_of(m.Profile)
 _identities = table_of(m.Identity)
 _index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 _segment_members = table_of(SegmentMember)
 
 
@@ -230,11 +230,10 @@ class _KindStream(_StoreStream):
         after = _cursor_after(cursor)
         engine = self.source.engine()
         size = self.source.config.page_size  # type: ignore[attr-defined]
-        join = _index.join(table, and_(table.c.stream == _index.c.stream, table.c.key == _index.c.key)).join(
-            _sets, _sets.c.id == _index.c.set_id
-        )
+        join, owner = owned(table)
         while True:
-            stmt = select(table, _index.c.updated_at, _sets.c.profile_id).select_from(join)
+            stmt = select(table, _index.c.updated_at, owner.label("profile_id")).select_from(join)
+            stmt = stmt.where(owner.is_not(None))  # an anonymous record is not read
             if after is not None:
                 when, stream, key = after
                 stmt = stmt.where(

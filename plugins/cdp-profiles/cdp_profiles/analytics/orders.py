@@ -1,8 +1,8 @@
 """Order histories per person, read set-based from the store: the input of RFM and lifetime value.
 
 A person is the *live* profile an order's record resolved to (``orders (stream, key) ->
-record_index.set_id -> id_sets.profile_id``, which always names the live profile; merged
-profiles are never selected), as the segments read orders. Two statements, each one
+record_index`` -> its person by cdp_profiles/store/owners.py, which always names the live profile;
+merged profiles are never selected), as the segments read orders. Two statements, each one
 ``GROUP BY`` whatever the number of people, the same on SQLite and PostgreSQL:
 
 - :func:`histories`: per person and currency, the number of orders, the first and last order
@@ -28,14 +28,13 @@ from typing import Any
 import sqlalchemy as sa
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
-from sqlalchemy import Connection, Select, and_, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from cdp_profiles.analytics.config import AnalyticsConfig
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.owners import owned, owner_of
 
 _orders = table_of(m.Order)
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 _profiles = table_of(m.Profile)
 NO_CURRENCY = ""
 """The currency of orders that name none: taken to be the base currency (docs/analytics.md)."""
@@ -102,14 +101,10 @@ class History:
 
 def person_orders(config: AnalyticsConfig) -> Select[Any]:
     """The counted orders with their live profile (``pid``), day-agnostic; the base of both reads."""
-    joined = (
-        _orders.join(_index, and_(_index.c.stream == _orders.c.stream, _index.c.key == _orders.c.key))
-        .join(_sets, _sets.c.id == _index.c.set_id)
-        .join(_profiles, _profiles.c.id == _sets.c.profile_id)
-    )
+    joined, owner = owned(_orders)
     return (
-        select(_sets.c.profile_id.label("pid"))
-        .select_from(joined)
+        select(owner.label("pid"))
+        .select_from(joined.join(_profiles, _profiles.c.id == owner))
         .where(_profiles.c.merged_into.is_(None), _orders.c.occurred_at.is_not(None))
     )
 
@@ -130,7 +125,7 @@ def histories(conn: Connection, config: AnalyticsConfig) -> tuple[list[History],
     stmt = person_orders(config).add_columns(
         currency, excluded, func.count().label("n"), func.min(_orders.c.occurred_at).label("first"),
         func.max(_orders.c.occurred_at).label("last"), func.sum(_orders.c.amount).label("amount"),
-    ).group_by(_sets.c.profile_id, currency, excluded)  # fmt: skip
+    ).group_by(owner_of(), currency, excluded)  # fmt: skip
     rows = [r for r in conn.execute(stmt)]
     skipped = Skipped()
     per_currency: dict[str, int] = defaultdict(int)
@@ -178,7 +173,7 @@ def purchase_days(conn: Connection, config: AnalyticsConfig) -> tuple[list[Purch
         person_orders(config)
         .add_columns(day, currency, func.count().label("n"), func.sum(_orders.c.amount).label("amount"))
         .where(sa.not_(_excluded(config)))
-        .group_by(_sets.c.profile_id, day, currency)
+        .group_by(owner_of(), day, currency)
     )
     rows = list(conn.execute(stmt))
     per_currency: dict[str, int] = defaultdict(int)

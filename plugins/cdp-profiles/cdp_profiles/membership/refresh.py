@@ -4,8 +4,8 @@ Every step is one statement over the engine's queries (``INSERT ... SELECT``, ``
 ``DELETE ... WHERE NOT EXISTS``), never one per profile:
 
 - **computed traits**: the rows of the profiles concerned are deleted and inserted again from
-  :func:`~cdp_profiles.segments.computed_values_query`; for the profiles a run touched (its
-  records' identifier sets, ``record_index.run_id``) or for everyone. Rows of profiles that are
+  :func:`~cdp_profiles.segments.computed_values_query`; for the profiles a run touched (whose
+  records it wrote, ``record_index.run_id``) or for everyone. Rows of profiles that are
   no longer live (merged away) and of traits no longer configured go.
 - **membership**, per segment: the members at ``now``
   (:func:`~cdp_profiles.segments.members_query`) are staged once in a temporary table; who is in
@@ -40,9 +40,9 @@ from cdp_profiles.segments import Rules
 from cdp_profiles.segments.clock import evaluation_time
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
+from cdp_profiles.store.owners import owned
 
 _profiles = table_of(m.Profile)
-_sets = table_of(m.IdSet)
 _index = table_of(m.RecordIndex)
 _computed = table_of(s.ComputedTrait)
 _members = table_of(s.SegmentMember)
@@ -83,13 +83,9 @@ class RefreshResult:
 
 
 def touched_by(run_id: str) -> Select[Any]:
-    """The live profiles whose records run ``run_id`` wrote (through their identifier sets)."""
-    return (
-        select(_sets.c.profile_id)
-        .select_from(_index.join(_sets, _sets.c.id == _index.c.set_id))
-        .where(_index.c.run_id == run_id, _sets.c.profile_id.is_not(None))
-        .distinct()
-    )
+    """The live profiles whose records run ``run_id`` wrote (through their identifier sets or the fast path)."""
+    joined, owner = owned()
+    return select(owner).select_from(joined).where(_index.c.run_id == run_id, owner.is_not(None)).distinct()
 
 
 def refresh(

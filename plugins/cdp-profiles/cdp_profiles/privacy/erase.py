@@ -54,13 +54,15 @@ def delete_person(conn: Connection, person: Person, member_keys: Sequence[str]) 
     """
     counts: dict[str, int] = {}
     pids, sets = person.profile_ids, person.set_ids
+    # their records: those of their sets, and those on the fast path (record_index.profile_id, no set)
+    owners = ((_index.c.set_id, sets), (_index.c.profile_id, pids))
     for table in RECORD_TABLES:
         counts[table.name] = sum(
             _delete(conn, table, sa.tuple_(table.c.stream, table.c.key).in_(
-                select(_index.c.stream, _index.c.key).where(_index.c.set_id.in_(chunk))))
-            for chunk in chunks(sets)
+                select(_index.c.stream, _index.c.key).where(column.in_(chunk))))
+            for column, values in owners for chunk in chunks(values)
         )  # fmt: skip
-    counts["record_index"] = _delete_in(conn, _index, _index.c.set_id, sets)
+    counts["record_index"] = sum(_delete_in(conn, _index, column, values) for column, values in owners)
     members = table_of(m.IdSetMember)
     counts["id_set_members"] = _delete_in(conn, members, members.c.set_id, sets)
     id_sets = table_of(m.IdSet)

@@ -17,7 +17,7 @@ from cdp_core.store.ingest_models import IngestLogRow
 from cdp_core.store.models import QuarantineRecord
 from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
-from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy import Connection, Table, or_, select
 
 from cdp_profiles.consent import latest_consents
 from cdp_profiles.privacy.audience_keys import person_member_keys
@@ -29,6 +29,7 @@ from cdp_profiles.store import audience_models as a
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
 from cdp_profiles.store import sortkey
+from cdp_profiles.store.owners import owned
 from cdp_profiles.store.queries import money
 from cdp_profiles.store.traits import Traits, origin
 
@@ -85,9 +86,9 @@ def export_document(conn: Connection, person: Person, exported_at: datetime, nor
     ).one()
     records: dict[str, list[dict[str, Any]]] = {}
     for kind, table in KIND_TABLES.items():
-        joined = table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
+        joined = owned(table, pids)[0]  # through their sets, and on the fast path
         stmt = select(table, _index.c.updated_at.label("stored_at"), _index.c.run_id).select_from(joined)
-        stmt = stmt.where(_index.c.set_id.in_(sets)).order_by(table.c.stream, table.c.key)
+        stmt = stmt.order_by(table.c.stream, table.c.key)
         records[kind] = _rows(conn, stmt)
     identity_rows = _rows(conn, select(_identities).where(_identities.c.profile_id.in_(pids)))
     identities = [{**r, **_origin(r.pop("first_seen"))} for r in identity_rows]

@@ -10,9 +10,10 @@ from sqlalchemy import Connection, Engine, select
 
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.owners import records_of
 from cdp_profiles.store.queries import lookup_profile, merged_ids
 
-_identities, _sets, _members, _index = (table_of(t) for t in (m.Identity, m.IdSet, m.IdSetMember, m.RecordIndex))
+_identities, _sets = (table_of(t) for t in (m.Identity, m.IdSet))
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Person:
     profile_ids: list[str]
     """The live profile and every profile merged into it."""
     set_ids: list[str] = field(default_factory=list)
-    """The identifier sets resolved to them (each set's records are theirs)."""
+    """The identifier sets resolved to them (each set's records are theirs; their fast-path records have none)."""
     identifiers: list[tuple[str, str]] = field(default_factory=list)
     """Every normalized (type, value) they own or that a set of theirs holds, sorted."""
     records: list[tuple[str, str]] = field(default_factory=list)
@@ -59,7 +60,7 @@ def person_of(conn: Connection, profile_id: str) -> Person:
     ids: set[tuple[str, str]] = {(t, v) for row in sets for t, v in row.identifiers}
     owned = conn.execute(select(_identities.c.type, _identities.c.value).where(_identities.c.profile_id.in_(pids)))
     ids.update((row.type, row.value) for row in owned)
-    records = conn.execute(select(_index.c.stream, _index.c.key).where(_index.c.set_id.in_(set_ids))).all()
+    records = conn.execute(records_of(pids)).all()  # through their sets, and on the fast path
     values = sorted({v for _, v in ids})
     owned_elsewhere = select(_identities.c.type, _identities.c.value).where(
         _identities.c.value.in_(values), _identities.c.profile_id.not_in(pids)

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdp_core.store.tables import table_of
-from sqlalchemy import Connection, Table, and_, select
+from sqlalchemy import Connection, Table, select
 
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as segment_tables
+from cdp_profiles.store.owners import owned
 from cdp_profiles.store.trait_docs import trait_values
 
 
@@ -37,8 +38,6 @@ class Person:
 
 _profiles = table_of(m.Profile)
 _identities = table_of(m.Identity)
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 _computed = table_of(segment_tables.ComputedTrait)
 _KINDS: dict[str, Table] = {
     "events": table_of(m.Event),
@@ -59,9 +58,7 @@ def load_person(conn: Connection, profile_id: str) -> Person | None:
     ids = select(_identities.c.type, _identities.c.value, _identities.c.first_seen)
     person.identities = [dict(r._mapping) for r in conn.execute(ids.where(_identities.c.profile_id == profile_id))]
     for kind, table in _KINDS.items():
-        joined = table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
-        joined = joined.join(_sets, _sets.c.id == _index.c.set_id)
-        stmt = select(table).select_from(joined).where(_sets.c.profile_id == profile_id)
+        stmt = select(table).select_from(owned(table, [profile_id])[0])
         setattr(person, kind, [dict(r._mapping) for r in conn.execute(stmt)])
     stored = select(_computed.c.name, _computed.c.value).where(_computed.c.profile_id == profile_id)
     person.stored = {r.name: r.value for r in conn.execute(stored)}

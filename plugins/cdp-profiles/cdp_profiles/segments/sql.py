@@ -2,7 +2,7 @@
 
 A rule becomes a ``WHERE`` over ``profiles`` (live ones: ``merged_into IS NULL``), with
 one ``LEFT JOIN`` per aggregate, consent purpose and identifier type it reads: a
-``GROUP BY`` of the person's rows (``record_index`` -> ``id_sets.profile_id``, always
+``GROUP BY`` of the person's rows (their person by cdp_profiles/store/owners.py, always
 the live profile), never a query per profile. Computed traits and ``in_segment()``
 are inlined, so a segment is one statement whatever it refers to.
 """
@@ -52,10 +52,9 @@ from cdp_profiles.segments.rules import Rules, RulesError
 from cdp_profiles.segments.sql_values import Cond, Expr, SqlValue
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as segment_tables
+from cdp_profiles.store.owners import owned
 
 _profiles = table_of(m.Profile)
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
 _identities = table_of(m.Identity)
 _computed = table_of(segment_tables.ComputedTrait)
 TABLES: dict[str, Table] = {"events": table_of(m.Event), "orders": table_of(m.Order), "nps": table_of(m.NpsResponse)}
@@ -139,6 +138,7 @@ class _Compiler:
         self.rules, self.dialect, self.profiles = rules, dialect, profiles
         self.now = _utc(now)
         self.joins: dict[Any, Any] = {}  # what is joined (an aggregate, a purpose...) -> its subquery
+        self.people: dict[str, tuple[Any, Any]] = {}  # a row source -> its rows joined to their person, the person
         self.required: set[Any] = set()  # joins a member must have a row in (see required_joins)
 
     # -- statements ------------------------------------------------------------------------
@@ -310,13 +310,23 @@ class _Compiler:
 
     # -- a person's rows ---------------------------------------------------------------------
 
+    def person(self, agg: Agg) -> tuple[Any, Any]:
+        """The rows of ``agg``'s source joined to their person, and the person's id (one pair per source).
+
+        Limited to some profiles, the rows are found from theirs (indexed); else every row with a person."""
+        if agg.source not in self.people:
+            self.people[agg.source] = owned(TABLES[agg.source], self.profiles)
+        return self.people[agg.source]
+
+    def pid(self, agg: Agg) -> Any:
+        return self.person(agg)[1]
+
     def rows(self, agg: Agg, *columns: Any) -> Select[Any]:
         """The aggregated rows (with the person's id as ``pid``): window and ``where`` applied."""
         table = TABLES[agg.source]
-        joined = table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
-        joined = joined.join(_sets, _sets.c.id == _index.c.set_id)
-        stmt = select(_sets.c.profile_id.label("pid"), *columns).select_from(joined)
-        stmt = self.limit(stmt.where(_sets.c.profile_id.is_not(None)), _sets.c.profile_id)
+        joined, pid = self.person(agg)
+        stmt = select(pid.label("pid"), *columns).select_from(joined)
+        stmt = stmt if self.profiles is not None else stmt.where(pid.is_not(None))
         time = table.c[TIME_COLUMN[agg.source]]
         window = agg.window
         if window.days is not None:
@@ -353,20 +363,20 @@ class _Compiler:
         table = TABLES[agg.source]
         target = self.field(agg.field, table) if agg.field is not None else None
         if target is None:
-            sub = self.join(agg, lambda: self.rows(agg, func.count().label("v")).group_by(_sets.c.profile_id))
+            sub = self.join(agg, lambda: self.rows(agg, func.count().label("v")).group_by(self.pid(agg)))
             return SqlValue(frozenset({"number"}), num=func.coalesce(sub.c.v, 0), integer=True)
         if fn in SMOOTHING:
             return self.smoothed(agg, table, target)
         kept = not_(target.is_("null"))
         if fn == "count":
             counted = func.count(case((kept, 1)))
-            sub = self.join(agg, lambda: self.rows(agg, counted.label("v")).group_by(_sets.c.profile_id))
+            sub = self.join(agg, lambda: self.rows(agg, counted.label("v")).group_by(self.pid(agg)))
             return SqlValue(frozenset({"number"}), num=func.coalesce(sub.c.v, 0), integer=True)
         if fn in ("sum", "avg"):
             assert agg.field is not None
             scaled = self.scaled(agg.field, table)
             columns = (func.sum(scaled).label("s"), func.count(scaled).label("n"))
-            sub = self.join(agg, lambda: self.rows(agg, *columns).group_by(_sets.c.profile_id))
+            sub = self.join(agg, lambda: self.rows(agg, *columns).group_by(self.pid(agg)))
             total = sv.as_float(func.coalesce(sub.c.s, 0), d)
             if fn == "sum":
                 return SqlValue(frozenset({"number"}), num=total / SCALE)
@@ -376,7 +386,7 @@ class _Compiler:
             reading = sv.number(target, d)
             assert reading is not None
             extreme = (func.min if fn == "min" else func.max)(reading)
-            sub = self.join(agg, lambda: self.rows(agg, extreme.label("v")).group_by(_sets.c.profile_id))
+            sub = self.join(agg, lambda: self.rows(agg, extreme.label("v")).group_by(self.pid(agg)))
             return sv.nullable(sub.c.v, "number", d)
         assert agg.field is not None
         plain = self.plain(target, agg.field.kind)
@@ -399,7 +409,7 @@ class _Compiler:
     def latest(self, agg: Agg, table: Table) -> Any:
         """``row_number()`` of a person's rows, 1 for the latest (see :meth:`oldest_first`)."""
         order = tuple(k.desc() for k in self.oldest_first(agg, table))
-        return func.row_number().over(partition_by=_sets.c.profile_id, order_by=order)
+        return func.row_number().over(partition_by=self.pid(agg), order_by=order)
 
     def smoothed(self, agg: Agg, table: Table, target: SqlValue) -> SqlValue:
         """moving_avg(): the exact mean of the latest ``n`` numeric values (as avg() computes it);
@@ -478,13 +488,13 @@ class _Compiler:
     def ranked(self, agg: Agg, table: Table, plain: Expr, kept: Cond, fn: str) -> Select[Any]:
         keys = self.oldest_first(agg, table)
         order = keys if fn == "first" else tuple(k.desc() for k in keys)
-        rank = func.row_number().over(partition_by=_sets.c.profile_id, order_by=order).label("rank")
+        rank = func.row_number().over(partition_by=self.pid(agg), order_by=order).label("rank")
         ranked = self.rows(agg, plain.label("v"), rank).where(kept).subquery("ranked")
         return select(ranked.c.pid, ranked.c.v).where(ranked.c.rank == 1)
 
     def most_frequent(self, agg: Agg, plain: Expr, kept: Cond) -> Select[Any]:
         counted = self.rows(agg, plain.label("v"), func.count().label("n")).where(kept)
-        counted_sub = counted.group_by(_sets.c.profile_id, plain).subquery("counted")
+        counted_sub = counted.group_by(self.pid(agg), plain).subquery("counted")
         value = sv.ordered(counted_sub.c.v, self.dialect) if isinstance(plain.type, sa.String) else counted_sub.c.v
         rank = func.row_number().over(partition_by=counted_sub.c.pid, order_by=(counted_sub.c.n.desc(), value))
         ranked = select(counted_sub.c.pid, counted_sub.c.v, rank.label("rank")).subquery("ranked")

@@ -7,7 +7,9 @@ an anonymous event, order or NPS answer. Both always name a live profile: a repl
 splits a profile first gives its fast-path records their sets.
 
 Readers join ``record_index`` to ``id_sets`` with :func:`with_sets` (an outer join) and read
-:func:`owner_of`; raw SQL uses :data:`OWNER_JOIN` and :data:`OWNER_SQL`.
+:func:`owner_of`; raw SQL uses :data:`OWNER_JOIN` and :data:`OWNER_SQL`. A reader of the records of
+some profiles (one person's view, a run's touched profiles) starts from :func:`records_of` instead:
+``COALESCE`` of two columns can use no index, the two selects it unites each use one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from cdp_core.store.tables import table_of
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, CompoundSelect, Subquery, Table, and_, func, select, union_all
 
 from cdp_profiles.store import profile_models as m
 
@@ -36,3 +38,37 @@ def with_sets(from_clause: Any) -> Any:
 def owner_of() -> ColumnElement[Any]:
     """The person of a ``record_index`` row joined by :func:`with_sets`; NULL for an anonymous record."""
     return func.coalesce(_sets.c.profile_id, _index.c.profile_id)
+
+
+def records_of(profiles: Any) -> CompoundSelect:
+    """``(stream, key, profile_id)`` of the records of ``profiles`` (ids, or a select of one column of ids).
+
+    A ``UNION ALL`` of two indexed selects: the records of the profiles' sets (``ix_id_sets_profile_id``
+    then ``ix_record_index_set``) and their fast-path records (``ix_record_index_profile``). A record is
+    in exactly one of the two. ``record_index.profile_id`` names live profiles only, as
+    ``id_sets.profile_id`` does, so ``profiles`` may hold merged ones (they add nothing).
+    """
+    by_set = select(_index.c.stream, _index.c.key, _sets.c.profile_id).select_from(
+        _index.join(_sets, _sets.c.id == _index.c.set_id)
+    )
+    by_set = by_set.where(_sets.c.profile_id.in_(profiles))
+    direct = select(_index.c.stream, _index.c.key, _index.c.profile_id).where(_index.c.profile_id.in_(profiles))
+    return union_all(by_set, direct)
+
+
+def owned(table: Table | None = None, profiles: Any = None) -> tuple[Any, ColumnElement[Any]]:
+    """``record_index`` (joined to ``table``, a kind table keyed by ``(stream, key)``, if given) with each row's
+    person, and the column of that person.
+
+    Without ``profiles``: every row, the person by :func:`with_sets` and :func:`owner_of` (NULL for an
+    anonymous record: filter on it). With ``profiles`` (ids, or a select of one column of ids): only
+    their records, found through :func:`records_of` (indexed) and joined by primary key.
+    """
+    base: Any = _index if table is None else table.join(
+        _index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key)
+    )
+    if profiles is None:
+        return with_sets(base), owner_of()
+    mine: Subquery = records_of(profiles).subquery("owned")
+    joined = base.join(mine, and_(mine.c.stream == _index.c.stream, mine.c.key == _index.c.key))
+    return joined, mine.c.profile_id

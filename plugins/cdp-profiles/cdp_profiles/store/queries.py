@@ -1,7 +1,8 @@
 """Read side of the profile store: find a profile by any identifier, its 360° view, and lists.
 
-A profile's records are found through the identity graph (``record_index.set_id ->
-id_sets.profile_id``): each section of the view is one query, however many records it covers.
+A profile's records are found through their identifier sets and on the activity fast path
+(cdp_profiles/store/owners.py, ``records_of``): each section of the view is one query, however
+many records it covers.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from typing import Annotated, Any, TypeVar, cast
 import sqlalchemy as sa
 from cdp_core.timeutil import as_utc
 from pydantic import AfterValidator, BaseModel, Field
-from sqlalchemy import Connection, Engine, Table, and_, case, func, or_, select
+from sqlalchemy import Connection, Engine, Table, case, func, or_, select
 
 from cdp_profiles.consent import ConsentConfig, allowed, latest_consents
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import sortkey
+from cdp_profiles.store.owners import owned
 from cdp_profiles.store.trait_docs import trait_entries, trait_values, value_text
 
-_profiles, _identities, _merges, _sets, _index, _events, _orders, _nps, _consents = (
+_profiles, _identities, _merges, _index, _events, _orders, _nps, _consents = (
     cast(Table, model.__table__)  # type: ignore[union-attr]  # SQLModel's hints lack __table__
-    for model in (m.Profile, m.Identity, m.MergeLog, m.IdSet, m.RecordIndex)
+    for model in (m.Profile, m.Identity, m.MergeLog, m.RecordIndex)
     + (m.Event, m.Order, m.NpsResponse, m.Consent)
 )
 
@@ -215,10 +217,10 @@ def profile_view(engine: Engine, profile_id: str, consent: ConsentConfig | None 
         ids = [pid, *merged]
         touching = or_(_merges.c.winner.in_(ids), _merges.c.loser.in_(ids))
         merges = _rows(conn, MergeView, select(_merges).where(touching).order_by(_merges.c.at, _merges.c.id))
-        columns = select(_index.c.stream, _index.c.key, _index.c.kind, _index.c.occurred_at).select_from(_index)
+        columns = select(_index.c.stream, _index.c.key, _index.c.kind, _index.c.occurred_at).select_from(_of(pid))
         order = (_index.c.occurred_at.asc().nulls_last(), _index.c.stream, _index.c.key)
-        records = _rows(conn, SourceRecordView, _of(pid, columns).order_by(*order))
-        event_count = conn.execute(_of(pid, select(func.count()).select_from(_joined(_events)))).scalar_one()
+        records = _rows(conn, SourceRecordView, columns.order_by(*order))
+        event_count = conn.execute(select(func.count()).select_from(_of(pid, _events))).scalar_one()
         events = _rows(conn, EventView, _newest(pid, _events, _events.c.occurred_at).limit(RECENT_EVENTS))
         orders = _orders_view(conn, pid)
         nps = _rows(conn, NpsView, _newest(pid, _nps, _nps.c.answered_at))
@@ -273,9 +275,9 @@ def _orders_view(conn: Connection, pid: str) -> OrdersView:
     when = _orders.c.occurred_at
     totals = (func.count().label("n"), func.sum(revenue).label("total"))
     stmt = select(_orders.c.currency, *totals, func.min(when).label("first"), func.max(when).label("last"))
-    stmt = stmt.select_from(_joined(_orders))
+    stmt = stmt.select_from(_of(pid, _orders))
     moments: list[datetime] = []
-    for r in conn.execute(_of(pid, stmt).group_by(_orders.c.currency)):
+    for r in conn.execute(stmt.group_by(_orders.c.currency)):
         view.count += r.n
         if r.total is not None:
             view.totals[r.currency or "?"] = money(Decimal(str(r.total)))
@@ -286,19 +288,14 @@ def _orders_view(conn: Connection, pid: str) -> OrdersView:
     return view
 
 
-def _joined(table: Table) -> Any:
-    """``table`` with the index entry of each row (sets are joined by :func:`_of`)."""
-    return table.join(_index, and_(_index.c.stream == table.c.stream, _index.c.key == table.c.key))
-
-
-def _of(pid: str, stmt: Any) -> Any:
-    """Restrict a statement over ``record_index`` to the records of one profile."""
-    return stmt.join(_sets, _sets.c.id == _index.c.set_id).where(_sets.c.profile_id == pid)
+def _of(pid: str, table: Table | None = None) -> Any:
+    """``record_index`` (joined to ``table``, if given) restricted to the records of one profile."""
+    return owned(table, [pid])[0]
 
 
 def _newest(pid: str, table: Table, column: Any) -> Any:
     """The profile's rows of a kind table, newest first (rows without a time last), then by stream and key."""
-    stmt = _of(pid, select(table).select_from(_joined(table)))
+    stmt = select(table).select_from(_of(pid, table))
     return stmt.order_by(column.desc().nulls_last(), table.c.stream, table.c.key)
 
 
@@ -429,9 +426,9 @@ def list_profiles(
         order = (_identities.c.first_seen.desc(), _identities.c.value.desc())  # the earliest seen comes last and stays
         for r in conn.execute(select(_identities).where(*wanted).order_by(*order)):
             contacts[r.profile_id][r.type] = r.value
-        counts = select(_sets.c.profile_id, func.count().label("n")).select_from(_joined(_orders))
-        counts = counts.join(_sets, _sets.c.id == _index.c.set_id).where(_sets.c.profile_id.in_(ids))
-        orders: dict[str, int] = {pid: n for pid, n in conn.execute(counts.group_by(_sets.c.profile_id))}
+        joined, owner = owned(_orders, ids)
+        counts = select(owner, func.count().label("n")).select_from(joined).group_by(owner)
+        orders: dict[str, int] = {pid: n for pid, n in conn.execute(counts)}
     return [
         ProfileSummary(
             id=r.id,
