@@ -21,6 +21,7 @@ STORE_STEPS = {
     "profiles.py": ("write", "prepare", "_write", "_old_records", "_store_records", "_reopen", "_store_sets"),
     "extend.py": ("run", "_identifiers", "_stored_sets", "_owners", "_components", "_classify", "_apply", "_docs"),
     "replay.py": ("run", "_component", "recompute_traits", "_identities"),
+    "activity.py": ("split", "apply", "promote"),
     "traits.py": ("merge_traits",),
     "identity.py": ("resolve",),
     "checkpoint.py": ("write",),
@@ -163,7 +164,10 @@ def _store_facts(url: str, dump: Path | None = None) -> dict[str, Any]:
         facts["merge_log"] = one("SELECT count(*) FROM merge_log")
         facts["id_sets"] = one("SELECT count(*) FROM id_sets")
         facts["record_index"] = one("SELECT count(*) FROM record_index")
-        facts["anonymous_records"] = one("SELECT count(*) FROM record_index WHERE set_id IS NULL")
+        facts["anonymous_records"] = one(
+            "SELECT count(*) FROM record_index WHERE set_id IS NULL AND profile_id IS NULL"
+        )
+        facts["fast_path_records"] = one("SELECT count(*) FROM record_index WHERE profile_id IS NOT NULL")
         facts["profile_records"] = one("SELECT count(*) FROM profile_records")
         facts["events"] = one("SELECT count(*) FROM events")
         facts["orders"] = one("SELECT count(*) FROM orders")

@@ -50,7 +50,8 @@ def print_e2e(e2e: dict[str, Any]) -> None:
     print(
         f"  store: {store['profiles']:,} profiles (+{store['merged_profiles']:,} merged into others, "
         f"{store['merge_log']:,} merge-log rows), {store['id_sets']:,} identifier sets, "
-        f"{store['record_index']:,} records ({store['anonymous_records']:,} anonymous), {store['settled']:,} live profiles settled"
+        f"{store['record_index']:,} records ({store['anonymous_records']:,} anonymous, "
+        f"{store.get('fast_path_records', 0):,} on the activity fast path), {store['settled']:,} live profiles settled"
     )
     print("         identities: " + ", ".join(f"{t} {n:,}" for t, n in store["identities"].items()))
     print(

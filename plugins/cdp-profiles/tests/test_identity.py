@@ -410,9 +410,10 @@ def test_same_result_for_any_batch_size_and_order(
         classify(self, comp, *args)
         paths["slow" if comp.slow else "fast"] += 1
 
-    def counting_activity(db: Any, prepared: list[Any], old: Any) -> None:
-        split_activity(db, prepared, old)
+    def counting_activity(db: Any, prepared: list[Any], old: Any) -> Any:
+        known = split_activity(db, prepared, old)
         paths["activity"] += sum(1 for p in prepared if p.profile_id is not None)
+        return known
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Extend, "_classify", counting)

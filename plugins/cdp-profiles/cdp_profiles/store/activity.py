@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -74,68 +75,68 @@ def _utc(when: datetime | None) -> datetime | None:
     return utc(when)
 
 
-def split(db: Bulk, prepared: list[Prepared], old: dict[tuple[str, str], Stored]) -> None:
+@dataclass
+class Known:
+    """What :func:`split` read of the store: each identifier's first sighting, each owner's sort key."""
+
+    first_seen: dict[Identifier, str | None] = field(default_factory=dict)
+    sort_key: dict[str, str] = field(default_factory=dict)
+
+
+def split(db: Bulk, prepared: list[Prepared], old: dict[tuple[str, str], Stored]) -> Known:
     """Mark the batch's records that take the fast path: ``p.profile_id`` is then their profile."""
+    known = Known()
     candidates = [p for p in prepared if _candidate(p, old.get((p.record.stream, p.record.key)), db)]
     if not candidates:
-        return
+        return known
     ids_t = db.keys(("type", "value"), {i for p in candidates for i in p.identifiers})
     holder: dict[Identifier, str] = {}
-    for type_name, value, profile_id in db.query(
-        f"SELECT i.type, i.value, i.profile_id FROM {ids_t} f {db.join} identities i "
+    for type_name, value, profile_id, first_seen, sort_key in db.query(
+        f"SELECT i.type, i.value, i.profile_id, i.first_seen, p.sort_key FROM {ids_t} f {db.join} identities i "
         f"ON i.type = f.type AND i.value = f.value {db.join} profiles p ON p.id = i.profile_id WHERE p.settled"
     ):
         holder[(type_name, value)] = profile_id
+        known.first_seen[(type_name, value)] = first_seen
+        known.sort_key[profile_id] = sort_key
     for p in candidates:
         owners = {holder.get(i) for i in p.identifiers}
         if len(owners) == 1:
             owner = owners.pop()
             if owner is not None:
                 p.profile_id = owner
+    return known
 
 
-def apply(db: Bulk, identity: IdentityConfig, fast: list[Prepared], now: datetime) -> None:
+def apply(db: Bulk, identity: IdentityConfig, fast: list[Prepared], known: Known, now: datetime) -> None:
     """What the fast-path records change besides their own rows: first sightings, founders, NPS traits.
 
     Their ``record_index`` rows are written with the rest of the batch (cdp_profiles/store/profiles.py).
     """
     if not fast:
         return
-    # The earliest fast record per identifier and per profile: only those can be first.
+    # Only a record earlier than what the store has seen moves a first sighting or a founder.
     first: dict[Identifier, str] = {}
-    earliest: dict[str, tuple[str, str]] = {}
+    founders: dict[str, tuple[str, str]] = {}
     answers: dict[str, list[NpsAnswer]] = defaultdict(list)
     for p in fast:
         assert p.profile_id is not None and p.set_id is not None
+        key = p.sort_key
         for identifier in p.identifiers:
-            if identifier not in first or p.sort_key < first[identifier]:
-                first[identifier] = p.sort_key
-        known = earliest.get(p.profile_id)
-        if known is None or p.sort_key < known[0]:
-            earliest[p.profile_id] = (p.sort_key, p.set_id)
+            seen = first.get(identifier, known.first_seen[identifier])
+            if seen is not None and key < seen:
+                first[identifier] = key
+        if key < founders.get(p.profile_id, (known.sort_key[p.profile_id], ""))[0]:
+            founders[p.profile_id] = (key, p.set_id)
         if p.record.kind is RecordKind.nps_response:
             row = p.row
-            answers[p.profile_id].append(
-                (p.sort_key, row["score"], row["category"], row["answered_at"], p.record.stream)
-            )
+            answers[p.profile_id].append((key, row["score"], row["category"], row["answered_at"], p.record.stream))
     mark = db.mark
-    # An identifier first seen on this record: its first sighting moves (a no-op where it is later).
     db.many(
-        f"UPDATE identities SET first_seen = {mark}, source = {mark} "
-        f"WHERE type = {mark} AND value = {mark} AND first_seen > {mark}",
-        [(key, sortkey.stream_of(key), t, v, key) for (t, v), key in first.items()],
+        f"UPDATE identities SET first_seen = {mark}, source = {mark} WHERE type = {mark} AND value = {mark}",
+        [(key, sortkey.stream_of(key), t, v) for (t, v), key in first.items()],
     )
-    profiles_t = db.keys(("id",), [(pid,) for pid in earliest])
-    stored = {
-        pid: (key, values, sources)
-        for pid, key, values, sources in db.query(
-            f"SELECT p.id, p.sort_key, {'p.traits, p.trait_sources' if answers else 'NULL, NULL'} "
-            f"FROM {profiles_t} t {db.join} profiles p ON p.id = t.id"
-        )
-    }
-    docs = _nps_traits(db, identity, answers, stored)
+    docs = _nps_traits(db, identity, answers)
     stamp = db.time(now)
-    founders = {pid: fk for pid, fk in earliest.items() if fk[0] < stored[pid][0]}
     db.many(
         f"UPDATE profiles SET founder = {mark}, sort_key = {mark}, updated_at = {mark} WHERE id = {mark}",
         [(sid, key, stamp, pid) for pid, (key, sid) in founders.items() if pid not in docs],
@@ -150,16 +151,23 @@ def apply(db: Bulk, identity: IdentityConfig, fast: list[Prepared], now: datetim
     )
 
 
-def _nps_traits(
-    db: Bulk, identity: IdentityConfig, answers: dict[str, list[NpsAnswer]], stored: dict[str, tuple[Any, Any, Any]]
-) -> dict[str, Traits]:
+def _nps_traits(db: Bulk, identity: IdentityConfig, answers: dict[str, list[NpsAnswer]]) -> dict[str, Traits]:
     """The NPS traits of the profiles that got an answer: merged into the stored ones, or recomputed."""
     from cdp_profiles.store.replay import recompute_traits
 
+    if not answers:
+        return {}
+    profiles_t = db.keys(("id",), [(pid,) for pid in answers])
+    stored = {
+        pid: (values, sources)
+        for pid, values, sources in db.query(
+            f"SELECT p.id, p.traits, p.trait_sources FROM {profiles_t} t {db.join} profiles p ON p.id = t.id"
+        )
+    }
     docs: dict[str, Traits] = {}
     recompute: set[str] = set()
     for pid, items in answers.items():
-        _, values, sources = stored[pid]
+        values, sources = stored[pid]
         merged = merge_traits(Traits.load(db.read_json(values), db.read_json(sources)), (), identity.traits, items)
         if merged is None:
             recompute.add(pid)

@@ -251,9 +251,9 @@ class ProfileWriter:
                 checkpoint.warn(UNKNOWN_DELETION, unknown)
             deletions.delete_records(db, [_key(p) for p in tombstones if _key(p) in old], run_id, now)
             prepared = [p for p in prepared if not p.record.deleted]
-        activity.split(db, prepared, old)
+        known = activity.split(db, prepared, old)
         self._store_records(db, prepared, run_id, now)
-        activity.apply(db, self.identity, [p for p in prepared if p.profile_id is not None], now)
+        activity.apply(db, self.identity, [p for p in prepared if p.profile_id is not None], known, now)
         orphan_ids, reopened = self._reopen(db, [*prepared, *tombstones], old)
         resolve = [p for p in prepared if p.profile_id is None]
         if not any(p.set_id for p in resolve) and not reopened and not orphan_ids:
