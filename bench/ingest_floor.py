@@ -20,6 +20,7 @@ import argparse
 import csv
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,9 +77,18 @@ def floor_batch(args: argparse.Namespace) -> int:
     return int(args.batch_size or FLOOR_BATCH)
 
 
+def _rows(handle: Any, fmt: str) -> Iterator[dict[str, Any]]:
+    """The rows of an open csv (header, then values) or jsonl file, as dicts."""
+    if fmt == "csv":
+        reader = csv.reader(handle)
+        header = next(reader)
+        return (dict(zip(header, values, strict=False)) for values in reader)
+    return (json.loads(line) for line in handle)
+
+
 def _person_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
     """(profile rows, identity rows) per batch of ``batch`` person records, parsed from the same files."""
-    dumps, loads = json.dumps, json.loads
+    dumps = json.dumps
     for name, fmt, stream, id_fields in PERSON_FILES:
         path = data / name
         key_field = id_fields[next(iter(id_fields))]
@@ -86,13 +96,7 @@ def _person_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
         profiles: list[tuple[str, str]] = []
         identities: list[tuple[str, str, str]] = []
         with path.open("r", encoding="utf-8", newline="") as handle:
-            if fmt == "csv":
-                reader = csv.reader(handle)
-                header = next(reader)
-                rows = (dict(zip(header, values, strict=False)) for values in reader)
-            else:
-                rows = (loads(line) for line in handle)
-            for row in rows:
+            for row in _rows(handle, fmt):
                 pid = f"{stream}:{row[key_field]}"
                 profiles.append((pid, dumps(row, ensure_ascii=False)))
                 for id_type, field in fields:
@@ -123,19 +127,13 @@ def _activity_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
 
     A record row is ``(n, stream, key, data, occurred_at)``; an identifier row ``(n, priority, type, value)``
     (emails lowercased, values trimmed, as the person floor keys its identities)."""
-    dumps, loads = json.dumps, json.loads
+    dumps = json.dumps
     for name, fmt, stream, table, key_field, time_field, id_fields in ACTIVITY_FILES:
         fields = list(enumerate(id_fields.items()))
         records: list[tuple[int, str, str, str, Any]] = []
         identifiers: list[tuple[int, int, str, str]] = []
         with (data / name).open("r", encoding="utf-8", newline="") as handle:
-            if fmt == "csv":
-                reader = csv.reader(handle)
-                header = next(reader)
-                rows = (dict(zip(header, values, strict=False)) for values in reader)
-            else:
-                rows = (loads(line) for line in handle)
-            for row in rows:
+            for row in _rows(handle, fmt):
                 n = len(records)
                 records.append((n, stream, str(row[key_field]), dumps(row, ensure_ascii=False), row.get(time_field)))
                 for priority, (id_type, path) in fields:

@@ -153,7 +153,7 @@ def apply(db: Bulk, identity: IdentityConfig, fast: list[Prepared], known: Known
 
 def _nps_traits(db: Bulk, identity: IdentityConfig, answers: dict[str, list[NpsAnswer]]) -> dict[str, Traits]:
     """The NPS traits of the profiles that got an answer: merged into the stored ones, or recomputed."""
-    from cdp_profiles.store.replay import recompute_traits
+    from cdp_profiles.store.replay import recompute_traits, sets_of
 
     if not answers:
         return {}
@@ -174,14 +174,7 @@ def _nps_traits(db: Bulk, identity: IdentityConfig, answers: dict[str, list[NpsA
         else:
             docs[pid] = merged
     if recompute:
-        profiles_t = db.keys(("id",), [(pid,) for pid in recompute])
-        set_to_profile = {
-            sid: pid
-            for sid, pid in db.query(
-                f"SELECT s.id, s.profile_id FROM {profiles_t} t {db.join} id_sets s ON s.profile_id = t.id"
-            )
-        }
-        docs.update(recompute_traits(db, identity, set_to_profile, [], profiles=recompute))
+        docs.update(recompute_traits(db, identity, sets_of(db, recompute), [], profiles=recompute))
     return docs
 
 

@@ -32,7 +32,7 @@ from cdp_core.records import RecordKind
 from cdp_profiles.identity import Identifier, IdentityConfig
 from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
-from cdp_profiles.store.replay import PROFILE_COLUMNS, new_profile_ids, recompute_traits
+from cdp_profiles.store.replay import PROFILE_COLUMNS, new_profile_ids, recompute_traits, sets_of
 from cdp_profiles.store.traits import NpsAnswer, TraitRecord, Traits, merge_traits, record_traits
 
 if TYPE_CHECKING:
@@ -373,13 +373,7 @@ class Extend:
             else:
                 docs[pid] = traits
         if recompute:
-            profiles_t = db.keys(("id",), [(p,) for p in recompute])
-            set_to_profile = {
-                sid: pid
-                for sid, pid in db.query(
-                    f"SELECT s.id, s.profile_id FROM {profiles_t} t {db.join} id_sets s ON s.profile_id = t.id"
-                )
-            }
+            set_to_profile = sets_of(db, recompute)
             batch: list[Prepared] = []
             for pid, comp in recompute.items():
                 set_to_profile.update(dict.fromkeys(comp.sets, pid))

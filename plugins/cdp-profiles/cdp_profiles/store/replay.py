@@ -136,6 +136,17 @@ def recompute_traits(
     return {pid: compute_traits(records.get(pid, ()), rules, answers.get(pid, ())) for pid in targets}
 
 
+def sets_of(db: Bulk, profiles: Iterable[str]) -> dict[str, str]:
+    """set id -> profile, for every identifier set of ``profiles`` (``ix_id_sets_profile_id``)."""
+    profiles_t = db.keys(("id",), [(p,) for p in profiles])
+    return {
+        sid: pid
+        for sid, pid in db.query(
+            f"SELECT s.id, s.profile_id FROM {profiles_t} t {db.join} id_sets s ON s.profile_id = t.id"
+        )
+    }
+
+
 @dataclass
 class _ComponentSet:
     node: SetNode
