@@ -201,7 +201,7 @@ def test_twenty_syncs_under_a_one_second_lease_never_fail_on_a_lock(
     renewals: list[bool] = []
 
     def after_first_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith('SELECT r.stream, r."key", r.set_id, r.occurred_at FROM'):
+        if statement.startswith('SELECT r.stream, r."key", r.set_id, r.occurred_at, r.profile_id, r.identifiers FROM'):
             renewals.append(_renew_without_waiting(store_url, "ingest", "me"))
 
     # every engine: the profile store opens its own

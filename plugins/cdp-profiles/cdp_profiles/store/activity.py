@@ -212,8 +212,9 @@ def promote(db: Bulk, profiles: Iterable[str]) -> None:
         assign={"sort_key": db.least('"id_sets"."sort_key"', 'excluded."sort_key"')},
     )
     mark = db.mark
-    db.many(
-        f"UPDATE record_index SET set_id = {mark}, profile_id = NULL, identifiers = NULL "
-        f'WHERE stream = {mark} AND "key" = {mark}',
-        moved,
-    )
+    with db.zeroing():  # the row and index entry that named the profile are rewritten
+        db.many(
+            f"UPDATE record_index SET set_id = {mark}, profile_id = NULL, identifiers = NULL "
+            f'WHERE stream = {mark} AND "key" = {mark}',
+            moved,
+        )

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -188,6 +189,26 @@ class Bulk:
             )
             self._temps.add(name)
         return name
+
+    @contextmanager
+    def zeroing(self) -> Iterator[None]:
+        """What the block deletes or rewrites is overwritten with zeros on SQLite (``secure_delete``).
+
+        For rewrites that drop a profile id from a row outside a forget (a fast-path record given
+        its set, a record deleted by its source): SQLite leaves the old bytes in the page's free
+        space otherwise, where a later forget of that person could not reach them
+        (docs/privacy.md). PostgreSQL's old row versions are the forget's VACUUM's to reclaim.
+        """
+        if not self.sqlite:
+            yield
+            return
+        was = self.query("PRAGMA secure_delete")[0][0]
+        self.execute("PRAGMA secure_delete=ON")
+        try:
+            yield
+        finally:
+            if not was:
+                self.execute("PRAGMA secure_delete=OFF")
 
     def least(self, a: str, b: str) -> str:
         return f"min({a}, {b})" if self.sqlite else f"LEAST({a}, {b})"

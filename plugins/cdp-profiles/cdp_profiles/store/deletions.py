@@ -53,5 +53,6 @@ def delete_records(db: Bulk, keys: Sequence[tuple[str, str]], run_id: str, now: 
         ],
     )
     mark = db.mark
-    for table in _TABLES:  # by primary key, one executemany per table (as the write path deletes member rows)
-        db.many(f'DELETE FROM {table} WHERE stream = {mark} AND "key" = {mark}', keys)
+    with db.zeroing():  # a fast-path record names its profile: no trace of it may outlive a later forget
+        for table in _TABLES:  # by primary key, one executemany per table (as the write path deletes member rows)
+            db.many(f'DELETE FROM {table} WHERE stream = {mark} AND "key" = {mark}', keys)
