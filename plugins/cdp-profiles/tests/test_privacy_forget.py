@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from cdp_core.cli import build_app
 from cdp_core.records import Record, RecordKind
+from cdp_core.store import engine as store_engine
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.ingest_models import IngestLogRow
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
@@ -118,6 +119,10 @@ def as_json(engine: Engine, tmp_path: Path, *args: str) -> Any:
     result = cdp(engine, tmp_path, *args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+STORE_PRAGMAS = store_engine.SQLITE_PRAGMAS
+"""The store's own SQLite settings, before a fixture of this module changes them."""
 
 
 @pytest.fixture(autouse=True)
@@ -279,7 +284,11 @@ def test_forget_leaves_no_byte_of_the_person(store: Engine, tmp_path: Path) -> N
         run = conn.execute(select(table_of(SyncRun))).one()
         cursor = conn.execute(select(table_of(SyncState).c.cursor)).scalar_one()
         request = conn.execute(select(table_of(p.PrivacyRequest))).one()
-        suppressed = set(conn.execute(select(table_of(p.Suppression).c.hash).where(table_of(p.Suppression).c.type != "__key__")).scalars())
+        suppressed = set(
+            conn.execute(
+                select(table_of(p.Suppression).c.hash).where(table_of(p.Suppression).c.type != "__key__")
+            ).scalars()
+        )
     assert BOB["email"] in run.error and "[forgotten]" in run.error
     assert cursor == {"mark": 1717243200000, "seen": [BOB["hubspot_id"]]}
     key = PrivacyKey(KEY)
@@ -370,3 +379,34 @@ def test_a_reader_on_an_older_snapshot_keeps_the_wal_and_is_reported(
     finally:
         reader.close()
         engine.dispose()
+
+
+def test_forget_leaves_no_byte_of_what_a_resent_record_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anna's CRM record sent again with another name: the old name was in the file, in the space
+    the rewrite freed. With the store's own settings over a SQLite whose default keeps deleted
+    content (as SQLite's own default does), a forget leaves none of it (SQLite only: PostgreSQL's
+    old row versions are not in a file a reader of the tables can reach, and its forget vacuums)."""
+    from cdp_core.store.engine import make_engine
+
+    from cdp_profiles.store.schema import ensure_schema
+
+    monkeypatch.setattr(store_engine, "SQLITE_PRAGMAS", ("PRAGMA secure_delete=OFF", *STORE_PRAGMAS))
+    monkeypatch.setenv("CDP_PRIVACY_KEY", KEY)
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    ensure_schema(engine)
+    writer = ProfileWriter(engine, IdentityConfig())
+    anna, bob = person_records(ANNA, "a"), person_records(BOB, "b")
+    for run, batch in (("r1", anna[:2] + bob[:2]), ("r2", anna[2:] + bob[2:])):  # as the store fixture writes
+        writer.write(batch, Checkpoint(graph="t", run_id=run))
+    renamed = rec("crm.contacts", ANNA["hubspot_id"], RecordKind.profile, {"first_name": "Xaver", "last_name": "Zett"},
+                  {"email": ANNA["email"], "hubspot_id": ANNA["hubspot_id"]}, 9)  # fmt: skip
+    writer.write([renamed], Checkpoint(graph="t", run_id="r3"))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    old_names = {ANNA["first_name"].encode(), ANNA["last_name"].encode()}
+    assert found_in_sqlite(tmp_path / "store.sqlite", old_names | {b"Xaver"}), "the names are in the file to begin with"
+    as_json(engine, tmp_path, "privacy", "forget", ANNA["email"], "--reason", "ticket 13")
+    assert found_in_sqlite(tmp_path / "store.sqlite", old_names | {b"Xaver"}) == {}
+    engine.dispose()
