@@ -86,6 +86,14 @@ def _rows(handle: Any, fmt: str) -> Iterator[dict[str, Any]]:
     return (json.loads(line) for line in handle)
 
 
+def _identifier(id_type: str, value: Any) -> str:
+    """An identifier as the floor keys it: trimmed, an email lowercased; "" for none."""
+    if value is None or value == "":
+        return ""
+    text = str(value).strip()
+    return text.lower() if id_type == "email" else text
+
+
 def _person_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
     """(profile rows, identity rows) per batch of ``batch`` person records, parsed from the same files."""
     dumps = json.dumps
@@ -100,12 +108,7 @@ def _person_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
                 pid = f"{stream}:{row[key_field]}"
                 profiles.append((pid, dumps(row, ensure_ascii=False)))
                 for id_type, field in fields:
-                    value = row.get(field)
-                    if value is None or value == "":
-                        continue
-                    value = str(value).strip()
-                    if id_type == "email":
-                        value = value.lower()
+                    value = _identifier(id_type, row.get(field))
                     if value:
                         identities.append((id_type, value, pid))
                 if len(profiles) == batch:
@@ -137,12 +140,7 @@ def _activity_batches(data: Path, batch: int):  # type: ignore[no-untyped-def]
                 n = len(records)
                 records.append((n, stream, str(row[key_field]), dumps(row, ensure_ascii=False), row.get(time_field)))
                 for priority, (id_type, path) in fields:
-                    value = _field(row, path)
-                    if value is None or value == "":
-                        continue
-                    value = str(value).strip()
-                    if id_type == "email":
-                        value = value.lower()
+                    value = _identifier(id_type, _field(row, path))
                     if value:
                         identifiers.append((n, priority, id_type, value))
                 if len(records) == batch:
