@@ -32,6 +32,7 @@ from cdp_core.records import RecordKind
 from cdp_profiles.identity import Identifier, IdentityConfig
 from cdp_profiles.store import sortkey
 from cdp_profiles.store.bulk import Bulk
+from cdp_profiles.store.kinds import utc
 from cdp_profiles.store.traits import NpsAnswer, Traits, merge_traits
 
 if TYPE_CHECKING:
@@ -66,13 +67,7 @@ def _candidate(p: Prepared, before: Stored | None, db: Bulk) -> bool:
     if not before.fast or p.record.kind is RecordKind.nps_response:
         return False  # a record with a set stays in the graph; a changed answer changes traits
     same_ids = sorted(tuple(i) for i in db.read_json(before.identifiers)) == list(p.identifiers)
-    return same_ids and db.read_time(before.occurred_at) == _utc(p.record.occurred_at)
-
-
-def _utc(when: datetime | None) -> datetime | None:
-    from cdp_profiles.store.kinds import utc
-
-    return utc(when)
+    return same_ids and db.read_time(before.occurred_at) == utc(p.record.occurred_at)
 
 
 @dataclass
