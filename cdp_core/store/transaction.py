@@ -11,7 +11,11 @@ nothing can commit between the transaction's reads and its writes. Other writers
 heartbeat among them, wait for its commit the same way.
 
 PostgreSQL needs none of this (row locks; a concurrent commit never fails a later write of
-a transaction that does not touch the same rows): a plain ``BEGIN``.
+a transaction that does not touch the same rows): a plain ``BEGIN``. But there two writers can
+then run side by side, each deciding from what it read before the other committed. A plugin whose
+writers must not (the profile store: two writers could each found a profile for the same person)
+names a ``lock``: on PostgreSQL the transaction first takes a transaction-scoped advisory lock of
+that name, so writers naming the same lock run one at a time, as every writer does on SQLite.
 
 Use it for every transaction that may read before it writes. (The sqlite3 module's
 implicit transactions start only at the first INSERT/UPDATE/DELETE, so a read before it
@@ -22,13 +26,16 @@ and that implicit ``BEGIN`` is deferred: the reads that follow get a snapshot, n
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterator
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 
 @contextlib.contextmanager
-def write_transaction(engine: Engine, *, spill: bool = False, erase: bool = False) -> Iterator[Connection]:
+def write_transaction(
+    engine: Engine, *, spill: bool = False, erase: bool = False, lock: str | None = None
+) -> Iterator[Connection]:
     """A connection in a transaction that commits when the block ends without error, else rolls back.
 
     On SQLite the transaction is ``BEGIN IMMEDIATE``: it holds the write lock from its start.
@@ -42,10 +49,15 @@ def write_transaction(engine: Engine, *, spill: bool = False, erase: bool = Fals
     :param erase: what the transaction deletes must not stay readable in the file: on SQLite it runs
         with ``secure_delete`` on (deleted content is overwritten with zeros), commit included. The
         old content may still be in the WAL: checkpoint it afterwards (a privacy forget does).
+    :param lock: on PostgreSQL, the name of an advisory lock the transaction holds from its start to
+        its end (:func:`advisory_key`): transactions naming the same lock run one at a time. SQLite
+        needs none (``BEGIN IMMEDIATE`` already admits one writer at a time).
     """
     with engine.connect() as conn:
         if conn.dialect.name != "sqlite":
             with conn.begin():
+                if lock is not None:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock)})
                 yield conn
             return
         if spill:
@@ -66,3 +78,8 @@ def write_transaction(engine: Engine, *, spill: bool = False, erase: bool = Fals
                 conn.exec_driver_sql("PRAGMA temp_store=MEMORY")
             if erase and not secure:
                 conn.exec_driver_sql("PRAGMA secure_delete=OFF")
+
+
+def advisory_key(lock: str) -> int:
+    """The PostgreSQL advisory lock key of a lock name (a CRC-32: stable across processes and releases)."""
+    return zlib.crc32(lock.encode())

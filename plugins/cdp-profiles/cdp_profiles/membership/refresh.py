@@ -13,13 +13,13 @@ Every step is one statement over the engine's queries (``INSERT ... SELECT``, ``
   ``segment_members`` and not in it left (the open history row gets ``left_at``). The segment's
   ``segment_refreshes`` row says when and how many.
 
-A refresh is one transaction, holding the store's write lock on SQLite and an advisory lock on
-PostgreSQL, so two refreshes (a sync's and ``cdp segments refresh``) never interleave.
+A refresh is one transaction, holding the profile store's write lock (``WRITE_LOCK``: SQLite's own,
+an advisory lock on PostgreSQL), so two refreshes (a sync's and ``cdp segments refresh``) never
+interleave, nor a refresh and a batch.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +41,7 @@ from cdp_profiles.segments.clock import evaluation_time
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import segment_models as s
 from cdp_profiles.store.owners import owned
+from cdp_profiles.store.schema import WRITE_LOCK
 
 _profiles = table_of(m.Profile)
 _index = table_of(m.RecordIndex)
@@ -48,9 +49,6 @@ _computed = table_of(s.ComputedTrait)
 _members = table_of(s.SegmentMember)
 _history = table_of(s.SegmentHistory)
 _refreshes = table_of(s.SegmentRefresh)
-
-_LOCK_KEY = zlib.crc32(b"cdp segments refresh")
-"""The PostgreSQL advisory lock every refresh takes (SQLite: ``BEGIN IMMEDIATE`` is the lock)."""
 
 
 @dataclass
@@ -106,9 +104,7 @@ def refresh(
     now = as_utc(now) if now is not None else evaluation_time()
     names = computed_names(rules) if computed else []
     result = RefreshResult(at=now, computed_scope="none" if not names else "touched" if run_id else "all")
-    with write_transaction(engine, spill=True) as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    with write_transaction(engine, spill=True, lock=WRITE_LOCK) as conn:
         if computed and run_id is None and trait_kinds(rules.analytics):
             assert rules.analytics is not None
             result.analytics = refresh_analytics(conn, rules.analytics, now)

@@ -44,6 +44,7 @@ from cdp_profiles.privacy.traces import MARK, Traces
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import lookup_profile
+from cdp_profiles.store.schema import WRITE_LOCK
 
 FORGET = "forget"
 DONE, NOT_FOUND = "done", "not_found"
@@ -90,12 +91,12 @@ def forget(
     found = lookup_profile(engine, identifier, identity)
     if found.profile_id is None:
         asked = asked_for(identifier, normalize)
-        with write_transaction(engine) as conn:
+        with write_transaction(engine, lock=WRITE_LOCK) as conn:
             _audit(conn, request_id, key, asked, _scrub_reason(reason, identifier, Traces.of([asked], normalize)),
                    NOT_FOUND, now, details=None)  # fmt: skip
         raise NotFound(f"no profile for {identifier}" + (f" ({found.problem})" if found.problem else ""), request_id)
     matched_type, _, matched_value = (found.matched or "").partition(":")
-    with write_transaction(engine, erase=True) as conn:
+    with write_transaction(engine, erase=True, lock=WRITE_LOCK) as conn:
         person = person_of(conn, found.profile_id)  # read again under the write lock: a sync may have changed them
         traces = Traces.of(person.own, normalize, keys=[k for _, k in person.records])
         keys = person_member_keys(conn, person)

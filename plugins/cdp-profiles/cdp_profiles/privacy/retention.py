@@ -38,6 +38,7 @@ from cdp_profiles.privacy.audit import write_request
 from cdp_profiles.privacy.config import RetentionConfig, privacy_of
 from cdp_profiles.privacy.log_retention import LogReaders, log_readers, purgeable, read_up_to
 from cdp_profiles.store import profile_models as m
+from cdp_profiles.store.schema import WRITE_LOCK
 
 _index, _quarantine, _runs = table_of(m.RecordIndex), table_of(QuarantineRecord), table_of(SyncRun)
 RECORD_KINDS: dict[str, tuple[str, Table]] = {
@@ -89,7 +90,7 @@ def purge(
     result = PurgeResult(now=now, dry_run=dry_run)
     if not periods:
         return result
-    with write_transaction(engine) as conn:
+    with write_transaction(engine, lock=WRITE_LOCK) as conn:
         for kind, period in periods.items():
             cutoff = now - period
             result.cutoffs[kind] = cutoff

@@ -44,6 +44,7 @@ from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.kinds import KindError, row_for, utc
 from cdp_profiles.store.limits import amount_problem, record_problem, text_problem
 from cdp_profiles.store.replay import Replay
+from cdp_profiles.store.schema import WRITE_LOCK
 
 __all__ = [
     "ANONYMOUS_KINDS",
@@ -214,8 +215,10 @@ class ProfileWriter:
     def write(self, batch: list[Record], checkpoint: Checkpoint) -> None:
         prepared = self.prepare(batch, checkpoint)
         # BEGIN IMMEDIATE on SQLite: the batch reads the store before it writes, and a commit of
-        # another connection in between (the lease heartbeat) would fail its first write.
-        with write_transaction(self.engine) as conn:
+        # another connection in between (the lease heartbeat) would fail its first write. On
+        # PostgreSQL WRITE_LOCK: another writer (cdp serve's graph beside a sync) must not found a
+        # profile for the same person, or merge one this batch extends, between our reads and writes.
+        with write_transaction(self.engine, lock=WRITE_LOCK) as conn:
             if prepared:
                 self._write(Bulk(conn), prepared, checkpoint)
             if checkpoint.commit_by is None or checkpoint.commit_by == checkpoint.node:

@@ -10,6 +10,14 @@ from typing import Any
 from cdp_core.store.schema import History, create_schema
 from sqlalchemy import Engine
 
+WRITE_LOCK = "cdp profiles"
+"""The lock every writer of the profile tables names (``write_transaction(engine, lock=WRITE_LOCK)``).
+
+On PostgreSQL it makes the store's writers run one at a time, as SQLite does for any writer: a
+sync's batch, ``cdp serve``'s, a segment refresh, a forget and the retention sweep each decide from
+what they read (who owns an identifier, which records a person has) and must not interleave.
+"""
+
 PROFILES = History(
     name="profiles",
     script_location=Path(__file__).resolve().with_name("migrations"),
