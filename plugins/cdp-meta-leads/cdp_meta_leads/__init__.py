@@ -10,7 +10,8 @@ Streams (``source = "CONNECTOR.STREAM"``), both over every form in ``form_ids``:
 
 Meta's ``leadgen`` webhook (``cdp serve``'s ``/webhooks/CONNECTOR``,
 :mod:`cdp_meta_leads.webhooks`) feeds ``webhook_leads`` and ``webhook_submissions``,
-which make the same records as ``leads`` and ``submissions``.
+which make the same records as ``leads`` and ``submissions`` (a run of both fetches
+each lead once: :mod:`cdp_meta_leads.fetched`).
 
 Both pull streams are incremental by ``created_time`` with one cursor per form
 (:mod:`cdp_meta_leads.source`); Meta's error codes are handled in

@@ -49,6 +49,7 @@ from cdp_core.isolation import split_items
 from cdp_core.traits import stream_traits
 
 from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
+from cdp_meta_leads.fetched import FetchedLeads
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
@@ -205,9 +206,14 @@ class MetaLeadsSource(Source):
         factory = context.services.get("http")
         redactor = (factory if isinstance(factory, HttpFactory) else default_factory()).redactor
         self.graph = GraphClient(client, config, redactor)
+        self.fetched = FetchedLeads()
+        """What Meta answered the webhook streams in this run: each logged lead is fetched once."""
 
     def streams(self) -> Sequence[Stream]:
         return [Leads(self), Submissions(self), WebhookLeads(self), WebhookSubmissions(self)]
 
     def close(self) -> None:
-        self.graph.close()
+        try:
+            self.fetched.close()
+        finally:
+            self.graph.close()

@@ -13,11 +13,13 @@
 The event carries no answers: the streams ``webhook_leads`` and
 ``webhook_submissions`` read each logged lead with ``GET /{leadgen_id}`` (the same
 fields as the pull streams ask for) through the connector's Graph client, and make the
-records ``leads`` and ``submissions`` make of it, under their names and keys. A lead of
-a form not in ``form_ids`` is skipped, as the pull streams do not read it. A lead Meta
-no longer has (or a field it refuses) is quarantined with Meta's reason; a token or
-permission error, throttling, and 5xx that outlast the retries stop the read, which
-resumes at that lead.
+records ``leads`` and ``submissions`` make of it, under their names and keys. A run that
+reads both streams fetches each lead once: the second stream makes its record from the
+first one's answer (:mod:`cdp_meta_leads.fetched`); each stream keeps its own cursor. A
+lead of a form not in ``form_ids`` is skipped, as the pull streams do not read it. A lead
+Meta no longer has (or a field it refuses) is quarantined with Meta's reason, by each
+stream; a token or permission error, throttling, and 5xx that outlast the retries stop
+the read, which resumes at that lead.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from cdp_core.webhooks import (
 )
 
 from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
+from cdp_meta_leads.fetched import FetchedLeads
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead
@@ -105,20 +108,25 @@ class MetaLeadsWebhook(Webhook):
 # -- logged leadgen events -> the pull streams' records ------------------------------------------
 
 
-def fetch_lead(graph: GraphClient, lead_id: str, fields: str) -> Lead:
+def fetch_lead(graph: GraphClient, lead_id: str, fields: str, fetched: FetchedLeads | None = None) -> Lead:
     """``GET /{lead_id}?fields=...``: the lead with its answers (``field_data``), as the pull streams read it.
 
+    :param fetched: the run's answers: a lead asked for earlier in the run is not asked for again.
     :raises EntryRejected: Meta refuses the lead for good (deleted, an unknown field) or sends another shape.
     """
     where = f"meta leadgen {lead_id}"
-    try:
-        response = graph.request("GET", f"/{lead_id}", params={"fields": fields})
-    except ClientError as exc:  # not a token or permission error (AuthError): those stop the read
-        raise EntryRejected(f"{where}: {exc.detail}") from None
-    try:
-        body: Any = response.json()
-    except ValueError:
-        raise EntryRejected(f"{where}: GET /{lead_id} did not answer JSON") from None
+
+    def ask() -> Any:
+        try:
+            response = graph.request("GET", f"/{lead_id}", params={"fields": fields})
+        except ClientError as exc:  # not a token or permission error (AuthError): those stop the read
+            raise EntryRejected(f"{where}: {exc.detail}") from None
+        try:
+            return response.json()
+        except ValueError:
+            raise EntryRejected(f"{where}: GET /{lead_id} did not answer JSON") from None
+
+    body = ask() if fetched is None else fetched.answer(lead_id, ask)
     return entry_item(body, Lead, where=f"{where}: GET /{lead_id}")
 
 
@@ -128,8 +136,12 @@ def leadgen_records(
     config: MetaLeadsConfig,
     make: Callable[[Lead, str, str], Record],
     stream: str,
+    fetched: FetchedLeads | None = None,
 ) -> list[Record]:
-    """A logged ``leadgen`` event as the record ``make`` (``lead_profile``, ``lead_event``) gives its lead."""
+    """A logged ``leadgen`` event as the record ``make`` (``lead_profile``, ``lead_event``) gives its lead.
+
+    :param fetched: the run's answers (:func:`fetch_lead`).
+    """
     if entry.kind != KIND:
         return []
     form_id = str(entry.body.get("form_id") or "").strip()
@@ -139,14 +151,15 @@ def leadgen_records(
             entry.source, entry.message_id, form_id or "(none)",
         )  # fmt: skip
         return []
-    lead = fetch_lead(graph, entry.message_id, config.fields)
+    lead = fetch_lead(graph, entry.message_id, config.fields, fetched)
     if lead.id != entry.message_id:
         raise EntryRejected(f"meta leadgen {entry.message_id}: GET /{entry.message_id} answered lead {lead.id}")
     return [make(lead, form_id, f"{entry.source}.{stream}")]
 
 
 class WebhookLeadsStream(IngestLogStream):
-    """The connector's logged ``leadgen`` events; each lead read from the Graph API when the stream reads it."""
+    """The connector's logged ``leadgen`` events; each lead read from the Graph API when the first stream of
+    the run reaches it (the source's :class:`~cdp_meta_leads.fetched.FetchedLeads`), page by page of the log."""
 
     primary_key = ("id",)
     identifier_types = ("meta_lead_id", "email", "phone")
@@ -164,7 +177,8 @@ class WebhookLeadsStream(IngestLogStream):
         raise NotImplementedError
 
     def records(self, entry: IngestEntry) -> list[Record]:
-        return leadgen_records(entry, self.connector.graph, self.connector.config, self.make, self.pull_stream)
+        connector = self.connector
+        return leadgen_records(entry, connector.graph, connector.config, self.make, self.pull_stream, connector.fetched)
 
 
 class WebhookLeads(WebhookLeadsStream):

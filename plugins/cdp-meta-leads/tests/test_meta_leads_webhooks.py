@@ -1,9 +1,11 @@
-"""Meta lead ads webhooks: the subscription handshake, X-Hub-Signature-256, what is logged, and each lead read later."""
+"""Meta lead ads webhooks: the subscription handshake, X-Hub-Signature-256, what is logged, and each lead read later
+(once per run, however many webhook streams the run reads)."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from cdp_core import Record
 from cdp_core.http import AuthError, HttpFactory
-from cdp_core.ingest import IngestEntry
-from cdp_core.plugins import load_plugins
-from cdp_core.testing import make_context
+from cdp_core.ingest import IngestEntry, append
+from cdp_core.plugins import Plugins, load_plugins
+from cdp_core.runinfo import RunInfo
+from cdp_core.store import SystemStore
+from cdp_core.testing import Collector, RegisterPlugin, kit_plugin, make_context, run_graph
 from cdp_core.webhooks import EntryRejected, WebhookPayloadError
 from meta_fake import (
     APP_SECRET,
@@ -24,6 +29,7 @@ from meta_fake import (
     FakeLead,
     FakeLeads,
     event,
+    graph_error,
     lead,
     leads_url,
     raw,
@@ -31,8 +37,10 @@ from meta_fake import (
     sign,
 )
 
+import cdp_meta_leads
 from cdp_meta_leads import MetaLeadsConfig, MetaLeadsSource, MetaLeadsWebhook, fetch_lead, leadgen_records
 from cdp_meta_leads.mapping import lead_event, lead_profile
+from cdp_meta_leads.webhooks import WebhookLeadsStream
 
 VERIFY_TOKEN = "my-verify-token-4242"
 AT = datetime(2024, 5, 1, 10, 0, 1, tzinfo=UTC)
@@ -265,3 +273,187 @@ def test_a_lead_of_the_wrong_shape_is_rejected(cdp_respx: respx.Router, cdp_http
         EntryRejected, match=rf"meta leadgen {LEAD_ID}: GET /{LEAD_ID}: does not match Lead: created_time"
     ):
         src.stream("webhook_leads").records(logged())
+
+
+# -- a run of both webhook streams fetches each logged lead once ---------------------------------------
+
+LIVE = f"""
+[connectors.meta]
+type = "meta_leads"
+access_token = "${{META_ACCESS_TOKEN}}"
+form_ids = ["{FORM_A}"]
+
+[connectors.out]
+type = "collect"
+
+[syncs.live.nodes.leads]
+source = "meta.webhook_leads"
+
+[syncs.live.nodes.submissions]
+source = "meta.webhook_submissions"
+
+[syncs.live.nodes.out]
+destination = "out"
+inputs = ["leads", "submissions"]
+
+[syncs.events.nodes.submissions]
+source = "meta.webhook_submissions"
+
+[syncs.events.nodes.out]
+destination = "out"
+inputs = ["submissions"]
+"""
+LEADS = [lead(n, f"2024-05-01T09:59:{50 + n}+0000") for n in range(1, 6)]
+
+
+def log_leads(store: SystemStore, *lead_ids: str) -> list[IngestEntry]:
+    """The leadgen events of ``lead_ids`` (form A), logged as ``cdp serve`` logs them."""
+    body = raw(event(*((lead_id, FORM_A) for lead_id in lead_ids)))
+    entries = webhook().entries({}, body, AT)
+    assert append(store.engine, entries).accepted == len(lead_ids)
+    return entries
+
+
+def run_live(tmp_path: Path, plugins: Plugins, http: HttpFactory, graph: str = "live") -> tuple[RunInfo, Collector]:
+    collector = Collector()
+    run = run_graph(
+        tmp_path, LIVE, plugins, graph, collector=collector, services={"http": http}, env={"META_ACCESS_TOKEN": TOKEN}
+    )
+    return run, collector
+
+
+def one_by_one(
+    tmp_path: Path, http: HttpFactory, entries: list[IngestEntry], make: Callable[..., Record], pull: str
+) -> list[Record]:
+    """The records a stream made of ``entries`` when each stream fetched each lead itself."""
+    src = source(tmp_path, http)
+    try:
+        return [r for entry in entries for r in leadgen_records(entry, src.graph, src.config, make, pull)]
+    finally:
+        src.close()
+
+
+def fields(records: list[Record]) -> list[tuple[Any, ...]]:
+    return [(r.stream, r.kind, r.key, r.data, r.identifiers, r.occurred_at) for r in records]
+
+
+@pytest.fixture
+def plugins(register_plugin: RegisterPlugin) -> Plugins:
+    return register_plugin(cdp_meta_leads, extra=[kit_plugin])
+
+
+@pytest.fixture
+def five(cdp_respx: respx.Router, cdp_store: SystemStore) -> tuple[FakeLead, list[IngestEntry]]:
+    """``LEADS`` logged, and Meta's lead endpoint that has them."""
+    fake = FakeLead(*LEADS)
+    route(cdp_respx, fake)
+    return fake, log_leads(cdp_store, *(item["id"] for item in LEADS))
+
+
+def test_a_run_of_both_streams_fetches_each_lead_once(
+    five: tuple[FakeLead, list[IngestEntry]], cdp_http: HttpFactory, plugins: Plugins, tmp_path: Path
+) -> None:
+    fake, entries = five
+    run, collector = run_live(tmp_path, plugins, cdp_http)
+    assert run.status == "succeeded", run.error
+    assert len(fake.requests) == len(LEADS), "GET /{leadgen_id} calls"
+    assert sorted(r.url.path for r in fake.requests) == sorted(f"/v21.0/{item['id']}" for item in LEADS)
+    # the records each stream made when it fetched every lead itself
+    fake.requests.clear()
+    expected = one_by_one(tmp_path, cdp_http, entries, lead_profile, "leads") + one_by_one(
+        tmp_path, cdp_http, entries, lead_event, "submissions"
+    )
+    assert len(fake.requests) == 2 * len(LEADS)
+    assert fields(collector.records("out")) == fields(expected)
+    assert (run.nodes["leads"].records_out, run.nodes["submissions"].records_out) == (len(LEADS), len(LEADS))
+
+
+def test_a_run_of_one_webhook_stream_fetches_and_delivers_each_lead(
+    five: tuple[FakeLead, list[IngestEntry]], cdp_http: HttpFactory, plugins: Plugins, tmp_path: Path
+) -> None:
+    fake, entries = five
+    run, collector = run_live(tmp_path, plugins, cdp_http, "events")
+    assert run.status == "succeeded", run.error
+    assert len(fake.requests) == len(LEADS)
+    expected = one_by_one(tmp_path, cdp_http, entries, lead_event, "submissions")
+    assert fields(collector.records("out")) == fields(expected)
+
+
+def test_a_stream_that_stops_resumes_at_its_lead_the_other_still_reads_every_lead(
+    cdp_respx: respx.Router,
+    cdp_http: HttpFactory,
+    cdp_store: SystemStore,
+    plugins: Plugins,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # pages of two logged leads, so that the stream that stops has a committed page behind it
+    init = WebhookLeadsStream.__init__
+
+    def small_pages(self: WebhookLeadsStream, src: MetaLeadsSource) -> None:
+        init(self, src)
+        self.page_size = 2
+
+    monkeypatch.setattr(WebhookLeadsStream, "__init__", small_pages)
+    fake = FakeLead(*LEADS)
+    failing = LEADS[3]["id"]  # on the second page
+    refused: list[str] = []
+
+    def token_expires_once(request: httpx.Request, lead_id: str) -> httpx.Response:
+        if lead_id == failing and not refused:
+            refused.append(lead_id)
+            fake.requests.append(request)
+            return graph_error(190, "Error validating access token: Session has expired", subcode=463)
+        return fake(request, lead_id)
+
+    route(cdp_respx, token_expires_once)
+    ids = [item["id"] for item in LEADS]
+    log_leads(cdp_store, *ids)
+
+    first, collector = run_live(tmp_path, plugins, cdp_http)
+    assert first.status == "failed" and "Meta refused the access token" in (first.nodes["leads"].error or "")
+    assert first.nodes["submissions"].error is None
+    # the refusal is not kept: the second stream asks for that lead again, and only for that one
+    assert [r.url.path.rsplit("/", 1)[1] for r in fake.requests] == [*ids[:4], failing, ids[4]]
+    assert [r.key for r in collector.records("out") if r.stream == "meta.leads"] == ids[:2]
+    assert [r.key for r in collector.records("out") if r.stream == "meta.submissions"] == ids
+
+    fake.requests.clear()
+    second, collector = run_live(tmp_path, plugins, cdp_http)
+    assert second.status == "succeeded", second.error
+    # the leads stream resumes at the page of the lead it stopped at; submissions has nothing new
+    assert [r.url.path.rsplit("/", 1)[1] for r in fake.requests] == ids[2:]
+    assert [r.key for r in collector.records("out") if r.stream == "meta.leads"] == ids[2:]
+    assert [r.key for r in collector.records("out") if r.stream == "meta.submissions"] == []
+
+
+def test_a_lead_meta_no_longer_has_is_quarantined_by_each_stream_after_one_call(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, cdp_store: SystemStore, plugins: Plugins, tmp_path: Path
+) -> None:
+    fake = FakeLead(LEADS[0], LEADS[1])
+    route(cdp_respx, fake)
+    log_leads(cdp_store, LEADS[0]["id"], "700042", LEADS[1]["id"])
+    run, collector = run_live(tmp_path, plugins, cdp_http)
+    assert run.status == "succeeded", run.error
+    assert [r.url.path.rsplit("/", 1)[1] for r in fake.requests] == [LEADS[0]["id"], "700042", LEADS[1]["id"]]
+    assert [r.key for r in collector.records("out")] == [LEADS[0]["id"], LEADS[1]["id"]] * 2
+    for node in ("leads", "submissions"):
+        assert run.nodes[node].rejected == 1
+        [entry] = cdp_store.quarantine("live", node)
+        assert entry["payload"]["message_id"] == "700042"
+        assert entry["reason"].startswith("meta leadgen 700042: ") and "code 100, subcode 33" in entry["reason"]
+        assert "does not exist" in entry["reason"]
+
+
+def test_the_runs_answers_go_with_the_source(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    fake = FakeLead(LEAD)
+    route(cdp_respx, fake)
+    src = source(tmp_path, cdp_http)
+    src.stream("webhook_leads").records(logged())
+    src.stream("webhook_submissions").records(logged())
+    assert len(fake.requests) == 1
+    src.close()
+    src = source(tmp_path, cdp_http)  # the next run asks Meta again: a lead may have changed since
+    src.stream("webhook_submissions").records(logged())
+    src.close()
+    assert len(fake.requests) == 2
