@@ -1,0 +1,266 @@
+"""The kit's webhook conformance suite (cdp_core.testing.webhook_conformance): it passes a webhook that keeps its
+contract and fails each deliberately broken one on the case that names the break (run with pytester)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdp_core.testing.webhook_conformance import HmacSignature
+
+pytest_plugins = ["pytester"]
+
+WEBHOOKS = """
+import hashlib
+import uuid
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from cdp_core import PluginConfig, Record, RecordKind, Register, Source, hookimpl
+from cdp_core.ingest import IngestEntry, IngestLogStream
+from cdp_core.testing.webhook_conformance import Delivery, HmacSignature, WebhookConformance
+from cdp_core.webhooks import EntryRejected, Webhook, header, json_body, signature_matches
+
+pytest_plugins = ["cdp_core.testing"]
+
+
+class ShopConfig(PluginConfig):
+    secret: SecretStr | None = None
+
+
+class Items(IngestLogStream):
+    # {"id": K} upserts item K, {"id": K, "gone": true} deletes it, {"id": null} gives no record.
+    name = "webhook_items"
+    emits_deletions = True
+
+    def __init__(self, source):
+        super().__init__(self.name, source=source.context.name, store_url=source.context.store_url,
+                         kind=RecordKind.profile)
+
+    def records(self, entry):
+        key = entry.body.get("id")
+        if key is None:
+            raise EntryRejected("no id")
+        if entry.body.get("gone"):
+            return [Record(stream=f"{entry.source}.webhook_items", key=str(key), deleted=True)]
+        return [Record(stream=f"{entry.source}.webhook_items", key=str(key), data=entry.body,
+                       identifiers={"email": f"{key}@example.com"})]
+
+
+class Shop(Source):
+    config_model = ShopConfig
+
+    def streams(self):
+        return [Items(self)]
+
+
+class Good(Webhook):
+    streams = ("webhook_items",)
+    secret_options = ("secret",)
+
+    def verify(self, headers, body):
+        return signature_matches(self.config.secret, body, header(headers, "X-Sig"), encoding="hex", prefix="sha256=")
+
+    def message_id(self, headers, body):
+        return header(headers, "X-Delivery") or ""
+
+    def entries(self, headers, body, received_at):
+        payload = json_body(body, "shop webhook")
+        if payload.get("ignore"):
+            return []
+        return [IngestEntry(self.context.name, self.message_id(headers, body), "item", payload, received_at)]
+
+
+class Unchecked(Good):
+    def verify(self, headers, body):
+        return True
+
+
+class NewIdEachTime(Good):
+    def message_id(self, headers, body):
+        return str(uuid.uuid4())
+
+
+class Lenient(Good):
+    def entries(self, headers, body, received_at):
+        try:
+            return super().entries(headers, body, received_at)
+        except ValueError:
+            return []
+
+
+class Secretless(Good):
+    secret_options = ()
+
+
+class Undeclared(Items):
+    emits_deletions = False
+
+
+class Plugin:
+    def __init__(self, type_name, webhook, stream=Items):
+        self.type_name, self.webhook, self.stream = type_name, webhook, stream
+
+    @hookimpl
+    def cdp_register_sources(self, register: Register) -> None:
+        stream = self.stream
+
+        class Connector(Shop):
+            def streams(self):
+                return [stream(self)]
+
+        register(self.type_name, Connector)
+
+    @hookimpl
+    def cdp_register_webhooks(self, register: Register) -> None:
+        register(self.type_name, self.webhook)
+
+
+def delivery(n, payload, **expected):
+    import json
+    return Delivery(json.dumps(payload).encode(), {"X-Delivery": f"d{n}", "Content-Type": "application/json"},
+                    **expected)
+
+
+class Base(WebhookConformance):
+    config: ClassVar[dict[str, Any]] = {"secret": "s3cret"}
+    stream = "webhook_items"
+    signature = HmacSignature(header="X-Sig", secret_option="secret", encoding="hex", prefix="sha256=")
+
+    def deliveries(self):
+        return [
+            delivery(1, {"id": 1}, keys=("1",)),
+            delivery(2, {"id": 2, "ignore": True}),
+            delivery(3, {"id": None}, rejected=True),
+            delivery(4, {"id": 3}, keys=("3",)),
+            delivery(5, {"id": 1, "gone": True}, deleted=("1",)),
+        ]
+
+
+class TestGood(Base):
+    plugin = Plugin("good", Good)
+    type_name = "good"
+
+
+class TestUnchecked(Base):
+    plugin = Plugin("unchecked", Unchecked)
+    type_name = "unchecked"
+
+
+class TestNewIdEachTime(Base):
+    plugin = Plugin("newid", NewIdEachTime)
+    type_name = "newid"
+
+
+class TestLenient(Base):
+    plugin = Plugin("lenient", Lenient)
+    type_name = "lenient"
+
+
+class TestSecretless(Base):
+    plugin = Plugin("secretless", Secretless)
+    type_name = "secretless"
+
+
+class TestUndeclared(Base):
+    plugin = Plugin("undeclared", Good, Undeclared)
+    type_name = "undeclared"
+
+
+class TestWrongExpectations(Base):
+    plugin = Plugin("wrong", Good)
+    type_name = "wrong"
+
+    def deliveries(self):
+        return [delivery(1, {"id": 1}, keys=("1",)), delivery(2, {"id": 2}, keys=("3",))]
+
+
+class TestNoDeliveries(Base):
+    plugin = Plugin("none", Good)
+    type_name = "none"
+
+    def deliveries(self):
+        return []
+"""
+
+
+def _results(pytester: pytest.Pytester) -> dict[str, tuple[str, str]]:
+    pytester.makepyfile(test_suite=WEBHOOKS)
+    recorder = pytester.inline_run("-p", "no:cacheprovider")
+    passed, skipped, failed = recorder.listoutcomes()
+    assert not skipped, "the suite never skips"
+    results = {r.nodeid.split("::", 1)[1]: ("passed", "") for r in passed}
+    results |= {r.nodeid.split("::", 1)[1]: ("failed", r.longreprtext) for r in failed}
+    return results
+
+
+def _failing(results: dict[str, tuple[str, str]], cls: str) -> set[str]:
+    return {
+        name.split("::")[1]
+        for name, (outcome, _) in results.items()
+        if name.startswith(f"{cls}::") and outcome == "failed"
+    }
+
+
+CASES = {
+    "test_registered",
+    "test_config_model",
+    "test_config_validates",
+    "test_webhook_registered",
+    "test_signed_deliveries_are_read",
+    "test_a_retry_is_stored_once",
+    "test_deliveries_after_the_cursor",
+    "test_bad_signatures_are_refused",
+    "test_without_its_secret_every_delivery_is_refused",
+    "test_an_unreadable_body_is_refused",
+    "test_declared_deletions",
+}
+
+
+def test_the_webhook_suite_passes_a_good_webhook_and_fails_broken_ones(pytester: pytest.Pytester) -> None:
+    results = _results(pytester)
+    assert {n.split("::")[1] for n in results if n.startswith("TestGood::")} == CASES
+    assert _failing(results, "TestGood") == set()
+    failure = {name: text for name, (outcome, text) in results.items() if outcome == "failed"}
+    assert _failing(results, "TestUnchecked") == {"test_bad_signatures_are_refused"}
+    assert "delivery 0 with a tampered body: answered 200" in failure["TestUnchecked::test_bad_signatures_are_refused"]
+    assert _failing(results, "TestNewIdEachTime") == {"test_a_retry_is_stored_once"}
+    assert "the retries were logged again: 4 accepted" in failure["TestNewIdEachTime::test_a_retry_is_stored_once"]
+    assert _failing(results, "TestLenient") == {"test_an_unreadable_body_is_refused"}
+    assert "answered 200" in failure["TestLenient::test_an_unreadable_body_is_refused"]
+    assert _failing(results, "TestSecretless") == {
+        "test_webhook_registered",
+        "test_without_its_secret_every_delivery_is_refused",
+    }
+    assert "Secretless.secret_options is empty" in failure["TestSecretless::test_webhook_registered"]
+    assert _failing(results, "TestUndeclared") == {"test_declared_deletions"}
+    assert (
+        "deliveries [4] expect tombstones, but stream 'webhook_items' does not declare emits_deletions"
+        in failure["TestUndeclared::test_declared_deletions"]
+    )
+    wrong = _failing(results, "TestWrongExpectations")
+    assert wrong == {"test_signed_deliveries_are_read", "test_a_retry_is_stored_once", "test_deliveries_after_the_cursor",
+                     "test_declared_deletions"}  # fmt: skip
+    assert (
+        "declares emits_deletions: add a delivery of the vendor's deletion"
+        in failure["TestWrongExpectations::test_declared_deletions"]
+    )
+    assert (
+        "the stream read (key, deleted) [('1', False), ('2', False)], expected [('1', False), ('3', False)]"
+        in failure["TestWrongExpectations::test_signed_deliveries_are_read"]
+    )
+    assert "implement deliveries()" in failure["TestNoDeliveries::test_signed_deliveries_are_read"]
+
+
+@pytest.mark.parametrize(
+    ("signature", "expected"),
+    [
+        (HmacSignature("X-Shopify-Hmac-Sha256", "webhook_secret"), "A971iWIMgT8Zj9A9eWfikrFj7wQ16/Qwcc4OlRl2PLc="),
+        (
+            HmacSignature("X-Hub-Signature-256", "app_secret", encoding="hex", prefix="sha256="),
+            "sha256=03def589620c813f198fd03d7967e292b163ef0435ebf43071ce0e9519763cb7",
+        ),
+    ],
+)
+def test_hmac_signature_signs_the_raw_body(signature: HmacSignature, expected: str) -> None:
+    assert signature.sign(b'{"id":1}', "secret") == {signature.header: expected}
