@@ -19,6 +19,8 @@ from cdp_core.plugins import Plugins, Role, load_plugins
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, alembic) is imported by the commands that open it, not by `cdp --help`;
     # the config's pydantic models by the commands that load it
+    from sqlalchemy import Engine
+
     from cdp_core.config import Config, ConfigError, ConfigIssue
     from cdp_core.store import SystemStore
     from cdp_core.store.schema import History
@@ -120,16 +122,34 @@ def open_store(
     from cdp_core.store import SystemStore, access
 
     try:
-        engine = access.open_store(
-            config.store_url, loaded.migrations if histories is None else histories, create=create
-        )
-    except access.StoreMissing as exc:
-        if not missing_ok:
-            fail(config.redact(str(exc)), EXIT_FAILED)
+        engine = open_engine(config, loaded, create=create, histories=histories, quiet_missing=missing_ok)
+    except access.StoreMissing:
         return SystemStore("sqlite://").create()
+    return SystemStore(engine)
+
+
+def open_engine(
+    config: Config,
+    loaded: Plugins,
+    *,
+    create: bool,
+    histories: Iterable[History] | None = None,
+    quiet_missing: bool = False,
+) -> Engine:
+    """The engine of :func:`open_store`, without the kernel's system tables (a read command's).
+
+    :param quiet_missing: a missing store raises ``StoreMissing`` instead of ending the command.
+    """
+    from cdp_core.store import access
+
+    try:
+        return access.open_store(config.store_url, loaded.migrations if histories is None else histories, create=create)
+    except access.StoreMissing as exc:
+        if quiet_missing:
+            raise
+        fail(config.redact(str(exc)), EXIT_FAILED)
     except access.StoreUnavailable as exc:
         fail(config.redact(str(exc)), EXIT_FAILED)
-    return SystemStore(engine)
 
 
 @contextmanager

@@ -1,7 +1,27 @@
-"""The store database: the kernel's system tables (sync state, runs, quarantine, leases) and the plugins' tables."""
+"""The store database: the kernel's system tables (sync state, runs, quarantine, leases) and the plugins' tables.
 
-from cdp_core.store.checkpoint import Checkpoint
-from cdp_core.store.engine import make_engine
-from cdp_core.store.system import SystemStore
+Its classes are imported on first use: a read command that needs only ``cdp_core.store.schema``
+(the migration histories) does not load the system tables' models with it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cdp_core.store.checkpoint import Checkpoint
+    from cdp_core.store.engine import make_engine
+    from cdp_core.store.system import SystemStore
 
 __all__ = ["Checkpoint", "SystemStore", "make_engine"]
+
+_HOMES = {"Checkpoint": "cdp_core.store.checkpoint", "SystemStore": "cdp_core.store.system", "make_engine": "cdp_core.store.engine"}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(home), name)

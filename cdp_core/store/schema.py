@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import re
 import threading
 import zlib
@@ -78,6 +79,9 @@ class History:
     :param previous_version_table: a version table that held this history's revision
         before (the single history of stores older than the split): its revision is
         taken over and the old table dropped.
+    :param model_modules: the modules that define the models, imported before a migration
+        (their classes register the tables on SQLModel's metadata). A store found at the head of
+        its histories needs none of them: a read command then loads only the models it queries.
     """
 
     name: str
@@ -87,6 +91,12 @@ class History:
     baseline: str | None = None
     baseline_tables: frozenset[str] = field(default_factory=frozenset)
     previous_version_table: str | None = None
+    model_modules: tuple[str, ...] = ()
+
+    def import_models(self) -> None:
+        """Import :attr:`model_modules` (once per process, as any import)."""
+        for module in self.model_modules:
+            importlib.import_module(module)
 
     def tables(self) -> frozenset[str]:
         """Names of the tables this history's models define (the database may hold others)."""
@@ -130,13 +140,13 @@ KERNEL = History(
     models="cdp_core.store.",
     baseline="k0001",
     baseline_tables=frozenset({"sync_state", "sync_runs", "quarantine", "sync_leases"}),
+    model_modules=("cdp_core.store.models", "cdp_core.store.lease_models", "cdp_core.store.ingest_models"),
 )
 """The kernel's history: the system tables."""
 
 
 def create_schema(engine: Engine, *histories: History) -> None:
     """Bring the database to the head of the kernel's history and of ``histories`` (idempotent, concurrency-safe)."""
-    _import_kernel_models()
     ordered = [KERNEL, *(h for h in histories if h.name != KERNEL.name)]
     key = _cache_key(engine)
     pending = [h for h in ordered if key is None or (key, h.name) not in _at_head]
@@ -144,6 +154,8 @@ def create_schema(engine: Engine, *histories: History) -> None:
         return
     stale = [h for h in pending if _current_revision(engine, h) != h.head()]
     if stale:
+        for history in ordered:
+            history.import_models()
         with _process_lock, migration_transaction(engine) as conn:
             for history in stale:
                 _upgrade(conn, history)
@@ -208,12 +220,6 @@ def _default_text(rendered: str | None) -> str:
 
 
 # -- internals ------------------------------------------------------------------------------
-
-
-def _import_kernel_models() -> None:
-    # The system tables' classes register on SQLModel's metadata when imported; the kernel's
-    # history must see them even in a process that has touched no other store module.
-    from cdp_core.store import ingest_models, lease_models, models  # noqa: F401
 
 
 _REVISION_LINE = re.compile(r"^(revision|down_revision)(?:\s*:[^=]*)?\s*=\s*(.+?)\s*$", re.MULTILINE)

@@ -146,6 +146,7 @@ def schema_differences(engine: Engine, history: Any, metadata: Any = None) -> li
 
     from cdp_core.store.schema import compare_server_default
 
+    history.import_models()  # a model not imported would read as a table to drop
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn,

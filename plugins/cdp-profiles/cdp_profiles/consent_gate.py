@@ -32,9 +32,9 @@ from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Engine, func, select, tuple_
 
 from cdp_profiles.consent import Policy, allowed, consent_of, latest_consents
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
-from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
 
 PROFILE_ID_FIELD = "profile_id"
@@ -69,14 +69,14 @@ class ConsentGate(ExportGate):
         identity = context.sections.get("identity")
         self._identity = identity if isinstance(identity, IdentityConfig) else IdentityConfig()
         self._engine: Engine | None = None
-        self._normalizer: ProfileWriter | None = None
+        self._normalizer: IdentifierNormalizer | None = None
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = make_engine(self.store_url)
             ensure_schema(self._engine)
-            self._normalizer = ProfileWriter(self._engine, self._identity)
+            self._normalizer = IdentifierNormalizer(self._identity)
         return self._engine
 
     def check(self, batch: list[Record]) -> GateResult:
@@ -135,7 +135,7 @@ class ConsentGate(ExportGate):
         for type_name, value in record.identifier_pairs():
             if type_name == PROFILE_ID_IDENTIFIER:
                 continue
-            normalized, _ = self._normalizer.normalize_identifier(type_name, value)
+            normalized, _ = self._normalizer(type_name, value)
             if normalized is not None:
                 pairs.append((type_name, normalized))
         return pairs

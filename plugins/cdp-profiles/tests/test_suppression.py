@@ -282,16 +282,18 @@ def test_a_retry_of_a_destination_reject_is_screened_in_the_stores_own_transacti
 
 
 def test_quarantine_payloads_are_read_as_every_type_the_list_holds() -> None:
+    from pydantic import SecretStr
+
+    from cdp_profiles.identifiers import IdentifierNormalizer
     from cdp_profiles.identity import IdentityConfig
     from cdp_profiles.privacy.keys import PrivacyKey
-    from cdp_profiles.privacy.suppression import SuppressionList, normalizer
-    from pydantic import SecretStr
+    from cdp_profiles.privacy.suppression import SuppressionList
 
     key = PrivacyKey.of(SecretStr(KEY))
     entries = {"email": "anna@example.org", "phone": "+491715550123", "hubspot_id": "42"}
     hashes = {t: frozenset({key.hash_identifier(t, v)}) for t, v in entries.items()}
     engine = make_engine("sqlite://")
-    found = SuppressionList(hashes, key, normalizer(engine, IdentityConfig())).mentions
+    found = SuppressionList(hashes, key, IdentifierNormalizer(IdentityConfig())).mentions
     assert found({"text": 'x,"Anna <ANNA@example.org>",y'})
     assert found({"text": "2,bob,0171 555 0123,Berlin"})  # her number as a German would write it
     assert found({"row": {"hubspot_id": 42}})

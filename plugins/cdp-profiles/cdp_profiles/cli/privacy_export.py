@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.cli.profiles import IDENTIFIER_HELP
 from cdp_profiles.cli.reading import open_for_reading
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig, identity_section
 from cdp_profiles.privacy.audit import new_request_id, write_request
 from cdp_profiles.privacy.config import privacy_of
@@ -26,7 +27,6 @@ from cdp_profiles.privacy.export import counts, export_document
 from cdp_profiles.privacy.identifiers import asked_for
 from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 from cdp_profiles.privacy.person import person_of
-from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import lookup_profile
 
 
@@ -46,7 +46,7 @@ def subject_hash(engine: Engine, key: PrivacyKey | None, asked: str, identity: I
     normalized as the store does; None without a key or when it does not normalize."""
     if key is None:
         return None
-    type_name, value = asked_for(asked, ProfileWriter(engine, identity).normalize_identifier)
+    type_name, value = asked_for(asked, IdentifierNormalizer(identity))
     return key.hash_identifier(type_name, value) if value else None
 
 
@@ -81,7 +81,7 @@ def export_command(
                     conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 person = person_of(conn, found.profile_id)
                 request_id = new_request_id()
-                normalize = ProfileWriter(engine, identity).normalize_identifier
+                normalize = IdentifierNormalizer(identity)
                 document = {"request_id": request_id, **export_document(conn, person, now, normalize)}
                 text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
                 if target is not None:

@@ -19,6 +19,7 @@ from cdp_core.timeutil import utc_now
 from sqlalchemy import Engine
 
 from cdp_profiles.cli.privacy import privacy_app
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import identity_section, known_identifier_types
 from cdp_profiles.privacy.audit import new_request_id, write_request
 from cdp_profiles.privacy.config import privacy_of
@@ -27,7 +28,6 @@ from cdp_profiles.privacy.suppression import (
     Named,
     NotAnIdentifier,
     add_suppressions,
-    normalizer,
     parse_identifier,
     remove_suppression,
     scrub,
@@ -49,7 +49,7 @@ def _key(config: Config) -> PrivacyKey:
 
 def _named(identifier: str, engine: Engine, config: Config) -> Named:
     try:
-        return parse_identifier(identifier, normalizer(engine, identity_section(config)))
+        return parse_identifier(identifier, IdentifierNormalizer(identity_section(config)))
     except NotAnIdentifier as exc:
         common.fail(f"cannot read the identifier given: {exc}")
 

@@ -56,7 +56,5 @@ def open_for_reading(config: Config, loaded: Plugins) -> Engine:
     A missing store, a corrupt file, a folder, a lock held too long, an unreachable server
     or a store of a newer release is a one-line error and exit 1 (``common.open_store``).
     """
-    from cdp_profiles.store import audience_models, privacy_models, profile_models, segment_models  # noqa: F401
-
     histories = [*loaded.migrations, *([] if PROFILES in loaded.migrations else [PROFILES])]
-    return common.open_store(config, loaded, create=False, histories=histories).engine
+    return common.open_engine(config, loaded, create=False, histories=histories)

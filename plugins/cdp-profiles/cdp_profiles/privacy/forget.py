@@ -29,6 +29,7 @@ from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
 from sqlalchemy import Connection, Engine
 
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import identity_section
 from cdp_profiles.privacy import wipe
 from cdp_profiles.privacy.audience_keys import person_member_keys
@@ -42,7 +43,6 @@ from cdp_profiles.privacy.suppression import add_suppressions
 from cdp_profiles.privacy.targets import PENDING, queue_targets
 from cdp_profiles.privacy.traces import MARK, Traces
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
-from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import lookup_profile
 from cdp_profiles.store.schema import WRITE_LOCK
 
@@ -86,7 +86,7 @@ def forget(
     """Forget the person ``identifier`` names; raises :class:`NotFound` (after writing its audit row)."""
     now = now or utc_now()
     identity = identity_section(config)
-    normalize = ProfileWriter(engine, identity).normalize_identifier
+    normalize = IdentifierNormalizer(identity)
     request_id = new_request_id()
     found = lookup_profile(engine, identifier, identity)
     if found.profile_id is None:

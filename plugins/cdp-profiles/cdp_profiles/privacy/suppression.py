@@ -10,7 +10,7 @@ with :func:`suppression_screen`: one query loads the whole list; an empty list g
 screen at all (the run does no screening). Otherwise:
 
 - a record is dropped when one of its identifiers, normalized as the store normalizes it
-  (:meth:`ProfileWriter.normalize_identifier <cdp_profiles.store.profiles.ProfileWriter.normalize_identifier>`),
+  (:class:`~cdp_profiles.identifiers.IdentifierNormalizer`),
   hashes to an entry of its type;
 - a quarantine entry is dropped when any text in its payload (or its key), read as each
   identifier type the list holds, does: a whole string value, and the addresses, phone
@@ -32,14 +32,14 @@ from cdp_core.screens import RecordScreen
 from cdp_core.store.engine import make_engine
 from cdp_core.store.sql import upsert
 from cdp_core.store.tables import table_of
-from sqlalchemy import Connection, Engine, delete, inspect, select
+from sqlalchemy import Connection, delete, inspect, select
 
-from cdp_profiles.identity import IdentityConfig, identity_section
+from cdp_profiles.identifiers import IdentifierNormalizer
+from cdp_profiles.identity import identity_section
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.identifiers import split_identifier
 from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
 from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
-from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import PHONE_LIKE
 
 _suppressions, _requests = table_of(Suppression), table_of(PrivacyRequest)
@@ -52,11 +52,6 @@ _PHONE_IN_TEXT = re.compile(r"\+?\d[\d ()./-]{4,22}\d")
 _WORDS = re.compile(r"[\s,;:<>()\[\]{}\"'\\|=]+")
 _LONGEST = 1_000
 """A longer text is only searched for the identifiers inside it, never read as one whole."""
-
-
-def normalizer(engine: Engine, identity: IdentityConfig) -> Normalize:
-    """The store's normalization of identifiers (the same the profile store writes with)."""
-    return ProfileWriter(engine, identity).normalize_identifier
 
 
 KEY_CHECK = "__key__"
@@ -188,7 +183,7 @@ def suppression_screen(config: Config) -> SuppressionScreen | None:
                 return None
             key = PrivacyKey.of(privacy_of(config.sections).key)
             verify_key(conn, key)
-        return SuppressionScreen(SuppressionList(hashes, key, normalizer(engine, identity_section(config))))
+        return SuppressionScreen(SuppressionList(hashes, key, IdentifierNormalizer(identity_section(config))))
     finally:
         engine.dispose()  # the normalizer needs no connection
 

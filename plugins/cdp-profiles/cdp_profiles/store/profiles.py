@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc, utc_now
 from sqlalchemy import Engine
 
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import Identifier, IdentityConfig
 from cdp_profiles.store import activity, deletions, sortkey
 from cdp_profiles.store.activity import Stored
@@ -60,7 +60,6 @@ STALE_DELETION = "a deletion older than the stored version of its record: the re
 UNKNOWN_DELETION = "a deletion of a record the store does not hold: nothing to delete"
 
 log = logging.getLogger("cdp.profiles.store")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 ANONYMOUS_KINDS = frozenset({RecordKind.event, RecordKind.order, RecordKind.nps_response})
 """Kinds that still count without a person: an anonymous NPS answer is part of the score."""
@@ -111,30 +110,10 @@ class ProfileWriter:
         self.identity = identity
         self.rules = identity.rules
         self._sqlite = engine.dialect.name == "sqlite"
-        from cdp_core.transforms import normalizers  # the same normalizers the normalize transform uses
-
-        self._normalizers = normalizers
+        self.normalize_identifier = IdentifierNormalizer(identity)
+        """(normalized value or None, why not) of one identifier value."""
 
     # -- step 0: per-record preparation in Python ---------------------------------------
-    def normalize_identifier(self, type_name: str, value: Any) -> tuple[str | None, str]:
-        """(normalized value or None, why not)."""
-        text = str(value).strip()
-        if not text:
-            return None, "empty"
-        if type_name == "email":
-            result = self._normalizers.email(text)
-        elif type_name == "phone":
-            # Already E.164 (the normalize transform's output, or a vendor's): taken as is;
-            # full parsing costs ~100 us a number and would dominate a large ingest.
-            result = text if _E164.fullmatch(text) else self._normalizers.phone(text, self.identity.default_region)
-        else:
-            result = text
-        if isinstance(result, self._normalizers.Invalid):
-            return None, result.problem
-        if self.rules.is_blocked(type_name, result):
-            return None, f"{type_name} {result!r} is blocked"
-        return result, ""
-
     def prepare(self, batch: list[Record], checkpoint: Checkpoint) -> list[Prepared]:
         prepared: dict[tuple[str, str], Prepared] = {}
         dropped: dict[str, list[str]] = {}

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Connection, Engine, Table, case, func, or_, select
 
 from cdp_profiles.consent import ConsentConfig, allowed, latest_consents
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.store import profile_models as m
 from cdp_profiles.store import sortkey
@@ -344,9 +345,7 @@ def find_profile(engine: Engine, identifier: str, identity_config: IdentityConfi
 
 def lookup_profile(engine: Engine, identifier: str, identity_config: IdentityConfig) -> Lookup:
     """Like :func:`find_profile`, and says what matched and why nothing did."""
-    from cdp_profiles.store.profiles import ProfileWriter  # the store's own normalization, blocked values included
-
-    normalize = ProfileWriter(engine, identity_config).normalize_identifier
+    normalize = IdentifierNormalizer(identity_config)  # the store's own normalization, blocked values included
     text, found = identifier.strip(), Lookup(query=identifier)
     head, sep, rest = text.partition(":")
     typed = bool(sep) and TYPE_NAME.fullmatch(head) is not None

@@ -46,14 +46,15 @@ PROFILES = History(
     # Before the kernel and the product had a history each, one history in alembic's
     # default table held both; its revisions are this history's (0001-0007).
     previous_version_table="alembic_version",
+    model_modules=tuple(
+        f"cdp_profiles.store.{name}" for name in ("profile_models", "segment_models", "privacy_models", "audience_models")
+    ),
 )
 """The profile tables: profiles, identities, records by kind, traits, merge log, audience mirrors, privacy."""
 
 
 def ensure_schema(engine: Engine) -> None:
     """Bring ``engine``'s database to the kernel's and the profile product's newest schema."""
-    from cdp_profiles.store import audience_models, privacy_models, profile_models, segment_models  # noqa: F401
-
     create_schema(engine, PROFILES)
 
 
