@@ -2,7 +2,8 @@
 
 These tables name a person only inside text and JSON (:mod:`cdp_profiles.privacy.traces`
 says how they are recognized), so each is read in chunks of :data:`PAGE` rows, judged in
-Python, and written back in one statement per chunk: the quarantine rows that carry
+Python (a quick test of each row's text first: bench/forget_scan.py), and written back in
+one statement per chunk: the quarantine rows that carry
 the person deleted, the ingest log's messages that carry them deleted (never read, or read
 already: a repeated message is screened by the suppression list), the run texts and cursors
 that quote them rewritten.
@@ -15,7 +16,7 @@ from typing import Any
 from cdp_core.store.ingest_models import IngestLogRow
 from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.tables import table_of
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, Text, bindparam, cast, delete, select, update
 
 from cdp_profiles.privacy.erase import chunks
 from cdp_profiles.privacy.traces import Traces
@@ -37,17 +38,21 @@ def logged_ids(conn: Connection, traces: Traces) -> list[int]:
 
 
 def _carrying(conn: Connection, id_column: Any, columns: tuple[Any, Any, Any], traces: Traces) -> list[int]:
-    """Ids of the rows whose (JSON, key, text) ``columns`` carry the person, read in pages by id."""
+    """Ids of the rows whose (JSON, key, text) ``columns`` carry the person, read in pages by id.
+
+    The JSON is read as text, not decoded: most rows are turned away by a test of their text
+    (:meth:`Traces.in_stored_row`), and only the others are decoded and judged leaf by leaf.
+    """
     found: list[int] = []
     last = -1
     payload, key, text = columns
     while True:
-        wanted = [id_column, payload, key] + ([text] if text is not None else [])
+        wanted = [id_column, cast(payload, Text), key] + ([text] if text is not None else [])
         page = conn.execute(select(*wanted).where(id_column > last).order_by(id_column).limit(PAGE)).all()
         if not page:
             return found
         last = page[-1][0]
-        found += [r[0] for r in page if traces.in_quarantine(r[1], r[2], r[3] if text is not None else None)]
+        found += [r[0] for r in page if traces.in_stored_row(r[1], r[2], r[3] if text is not None else None)]
 
 
 def delete_quarantined(conn: Connection, traces: Traces) -> int:
