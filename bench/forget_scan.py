@@ -25,10 +25,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.privacy.run_traces import logged_ids
 from cdp_profiles.privacy.traces import Traces
-from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
 from sqlalchemy import insert
 
@@ -57,7 +57,7 @@ def fill(url: str, messages: int) -> None:
 
 def scan(url: str, quick: bool) -> tuple[float, list[int]]:
     engine = make_engine(url)
-    traces = Traces.of(PERSON, ProfileWriter(engine, IdentityConfig()).normalize_identifier)
+    traces = Traces.of(PERSON, IdentifierNormalizer(IdentityConfig()))
     if not quick:  # as before the quick tests: every row's leaves judged, every phone-like leaf parsed
         object.__setattr__(traces, "may_name", lambda *args: True)
         traces.__dict__["phone_tails"] = frozenset({""})  # the empty tail is in every number

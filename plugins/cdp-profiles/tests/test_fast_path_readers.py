@@ -33,6 +33,7 @@ from cdp_profiles import nps, nps_drivers
 from cdp_profiles.analytics.config import AnalyticsConfig, RfmConfig
 from cdp_profiles.analytics.orders import histories, purchase_days
 from cdp_profiles.consent import latest_consents
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.membership.refresh import refresh, touched_by
 from cdp_profiles.privacy.config import RetentionConfig
@@ -297,7 +298,7 @@ def membership(ctx: Ctx) -> Any:
 
 def export(ctx: Ctx) -> Any:
     """A person's export: every record of theirs is in it (their sets are the writer's business, not compared)."""
-    normalize = ProfileWriter(ctx.engine, IDENTITY).normalize_identifier
+    normalize = IdentifierNormalizer(IDENTITY)
     with ctx.engine.connect() as conn:
         person = person_of(conn, ctx.anna)
         document = export_document(conn, person, NOW, normalize)

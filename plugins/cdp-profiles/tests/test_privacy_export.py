@@ -225,6 +225,7 @@ def test_an_identifier_a_limit_kept_with_someone_else_leads_to_none_of_their_row
     quarantine entries found by that identifier are the owner's, not part of the first person's export."""
     from cdp_core.store.checkpoint import Checkpoint
 
+    from cdp_profiles.identifiers import IdentifierNormalizer
     from cdp_profiles.identity import IdentityConfig
     from cdp_profiles.privacy.export import export_document
     from cdp_profiles.privacy.person import person_of
@@ -250,5 +251,5 @@ def test_an_identifier_a_limit_kept_with_someone_else_leads_to_none_of_their_row
         sam = conn.execute(select(identities.c.profile_id).where(identities.c.value == shared)).scalar_one()
         person = person_of(conn, sam)
         assert ("phone", ANNA_PHONE) in person.identifiers  # a set of Sam's holds it; Anna's profile owns it
-        doc = export_document(conn, person, T0, ProfileWriter(store_engine, IdentityConfig()).normalize_identifier)
+        doc = export_document(conn, person, T0, IdentifierNormalizer(IdentityConfig()))
     assert [x["member_key"] for x in doc["audiences"]] == [keys["sam"]] and doc["quarantine"] == []

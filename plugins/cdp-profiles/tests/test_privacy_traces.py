@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from cdp_profiles.audiences import member_key, sha256_hex
+from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.privacy.audience_keys import member_keys
 from cdp_profiles.privacy.traces import MARK, Traces
-from cdp_profiles.store.profiles import ProfileWriter
 
 PERSON = [("email", "anna@example.org"), ("hubspot_id", "9001234"), ("phone", "+491711234567")]
 
 
 def traces() -> Traces:
-    normalize = ProfileWriter(create_engine("sqlite://"), IdentityConfig()).normalize_identifier
+    normalize = IdentifierNormalizer(IdentityConfig())
     return Traces.of(PERSON, normalize, keys=["c-17"])
 
 
@@ -87,7 +85,7 @@ def test_a_row_read_as_stored_json_is_judged_as_its_value() -> None:
 def test_other_peoples_numbers_are_not_parsed() -> None:
     """Parsing a phone number costs ~70 us: a row with no trace of the person's number never gets there."""
     calls: list[tuple[str, str]] = []
-    normalize = ProfileWriter(create_engine("sqlite://"), IdentityConfig()).normalize_identifier
+    normalize = IdentifierNormalizer(IdentityConfig())
 
     def counting(type_name: str, value: Any) -> tuple[str | None, str]:
         calls.append((type_name, str(value)))
