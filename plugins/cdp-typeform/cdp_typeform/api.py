@@ -6,9 +6,12 @@ Facts used here (Typeform Responses API, ``GET /forms/{form_id}/responses``):
 - base URL ``https://api.typeform.com``, or ``https://api.eu.typeform.com`` for
   accounts in the EU data center;
 - ``page_size`` up to 1000; ``after``/``before`` take a response token (exclusive)
-  and sort the responses in the order Typeform processed them; they cannot be
-  combined with ``sort``. Without them the default order is ``submitted_at``,
-  newest first, so the first page of a first read asks for ``sort=submitted_at,asc``;
+  and sort the responses in the order Typeform processed them, which can differ from
+  ``submitted_at`` (a response processed late); they cannot be combined with ``sort``.
+  Without them the order is ``sort=submitted_at,asc|desc`` (default newest first), and
+  ``since``/``until`` filter on ``submitted_at``, inclusive, to the second (ISO 8601 UTC
+  with a ``T``, or Unix seconds). How the first read combines the two orders: the
+  source's module docs;
 - the body is ``{"total_items", "page_count", "items": [...]}``; an item has
   ``token``, ``response_id``, ``landed_at``, ``submitted_at``, ``answers`` (each
   with ``field {id, ref, type}``, its ``type`` and the value under that type's name:

@@ -20,7 +20,7 @@ from cdp_core.testing import (
     run_graph,
     run_twice,
 )
-from fake_typeform import BASE, FORM_ID, TOKEN, FakeTypeform, response
+from fake_typeform import FORM_ID, TOKEN, FakeTypeform, response
 from pydantic import ValidationError
 
 import cdp_typeform
@@ -63,8 +63,8 @@ class TestResponsesConformance(SourceConformance):
     # The changing-data case moves a record of the first page to the end; a Typeform response
     # does not move: test_an_answer_processed_during_the_read_comes_once reads what does happen.
     pages_never_change = (
-        "a completed response never changes, and the pages follow the `after` token in Typeform's processing "
-        "order: a response processed during the read comes after every token already read"
+        "a completed response never changes, and one processed during the read comes after the first read's "
+        "anchor in Typeform's processing order, where step 3 of the read reads it"
     )
 
     def add_more(self, respx_mock: respx.Router, tmp_path: Path) -> list[str]:
@@ -152,17 +152,100 @@ def test_a_stored_record_reads_as_an_nps_answer(cdp_respx: respx.Router, cdp_htt
 # -- paging and incremental reads -----------------------------------------------------------------
 
 
-def test_pages_by_the_after_token(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+def test_a_first_read_pages_by_submission_time_then_after_the_anchor(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
     api = FakeTypeform(RESPONSES).install(cdp_respx)
     pages = list(build(tmp_path, cdp_http).stream("responses").read(None))
-    assert [[r.key for r in p.records] for p in pages] == [["tok1", "tok2"], ["tok3", "tok4"], ["tok5"]]
-    assert [p.cursor for p in pages] == [{"after": "tok2"}, {"after": "tok4"}, {"after": "tok5"}]
-    sent = [dict(r.url.params) for r in api.requests]
-    assert sent == [
-        {"page_size": "2", "sort": "submitted_at,asc"},  # the default order is newest first
-        {"page_size": "2", "after": "tok2"},  # `after` and `sort` exclude each other
-        {"page_size": "2", "after": "tok4"},
-    ]
+    assert [[r.key for r in p.records] for p in pages] == [["tok1", "tok2"], ["tok3"], ["tok4"], ["tok5"], [], []]
+    at = lambda day, token: {"anchor": "tok5", "since": f"2024-05-0{day}T10:00:00+00:00", "seen": [token]}
+    assert [p.cursor for p in pages] == [
+        at(2, "tok2"), at(3, "tok3"), at(4, "tok4"), at(5, "tok5"), {"after": "tok5"}, {"after": "tok5"}
+    ]  # fmt: skip
+    since = lambda day: {"page_size": "2", "sort": "submitted_at,asc", "since": f"2024-05-0{day}T10:00:00"}
+    assert [dict(r.url.params) for r in api.requests] == [
+        {"page_size": "1", "sort": "submitted_at,desc"},  # the anchor: the newest response
+        {"page_size": "2", "sort": "submitted_at,asc"},
+        since(2), since(3), since(4), since(5),  # inclusive: the last second's responses come again, dropped
+        {"page_size": "2", "after": "tok5"},  # `after` and `sort` exclude each other
+    ]  # fmt: skip
+
+
+def test_later_runs_page_by_the_after_token(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    pages = list(build(tmp_path, cdp_http).stream("responses").read(roundtrip({"after": "tok1"})))
+    assert [[r.key for r in p.records] for p in pages] == [["tok2", "tok3"], ["tok4", "tok5"], []]
+    assert [p.cursor for p in pages] == [{"after": "tok3"}, {"after": "tok5"}, {"after": "tok5"}]
+    assert [dict(r.url.params) for r in api.requests] == [
+        {"page_size": "2", "after": "tok1"}, {"page_size": "2", "after": "tok3"}, {"page_size": "2", "after": "tok5"},
+    ]  # fmt: skip
+
+
+# Processing order (the list's order) differs from submission order: "mid" was submitted after tok2
+# (the last response of the first page by submission time) but processed before it.
+OUT_OF_ORDER = [RESPONSES[0], response("mid", "2024-05-02T18:00:00Z", 7), *RESPONSES[1:]]
+ALL_KEYS = ["tok1", "tok2", "mid", "tok3", "tok4", "tok5"]
+# And "lag": submitted before the newest response (tok5, the first read's anchor), processed after it.
+LAGGING = [*OUT_OF_ORDER, response("lag", "2024-05-01T12:00:00Z", 8)]
+
+
+def test_a_first_read_reads_every_response_once_whatever_the_processing_order(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """`after` the first page's last token skips what was processed before that token; the first read does not."""
+    FakeTypeform(OUT_OF_ORDER).install(cdp_respx)
+    got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), None)
+    assert sorted(got) == sorted(ALL_KEYS) and len(got) == len(ALL_KEYS)
+    assert final == {"after": "tok5"}  # the last response in processing order
+
+
+def test_a_later_run_reads_only_the_new_answers(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
+    """The first read ends after the last response processed ("lag", read by submission time and again after
+    the anchor): the next run asks after it, and gets only what is new."""
+    api = FakeTypeform(LAGGING).install(cdp_respx)
+    got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), None)
+    assert sorted(got) == sorted([*ALL_KEYS, "lag"]) and final == {"after": "lag"}
+    api.responses.append(response("new", "2024-06-01T08:00:00Z", 7))
+    api.responses.append(response("late", "2024-05-01T09:00:00Z", 6))  # submitted before everything read
+    seen = len(api.requests)
+    got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), roundtrip(final))
+    assert got == ["new", "late"] and final == {"after": "late"}
+    assert all(set(r.url.params) == {"page_size", "after"} for r in api.requests[seen:])  # no first read again
+    assert keys(build(tmp_path, cdp_http), roundtrip(final)) == []
+
+
+def test_a_first_read_cut_short_after_any_page_loses_nothing(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """Resumed from the cursor of page N (of the pass by submission time or after the anchor), with answers
+    processed meanwhile (one submitted before everything read): every answer comes. The one repeat a cut
+    allows: "lag", read by submission time before the cut and processed after the anchor, comes again."""
+    api = FakeTypeform().install(cdp_respx)
+    for cut in range(1, 9):  # the read has 8 pages: 7 by submission time, 1 after the anchor
+        api.responses = list(LAGGING)
+        pages = build(tmp_path, cdp_http).stream("responses").read(None)
+        before = [next(pages) for _ in range(cut)]
+        pages.close()  # the crash
+        api.responses.append(response("new", "2024-06-01T08:00:00Z", 7))
+        api.responses.append(response("late", "2024-05-01T09:00:00Z", 6))
+        got, final = read_keys(build(tmp_path, cdp_http).stream("responses"), roundtrip(before[-1].cursor))
+        delivered = [r.key for p in before for r in p.records] + got
+        assert sorted(set(delivered)) == sorted([*ALL_KEYS, "lag", "new", "late"]), cut
+        assert [k for k in delivered if delivered.count(k) > 1] in ([], ["lag", "lag"]), cut
+        assert final == {"after": "late"}, cut
+        assert keys(build(tmp_path, cdp_http), roundtrip(final)) == [], cut
+
+
+def test_a_whole_page_in_one_second_fails_rather_than_skip(
+    cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
+) -> None:
+    """`since` is inclusive and to the second: past a page of responses of one second it cannot get."""
+    FakeTypeform([response(t, "2024-05-01T10:00:00Z") for t in ("a", "b", "c")]).install(cdp_respx)
+    pages = build(tmp_path, cdp_http).stream("responses").read(None)
+    assert [r.key for r in next(pages).records] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"a whole page of 2 responses was submitted in the second 2024-05-01T10:00:00.*raise page_size"):  # fmt: skip
+        next(pages)
+    assert keys(build(tmp_path, cdp_http, page_size=4)) == ["a", "b", "c"]  # a page larger than the second
 
 
 def test_resumes_from_a_saved_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
@@ -184,8 +267,9 @@ def test_a_late_processed_answer_is_not_missed(cdp_respx: respx.Router, cdp_http
 def test_an_answer_processed_during_the_read_comes_once(
     cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
-    """Answers submitted while the read pages (one submitted earlier, processed late) come after the
-    tokens read: this run reads them, once, and the next run nothing."""
+    """Answers processed while the read pages come after its anchor: "new" is read by submission time and
+    dropped after the anchor, "late" (submitted before everything read) after the anchor; each once, and the
+    next run nothing."""
     api = FakeTypeform(RESPONSES).install(cdp_respx)
     pages = build(tmp_path, cdp_http).stream("responses").read(None)
     first = next(pages)
@@ -201,10 +285,10 @@ def test_a_full_last_page_ends_with_an_empty_one(
     cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
     api = FakeTypeform(RESPONSES[:4]).install(cdp_respx)
-    pages = list(build(tmp_path, cdp_http).stream("responses").read(None))
+    pages = list(build(tmp_path, cdp_http).stream("responses").read({"after": "tok2"}))
     # a full page may have a successor whatever page_count says: one more request makes sure
-    assert [len(p.records) for p in pages] == [2, 2, 0]
-    assert len(api.requests) == 3 and [p.cursor for p in pages][-2:] == [{"after": "tok4"}, {"after": "tok4"}]
+    assert [len(p.records) for p in pages] == [2, 0]
+    assert len(api.requests) == 2 and [p.cursor for p in pages] == [{"after": "tok4"}, {"after": "tok4"}]
 
 
 def test_empty_form(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
@@ -237,56 +321,51 @@ def test_a_cursor_of_another_shape_is_a_clear_error(
     cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path
 ) -> None:
     FakeTypeform(RESPONSES).install(cdp_respx)
-    with pytest.raises(ValueError, match="typeform cursor"):
-        keys(build(tmp_path, cdp_http), "tok3")
+    for cursor in ("tok3", {"after": "tok3", "anchor": "tok5"}, {"since": "2024-05-01T10:00:00Z"}, {"token": "x"}):
+        with pytest.raises(ValueError, match="typeform cursor"):
+            keys(build(tmp_path, cdp_http), cursor)
 
 
 # -- what the HTTP layer does for the source ------------------------------------------------------
 
 
-URL = f"{BASE}/forms/{FORM_ID}/responses"
-
-
 def test_rate_limited_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    api = FakeTypeform(RESPONSES)
-    cdp_respx.get(URL).mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "5"}), api.handle, api.handle, api.handle]
-    )
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    api.failures[1] = httpx.Response(429, headers={"Retry-After": "5"})
     assert len(keys(build(tmp_path, cdp_http))) == 5
     assert 5.0 in cdp_http.clock.sleeps  # type: ignore[attr-defined]
 
 
 def test_requests_are_paced_at_two_per_second(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    FakeTypeform(RESPONSES).install(cdp_respx)
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
     source = build(tmp_path, cdp_http)
     keys(source)
     assert source.client.limiter.rate is not None and source.client.limiter.rate.interval == 0.5
-    assert sum(cdp_http.clock.sleeps) == pytest.approx(1.0)  # type: ignore[attr-defined]  # 3 requests: 2 waits
+    assert len(api.requests) == 7  # the anchor, 5 pages by submission time, 1 after the anchor
+    assert sum(cdp_http.clock.sleeps) == pytest.approx(3.0)  # type: ignore[attr-defined]  # 7 requests: 6 waits
 
 
 def test_server_error_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    api = FakeTypeform(RESPONSES)
-    cdp_respx.get(URL).mock(side_effect=[api.handle, httpx.Response(502), api.handle, api.handle])
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    api.failures[2] = httpx.Response(502)
     assert len(keys(build(tmp_path, cdp_http))) == 5
 
 
 def test_timeout_then_ok(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    api = FakeTypeform(RESPONSES)
-    cdp_respx.get(URL).mock(side_effect=[api.handle, httpx.ConnectTimeout("slow"), api.handle, api.handle])
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    api.failures[2] = httpx.ConnectTimeout("slow")
     assert len(keys(build(tmp_path, cdp_http))) == 5
 
 
 def test_malformed_page_stops_before_its_cursor(cdp_respx: respx.Router, cdp_http: HttpFactory, tmp_path: Path) -> None:
-    api = FakeTypeform(RESPONSES)
-    broken = httpx.Response(
-        200, json={"total_items": 3, "page_count": 2, "items": {"token": "tok3"}}  # not a list
-    )
-    cdp_respx.get(URL).mock(side_effect=[api.handle, broken])
+    api = FakeTypeform(RESPONSES).install(cdp_respx)
+    # the anchor, page 1, then a page whose items are not a list
+    api.failures[3] = httpx.Response(200, json={"total_items": 3, "page_count": 2, "items": {"token": "tok3"}})
     pages = build(tmp_path, cdp_http).stream("responses").read(None)
     first = next(pages)
     with pytest.raises(ResponseError) as info:
         next(pages)  # the runner keeps the cursor of page 1
-    assert first.cursor == {"after": "tok2"}
+    assert first.cursor == {"anchor": "tok5", "since": "2024-05-02T10:00:00+00:00", "seen": ["tok2"]}
     assert "connector 'survey'" in str(info.value) and "items: Input should be a valid list" in str(info.value)
 
 
@@ -370,7 +449,8 @@ def test_an_empty_first_reads_cursor_stored_by_earlier_versions(
     """The layout is unchanged ({"after": TOKEN}: test_resumes_from_a_saved_cursor); {"after": null} reads from the start."""
     api = FakeTypeform(RESPONSES).install(cdp_respx)
     assert keys(build(tmp_path, cdp_http), roundtrip({"after": None})) == ["tok1", "tok2", "tok3", "tok4", "tok5"]
-    assert dict(api.requests[0].url.params) == {"page_size": "2", "sort": "submitted_at,asc"}
+    assert dict(api.requests[0].url.params) == {"page_size": "1", "sort": "submitted_at,desc"}  # a first read
+    assert dict(api.requests[1].url.params) == {"page_size": "2", "sort": "submitted_at,asc"}
 
 
 def test_one_malformed_response_is_quarantined_the_others_stored(
