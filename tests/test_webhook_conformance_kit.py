@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from cdp_core import PluginConfig, Record, RecordKind, Register, Source, hookimpl
 from cdp_core.ingest import IngestEntry, IngestLogStream
-from cdp_core.testing.webhook_conformance import Delivery, HmacSignature, WebhookConformance
+from cdp_core.testing.webhook_conformance import Delivery, Handshake, HmacSignature, WebhookConformance
 from cdp_core.webhooks import EntryRejected, Webhook, header, json_body, signature_matches
 
 pytest_plugins = ["cdp_core.testing"]
@@ -26,6 +26,7 @@ pytest_plugins = ["cdp_core.testing"]
 
 class ShopConfig(PluginConfig):
     secret: SecretStr | None = None
+    verify_token: SecretStr | None = None
 
 
 class Items(IngestLogStream):
@@ -90,6 +91,31 @@ class Lenient(Good):
 
 
 class Secretless(Good):
+    secret_options = ()
+
+
+class Hub(Good):
+    # the hub style: hub.mode=subscribe, the shared token, the challenge answered as it came
+    secret_options = ("secret", "verify_token")
+
+    def handshake(self, query):
+        token = self.config.verify_token
+        if query.get("hub.mode") != "subscribe" or token is None:
+            return None
+        if not self.token_matches(query.get("hub.verify_token"), token.get_secret_value()):
+            return None
+        return query.get("hub.challenge") or None
+
+    def token_matches(self, given, token):
+        return given == token
+
+
+class HubAnyToken(Hub):
+    def token_matches(self, given, token):
+        return True
+
+
+class HubSecretless(Hub):
     secret_options = ()
 
 
@@ -175,6 +201,42 @@ class TestWrongExpectations(Base):
         return [delivery(1, {"id": 1}, keys=("1",)), delivery(2, {"id": 2}, keys=("3",))]
 
 
+class HubBase(Base):
+    config: ClassVar[dict[str, Any]] = {"secret": "s3cret", "verify_token": "tok-42"}
+    handshake = Handshake(
+        query={"hub.mode": "subscribe", "hub.verify_token": "tok-42", "hub.challenge": "1158201444"},
+        answer="1158201444",
+        token_param="hub.verify_token",
+        refused=({"hub.mode": "unsubscribe", "hub.verify_token": "tok-42", "hub.challenge": "1158201444"},),
+    )
+
+
+class TestHub(HubBase):
+    plugin = Plugin("hub", Hub)
+    type_name = "hub"
+
+
+class TestHubAnyToken(HubBase):
+    plugin = Plugin("hubany", HubAnyToken)
+    type_name = "hubany"
+
+
+class TestHubSecretless(HubBase):
+    plugin = Plugin("hubsecretless", HubSecretless)
+    type_name = "hubsecretless"
+
+
+class TestHubUndeclared(Base):
+    plugin = Plugin("hubundeclared", Hub)
+    type_name = "hubundeclared"
+    config: ClassVar[dict[str, Any]] = {"secret": "s3cret", "verify_token": "tok-42"}
+
+
+class TestHandshakeWithoutOne(HubBase):
+    plugin = Plugin("nohub", Good)
+    type_name = "nohub"
+
+
 class TestNoDeliveries(Base):
     plugin = Plugin("none", Good)
     type_name = "none"
@@ -214,6 +276,7 @@ CASES = {
     "test_without_its_secret_every_delivery_is_refused",
     "test_an_unreadable_body_is_refused",
     "test_declared_deletions",
+    "test_subscription_handshake",
 }
 
 
@@ -250,6 +313,34 @@ def test_the_webhook_suite_passes_a_good_webhook_and_fails_broken_ones(pytester:
         in failure["TestWrongExpectations::test_signed_deliveries_are_read"]
     )
     assert "implement deliveries()" in failure["TestNoDeliveries::test_signed_deliveries_are_read"]
+    _check_handshake_cases(results, failure)
+
+
+def _check_handshake_cases(results: dict[str, tuple[str, str]], failure: dict[str, str]) -> None:
+    """test_subscription_handshake passes a hub-style check and fails each broken one (same pytester run)."""
+    assert {n.split("::")[1] for n in results if n.startswith("TestHub::")} == CASES
+    assert _failing(results, "TestHub") == set()
+    assert _failing(results, "TestHubAnyToken") == {"test_subscription_handshake"}
+    assert (
+        "the subscription check {'hub.mode': 'subscribe', 'hub.verify_token': 'tok-42-not-it', "
+        "'hub.challenge': '1158201444'}: answered 200" in failure["TestHubAnyToken::test_subscription_handshake"]
+    )
+    assert _failing(results, "TestHubSecretless") == {
+        "test_webhook_registered",
+        "test_without_its_secret_every_delivery_is_refused",
+        "test_subscription_handshake",
+    }
+    assert "the check without the secrets: answered 200" in failure["TestHubSecretless::test_subscription_handshake"]
+    assert _failing(results, "TestHubUndeclared") == {"test_subscription_handshake"}
+    assert (
+        "Hub answers GET subscription checks (it overrides Webhook.handshake): set handshake = Handshake("
+        in failure["TestHubUndeclared::test_subscription_handshake"]
+    )
+    assert _failing(results, "TestHandshakeWithoutOne") == {"test_subscription_handshake"}
+    assert (
+        "handshake is set, but Good does not override Webhook.handshake"
+        in failure["TestHandshakeWithoutOne::test_subscription_handshake"]
+    )
 
 
 @pytest.mark.parametrize(

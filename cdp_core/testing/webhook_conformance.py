@@ -32,7 +32,7 @@ from cdp_core.testing.helpers import make_context, roundtrip, to_toml
 from cdp_core.testing.serve import Served, serve_config
 from cdp_core.webhooks import Webhook, hmac_sha256
 
-__all__ = ["Delivery", "HmacSignature", "WebhookConformance"]
+__all__ = ["Delivery", "Handshake", "HmacSignature", "WebhookConformance"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,24 @@ class HmacSignature:
         return {self.header: self.prefix + text}
 
 
+@dataclass(frozen=True)
+class Handshake:
+    """A vendor's subscription check: a GET to the webhook's URL, whose query the webhook answers with a text.
+
+    The hub style of Meta's Graph API webhooks (and WebSub, Strava): ``hub.mode=subscribe``,
+    ``hub.verify_token`` (a token shared through the config) and ``hub.challenge``, answered as it came.
+    """
+
+    query: Mapping[str, str]
+    """A check as the vendor sends it, the config's token in it."""
+    answer: str
+    """The text the vendor expects back (Meta: the ``hub.challenge`` value)."""
+    token_param: str | None = None
+    """The query parameter that carries the shared token: the suite also sends it wrong, and leaves it out."""
+    refused: tuple[Mapping[str, str], ...] = ()
+    """Other checks the webhook must refuse, though their token is right (another ``hub.mode``, no challenge)."""
+
+
 def _without(headers: Mapping[str, str], names: list[str]) -> dict[str, str]:
     drop = {name.lower() for name in names}
     return {k: v for k, v in headers.items() if k.lower() not in drop}
@@ -98,6 +116,8 @@ class WebhookConformance(_Conformance):
     signature: ClassVar[HmacSignature | None] = None
     unreadable_body: ClassVar[bytes] = b'{"not json'
     """A body the webhook cannot read: signed and sent with a delivery's headers, it must get 400."""
+    handshake: ClassVar[Handshake | None] = None
+    """The vendor's GET subscription check, for a webhook that answers one (none: GET gets 405)."""
 
     # -- hooks an integrator overrides ---------------------------------------------------
     def deliveries(self) -> list[Delivery]:
@@ -348,3 +368,51 @@ class WebhookConformance(_Conformance):
             assert not deleting, (
                 f"deliveries {deleting} expect tombstones, but stream {self.stream!r} does not declare emits_deletions"
             )
+
+    def test_subscription_handshake(
+        self,
+        served: Served,
+        webhook_class: type[Webhook],
+        conformance_plugins: Plugins,
+        webhook_store_url: str,
+        tmp_path: Path,
+    ) -> None:
+        """The vendor's GET check (``handshake``) gets its answer; a wrong one, or one to a connector without its
+        secrets, 401; a webhook that declares no check answers GET with 405. Nothing is logged."""
+        url = f"/webhooks/{self.connector_name}"
+        check = self.handshake
+        if check is None:
+            assert not webhook_class.has_handshake(), (
+                f"{webhook_class.__name__} answers GET subscription checks (it overrides Webhook.handshake): set "
+                "handshake = Handshake(query=..., answer=..., token_param=...) so the suite sends them"
+            )
+            answer = served.client.get(url, params={"hub.mode": "subscribe", "hub.challenge": "1"})
+            assert answer.status_code == 405, f"a GET to a webhook without a handshake: answered {answer.status_code}"
+        else:
+            assert webhook_class.has_handshake(), (
+                f"handshake is set, but {webhook_class.__name__} does not override Webhook.handshake: "
+                "cdp serve answers every GET with 405"
+            )
+            answer = served.client.get(url, params=dict(check.query))
+            assert (answer.status_code, answer.text) == (200, check.answer), (
+                f"the subscription check {dict(check.query)}: answered {answer.status_code}: {answer.text!r}"
+            )
+            wrong = list(check.refused)
+            if check.token_param is not None:
+                wrong += [
+                    {**check.query, check.token_param: f"{check.query[check.token_param]}-not-it"},
+                    {k: v for k, v in check.query.items() if k != check.token_param},
+                ]
+            for query in wrong:
+                answer = served.client.get(url, params=dict(query))
+                assert answer.status_code == 401, (
+                    f"the subscription check {dict(query)}: answered {answer.status_code}: {answer.text!r}"
+                )
+            config = {k: v for k, v in self.config.items() if k not in webhook_class.secret_options}
+            apart = tmp_path / "secretless"  # its own connectors.toml, on the same store
+            apart.mkdir()
+            with self._serve(apart, conformance_plugins, webhook_store_url, config) as secretless:
+                answer = secretless.client.get(url, params=dict(check.query))
+                assert answer.status_code == 401, f"the check without the secrets: answered {answer.status_code}"
+        logged = [row.message_id for row in served.logged(self.connector_name)]
+        assert not logged, f"subscription checks were logged: {logged}"

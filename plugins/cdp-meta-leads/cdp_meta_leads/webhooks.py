@@ -13,13 +13,14 @@
 The event carries no answers: the streams ``webhook_leads`` and
 ``webhook_submissions`` read each logged lead with ``GET /{leadgen_id}`` (the same
 fields as the pull streams ask for) through the connector's Graph client, and make the
-records ``leads`` and ``submissions`` make of it, under their names and keys. A run that
-reads both streams fetches each lead once: the second stream makes its record from the
-first one's answer (:mod:`cdp_meta_leads.fetched`); each stream keeps its own cursor. A
-lead of a form not in ``form_ids`` is skipped, as the pull streams do not read it. A lead
-Meta no longer has (or a field it refuses) is quarantined with Meta's reason, by each
-stream; a token or permission error, throttling, and 5xx that outlast the retries stop
-the read, which resumes at that lead.
+records ``leads`` and ``submissions`` make of it, under their names and keys (which
+each declares as its ``records_of``). A run that reads both streams fetches each lead
+once: the second stream makes its record from the first one's answer
+(:mod:`cdp_meta_leads.fetched`); each stream keeps its own cursor. A lead of a form not
+in ``form_ids`` is skipped, as the pull streams do not read it. A lead Meta no longer has
+(or a field it refuses) is quarantined with Meta's reason, by each stream; a token or
+permission error, throttling, and 5xx that outlast the retries stop the read, which
+resumes at that lead.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ class WebhookLeadsStream(IngestLogStream):
 
     primary_key = ("id",)
     identifier_types = ("meta_lead_id", "email", "phone")
-    pull_stream: str
-    """The pull stream whose records it makes (name and mapping)."""
+    records_of: str
+    """The pull stream whose records it delivers (their name and mapping), so the store upserts that stream's rows."""
 
     def __init__(self, source: MetaLeadsSource) -> None:
         super().__init__(
@@ -178,7 +179,7 @@ class WebhookLeadsStream(IngestLogStream):
 
     def records(self, entry: IngestEntry) -> list[Record]:
         connector = self.connector
-        return leadgen_records(entry, connector.graph, connector.config, self.make, self.pull_stream, connector.fetched)
+        return leadgen_records(entry, connector.graph, connector.config, self.make, self.records_of, connector.fetched)
 
 
 class WebhookLeads(WebhookLeadsStream):
@@ -186,7 +187,7 @@ class WebhookLeads(WebhookLeadsStream):
 
     name = "webhook_leads"
     kind = RecordKind.profile
-    pull_stream = "leads"
+    records_of = "leads"
 
     def __init__(self, source: MetaLeadsSource) -> None:
         super().__init__(source)
@@ -201,7 +202,7 @@ class WebhookSubmissions(WebhookLeadsStream):
 
     name = "webhook_submissions"
     kind = RecordKind.event
-    pull_stream = "submissions"
+    records_of = "submissions"
 
     def make(self, lead: Lead, form_id: str, stream: str) -> Record:
         return lead_event(lead, form_id, stream)
