@@ -168,6 +168,17 @@ class TestGood(Base):
     type_name = "good"
 
 
+class TestRetryAmongDeliveries(Base):
+    # the vendor's retry of delivery 1 listed with the others: logged once, read once
+    plugin = Plugin("retried", Good)
+    type_name = "retried"
+
+    def deliveries(self):
+        first = delivery(1, {"id": 1}, keys=("1",))
+        retry = Delivery(first.body, first.headers)
+        return [first, delivery(4, {"id": 3}, keys=("3",)), retry, delivery(5, {"id": 3, "gone": True}, deleted=("3",))]
+
+
 class TestUnchecked(Base):
     plugin = Plugin("unchecked", Unchecked)
     type_name = "unchecked"
@@ -284,6 +295,7 @@ def test_the_webhook_suite_passes_a_good_webhook_and_fails_broken_ones(pytester:
     results = _results(pytester)
     assert {n.split("::")[1] for n in results if n.startswith("TestGood::")} == CASES
     assert _failing(results, "TestGood") == set()
+    assert _failing(results, "TestRetryAmongDeliveries") == set()
     failure = {name: text for name, (outcome, text) in results.items() if outcome == "failed"}
     assert _failing(results, "TestUnchecked") == {"test_bad_signatures_are_refused"}
     assert "delivery 0 with a tampered body: answered 200" in failure["TestUnchecked::test_bad_signatures_are_refused"]
