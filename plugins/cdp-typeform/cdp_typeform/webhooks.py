@@ -81,7 +81,7 @@ def response_records(entry: IngestEntry, config: TypeformConfig) -> list[Record]
         raise EntryRejected(
             f"{where}: a response of form {form_id!r}; connector {entry.source!r} reads {config.form_id!r}"
         )
-    record, reason = response_record(item, config, f"{entry.source}.responses")
+    record, reason = response_record(item, config, f"{entry.source}.{WebhookResponses.records_of}")
     if record is None:
         raise EntryRejected(f"typeform: {reason}")
     return [record]
@@ -92,6 +92,7 @@ class WebhookResponses(IngestLogStream):
 
     name = "webhook_responses"
     kind = RecordKind.nps_response
+    records_of = "responses"  # its records are those of the pull stream: the store keeps one row per response
     primary_key = ("token",)
     identifier_types = ("email",)
 
