@@ -32,6 +32,11 @@ CONSENT_PURPOSES = (("email", "email_marketing_consent"), ("sms", "sms_marketing
 """(purpose, customer field) of the consent records a customer gives."""
 
 
+def consent_key(customer_id: int | str, purpose: str) -> str:
+    """The key of the customer's consent record of ``purpose`` (one of :data:`CONSENT_PURPOSES`)."""
+    return f"{customer_id}:{purpose}"
+
+
 class UnknownConsentState(ValueError):
     """A marketing state this plugin does not know: the record is quarantined, never guessed."""
 
@@ -118,7 +123,7 @@ def customer_consents(customer: Customer, stream: str) -> list[Record]:
             Record(
                 stream=stream,
                 kind=RecordKind.consent,
-                key=f"{customer.id}:{purpose}",
+                key=consent_key(customer.id, purpose),
                 data={
                     "purpose": purpose,
                     "status": consent_status(consent.state),

@@ -17,8 +17,11 @@ The topics kept (:data:`TOPICS`) and the streams that read them:
   ``orders/fulfilled``, ``orders/partially_fulfilled``: stream ``webhook_orders`` (the
   same ``order`` record as ``orders``);
 - ``customers/delete``, ``orders/delete`` (a body with the id only): a tombstone
-  (``Record.deleted``) of the customer or order in ``webhook_customers`` and ``webhook_orders``:
-  the profile store removes the record the pull or an earlier delivery stored.
+  (``Record.deleted``) of the customer or order in ``webhook_customers`` and ``webhook_orders``,
+  and in ``webhook_consents`` one of each consent record the customer may have (``ID:email``,
+  ``ID:sms``): the profile store removes the records the pull or an earlier delivery stored.
+  The body does not say which consents the customer gave, so every purpose is deleted; the
+  store counts a tombstone of a record it never held as a warning and deletes nothing.
 
 Any other topic is acknowledged and not kept. The records carry the pull stream's name
 (``CONNECTOR.customers``...) and key, so the profile store upserts the very row the pull
@@ -47,7 +50,14 @@ from cdp_core.webhooks import (
 )
 
 from cdp_shopify.config import CUSTOMER_TRAITS, ShopifyConfig
-from cdp_shopify.mapping import UnknownConsentState, customer_consents, customer_profile, order_record
+from cdp_shopify.mapping import (
+    CONSENT_PURPOSES,
+    UnknownConsentState,
+    consent_key,
+    customer_consents,
+    customer_profile,
+    order_record,
+)
 from cdp_shopify.models import Customer, Order
 
 if TYPE_CHECKING:
@@ -110,28 +120,42 @@ def _where(entry: IngestEntry) -> str:
     return f"shopify webhook {entry.kind} {entry.message_id}"
 
 
-def _tombstone(entry: IngestEntry, stream: str, kind: RecordKind) -> list[Record]:
-    """A ``*/delete`` topic's entry (a body with the id only) as the tombstone of the pull stream's record:
-    the store removes it (docs/store.md). The deletion time is unknown: the delivery's time stands for it."""
+def _deleted_id(entry: IngestEntry) -> str:
     record_id = entry.body.get("id")
     if record_id is None or isinstance(record_id, bool) or str(record_id).strip() == "":
         raise EntryRejected(f"{_where(entry)}: no id of the deleted object")
-    return [Record(stream=f"{entry.source}.{stream}", kind=kind, key=str(record_id), deleted=True,
-                   occurred_at=entry.received_at)]  # fmt: skip
+    return str(record_id)
+
+
+def _tombstones(entry: IngestEntry, stream: str, kind: RecordKind, keys: list[str]) -> list[Record]:
+    """A ``*/delete`` topic's entry as tombstones of the pull stream's records ``keys``: the store removes
+    them (docs/store.md). The deletion time is unknown: the delivery's time stands for it."""
+    return [Record(stream=f"{entry.source}.{stream}", kind=kind, key=key, deleted=True, occurred_at=entry.received_at)
+            for key in keys]  # fmt: skip
 
 
 def customer_records(entry: IngestEntry) -> list[Record]:
     """A customer topic's entry as the ``profile`` record the ``customers`` stream makes of that customer."""
     if entry.kind not in CUSTOMER_TOPICS:
-        return _tombstone(entry, "customers", RecordKind.profile) if entry.kind == "customers/delete" else []
+        if entry.kind != "customers/delete":
+            return []
+        return _tombstones(entry, "customers", RecordKind.profile, [_deleted_id(entry)])
     customer = entry_item(entry.body, Customer, where=_where(entry))
     return [customer_profile(customer, f"{entry.source}.customers")]
 
 
 def consent_records(entry: IngestEntry) -> list[Record]:
-    """A customer topic's entry as the ``consent`` records the ``consents`` stream makes of that customer."""
+    """A customer topic's entry as the ``consent`` records the ``consents`` stream makes of that customer.
+
+    ``customers/delete``: a tombstone of each purpose's record, whether or not the customer gave it (the
+    body has the id only). Left in the store, a consent record (it carries the customer's identifiers)
+    would keep the deleted person alive, and in the segments that ask for that consent."""
     if entry.kind not in CUSTOMER_TOPICS:
-        return []
+        if entry.kind != "customers/delete":
+            return []
+        customer_id = _deleted_id(entry)
+        keys = [consent_key(customer_id, purpose) for purpose, _ in CONSENT_PURPOSES]
+        return _tombstones(entry, "consents", RecordKind.consent, keys)
     customer = entry_item(entry.body, Customer, where=_where(entry))
     try:
         return customer_consents(customer, f"{entry.source}.consents")
@@ -142,7 +166,9 @@ def consent_records(entry: IngestEntry) -> list[Record]:
 def order_records(entry: IngestEntry) -> list[Record]:
     """An order topic's entry as the ``order`` record the ``orders`` stream makes of that order."""
     if entry.kind not in ORDER_TOPICS:
-        return _tombstone(entry, "orders", RecordKind.order) if entry.kind == "orders/delete" else []
+        if entry.kind != "orders/delete":
+            return []
+        return _tombstones(entry, "orders", RecordKind.order, [_deleted_id(entry)])
     order = entry_item(entry.body, Order, where=_where(entry))
     return [order_record(order, f"{entry.source}.orders")]
 
@@ -183,6 +209,7 @@ class WebhookConsents(ShopifyWebhookStream):
     name = "webhook_consents"
     kind = RecordKind.consent
     records_of = "consents"
+    emits_deletions = True
 
     def records(self, entry: IngestEntry) -> list[Record]:
         return consent_records(entry)

@@ -46,7 +46,9 @@ SENT: list[tuple[str, dict[str, Any], dict[str, tuple[tuple[str, ...], tuple[str
      {"webhook_customers": ((OTHER_ID,), (), False), "webhook_consents": ((), (), True)}),
     ("customers/update", CUSTOMER | {"updated_at": "yesterday"},  # not the documented shape
      {"webhook_customers": ((), (), True), "webhook_consents": ((), (), True)}),
-    ("customers/delete", CUSTOMER_DELETED, {"webhook_customers": ((), (CUSTOMER_ID,), False)}),
+    ("customers/delete", CUSTOMER_DELETED, {"webhook_customers": ((), (CUSTOMER_ID,), False),  # every purpose's
+                                            "webhook_consents": ((), (f"{CUSTOMER_ID}:email", f"{CUSTOMER_ID}:sms"),
+                                                                 False)}),
     ("orders/delete", ORDER_DELETED, {"webhook_orders": ((), (ORDER_ID,), False)}),
 ]  # fmt: skip
 

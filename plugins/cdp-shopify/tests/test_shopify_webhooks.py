@@ -228,11 +228,17 @@ def test_deletions_are_tombstones_of_the_pull_streams_records() -> None:
     [gone] = customer_records(deleted)
     assert (gone.stream, gone.kind, gone.key, gone.deleted) == ("shop.customers", "profile", "706405506930370084", True)
     assert gone.occurred_at == AT and gone.data == {} and gone.identifiers == {}
-    assert consent_records(deleted) == [] and order_records(deleted) == []
+    assert order_records(deleted) == []
+    # the body does not say which consents the customer gave: a tombstone of each purpose's record
+    consents = [
+        (c.stream, c.kind, c.key, c.deleted, c.occurred_at, c.data, c.identifiers) for c in consent_records(deleted)
+    ]
+    assert consents == [("shop.consents", "consent", f"{gone.key}:{p}", True, AT, {}, {}) for p in ("email", "sms")]
     [order] = order_records(entry("orders/delete", ORDER_DELETED))
     assert (order.stream, order.kind, order.key, order.deleted) == ("shop.orders", "order", str(ORDER_DELETED["id"]), True)
-    with pytest.raises(EntryRejected, match="no id of the deleted object"):
-        customer_records(entry("customers/delete", {"id": None}))
+    for records in (customer_records, consent_records):
+        with pytest.raises(EntryRejected, match="no id of the deleted object"):
+            records(entry("customers/delete", {"id": None}))
 
 
 def test_an_object_of_the_wrong_shape_is_rejected_with_the_field_not_its_value() -> None:

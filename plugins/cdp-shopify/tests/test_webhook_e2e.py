@@ -14,8 +14,9 @@ from cdp_core.http import HttpFactory
 from cdp_core.testing import RegisterPlugin
 from cdp_core.testing.serve import Served, serve_config
 from cdp_profiles.store.profile_models import Identity, Profile
+from cdp_profiles.store.profiles import UNKNOWN_DELETION
 from shopify_fake import BASE, SHOP, TOKEN, FakeShopify
-from shopify_webhook_samples import CUSTOMER, ORDER, SECRET, headers, raw
+from shopify_webhook_samples import CUSTOMER, CUSTOMER_DELETED, ORDER, SECRET, headers, raw
 from sqlalchemy import select
 
 import cdp_shopify
@@ -168,6 +169,31 @@ def test_webhook_records_are_the_pull_records_a_later_pull_updates_them(
     assert served.query("SELECT count(*) FROM record_index") == [(3,)]
     assert served.query("SELECT count(*) FROM profiles WHERE merged_into IS NULL") == [(2,)]
     assert bobs_traits(served)["last_name"] == "Billings"
+
+
+def test_a_deleted_customer_leaves_no_profile_and_no_consent_behind(served: Served, cdp_http: HttpFactory) -> None:
+    """customers/delete removes the customer's consent records too: they carry the customer's identifiers, so
+    left behind they would keep the person (and has_consent('email')) alive in the store."""
+    services = {"http": cdp_http}
+    customer_id = str(CUSTOMER["id"])
+    assert CUSTOMER["email_marketing_consent"]["state"] == "subscribed" and CUSTOMER["sms_marketing_consent"] is None
+    assert deliver(served, "customers/create", CUSTOMER, "wh-1").status_code == 200
+    assert served.run("live", services=services).status == "succeeded"
+    person = "SELECT count(*) FROM profiles WHERE merged_into IS NULL"
+    consents = "SELECT stream, key, purpose, status FROM consents"
+    assert served.query(person) == [(1,)]
+    assert served.query(consents) == [("shop.consents", f"{customer_id}:email", "email", "granted")]
+
+    assert deliver(served, "customers/delete", CUSTOMER_DELETED, "wh-2").status_code == 200
+    run = served.run("live", services=services)
+    assert run.status == "succeeded", run.error
+    assert served.query(person) == [(0,)]
+    assert served.query(consents) == []
+    assert served.query("SELECT count(*) FROM record_index") == [(0,)]
+    assert served.query("SELECT count(*) FROM identities") == [(0,)]
+    assert (run.nodes["customers"].records_out, run.nodes["consents"].records_out) == (1, 2)  # ID:email, ID:sms
+    # Bob never had SMS consent: the tombstone of ID:sms deletes nothing, and the run says so once.
+    assert run.nodes["store"].warnings == {UNKNOWN_DELETION: 1}
 
 
 def test_a_delivery_of_the_wrong_shape_is_quarantined_with_the_reason(served: Served, cdp_http: HttpFactory) -> None:
