@@ -80,6 +80,11 @@ def test_a_row_read_as_stored_json_is_judged_as_its_value() -> None:
             assert t.in_stored_row(raw, None, None) == expected, raw
     astral = Traces.of([("email", "anna\U0001F600@example.org")], t.normalize)
     assert astral.in_stored_row(json.dumps({"e": "ANNA\U0001F600@example.org"}), None, None)
+    # The pattern matches case-insensitively as Python's re does, which also equates i and the dotless \u0131.
+    for person, written in (("mirko@example.org", "m\u0131rko@example.org"), ("\u0131lker@example.org", "ILKER@example.org")):
+        dotless = Traces.of([("email", person)], t.normalize)
+        row = {"note": f"from {written}"}
+        assert dotless.in_quarantine(row, None, None) and dotless.in_stored_row(json.dumps(row), None, None)
 
 
 def test_other_peoples_numbers_are_not_parsed() -> None:

@@ -85,6 +85,10 @@ class Traces:
         """
         return frozenset(v[-_TAIL:] for t, v in self.identifiers if t == "phone")
 
+    @cached_property
+    def _folded_values(self) -> frozenset[str]:
+        return frozenset(_fold(v) for v in self.values)
+
     # -- quarantine ------------------------------------------------------------------------
 
     def in_quarantine(self, payload: Any, record_key: str | None, reason: str | None) -> bool:
@@ -107,14 +111,14 @@ class Traces:
         A row names the person only if, in its text case-folded, one of the person's identifier
         forms appears as written (what the pattern, a number leaf, or an address that normalizes
         to theirs would match all contain), or its digits hold the end of one of their phone
-        numbers (:attr:`phone_tails`). Case folding maps character by character, and JSON written
-        without ASCII escapes keeps every character of a string but quotes, backslashes and control
-        characters, which no identifier form holds. Measured in bench/forget_scan.py.
+        numbers (:attr:`phone_tails`). Case folding (:func:`_fold`) maps character by character, and
+        JSON written without ASCII escapes keeps every character of a string but quotes, backslashes
+        and control characters, which no identifier form holds. Measured in bench/forget_scan.py.
         """
         if self.pattern is None:
             return False
-        folded = text.casefold()
-        if any(form in folded for form in self.values):
+        folded = _fold(text)
+        if any(form in folded for form in self._folded_values):
             return True
         tails = self.phone_tails
         if not tails:
@@ -190,6 +194,12 @@ def _unescaped(raw_json: str) -> str:
     if raw_json.isascii() and not _SURROGATE_ESCAPE.search(raw_json):
         return raw_json.encode("ascii").decode("unicode_escape")
     return json.dumps(json.loads(raw_json), ensure_ascii=False)
+
+
+def _fold(text: str) -> str:
+    """Case-folded, with the one letter the pattern's case-insensitive match equates and case folding
+    does not: the dotless ``ı`` matches ``i`` (Python's ``re.IGNORECASE``), so both are ``i`` here."""
+    return text.casefold().replace("\u0131", "i")
 
 
 def _row_text(payload_json: str, record_key: str | None, reason: str | None) -> str:
