@@ -6,7 +6,9 @@ Its classes are imported on first use: a read command that needs only ``cdp_core
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cdp_core.exports import lazy_exports
 
 if TYPE_CHECKING:
     from cdp_core.store.checkpoint import Checkpoint
@@ -15,13 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Checkpoint", "SystemStore", "make_engine"]
 
-_HOMES = {"Checkpoint": "cdp_core.store.checkpoint", "SystemStore": "cdp_core.store.system", "make_engine": "cdp_core.store.engine"}
-
-
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(home), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {"Checkpoint": "cdp_core.store.checkpoint", "SystemStore": "cdp_core.store.system", "make_engine": "cdp_core.store.engine"},
+)

@@ -30,7 +30,6 @@ import functools
 import importlib
 import re
 import threading
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Connection, Engine, Table, inspect, text
 from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from cdp_core.store.transaction import advisory_key
 
 if TYPE_CHECKING:
     # alembic is imported only to migrate: a store at head is recognised by one SELECT and
@@ -52,7 +53,7 @@ ADOPT_EXISTING = "cdp_adopt_existing_tables"
 HISTORY = "cdp_history"
 """The alembic config attribute that hands the running :class:`History` to env.py."""
 # pg_advisory_xact_lock key: a fixed 32-bit number derived from a name, the same in every process.
-_PG_LOCK_KEY = zlib.crc32(b"cdp_core.store.schema")
+_PG_LOCK_KEY = advisory_key("cdp_core.store.schema")
 
 # alembic's `context` and `op` are module-level proxies: one migration at a time per process.
 _process_lock = threading.RLock()
