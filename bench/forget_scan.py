@@ -32,9 +32,8 @@ from cdp_profiles.privacy.traces import Traces
 from cdp_profiles.store.schema import ensure_schema
 from sqlalchemy import insert
 
+from cdp_core.store import system_tables
 from cdp_core.store.engine import make_engine
-from cdp_core.store.ingest_models import IngestLogRow
-from cdp_core.store.tables import table_of
 
 PERSON = [("email", "user7@example.org"), ("phone", "+4917110000007")]
 
@@ -42,7 +41,7 @@ PERSON = [("email", "user7@example.org"), ("phone", "+4917110000007")]
 def fill(url: str, messages: int) -> None:
     engine = make_engine(url)
     ensure_schema(engine)
-    log = table_of(IngestLogRow)
+    log = system_tables.ingest_log
     now = datetime.now(UTC)
     with engine.begin() as conn:
         for start in range(0, messages, 10_000):

@@ -22,8 +22,7 @@ from sqlalchemy import select
 from cdp_core import Page, PluginConfig, Record, RecordKind, Register, Source, Stream, Transform, hookimpl
 from cdp_core.config import Config, load_config
 from cdp_core.plugins import Plugins, load_plugins
-from cdp_core.store import SystemStore
-from cdp_core.store.models import SyncRun
+from cdp_core.store import SystemStore, system_tables
 
 TESTS = Path(__file__).resolve().parent
 
@@ -182,7 +181,7 @@ def runs(store_url: str, graph: str) -> list[Interval]:
     system = SystemStore(store_url)
     try:
         with system.engine.connect() as conn:
-            rows = conn.execute(select(SyncRun.__table__).where(SyncRun.__table__.c.graph == graph)).all()
+            rows = conn.execute(select(system_tables.sync_runs).where(system_tables.sync_runs.c.graph == graph)).all()
     finally:
         system.engine.dispose()
     out = [Interval(r.id, r.status, _utc(r.started_at), _utc(r.finished_at) if r.finished_at else None) for r in rows]

@@ -16,8 +16,7 @@ from test_scheduler_kit import runs, wait_for
 
 from cdp_core.records import Rejected
 from cdp_core.runinfo import RunInfo
-from cdp_core.store import Checkpoint, SystemStore
-from cdp_core.store.lease_models import SyncLease
+from cdp_core.store import Checkpoint, SystemStore, system_tables
 from cdp_core.store.leases import Lease, LeaseBusy, LeaseInfo, LeaseLost, Leases, new_holder_id
 
 
@@ -119,7 +118,7 @@ def test_a_holder_whose_lease_was_taken_over_learns_it(system: SystemStore) -> N
     lease = holder.hold("g")
     try:
         with system.engine.begin() as conn:  # as if "b" took over while "a" was frozen
-            conn.execute(update(SyncLease.__table__).values(holder="b"))
+            conn.execute(update(system_tables.sync_leases).values(holder="b"))
         assert lease.lost.wait(2), "the heartbeat finds the row is no longer its own"
     finally:
         lease.release()
@@ -181,7 +180,7 @@ def _frozen(leases: Leases, graph: str) -> Lease:
 
 def _lease_row(system: SystemStore, graph: str) -> LeaseInfo | None:
     with system.engine.connect() as conn:
-        row = conn.execute(select(SyncLease.__table__).where(SyncLease.__table__.c.graph == graph)).first()
+        row = conn.execute(select(system_tables.sync_leases).where(system_tables.sync_leases.c.graph == graph)).first()
     return None if row is None else LeaseInfo(**{k: getattr(row, k) for k in LeaseInfo.__dataclass_fields__})
 
 

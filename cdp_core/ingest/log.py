@@ -22,13 +22,12 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from cdp_core.store.ingest_models import IngestLogRow
+from cdp_core.store import system_tables
 from cdp_core.store.sql import on_conflict_sql
-from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc
 
-LOG = table_of(IngestLogRow)
+LOG = system_tables.ingest_log
 
 PG_TXID = "pg_current_xact_id()::text::bigint"
 """The writing transaction's id as a number (xid8 has no cast to bigint but through text)."""

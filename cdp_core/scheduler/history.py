@@ -12,13 +12,11 @@ from typing import Any
 from sqlalchemy import select
 
 from cdp_core.runinfo import RunInfo, RunKind, RunStatus
-from cdp_core.store import SystemStore
-from cdp_core.store.models import SyncRun
+from cdp_core.store import SystemStore, system_tables
 from cdp_core.store.system import _run_from_row
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 
-_runs = table_of(SyncRun)
+_runs = system_tables.sync_runs
 
 
 def last_run(system: SystemStore, graph: str, status: RunStatus | None = None, finished: bool = False) -> RunInfo | None:

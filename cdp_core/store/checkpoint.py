@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, delete, select, update
 
 from cdp_core.records import JsonValue, Record, Rejected
-from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
+from cdp_core.store import system_tables
 from cdp_core.store.sql import upsert
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ class Checkpoint:
         now = utc_now()
         upsert(
             conn,
-            table_of(SyncState),
+            system_tables.sync_state,
             [
                 {"graph": self.graph, "node": node, "cursor": cursor, "run_id": self.run_id, "updated_at": now}
                 for node, cursor in self.cursors.items()
@@ -151,8 +150,8 @@ class Checkpoint:
         upsert(conn, _quarantine, rows, keys=("fingerprint",), update=())
         if self.progress is not None:
             conn.execute(
-                update(table_of(SyncRun))
-                .where(table_of(SyncRun).c.id == self.run_id, table_of(SyncRun).c.status == "running")
+                update(system_tables.sync_runs)
+                .where(system_tables.sync_runs.c.id == self.run_id, system_tables.sync_runs.c.status == "running")
                 .values(nodes=self.progress())
             )
         if self.lease is not None:
@@ -168,7 +167,7 @@ class Checkpoint:
         self.committed = True
 
 
-_quarantine = table_of(QuarantineRecord)
+_quarantine = system_tables.quarantine
 _CHUNK = 5_000
 """Values per ``IN (...)``: well below the databases' limits on bound parameters."""
 

@@ -42,17 +42,15 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, Interval, delete, func, literal, select, text, update
 
 from cdp_core.runinfo import RunStatus
-from cdp_core.store.lease_models import SyncLease
-from cdp_core.store.models import SyncRun
+from cdp_core.store import system_tables
 from cdp_core.store.sql import upsert_statement
-from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc, utc_now
 
 log = logging.getLogger("cdp.leases")
 
-_leases = table_of(SyncLease)
-_runs = table_of(SyncRun)
+_leases = system_tables.sync_leases
+_runs = system_tables.sync_runs
 
 DEFAULT_TTL = 30.0
 TTL_ENV = "CDP_LEASE_TTL"

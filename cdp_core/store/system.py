@@ -12,18 +12,17 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from cdp_core.records import JsonValue
 from cdp_core.runinfo import NodeStats, RunInfo, RunKind, RunStatus
+from cdp_core.store import system_tables
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
-from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
 from cdp_core.store.schema import History, create_schema
 from cdp_core.store.sql import upsert
-from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc, utc_now
 
-_runs = table_of(SyncRun)
-_state = table_of(SyncState)
-_quarantine = table_of(QuarantineRecord)
+_runs = system_tables.sync_runs
+_state = system_tables.sync_state
+_quarantine = system_tables.quarantine
 
 
 class SystemStore:

@@ -238,7 +238,7 @@ def test_an_archived_contact_leaves_the_profile_store(
     3's stays with its NPS answer, its HubSpot id released and its contact traits gone. A second run
     deletes nothing; contact 2 restored comes back with the next contacts sync."""
     from cdp_core.store.engine import make_engine
-    from cdp_profiles.store import profile_models as m
+    from cdp_profiles.store import tables
     from sqlalchemy import select
 
     hub = FakeHubSpot(now=SERVER_NOW).install(cdp_respx).install_archived(cdp_respx)
@@ -256,8 +256,8 @@ def test_an_archived_contact_leaves_the_profile_store(
         engine = make_engine(store_url)
         try:
             with engine.connect() as conn:
-                profiles = m.Profile.__table__  # type: ignore[attr-defined]
-                identities = m.Identity.__table__  # type: ignore[attr-defined]
+                profiles = tables.profiles
+                identities = tables.identities
                 live = {p.id: p.traits for p in conn.execute(select(profiles).where(profiles.c.merged_into.is_(None)))}
                 ids: dict[str, set[tuple[str, str]]] = {p: set() for p in live}
                 for row in conn.execute(select(identities.c.type, identities.c.value, identities.c.profile_id)):
@@ -270,7 +270,7 @@ def test_an_archived_contact_leaves_the_profile_store(
         engine = make_engine(store_url)
         try:
             with engine.connect() as conn:
-                table = m.ProfileRecord.__table__  # type: ignore[attr-defined]
+                table = tables.profile_records
                 return sorted(conn.execute(select(table.c.key).where(table.c.stream == "crm.contacts")).scalars())
         finally:
             engine.dispose()

@@ -104,13 +104,13 @@ def test_contacts_into_the_store_and_nps_back_to_hubspot(
     # (no ids, no modification dates; email and phone are identifiers).
     from cdp_core.store.engine import make_engine
     from cdp_core.testing.helpers import store_url_for
-    from cdp_profiles.store.profile_models import Profile
+    from cdp_profiles.store import tables
     from sqlalchemy import select
 
     engine = make_engine(store_url_for(tmp_path))
     try:
         with engine.connect() as conn:
-            traits = [dict(t) for t in conn.execute(select(Profile.traits)).scalars()]
+            traits = [dict(t) for t in conn.execute(select(tables.profiles.c.traits)).scalars()]
     finally:
         engine.dispose()
     assert {"first_name": "Person1", "last_name": "Example", "country": "DE"} in traits

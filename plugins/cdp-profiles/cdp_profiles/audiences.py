@@ -4,7 +4,7 @@ An ad destination (``meta_audiences``, ``google_ads``) is fed every person who
 should be in its audience on every run (the profile store's ``profiles_all``
 stream through a ``filter``). It must not upload everyone each time, and it must
 remove the people who are no longer fed. :class:`AudienceMirror` does the
-bookkeeping, in the store's database (tables in cdp_profiles/store/audience_models.py):
+bookkeeping, in the store's database (tables declared in cdp_profiles/store/audience_models.py):
 
 1. ``write()`` -> :meth:`AudienceMirror.stage`: every member fed is recorded
    durably in ``audience_pending`` under a stable *member key* (the SHA-256 of
@@ -56,7 +56,7 @@ from cdp_core.store.sql import upsert, upsert_statement
 from cdp_core.timeutil import utc_now
 from sqlalchemy import Connection, Engine, Table, and_, delete, func, literal, not_, or_, select
 
-from cdp_profiles.store.audience_models import AudienceMember, AudiencePending
+from cdp_profiles.store import tables
 from cdp_profiles.store.schema import ensure_schema
 
 __all__ = [
@@ -76,8 +76,8 @@ __all__ = [
 MAX_ROWS_PER_REQUEST = 10_000
 """Meta takes at most 10,000 rows per request; Google recommends about 10,000 identifiers."""
 
-_members: Table = AudienceMember.__table__  # type: ignore[attr-defined]  # SQLModel's hints lack __table__
-_pending: Table = AudiencePending.__table__  # type: ignore[attr-defined]  # SQLModel's hints lack __table__
+_members: Table = tables.audience_members
+_pending: Table = tables.audience_pending
 _MEMBER_KEY = ("destination", "audience_id", "member_key")
 
 

@@ -21,11 +21,10 @@ from enum import StrEnum
 from typing import Any
 
 from cdp_core.base import PluginConfig
-from cdp_core.store.tables import table_of
 from pydantic import Field, field_validator
 from sqlalchemy import Select, func, select
 
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned
 
 
@@ -95,7 +94,7 @@ def allowed(status: str | None, policy: Policy) -> bool:
     return status not in WITHDRAWN
 
 
-_consents = table_of(m.Consent)
+_consents = tables.consents
 
 
 def latest_consents(purposes: list[str] | None = None, profiles: Collection[str] | None = None) -> Select[Any]:

@@ -28,13 +28,12 @@ from cdp_core.base import ConnectorContext
 from cdp_core.gates import ExportGate, GateResult
 from cdp_core.records import Record
 from cdp_core.store.engine import make_engine
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Engine, func, select, tuple_
 
 from cdp_profiles.consent import Policy, allowed, consent_of, latest_consents
 from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.schema import ensure_schema
 
 PROFILE_ID_FIELD = "profile_id"
@@ -45,8 +44,8 @@ PROFILE_ID_IDENTIFIER = "cdp_profile_id"
 _CHUNK = 5_000
 """Values per ``IN (...)``: well below the databases' limits on bound parameters."""
 
-_profiles = table_of(m.Profile)
-_identities = table_of(m.Identity)
+_profiles = tables.profiles
+_identities = tables.identities
 
 
 def withheld_reason(purpose: str, status: str | None) -> str:

@@ -20,12 +20,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from cdp_core import timeutil
-from sqlalchemy import Engine, Table, and_, case, func, select
+from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.sql import ColumnElement, Subquery
-from sqlmodel import SQLModel
 
 from cdp_profiles import nps_stats
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.kinds import nps_category
 from cdp_profiles.store.owners import owner_of, with_sets
 from cdp_profiles.store.trait_docs import value_json
@@ -36,10 +35,7 @@ Z95 = nps_stats.Z95
 Period = Literal["week", "month"]
 NONE_LABEL = "(none)"
 
-_tables = SQLModel.metadata.tables  # profile_models registers them
-_nps: Table = _tables[m.NpsResponse.__tablename__]
-_index: Table = _tables[m.RecordIndex.__tablename__]
-_profiles: Table = _tables[m.Profile.__tablename__]
+_nps, _index, _profiles = tables.nps_responses, tables.record_index, tables.profiles
 
 
 class NpsError(ValueError):

@@ -29,14 +29,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Engine, case, func, select
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from cdp_profiles import nps_stats
 from cdp_profiles.nps import Filters, NpsFigure, _answers, _counts, _figure
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.traits import NPS_TRAITS
 
@@ -47,11 +45,11 @@ ALPHA = 0.05
 NUMERIC_MIN_VALUES = 3
 """A numeric factor with fewer distinct values is read as categorical (a 0/1 flag: each value vs the rest)."""
 
-_profiles = table_of(m.Profile)
-_orders = table_of(m.Order)
-_events = table_of(m.Event)
-_computed = table_of(s.ComputedTrait)
-_members = table_of(s.SegmentMember)
+_profiles = tables.profiles
+_orders = tables.orders
+_events = tables.events
+_computed = tables.computed_traits
+_members = tables.segment_members
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from cdp_core.base import ConnectorContext, Destination, Page, PluginConfig, Sou
 from cdp_core.records import JsonValue, Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
 from cdp_core.store.engine import make_engine
-from cdp_core.store.tables import table_of
 from pydantic import Field
 from sqlalchemy import Table, and_, or_, select
 
@@ -24,11 +23,10 @@ from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.membership.engine import configured, descriptions, rules_of
 from cdp_profiles.membership.reads import computed_values
 from cdp_profiles.membership.refresh import refresh
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
-from cdp_profiles.store.segment_models import SegmentMember
 from cdp_profiles.store.trait_docs import trait_values
 
 
@@ -79,10 +77,10 @@ class ProfileStoreDestination(Destination):
 
 # -- as a source ----------------------------------------------------------------------------
 
-_profiles = table_of(m.Profile)
-_identities = table_of(m.Identity)
-_index = table_of(m.RecordIndex)
-_segment_members = table_of(SegmentMember)
+_profiles = tables.profiles
+_identities = tables.identities
+_index = tables.record_index
+_segment_members = tables.segment_members
 
 
 def _cursor_after(cursor: JsonValue) -> tuple[datetime, str, str] | None:
@@ -270,9 +268,9 @@ class _KindStream(_StoreStream):
 
 
 _KIND_TABLE: dict[RecordKind, Table] = {
-    RecordKind.event: table_of(m.Event),
-    RecordKind.order: table_of(m.Order),
-    RecordKind.nps_response: table_of(m.NpsResponse),
+    RecordKind.event: tables.events,
+    RecordKind.order: tables.orders,
+    RecordKind.nps_response: tables.nps_responses,
 }
 
 

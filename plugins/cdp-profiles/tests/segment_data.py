@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from sqlalchemy import Engine, delete, insert
 
 from cdp_profiles.segments import Person
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
-_ROWS = {"events": m.Event, "orders": m.Order, "nps": m.NpsResponse, "consents": m.Consent}
+_ROWS = {"events": tables.events, "orders": tables.orders, "nps": tables.nps_responses, "consents": tables.consents}
 _TIME = {"events": "occurred_at", "orders": "occurred_at", "nps": "answered_at", "consents": "occurred_at"}
-TABLES = [table_of(t) for t in (m.Profile, m.IdSet, m.RecordIndex, m.Identity, *_ROWS.values())]
+TABLES = [tables.profiles, tables.id_sets, tables.record_index, tables.identities, *_ROWS.values()]
 
 
 def clear(engine: Engine) -> None:
@@ -60,9 +59,9 @@ def store_people(engine: Engine, people: list[Person], merged_traits: dict[str, 
         profiles.append({"id": "merged", "founder": "-", "sort_key": "-", "created_at": T0, "updated_at": T0,
                          "traits": merged_traits or {}, "trait_sources": {}, "merged_into": people[0].profile_id})  # fmt: skip
     with engine.begin() as conn:
-        for model, values in ((m.Profile, profiles), (m.IdSet, sets), (m.RecordIndex, index), (m.Identity, identities)):
+        for table, values in ((tables.profiles, profiles), (tables.id_sets, sets), (tables.record_index, index), (tables.identities, identities)):
             if values:
-                conn.execute(insert(table_of(model)), values)
-        for kind, model in _ROWS.items():
+                conn.execute(insert(table), values)
+        for kind, table in _ROWS.items():
             if rows[kind]:
-                conn.execute(insert(table_of(model)), rows[kind])
+                conn.execute(insert(table), rows[kind])

@@ -28,6 +28,7 @@ from cdp_profiles.analytics.config import AnalyticsConfig, ClvConfig
 from cdp_profiles.membership import reads
 from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.segments import compile_rules
+from cdp_profiles.store import tables
 
 CDNOW = Path(__file__).parent / "data" / "CDNOW_sample.txt"
 
@@ -86,9 +87,8 @@ def test_the_refresh_stores_predictions_usable_in_segments(engine: Engine) -> No
         values = reads.computed_values(conn, [])
         from sqlalchemy import func, select
 
-        from cdp_profiles.store.segment_models import ComputedTrait
 
-        names = dict(conn.execute(select(ComputedTrait.name, func.count()).group_by(ComputedTrait.name)).all())  # type: ignore[call-overload]
+        names = dict(conn.execute(select(tables.computed_traits.c.name, func.count()).group_by(tables.computed_traits.c.name)).all())  # type: ignore[call-overload]
     assert values == {}
     assert names["clv_p_alive"] == names["clv_expected_purchases_30d"] == 2357
     assert 0 < names["clv_value_30d"] <= 2357

@@ -21,7 +21,7 @@ import pytest
 from cdp_core.store import SystemStore
 from sqlalchemy import func, select
 
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ def test_a_value_the_store_cannot_hold_quarantines_its_record_only(name: str, st
     try:
         [entry] = system.quarantine("ingest")
         with system.engine.connect() as conn:
-            keys = set(conn.execute(select(m.RecordIndex.key)).scalars())
-            profiles = conn.execute(select(func.count()).select_from(m.Profile)).scalar_one()
+            keys = set(conn.execute(select(tables.record_index.c.key)).scalars())
+            profiles = conn.execute(select(func.count()).select_from(tables.profiles)).scalar_one()
     finally:
         system.engine.dispose()
     assert entry["node"] == case.at
@@ -207,7 +207,7 @@ def test_values_at_the_limits_are_stored_as_they_are(store_engine: Any) -> None:
     else:
         assert refused == {}
     with store_engine.connect() as conn:
-        stored = {k: v for k, v in conn.execute(select(m.Order.key, m.Order.amount))}
-        [data] = conn.execute(select(m.ProfileRecord.data)).scalars()
+        stored = {k: v for k, v in conn.execute(select(tables.orders.c.key, tables.orders.c.amount))}
+        [data] = conn.execute(select(tables.profile_records.c.data)).scalars()
     assert stored == {k: Decimal(a) for k, a in amounts.items() if k not in refused}
     assert data == records[4].data

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.bulk import COPY_MIN_ROWS, Bulk
 
 T0 = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
@@ -47,7 +47,7 @@ def identities(engine: Engine) -> dict[tuple[str, str], tuple[str, str | None, s
             (r.type, r.value): (r.profile_id, r.source, r.first_seen)
             for r in conn.execute(
                 select(
-                    m.Identity.type, m.Identity.value, m.Identity.profile_id, m.Identity.source, m.Identity.first_seen
+                    tables.identities.c.type, tables.identities.c.value, tables.identities.c.profile_id, tables.identities.c.source, tables.identities.c.first_seen
                 )
             )
         }
@@ -115,8 +115,8 @@ def test_upsert_assign_and_do_nothing_through_the_stage(engine: Engine) -> None:
         db.upsert("id_set_members", ("type", "value", "set_id"), members, keys=("type", "value", "set_id"), update=())
         db.upsert("id_set_members", ("type", "value", "set_id"), members, keys=("type", "value", "set_id"), update=())
     with engine.connect() as conn:
-        stored = {r.id: (r.identifiers, r.sort_key, r.profile_id) for r in conn.execute(select(m.IdSet))}
-        assert conn.execute(select(m.IdSetMember)).all().__len__() == 100
+        stored = {r.id: (r.identifiers, r.sort_key, r.profile_id) for r in conn.execute(select(tables.id_sets))}
+        assert conn.execute(select(tables.id_set_members)).all().__len__() == 100
     for i, (sid, _, key, _) in enumerate(sets):
         assert stored[sid] == ([["email", f"p{i}@x.de"]], min(key, "2024-05-15|shop|x"), "p1")
 
@@ -144,7 +144,7 @@ def test_insert_keeps_json_times_decimals_nulls_and_text(engine: Engine) -> None
             ],
         )
     with engine.connect() as conn:
-        rows = {r.key: r for r in conn.execute(select(m.Order))}
+        rows = {r.key: r for r in conn.execute(select(tables.orders))}
     assert len(rows) == count
     one = rows["o1"]
     assert one.status == "paid\ttab \\ back\nslash"

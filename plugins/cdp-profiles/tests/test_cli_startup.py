@@ -39,8 +39,13 @@ NOT_LOADED = (
     "httpx", "lark", "phonenumbers", "cryptography", "apscheduler", "cdp_core.transforms.compute",
     "cdp_core.builtins.files", "cdp_core.builtins.rest", "cdp_profiles.analytics.rfm", "cdp_profiles.analytics.orders",
     "cdp_profiles.analytics.traits", "cdp_profiles.privacy.keys", "cdp_profiles.membership.daily",
+) + (
+    "sqlmodel", "sqlalchemy.orm", "sqlalchemy.dialects.postgresql", "cdp_profiles.store.profile_models",
+    "cdp_profiles.store.segment_models",
 )  # fmt: skip
-"""What a read command has no use for: the HTTP client, the transforms, the scheduler, the privacy jobs, analytics."""
+"""What a read command has no use for: the HTTP client, the transforms, the scheduler, the privacy jobs, analytics;
+SQLModel and SQLAlchemy's ORM (the code queries the Core tables of cdp_profiles/store/tables.py), and on SQLite
+the PostgreSQL dialect."""
 
 
 def vendor_modules(modules: set[str]) -> list[str]:
@@ -56,6 +61,14 @@ def test_profiles_show_loads_the_store_and_its_sections_only(tmp_path: Path) -> 
     assert code == 1 and "nobody@example.org" in err, err
     assert sorted(m for m in NOT_LOADED if m in modules) == []
     assert vendor_modules(modules) == []
+
+
+def test_the_other_read_commands_load_no_orm_either(tmp_path: Path) -> None:
+    current_store(tmp_path, '[segments.vip]\nwhere = "count(orders) >= 1"\n')
+    for args in (["segments", "list"], ["segments", "show", "vip"], ["nps"]):
+        code, modules, err = run_cdp(tmp_path, *args, "-c", "connectors.toml")
+        assert code in (0, 1), (args, err)
+        assert sorted(m for m in NOT_LOADED if m.startswith(("sqlmodel", "sqlalchemy.")) and m in modules) == [], args
 
 
 def test_a_read_command_reads_past_a_problem_in_a_part_it_does_not_read(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import pytest
 from cdp_core.store import SystemStore
 from sqlalchemy import func, select
 
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.schema import PROFILES
 
 RECORDS = 3000
@@ -141,7 +141,7 @@ def _start(tmp_path: Path, config: Path, point: str = "never", nth: int = 0) -> 
 
 def _stored_keys(system: SystemStore) -> list[str]:
     with system.engine.connect() as conn:
-        return list(conn.execute(select(m.RecordIndex.key)).scalars())
+        return list(conn.execute(select(tables.record_index.c.key)).scalars())
 
 
 def _file_keys(data: bytes) -> list[int]:
@@ -175,8 +175,8 @@ def _check_consistent(system: SystemStore) -> None:
     if offset_done is not None:
         assert set(range(int(offset_done) + 1)) <= keys, "cursor is ahead of the data"
     with system.engine.connect() as conn:
-        identities = conn.execute(select(func.count()).select_from(m.Identity)).scalar_one()
-        live = conn.execute(select(func.count()).select_from(m.Profile).where(m.Profile.merged_into.is_(None))).scalar_one()
+        identities = conn.execute(select(func.count()).select_from(tables.identities)).scalar_one()
+        live = conn.execute(select(func.count()).select_from(tables.profiles).where(tables.profiles.c.merged_into.is_(None))).scalar_one()
     assert identities == live  # one email per person here: every live profile owns exactly its email
 
 

@@ -15,14 +15,14 @@ from cdp_core.store.checkpoint import Checkpoint
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import STALE_DELETION, UNKNOWN_DELETION, ProfileWriter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-_identities = m.Identity.__table__  # type: ignore[attr-defined]
-_profiles = m.Profile.__table__  # type: ignore[attr-defined]
-_records = m.ProfileRecord.__table__  # type: ignore[attr-defined]
-_log = m.MergeLog.__table__  # type: ignore[attr-defined]
+_identities = tables.identities
+_profiles = tables.profiles
+_records = tables.profile_records
+_log = tables.merge_log
 
 
 def rec(stream: str, key: str, minutes: int, city: str | None = None, **identifiers: str) -> Record:

@@ -14,12 +14,12 @@ from cdp_core.store.checkpoint import Checkpoint
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-_identities = m.Identity.__table__  # type: ignore[attr-defined]
-_profiles = m.Profile.__table__  # type: ignore[attr-defined]
+_identities = tables.identities
+_profiles = tables.profiles
 
 
 def rec(key: str, minutes: int, **identifiers: str | list[str]) -> Record:
@@ -105,7 +105,7 @@ def test_a_list_of_one_value_is_the_value(store_url: str) -> None:
         ]
         write(engine, *records)
         with engine.connect() as conn:
-            sets = sorted(conn.execute(select(m.IdSet.__table__.c.id, m.IdSet.__table__.c.profile_id)).all())  # type: ignore[attr-defined]
+            sets = sorted(conn.execute(select(tables.id_sets.c.id, tables.id_sets.c.profile_id)).all())
         result = owners(engine), [tuple(s) for s in sets]
         engine.dispose()
         return result

@@ -11,13 +11,11 @@ import pytest
 from cdp_core.records import Record
 from cdp_core.store import Checkpoint
 from cdp_core.store.engine import make_engine
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig, SetNode, resolve
-from cdp_profiles.store import activity, sortkey
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import activity, sortkey, tables
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.owners import owner_of, with_sets
 from cdp_profiles.store.profiles import ProfileWriter, set_id
@@ -62,22 +60,22 @@ def write(
 def people(engine: Engine) -> set[frozenset[tuple[str, str]]]:
     """The partition: for each live profile, the identifiers it owns."""
     with engine.connect() as conn:
-        live = set(conn.execute(select(m.Profile.id).where(m.Profile.merged_into.is_(None))).scalars())
+        live = set(conn.execute(select(tables.profiles.c.id).where(tables.profiles.c.merged_into.is_(None))).scalars())
         owned: dict[str, set[tuple[str, str]]] = {p: set() for p in live}
-        for row in conn.execute(select(m.Identity.type, m.Identity.value, m.Identity.profile_id)):
+        for row in conn.execute(select(tables.identities.c.type, tables.identities.c.value, tables.identities.c.profile_id)):
             owned[row.profile_id].add((row.type, row.value))
     return {frozenset(v) for v in owned.values()}
 
 
 def merges(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
-        return list(conn.execute(select(m.MergeLog).order_by(m.MergeLog.id)))
+        return list(conn.execute(select(tables.merge_log).order_by(tables.merge_log.c.id)))
 
 
 def profile_of(engine: Engine, type_name: str, value: str) -> str:
     with engine.connect() as conn:
         return conn.execute(
-            select(m.Identity.profile_id).where(m.Identity.type == type_name, m.Identity.value == value)
+            select(tables.identities.c.profile_id).where(tables.identities.c.type == type_name, tables.identities.c.value == value)
         ).scalar_one()
 
 
@@ -106,7 +104,7 @@ def test_merge_of_two_into_the_oldest_is_logged(engine: Engine) -> None:
     assert (log.identifier_type, log.record) in {(E, "test.people|link"), (P, "test.people|link")}
     assert "belongs to both profiles" in log.reason
     with engine.connect() as conn:
-        assert conn.execute(select(m.Profile.merged_into).where(m.Profile.id == younger)).scalar_one() == oldest
+        assert conn.execute(select(tables.profiles.c.merged_into).where(tables.profiles.c.id == younger)).scalar_one() == oldest
 
 
 def test_merge_of_three(engine: Engine) -> None:
@@ -149,7 +147,7 @@ def test_priority_fallback_drops_the_lowest_priority_identifier(engine: Engine) 
     # Merging p1 and p2 would give two shop ids: the phone (lowest priority) is dropped from the match.
     assert people(engine) == {frozenset({(S, "1"), (E, "a@x.de")}), frozenset({(S, "2"), (P, "+491715550101")})}
     with engine.connect() as conn:
-        note = conn.execute(select(m.Profile.traits).where(m.Profile.id == p1)).scalar_one()["note"]
+        note = conn.execute(select(tables.profiles.c.traits).where(tables.profiles.c.id == p1)).scalar_one()["note"]
     assert note == "joined p1"
 
 
@@ -157,7 +155,7 @@ def test_redelivered_record_updates_and_moves(engine: Engine) -> None:
     write(engine, [rec("c", 0, data={"city": "Köln"}, email="a@x.de"), rec("d", 1, email="b@x.de")])
     write(engine, [rec("c", 0, data={"city": "Bonn"}, email="a@x.de")])
     with engine.connect() as conn:
-        assert conn.execute(select(m.ProfileRecord.data).where(m.ProfileRecord.key == "c")).scalar_one() == {
+        assert conn.execute(select(tables.profile_records.c.data).where(tables.profile_records.c.key == "c")).scalar_one() == {
             "city": "Bonn"
         }
     # the contact changes its email: the old address no longer links anyone
@@ -230,21 +228,21 @@ def snapshot(engine: Engine) -> Snapshot:
     by_profile: dict[str, frozenset[tuple[str, str]]] = {}
     with engine.connect() as conn:
         rows = list(
-            conn.execute(select(m.Identity.type, m.Identity.value, m.Identity.profile_id, m.Identity.first_seen))
+            conn.execute(select(tables.identities.c.type, tables.identities.c.value, tables.identities.c.profile_id, tables.identities.c.first_seen))
         )
         for row in rows:
             by_profile[row.profile_id] = by_profile.get(row.profile_id, frozenset()) | {(row.type, row.value)}
         origins = {(row.type, row.value): row.first_seen for row in rows}
         traits: dict[Any, dict[str, Any]] = {}
         founders: dict[Any, tuple[str, str]] = {}
-        query = select(m.Profile.id, m.Profile.traits, m.Profile.trait_sources, m.Profile.founder, m.Profile.sort_key)
-        for row in conn.execute(query.where(m.Profile.merged_into.is_(None))):
+        query = select(tables.profiles.c.id, tables.profiles.c.traits, tables.profiles.c.trait_sources, tables.profiles.c.founder, tables.profiles.c.sort_key)
+        for row in conn.execute(query.where(tables.profiles.c.merged_into.is_(None))):
             loaded = Traits.load(row.traits, row.trait_sources)
             traits[by_profile[row.id]] = {
                 name: (value, origin(loaded.keys[name])) for name, value in loaded.values.items()
             }
             founders[by_profile[row.id]] = (row.founder, row.sort_key)
-        index = table_of(m.RecordIndex)
+        index = tables.record_index
         records = {
             (r.stream, r.key): by_profile.get(r.owner)
             for r in conn.execute(
@@ -256,9 +254,9 @@ def snapshot(engine: Engine) -> Snapshot:
         # The identity graph itself: each set once, with its earliest record; and as member rows
         # exactly the identifiers a set holds that its own profile does not own (a set no record
         # uses any more leaves no member behind).
-        sets = {row.id: (row.sort_key, row.identifiers, row.profile_id) for row in conn.execute(select(m.IdSet))}
+        sets = {row.id: (row.sort_key, row.identifiers, row.profile_id) for row in conn.execute(select(tables.id_sets))}
         owner = {(row.type, row.value): row.profile_id for row in rows}
-        members = {(row.type, row.value, row.set_id) for row in conn.execute(select(m.IdSetMember))}
+        members = {(row.type, row.value, row.set_id) for row in conn.execute(select(tables.id_set_members))}
         foreign = {(t, v, sid) for sid, (_, ids, pid) in sets.items() for t, v in ids if owner.get((t, v)) != pid}
         assert members == foreign, "members = identifiers a set holds that its profile does not own"
         # A record on the activity fast path has no set row, but the set it would have (the same id),
@@ -439,9 +437,9 @@ def test_anonymous_answers_and_orders_are_kept_unlinked(engine: Engine) -> None:
     rejected = write(engine, anonymous)
     assert [(r.key, r.reason) for r in rejected] == [("c1", "no usable identifier to link to a person")]
     with engine.connect() as conn:
-        rows = conn.execute(select(m.RecordIndex.key, m.RecordIndex.set_id).order_by(m.RecordIndex.key)).all()
+        rows = conn.execute(select(tables.record_index.c.key, tables.record_index.c.set_id).order_by(tables.record_index.c.key)).all()
         assert [(r.key, r.set_id) for r in rows] == [("o1", None), ("t1", None)]
-        assert conn.execute(select(m.NpsResponse.category)).scalar_one() == "detractor"
+        assert conn.execute(select(tables.nps_responses.c.category)).scalar_one() == "detractor"
     assert people(engine) == set()
 
 

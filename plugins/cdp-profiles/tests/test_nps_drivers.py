@@ -16,8 +16,7 @@ from typer.testing import CliRunner
 
 from cdp_profiles import nps_drivers
 from cdp_profiles.nps import Filters
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=UTC)
 
@@ -153,16 +152,16 @@ def test_every_family(store_url: str) -> None:
     )
     records.append(anonymous)  # an answer without any identifier resolves to nobody: left out
     engine = store(store_url, records)
-    identities = m.Identity.__table__  # type: ignore[attr-defined]
+    identities = tables.identities
     with engine.begin() as conn:
         pid = {r.value: r.profile_id for r in conn.execute(select(identities.c.value, identities.c.profile_id))}
         ids = [pid[f"u{i}@example.de"] for i in range(80)]
         conn.execute(
-            insert(s.SegmentMember.__table__),  # type: ignore[attr-defined]
+            insert(tables.segment_members),
             [{"segment": "fans", "profile_id": ids[i], "entered_at": T0} for i in happy],
         )
         conn.execute(
-            insert(s.ComputedTrait.__table__),  # type: ignore[attr-defined]
+            insert(tables.computed_traits),
             [
                 {"profile_id": ids[i], "name": "tier", "value": "gold" if i in happy else "tin", "computed_at": T0}
                 for i in range(80)

@@ -19,7 +19,6 @@ import pytest
 import respx
 from cdp_core.config import Config, load_config
 from cdp_core.http import HttpFactory
-from cdp_core.store.tables import table_of
 from cdp_core.testing import kit_plugin, load_test_plugins
 from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
@@ -29,7 +28,7 @@ from cdp_profiles.privacy.delivery import MAX_ATTEMPTS, backoff, deliver_due
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.privacy.person import Person
 from cdp_profiles.privacy.targets import queue_targets
-from cdp_profiles.store.privacy_models import PrivacyRequest, PrivacyTarget
+from cdp_profiles.store import tables
 
 KEY = "k" * 40
 HUBSPOT_TOKEN = "pat-na1-secret-token"
@@ -41,7 +40,7 @@ PERMANENT = (
     f"{hashlib.md5(EMAIL.encode()).hexdigest()}/actions/delete-permanent"
 )
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-_targets, _requests = table_of(PrivacyTarget), table_of(PrivacyRequest)
+_targets, _requests = tables.privacy_targets, tables.privacy_requests
 
 TOML = """
 [store]

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from cdp_core.cli import build_app
 from cdp_core.records import Record, RecordKind
-from cdp_core.store.models import QuarantineRecord
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from sqlalchemy import Engine, insert, or_, select
 from test_segment_refresh import write
 from typer.testing import CliRunner
@@ -24,10 +23,7 @@ from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.privacy.export import EXPORT_VERSION, KIND_TABLES, plain
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.segments import compile_rules
-from cdp_profiles.store import audience_models as a
-from cdp_profiles.store import privacy_models as p
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 
 T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
 KEY = "k" * 40
@@ -72,13 +68,13 @@ def engine(store_engine: Engine) -> Iterator[Engine]:
     audience = [("meta", "aud-1", member_key("email", ANNA)), ("gads", "list-9", member_key("phone", sha256_hex(ANNA_PHONE))),
                 ("meta", "aud-1", member_key("email", BOB))]  # fmt: skip
     with store_engine.begin() as conn:
-        conn.execute(insert(table_of(a.AudienceMember)), [
+        conn.execute(insert(tables.audience_members), [
             {"destination": d, "audience_id": aid, "member_key": k, "row": {"EMAIL": k[:8]}, "row_hash": k,
              "uploaded_at": T0 - timedelta(days=3)} for d, aid, k in audience])  # fmt: skip
-        conn.execute(insert(table_of(a.AudiencePending)), [
+        conn.execute(insert(tables.audience_pending), [
             {"destination": "meta", "audience_id": "aud-1", "member_key": audience[0][2], "record_key": "x",
              "row": {}, "row_hash": "h", "run_id": "r3", "staged_at": T0}])  # fmt: skip
-        conn.execute(insert(table_of(QuarantineRecord)), [
+        conn.execute(insert(system_tables.quarantine), [
             {"run_id": "r1", "graph": "g", "node": "n", "reason": "bad date", "record_key": "q1", "fingerprint": "f1",
              "payload": {"email": "ANNA@example.com", "birthday": "31.02."}, "created_at": T0},
             {"run_id": "r1", "graph": "g", "node": "n", "reason": "bad date", "record_key": "q2", "fingerprint": "f2",
@@ -100,7 +96,7 @@ def rows(engine: Engine, stmt: Any) -> list[dict[str, Any]]:
 
 def held_about(engine: Engine, email: str) -> dict[str, Any]:
     """What the tables hold about the person with ``email``, read directly, each table on its own."""
-    ids, profiles, sets, index = (table_of(t) for t in (m.Identity, m.Profile, m.IdSet, m.RecordIndex))
+    ids, profiles, sets, index = tables.identities, tables.profiles, tables.id_sets, tables.record_index
     live = rows(engine, select(ids.c.profile_id).where(ids.c.type == "email", ids.c.value == email))[0]["profile_id"]
     pids = [live] + [r["id"] for r in rows(engine, select(profiles.c.id).where(profiles.c.merged_into == live))]
     set_ids = [r["id"] for r in rows(engine, select(sets.c.id).where(sets.c.profile_id.in_(pids)))]
@@ -110,7 +106,7 @@ def held_about(engine: Engine, email: str) -> dict[str, Any]:
         keys = [(r["stream"], r["key"]) for r in indexed if r["kind"] == kind]
         found = rows(engine, select(table).where(or_(*[(table.c.stream == st) & (table.c.key == k) for st, k in keys])))
         records[kind] = sorted(found, key=lambda r: (r["stream"], r["key"])) if keys else []
-    merges, members, history = table_of(m.MergeLog), table_of(s.SegmentMember), table_of(s.SegmentHistory)
+    merges, members, history = tables.merge_log, tables.segment_members, tables.segment_history
     return {
         "pids": pids,
         "records": records,
@@ -171,7 +167,7 @@ def test_the_export_holds_every_row_the_store_has_about_the_person_and_nothing_o
 
     # the audit row: kind export, the subject as a keyed hash, counts only
     with engine.connect() as conn:
-        audit = [dict(r._mapping) for r in conn.execute(select(table_of(p.PrivacyRequest)))]
+        audit = [dict(r._mapping) for r in conn.execute(select(tables.privacy_requests))]
     assert len(audit) == 1 and audit[0]["kind"] == "export" and audit[0]["outcome"] == "done"
     assert audit[0]["id"] == doc["request_id"]
     assert audit[0]["subject"] == PrivacyKey(KEY).hash_identifier("phone", ANNA_PHONE)
@@ -216,7 +212,7 @@ def test_without_a_privacy_key_the_export_is_audited_without_its_subject(engine:
     assert json.loads(result.stdout)["profile_id"]
     assert "no privacy key ([privacy] key)" in result.stderr
     with engine.connect() as conn:
-        audit = conn.execute(select(table_of(p.PrivacyRequest))).one()
+        audit = conn.execute(select(tables.privacy_requests)).one()
     assert audit.kind == "export" and audit.outcome == "done" and audit.subject is None
 
 
@@ -240,13 +236,13 @@ def test_an_identifier_a_limit_kept_with_someone_else_leads_to_none_of_their_row
     assert checkpoint.rejected == []
     keys = {"anna": member_key("phone", ANNA_PHONE.lstrip("+")), "sam": member_key("email", shared)}
     with store_engine.begin() as conn:
-        conn.execute(insert(table_of(a.AudienceMember)), [
+        conn.execute(insert(tables.audience_members), [
             {"destination": "meta", "audience_id": "aud-1", "member_key": k, "row": {}, "row_hash": k, "uploaded_at": T0}
             for k in keys.values()])  # fmt: skip
-        conn.execute(insert(table_of(QuarantineRecord)), [
+        conn.execute(insert(system_tables.quarantine), [
             {"run_id": "r1", "graph": "g", "node": "n", "reason": "bad", "record_key": "q1", "fingerprint": "f1",
              "payload": {"phone": ANNA_PHONE}, "created_at": T0}])  # fmt: skip
-    identities = table_of(m.Identity)
+    identities = tables.identities
     with store_engine.connect() as conn:
         sam = conn.execute(select(identities.c.profile_id).where(identities.c.value == shared)).scalar_one()
         person = person_of(conn, sam)

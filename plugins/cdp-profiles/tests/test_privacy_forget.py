@@ -22,10 +22,8 @@ import sqlalchemy as sa
 from cdp_core.cli import build_app
 from cdp_core.records import Record, RecordKind
 from cdp_core.store import engine as store_engine
+from cdp_core.store import system_tables
 from cdp_core.store.checkpoint import Checkpoint
-from cdp_core.store.ingest_models import IngestLogRow
-from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
-from cdp_core.store.tables import table_of
 from sqlalchemy import Engine, insert, select
 from test_segment_refresh import pid
 from typer.testing import CliRunner
@@ -33,8 +31,7 @@ from typer.testing import CliRunner
 from cdp_profiles.audiences import member_key, sha256_hex
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.privacy.keys import PrivacyKey
-from cdp_profiles.store import audience_models as a
-from cdp_profiles.store import privacy_models as p
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 
 T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
@@ -148,26 +145,26 @@ def store(store_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         for who in (ANNA, BOB):
             profile = pid(store_engine, who["email"])
             meta_key, google_key = member_key("email", who["email"]), member_key("phone", sha256_hex(who["phone"]))
-            conn.execute(insert(table_of(a.AudienceMember)), [
+            conn.execute(insert(tables.audience_members), [
                 {"destination": "meta", "audience_id": "a1", "member_key": meta_key, "row": {"EMAIL": sha256_hex(who["email"]), "EXTERN_ID": profile},
                  "row_hash": "h", "uploaded_at": T0},
                 {"destination": "google", "audience_id": "l1", "member_key": google_key, "row": [{"hashedPhoneNumber": sha256_hex(who["phone"])}],
                  "row_hash": "h", "uploaded_at": T0}])  # fmt: skip
-            conn.execute(insert(table_of(a.AudiencePending)), [
+            conn.execute(insert(tables.audience_pending), [
                 {"destination": "meta", "audience_id": "a1", "member_key": meta_key, "record_key": profile,
                  "row": {"EMAIL": sha256_hex(who["email"]), "EXTERN_ID": profile}, "row_hash": "h", "staged_at": T0}])  # fmt: skip
-            conn.execute(insert(table_of(IngestLogRow)).values(
+            conn.execute(insert(system_tables.ingest_log).values(
                 source="web", message_id=f"m-{who['hubspot_id']}", kind="identify", received_at=T0, txid=0,
                 body={"type": "identify", "userId": who["hubspot_id"], "traits": {"email": who["email"], "name": who["first_name"]}}))  # fmt: skip
-            conn.execute(insert(table_of(QuarantineRecord)).values(
+            conn.execute(insert(system_tables.quarantine).values(
                 run_id="r1", graph="t", node=f"crm-{who['hubspot_id']}", reason=f"contact {who['hubspot_id']} has no valid phone",
                 record_key=f"c-{who['first_name']}", fingerprint=f"fp-{who['email']}", created_at=T0,
                 payload={"Email": who["email"].upper(), "name": f"{who['first_name']} {who['last_name']}", "phone": "not a phone"}))  # fmt: skip
-        conn.execute(insert(table_of(SyncRun)).values(
+        conn.execute(insert(system_tables.sync_runs).values(
             id="run-1", graph="t", status="failed", started_at=T0, kind="sync",
             error=f"hubspot: contact {ANNA['email']} refused: duplicate of {BOB['email']} (phone {ANNA['phone']})",
             nodes={"crm": {"read": 4, "errors": [f"bad email {ANNA['email']!r}", f"bad phone {ANNA['phone'][1:]}"]}}))  # fmt: skip
-        conn.execute(insert(table_of(SyncState)).values(
+        conn.execute(insert(system_tables.sync_state).values(
             graph="t", node="crm", run_id="r1", updated_at=T0,
             cursor={"mark": 1717243200000, "seen": [ANNA["hubspot_id"], BOB["hubspot_id"]]}))  # fmt: skip
     if store_engine.dialect.name == "sqlite":  # as a store's older data is: in the database file, not the WAL
@@ -281,12 +278,12 @@ def test_forget_leaves_no_byte_of_the_person(store: Engine, tmp_path: Path) -> N
     gone = cdp(store, tmp_path, "profiles", "show", ANNA["email"])
     assert gone.exit_code == 1 and "no profile for" in gone.stderr
     with store.connect() as conn:
-        run = conn.execute(select(table_of(SyncRun))).one()
-        cursor = conn.execute(select(table_of(SyncState).c.cursor)).scalar_one()
-        request = conn.execute(select(table_of(p.PrivacyRequest))).one()
+        run = conn.execute(select(system_tables.sync_runs)).one()
+        cursor = conn.execute(select(system_tables.sync_state.c.cursor)).scalar_one()
+        request = conn.execute(select(tables.privacy_requests)).one()
         suppressed = set(
             conn.execute(
-                select(table_of(p.Suppression).c.hash).where(table_of(p.Suppression).c.type != "__key__")
+                select(tables.suppressions.c.hash).where(tables.suppressions.c.type != "__key__")
             ).scalars()
         )
     assert BOB["email"] in run.error and "[forgotten]" in run.error
@@ -308,8 +305,8 @@ def test_unknown_identifier_is_one_line_and_audited(store: Engine, tmp_path: Pat
     assert result.exit_code == 1
     assert result.stderr.strip().count("\n") == 0 and "no profile for nobody@example.org" in result.stderr
     with store.connect() as conn:
-        rows = conn.execute(select(table_of(p.PrivacyRequest))).all()
-        assert conn.execute(select(sa.func.count()).select_from(table_of(p.Suppression))).scalar() == 0
+        rows = conn.execute(select(tables.privacy_requests)).all()
+        assert conn.execute(select(sa.func.count()).select_from(tables.suppressions)).scalar() == 0
     assert [(r.kind, r.outcome, r.reason) for r in rows] == [("forget", "not_found", "asked by [forgotten]")]
     assert rows[0].subject == PrivacyKey(KEY).hash_identifier("email", "nobody@example.org")
 
@@ -330,16 +327,16 @@ def test_a_destination_that_can_forget_gets_the_mirror_rows_before_they_are_dele
     monkeypatch.setattr(JsonlDestination, "supports_forget", True)
     with store.begin() as conn:  # the archive's own mirror rows for Anna, as Meta's plugin keys them
         conn.execute(
-            sa.update(table_of(a.AudienceMember))
-            .where(table_of(a.AudienceMember).c.destination == "meta")
+            sa.update(tables.audience_members)
+            .where(tables.audience_members.c.destination == "meta")
             .values(destination="archive")
         )
     report = as_json(store, tmp_path, "privacy", "forget", f"hubspot_id:{ANNA['hubspot_id']}")
     assert report["outcome"] == "pending" and report["destinations"] == {"archive": "pending"}
     with store.connect() as conn:
-        target = conn.execute(select(table_of(p.PrivacyTarget))).one()
-        request = conn.execute(select(table_of(p.PrivacyRequest))).one()
-        left = conn.execute(select(table_of(a.AudienceMember).c.row)).scalars().all()
+        target = conn.execute(select(tables.privacy_targets)).one()
+        request = conn.execute(select(tables.privacy_requests)).one()
+        left = conn.execute(select(tables.audience_members.c.row)).scalars().all()
     assert request.outcome == "pending" and request.finished_at is None
     assert request.subject == PrivacyKey(KEY).hash_identifier("hubspot_id", ANNA["hubspot_id"])
     subject = ForgetSubject.model_validate_json(PrivacyKey(KEY).unseal(target.payload))

@@ -15,7 +15,6 @@ from cdp_core.ingest import IngestEntry, append
 from cdp_core.ingest.log import LOG
 from cdp_core.ingest.tracking import check_message
 from cdp_core.plugins import load_plugins
-from cdp_core.store.tables import table_of
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
@@ -24,7 +23,7 @@ from cdp_profiles.privacy import retention as retention_module
 from cdp_profiles.privacy.config import RetentionConfig
 from cdp_profiles.privacy.log_retention import log_readers
 from cdp_profiles.privacy.retention import purge
-from cdp_profiles.store import privacy_models as p
+from cdp_profiles.store import tables
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 ENV = {"WEB_KEY": "wk_web_0123456789", "APP_KEY": "wk_app_0123456789"}
@@ -126,7 +125,7 @@ def test_only_old_messages_every_reader_has_read_go(store_engine: Engine, config
     # w1 is old and behind both cursors (slow's is the smaller); w3 is old but slow has not read it
     assert done.counts == {"ingest_log": 1} and logged(store_engine) == ALL - {"w1"}
     with store_engine.connect() as conn:
-        audit = conn.execute(select(table_of(p.PrivacyRequest))).one()
+        audit = conn.execute(select(tables.privacy_requests)).one()
     assert audit.kind == "purge" and audit.details["counts"] == {"ingest_log": 1}
     assert audit.details["retention"] == {"ingest_log": "30d"}
 

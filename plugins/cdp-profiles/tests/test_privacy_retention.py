@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from cdp_core.cli import build_app
 from cdp_core.records import Record, RecordKind
-from cdp_core.store.models import QuarantineRecord, SyncRun
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from sqlalchemy import Engine, func, insert, select, update
 from test_segment_refresh import write
 from typer.testing import CliRunner
@@ -24,14 +23,13 @@ from cdp_profiles.privacy.config import RetentionConfig
 from cdp_profiles.privacy.log_retention import LogReaders
 from cdp_profiles.privacy.person import find_person
 from cdp_profiles.privacy.retention import purge
-from cdp_profiles.store import privacy_models as p
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 NONE = LogReaders()  # nobody reads the ingest log
 RETENTION = {"events": "400d", "orders": "730d", "nps_responses": "365d", "consents": "400d", "quarantine": "30d",
              "runs": "90d"}  # fmt: skip
-_index, _runs, _quarantine = table_of(m.RecordIndex), table_of(SyncRun), table_of(QuarantineRecord)
+_index, _runs, _quarantine = tables.record_index, system_tables.sync_runs, system_tables.quarantine
 
 
 def ago(days: int) -> datetime:
@@ -123,7 +121,7 @@ def test_purge_deletes_what_is_older_than_each_kinds_retention_and_keeps_the_sto
     with engine.connect() as conn:
         indexed = {(r.kind, r.key) for r in conn.execute(select(_index.c.kind, _index.c.key))}
         stored = {(kind, k) for kind, table in KIND_TABLES.items() for k in conn.execute(select(table.c.key)).scalars()}
-        audit = conn.execute(select(table_of(p.PrivacyRequest))).one()
+        audit = conn.execute(select(tables.privacy_requests)).one()
     assert indexed == stored
     anna_after = find_person(engine, "anna@x.de", IdentityConfig())
     assert (anna_after.profile_id, anna_after.identifiers, anna_after.set_ids) == (
@@ -135,7 +133,7 @@ def test_purge_deletes_what_is_older_than_each_kinds_retention_and_keeps_the_sto
     again = purge(engine, config, NONE, NOW)
     assert set(again.counts.values()) == {0}  # nothing left to purge; still audited
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(table_of(p.PrivacyRequest))).scalar_one() == 2
+        assert conn.execute(select(func.count()).select_from(tables.privacy_requests)).scalar_one() == 2
 
 
 def test_kinds_without_a_retention_are_kept(engine: Engine) -> None:
@@ -144,7 +142,7 @@ def test_kinds_without_a_retention_are_kept(engine: Engine) -> None:
     assert kind_keys(engine, "order") == {"o-old", "o-new"} and keys(engine, _runs) >= {"g2", "h1"}
     assert purge(engine, RetentionConfig(), NONE, NOW).counts == {}  # nothing configured: nothing done, nothing audited
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(table_of(p.PrivacyRequest))).scalar_one() == 1
+        assert conn.execute(select(func.count()).select_from(tables.privacy_requests)).scalar_one() == 1
 
 
 # -- the command, the job and the config -----------------------------------------------------------

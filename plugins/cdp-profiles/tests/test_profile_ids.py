@@ -18,8 +18,7 @@ from cdp_core.store.checkpoint import Checkpoint
 from sqlalchemy import Engine, select, text
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import sortkey
+from cdp_profiles.store import sortkey, tables
 from cdp_profiles.store.profiles import ProfileWriter, set_id
 from cdp_profiles.store.replay import profile_id
 
@@ -44,9 +43,9 @@ def _live_ids(engine: Engine) -> dict[str, str]:
     """email -> id of the live profile owning it."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(m.Identity.value, m.Identity.profile_id).where(m.Identity.type == "email")
+            select(tables.identities.c.value, tables.identities.c.profile_id).where(tables.identities.c.type == "email")
         ).all()
-        live = set(conn.execute(select(m.Profile.id).where(m.Profile.merged_into.is_(None))).scalars())
+        live = set(conn.execute(select(tables.profiles.c.id).where(tables.profiles.c.merged_into.is_(None))).scalars())
     assert {pid for _, pid in rows} <= live
     return dict((value, pid) for value, pid in rows)
 
@@ -88,5 +87,5 @@ def test_a_given_id_stays_when_an_earlier_record_arrives_in_a_later_run(store_en
     assert _live_ids(store_engine) == first, "an id once given stays"
     assert _id_of(LATE) != _id_of(EARLY), "so this arrival order gave another id than a clean run"
     with store_engine.connect() as conn:
-        founder = conn.execute(select(m.Profile.founder).where(m.Profile.id == first["ada@example.org"])).scalar_one()
+        founder = conn.execute(select(tables.profiles.c.founder).where(tables.profiles.c.id == first["ada@example.org"])).scalar_one()
     assert founder == set_id(sorted(EARLY.identifiers.items())), "the founder is the earliest record's set all the same"

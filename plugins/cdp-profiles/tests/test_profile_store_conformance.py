@@ -10,7 +10,7 @@ from cdp_core.testing import DestinationConformance
 from sqlalchemy import select
 
 from cdp_profiles import plugin
-from cdp_profiles.store.profile_models import RecordIndex
+from cdp_profiles.store import tables
 
 # -- the profile store (commits the checkpoint in its own transaction) ---------------------------
 
@@ -24,7 +24,7 @@ class TestProfileStoreDestination(DestinationConformance):
     def read_back(self, destination: Destination, tmp_path: Path) -> list[str]:
         engine = make_engine(destination.context.store_url)
         try:
-            index = RecordIndex.__table__  # type: ignore[attr-defined]
+            index = tables.record_index
             with engine.connect() as conn:
                 return [row.key for row in conn.execute(select(index.c.key))]
         finally:

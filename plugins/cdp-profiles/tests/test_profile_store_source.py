@@ -13,7 +13,7 @@ from cdp_core.store.engine import make_engine
 
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.profile_store import ProfileStoreConfig, ProfileStoreSource
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
 
@@ -72,7 +72,7 @@ def test_profiles_carry_the_trait_values(store_url: str, tmp_path: Path) -> None
     """Traits written straight into profiles.traits: the record's data is name -> value, nothing of trait_sources."""
     engine = make_engine(store_url)
     ensure_schema(engine)
-    profiles, identities = m.Profile.__table__, m.Identity.__table__
+    profiles, identities = tables.profiles, tables.identities
     key = "2024-01-01T00:00:00.000000|crm|1"  # the deciding record's sort key
 
     def columns(traits: dict[str, Any], **exact: str) -> dict[str, Any]:
@@ -87,7 +87,7 @@ def test_profiles_carry_the_trait_values(store_url: str, tmp_path: Path) -> None
     }  # fmt: skip
     with engine.begin() as conn:
         conn.execute(
-            profiles.insert(),  # type: ignore[attr-defined]
+            profiles.insert(),
             [
                 {"id": p, "founder": "s", "sort_key": "k", "created_at": T0, "updated_at": T0 + timedelta(minutes=i),
                  "merged_into": "p1" if p == "p3" else None, **cols}
@@ -95,7 +95,7 @@ def test_profiles_carry_the_trait_values(store_url: str, tmp_path: Path) -> None
             ],
         )  # fmt: skip
         conn.execute(
-            identities.insert(),  # type: ignore[attr-defined]
+            identities.insert(),
             [{"type": "email", "value": "p1@x.de", "profile_id": "p1", "source": "crm", "first_seen": None}],
         )
     engine.dispose()

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import (
     ProfileNotFound,
@@ -472,10 +472,10 @@ COLUMNS: dict[str, dict[str, Any]] = {
 def traits_engine(store_url: str) -> Iterator[Engine]:
     engine = make_engine(store_url)
     ensure_schema(engine)
-    profiles, identities = m.Profile.__table__, m.Identity.__table__
+    profiles, identities = tables.profiles, tables.identities
     with engine.begin() as conn:
         conn.execute(
-            profiles.insert(),  # type: ignore[attr-defined]
+            profiles.insert(),
             [
                 {"id": pid, "founder": "s", "sort_key": "k", "created_at": day(1), "updated_at": day(1 + i),
                  "merged_into": ANN if pid == OLD else None, **columns}
@@ -483,7 +483,7 @@ def traits_engine(store_url: str) -> Iterator[Engine]:
             ],
         )  # fmt: skip
         conn.execute(
-            identities.insert(),  # type: ignore[attr-defined]
+            identities.insert(),
             [{"type": "email", "value": "anna@x.de", "profile_id": ANN, "source": "crm", "first_seen": None}],
         )
     try:

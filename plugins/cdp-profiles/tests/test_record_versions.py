@@ -15,7 +15,7 @@ from cdp_core.store.checkpoint import Checkpoint
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -36,8 +36,8 @@ def write(engine: Engine, *records: Record) -> Checkpoint:
 
 def stored(engine: Engine) -> tuple[str, dict[str, object]]:
     with engine.connect() as conn:
-        data = conn.execute(select(m.ProfileRecord.__table__.c.data)).scalar_one()  # type: ignore[attr-defined]
-        traits = conn.execute(select(m.Profile.__table__.c.traits)).scalar_one()  # type: ignore[attr-defined]
+        data = conn.execute(select(tables.profile_records.c.data)).scalar_one()
+        traits = conn.execute(select(tables.profiles.c.traits)).scalar_one()
     return data["first_name"], traits
 
 

@@ -11,14 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cdp_core.records import Record, RecordKind
 from cdp_core.store.checkpoint import Checkpoint
-from cdp_core.store.tables import table_of
 from sqlalchemy import Engine, select
 
 from cdp_profiles.identity import IdentityConfig
 from cdp_profiles.membership import reads
 from cdp_profiles.membership.refresh import refresh
 from cdp_profiles.segments import compile_rules
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.queries import find_profile
 
@@ -71,12 +70,12 @@ def computed(engine: Engine) -> dict[tuple[str, str], tuple[object, datetime]]:
 
 
 def _all_ids(conn: object) -> list[str]:
-    return list(conn.execute(select(table_of(s.ComputedTrait).c.profile_id).distinct()).scalars())  # type: ignore[attr-defined]
+    return list(conn.execute(select(tables.computed_traits.c.profile_id).distinct()).scalars())
 
 
 def members(engine: Engine, segment: str) -> set[str]:
     with engine.connect() as conn:
-        return {p for p, in conn.execute(select(table_of(s.SegmentMember).c.profile_id).where(table_of(s.SegmentMember).c.segment == segment))}
+        return {p for p, in conn.execute(select(tables.segment_members.c.profile_id).where(tables.segment_members.c.segment == segment))}
 
 
 def stays(engine: Engine, segment: str) -> list[tuple[str, datetime, datetime | None]]:

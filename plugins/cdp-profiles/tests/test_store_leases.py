@@ -21,14 +21,13 @@ from cdp_core.plugins import load_plugins
 from cdp_core.runinfo import RunStatus
 from cdp_core.runner import Runner
 from cdp_core.scheduler import run_guarded
-from cdp_core.store import SystemStore, make_engine
-from cdp_core.store.lease_models import SyncLease
+from cdp_core.store import SystemStore, make_engine, system_tables
 from cdp_core.store.leases import Lease, LeaseInfo, Leases
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.exc import OperationalError
 
 from cdp_profiles import plugin as profiles_plugin
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.schema import PROFILES
 
 
@@ -48,7 +47,7 @@ def _frozen(leases: Leases, graph: str) -> Lease:
 
 def _lease_row(system: SystemStore, graph: str) -> LeaseInfo | None:
     with system.engine.connect() as conn:
-        row = conn.execute(select(SyncLease.__table__).where(SyncLease.__table__.c.graph == graph)).first()
+        row = conn.execute(select(system_tables.sync_leases).where(system_tables.sync_leases.c.graph == graph)).first()
     return None if row is None else LeaseInfo(**{k: getattr(row, k) for k in LeaseInfo.__dataclass_fields__})
 
 
@@ -111,7 +110,7 @@ inputs = ["freeze"]
 
 def _stored_keys(system: SystemStore) -> set[str]:
     with system.engine.connect() as conn:
-        return set(conn.execute(select(m.RecordIndex.key)).scalars())
+        return set(conn.execute(select(tables.record_index.c.key)).scalars())
 
 
 def test_a_frozen_run_that_lost_its_lease_commits_nothing_after_waking(
@@ -171,8 +170,8 @@ def _renew_without_waiting(url: str, graph: str, holder: str) -> bool:
         with engine.begin() as conn:
             now = datetime.now(UTC)
             conn.execute(
-                update(SyncLease.__table__)
-                .where(SyncLease.__table__.c.graph == graph, SyncLease.__table__.c.holder == holder)
+                update(system_tables.sync_leases)
+                .where(system_tables.sync_leases.c.graph == graph, system_tables.sync_leases.c.holder == holder)
                 .values(renewed_at=now, expires_at=now + timedelta(seconds=1))
             )
         return True

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from cdp_profiles import plugin as profiles_plugin
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.extend import Extend
 from cdp_profiles.store.profiles import ProfileWriter
 from cdp_profiles.store.schema import ensure_schema
@@ -62,7 +62,7 @@ def write(engine: Engine, records: list[Record], batch_size: int = 10_000, confi
 
 def profiles(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        rows = conn.execute(select(m.Profile.traits).where(m.Profile.merged_into.is_(None))).scalars()
+        rows = conn.execute(select(tables.profiles.c.traits).where(tables.profiles.c.merged_into.is_(None))).scalars()
         return sorted((dict(t) for t in rows), key=lambda t: str(sorted(t.items())))
 
 
@@ -72,7 +72,7 @@ def test_only_mapped_fields_become_traits_and_the_record_keeps_everything(store_
     # labels accumulate: their sorted union
     assert profiles(store_engine) == [{"first_name": "Anna", "age": 41, "labels": ["Abo", "VIP"], "city": "Köln"}]
     with store_engine.connect() as conn:
-        stored = conn.execute(select(m.ProfileRecord.data, m.ProfileRecord.traits)).one()
+        stored = conn.execute(select(tables.profile_records.c.data, tables.profile_records.c.traits)).one()
     assert stored.data == data
     assert stored.traits == {"first_name": "Anna", "age": 41, "labels": ["VIP", "Abo"], "city": "Köln"}
 
@@ -81,7 +81,7 @@ def test_a_stream_without_a_mapping_keeps_every_field_as_a_trait(store_engine: E
     write(store_engine, [rec("s1", 0, {"id": "s1", "firstname": "Ben"}, "ben@x.de", mapping=None, stream="shop.c")])
     assert profiles(store_engine) == [{"id": "s1", "firstname": "Ben"}]
     with store_engine.connect() as conn:
-        assert conn.execute(select(m.ProfileRecord.traits)).scalar_one() is None
+        assert conn.execute(select(tables.profile_records.c.traits)).scalar_one() is None
 
 
 def test_a_value_not_of_its_type_sets_no_trait_is_counted_and_the_record_is_stored(store_engine: Engine) -> None:
@@ -96,7 +96,7 @@ def test_a_value_not_of_its_type_sets_no_trait_is_counted_and_the_record_is_stor
     traits = profiles(store_engine)
     assert {"first_name": "Anna"} in traits and {"first_name": "Cem", "age": 33} in traits
     with store_engine.connect() as conn:
-        assert conn.execute(select(m.ProfileRecord.data).where(m.ProfileRecord.key == "c1")).scalar_one()["age"] == "forty"
+        assert conn.execute(select(tables.profile_records.c.data).where(tables.profile_records.c.key == "c1")).scalar_one()["age"] == "forty"
 
 
 def test_merge_strategies_apply_per_trait_name_across_mapped_and_unmapped_streams(store_engine: Engine) -> None:
@@ -140,10 +140,10 @@ def snapshot(engine: Engine) -> set[tuple[Any, ...]]:
     """Each live profile by its identifiers, with every trait's value, source stream and time."""
     with engine.connect() as conn:
         owned: dict[str, set[tuple[str, str]]] = {}
-        for row in conn.execute(select(m.Identity.type, m.Identity.value, m.Identity.profile_id)):
+        for row in conn.execute(select(tables.identities.c.type, tables.identities.c.value, tables.identities.c.profile_id)):
             owned.setdefault(row.profile_id, set()).add((row.type, row.value))
         out = set()
-        query = select(m.Profile.id, m.Profile.traits, m.Profile.trait_sources).where(m.Profile.merged_into.is_(None))
+        query = select(tables.profiles.c.id, tables.profiles.c.traits, tables.profiles.c.trait_sources).where(tables.profiles.c.merged_into.is_(None))
         for row in conn.execute(query):
             loaded = Traits.load(row.traits, row.trait_sources)
             traits = tuple(sorted((k, repr(v), origin(loaded.keys[k])) for k, v in loaded.values.items()))

@@ -13,7 +13,7 @@ import respx
 from cdp_core.http import HttpFactory
 from cdp_core.testing import RegisterPlugin
 from cdp_core.testing.serve import Served, serve_config
-from cdp_profiles.store.profile_models import Identity, Profile
+from cdp_profiles.store import tables
 from cdp_profiles.store.profiles import UNKNOWN_DELETION
 from shopify_fake import BASE, SHOP, TOKEN, FakeShopify
 from shopify_webhook_samples import CUSTOMER, CUSTOMER_DELETED, ORDER, SECRET, headers, raw
@@ -72,9 +72,9 @@ def deliver(served: Served, topic: str, payload: dict[str, Any], webhook_id: str
 
 
 def bobs_traits(served: Served) -> dict[str, Any]:
-    owner = select(Identity.profile_id).where(Identity.type == "email", Identity.value == "bob@biller.com")
+    owner = select(tables.identities.c.profile_id).where(tables.identities.c.type == "email", tables.identities.c.value == "bob@biller.com")
     with served.system.engine.connect() as conn:
-        [traits] = conn.execute(select(Profile.traits).where(Profile.id == owner.scalar_subquery())).scalars()
+        [traits] = conn.execute(select(tables.profiles.c.traits).where(tables.profiles.c.id == owner.scalar_subquery())).scalars()
     return dict(traits)
 
 

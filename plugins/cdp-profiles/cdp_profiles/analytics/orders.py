@@ -26,16 +26,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Connection, Select, func, select
 
 from cdp_profiles.analytics.config import AnalyticsConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned, owner_of
 
-_orders = table_of(m.Order)
-_profiles = table_of(m.Profile)
+_orders = tables.orders
+_profiles = tables.profiles
 NO_CURRENCY = ""
 """The currency of orders that name none: taken to be the base currency (docs/analytics.md)."""
 

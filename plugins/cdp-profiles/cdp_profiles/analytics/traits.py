@@ -21,18 +21,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Connection
 
 from cdp_profiles.analytics.config import AnalyticsConfig, trait_kinds
 from cdp_profiles.analytics.orders import histories, purchase_days
 from cdp_profiles.analytics.rfm import rfm
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 from cdp_profiles.store.bulk import Bulk
 
 log = logging.getLogger(__name__)
-_computed = table_of(s.ComputedTrait)
+_computed = tables.computed_traits
 DECIMALS = 6
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import typer
 from cdp_core.cli import common
 from cdp_core.cli.common import ConfigOption, JsonOption, emit_json, stdout
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc, utc_now
 from rich.table import Table
 from rich.text import Text
@@ -18,9 +17,9 @@ from sqlalchemy import select, update
 
 from cdp_profiles.cli.privacy import privacy_app
 from cdp_profiles.privacy.targets import FAILED, PENDING, UNSUPPORTED
-from cdp_profiles.store.privacy_models import PrivacyRequest, PrivacyTarget
+from cdp_profiles.store import tables
 
-_requests, _targets = table_of(PrivacyRequest), table_of(PrivacyTarget)
+_requests, _targets = tables.privacy_requests, tables.privacy_targets
 BY_HAND = "not supported: erase the person at this vendor by hand"
 LimitOption = typer.Option(50, "--limit", min=1, help="The newest N requests.")
 

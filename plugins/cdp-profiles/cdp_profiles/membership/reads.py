@@ -10,17 +10,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from pydantic import BaseModel, field_validator
 from sqlalchemy import Connection, func, select
 
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 
-_computed = table_of(s.ComputedTrait)
-_members = table_of(s.SegmentMember)
-_history = table_of(s.SegmentHistory)
-_refreshes = table_of(s.SegmentRefresh)
+_computed = tables.computed_traits
+_members = tables.segment_members
+_history = tables.segment_history
+_refreshes = tables.segment_refreshes
 
 COMPUTED_SOURCE = "computed"
 """The source a computed trait shows (the 360° view, ``cdp profiles show``)."""

@@ -27,7 +27,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from cdp_core.store.sql import upsert_statement
-from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import as_utc
 from sqlalchemy import JSON, Column, Connection, DateTime, Engine, MetaData, Select, String, Table, select
@@ -38,17 +37,16 @@ from cdp_profiles.analytics.traits import Written, refresh_analytics
 from cdp_profiles.membership.engine import computed_names, segment_names
 from cdp_profiles.segments import Rules
 from cdp_profiles.segments.clock import evaluation_time
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.schema import WRITE_LOCK
 
-_profiles = table_of(m.Profile)
-_index = table_of(m.RecordIndex)
-_computed = table_of(s.ComputedTrait)
-_members = table_of(s.SegmentMember)
-_history = table_of(s.SegmentHistory)
-_refreshes = table_of(s.SegmentRefresh)
+_profiles = tables.profiles
+_index = tables.record_index
+_computed = tables.computed_traits
+_members = tables.segment_members
+_history = tables.segment_history
+_refreshes = tables.segment_refreshes
 
 
 @dataclass

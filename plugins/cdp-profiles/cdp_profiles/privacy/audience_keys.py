@@ -21,14 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from cdp_core.transforms import normalizers
 from cdp_core.transforms.fields import Invalid
 from sqlalchemy import Connection, select
 
 from cdp_profiles.audiences import DEFAULT_SOURCES, as_text, member_key, sha256_hex
 from cdp_profiles.privacy.person import Person
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 
 _GMAIL = frozenset({"gmail.com", "googlemail.com"})
 
@@ -36,7 +35,7 @@ _GMAIL = frozenset({"gmail.com", "googlemail.com"})
 def person_member_keys(conn: Connection, person: Person) -> list[str]:
     """Every member key a mirror may hold for ``person``: from their own identifiers, and an address
     from the traits of each of their profiles (one query)."""
-    profiles = table_of(m.Profile)
+    profiles = tables.profiles
     rows = conn.execute(select(profiles.c.traits).where(profiles.c.id.in_(person.profile_ids))).scalars()
     keys = set(member_keys(person.own, {}))
     for traits in rows:

@@ -11,14 +11,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from pydantic import BaseModel, field_validator
 from sqlalchemy import Connection, insert, select
 
-from cdp_profiles.store.privacy_models import PrivacyRequest
+from cdp_profiles.store import tables
 
-_requests = table_of(PrivacyRequest)
+_requests = tables.privacy_requests
 SUBJECT_SHOWN = 12
 """How many hex digits of a subject hash ``cdp privacy log`` shows: enough to tell requests apart."""
 

@@ -38,17 +38,16 @@ from cdp_core.http import HttpFactory
 from cdp_core.http.factory import default_factory
 from cdp_core.jobs import Job
 from cdp_core.runner import connector_context, describe_error
-from cdp_core.store.tables import table_of
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Engine, and_, case, func, select, update
 
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.privacy.targets import DONE, FAILED, PENDING
-from cdp_profiles.store.privacy_models import PrivacyRequest, PrivacyTarget
+from cdp_profiles.store import tables
 
 log = logging.getLogger("cdp.privacy")
-_targets, _requests = table_of(PrivacyTarget), table_of(PrivacyRequest)
+_targets, _requests = tables.privacy_targets, tables.privacy_requests
 
 FIRST_WAIT = timedelta(minutes=5)
 """The wait after the first failed attempt; each further one doubles it."""

@@ -11,23 +11,20 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from cdp_core.store.tables import table_of
 from sqlalchemy import ColumnElement, Connection, Table, delete, select
 
 from cdp_profiles.privacy.person import Person
-from cdp_profiles.store import audience_models as a
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
+from cdp_profiles.store import tables
 
 CHUNK = 1_000
 """Values per ``IN (...)``: well below both databases' limits on bound parameters."""
 
-_index = table_of(m.RecordIndex)
-RECORD_TABLES: tuple[Table, ...] = tuple(
-    table_of(t) for t in (m.ProfileRecord, m.Event, m.Order, m.NpsResponse, m.Consent)
+_index = tables.record_index
+RECORD_TABLES: tuple[Table, ...] = (
+    tables.profile_records, tables.events, tables.orders, tables.nps_responses, tables.consents
 )
 """The stored records of every kind, keyed by (stream, key) as ``record_index`` is."""
-PROFILE_TABLES: tuple[Table, ...] = tuple(table_of(t) for t in (s.ComputedTrait, s.SegmentMember, s.SegmentHistory))
+PROFILE_TABLES: tuple[Table, ...] = (tables.computed_traits, tables.segment_members, tables.segment_history)
 """What the segment engine derived per profile."""
 
 T = TypeVar("T")
@@ -63,18 +60,18 @@ def delete_person(conn: Connection, person: Person, member_keys: Sequence[str]) 
             for column, values in owners for chunk in chunks(values)
         )  # fmt: skip
     counts["record_index"] = sum(_delete_in(conn, _index, column, values) for column, values in owners)
-    members = table_of(m.IdSetMember)
+    members = tables.id_set_members
     counts["id_set_members"] = _delete_in(conn, members, members.c.set_id, sets)
-    id_sets = table_of(m.IdSet)
+    id_sets = tables.id_sets
     counts["id_sets"] = _delete_in(conn, id_sets, id_sets.c.id, sets)
-    identities = table_of(m.Identity)
+    identities = tables.identities
     counts["identities"] = _delete_in(conn, identities, identities.c.profile_id, pids)
     counts["merge_log"] = _delete_merges(conn, person)
     for table in PROFILE_TABLES:
         counts[table.name] = _delete_in(conn, table, table.c.profile_id, pids)
-    profiles = table_of(m.Profile)
+    profiles = tables.profiles
     counts["profiles"] = _delete_in(conn, profiles, profiles.c.id, pids)
-    audience, pending = table_of(a.AudienceMember), table_of(a.AudiencePending)
+    audience, pending = tables.audience_members, tables.audience_pending
     keys = list(member_keys)
     counts["audience_members"] = _delete_in(conn, audience, audience.c.member_key, keys)
     # a member staged from the person's profile record (profiles_all: its key is the profile id) goes whatever its key
@@ -86,7 +83,7 @@ def delete_person(conn: Connection, person: Person, member_keys: Sequence[str]) 
 
 def _delete_merges(conn: Connection, person: Person) -> int:
     """Merge-log rows naming one of their profiles, one of their identifiers or one of their records."""
-    log = table_of(m.MergeLog)
+    log = tables.merge_log
     pids = person.profile_ids
     count = _delete_in(conn, log, log.c.winner, pids) + _delete_in(conn, log, log.c.loser, pids)
     count += sum(

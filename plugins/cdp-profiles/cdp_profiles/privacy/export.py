@@ -13,9 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from cdp_core.records import RecordKind
-from cdp_core.store.ingest_models import IngestLogRow
-from cdp_core.store.models import QuarantineRecord
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from cdp_core.timeutil import as_utc
 from sqlalchemy import Connection, Table, or_, select
 
@@ -25,10 +23,7 @@ from cdp_profiles.privacy.erase import chunks
 from cdp_profiles.privacy.person import Person
 from cdp_profiles.privacy.run_traces import logged_ids, quarantined_ids
 from cdp_profiles.privacy.traces import Normalize, Traces
-from cdp_profiles.store import audience_models as a
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as s
-from cdp_profiles.store import sortkey
+from cdp_profiles.store import sortkey, tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.queries import money
 from cdp_profiles.store.traits import Traits, origin
@@ -38,18 +33,18 @@ EXPORT_VERSION = 1
 """Bumped when a section changes meaning or loses a field; a new field or section keeps it."""
 
 _profiles, _identities, _merges, _sets, _index = (
-    table_of(t) for t in (m.Profile, m.Identity, m.MergeLog, m.IdSet, m.RecordIndex)
+    tables.profiles, tables.identities, tables.merge_log, tables.id_sets, tables.record_index
 )
-_computed, _members, _history = (table_of(t) for t in (s.ComputedTrait, s.SegmentMember, s.SegmentHistory))
-_audience, _pending, _quarantine = table_of(a.AudienceMember), table_of(a.AudiencePending), table_of(QuarantineRecord)
-_log = table_of(IngestLogRow)
+_computed, _members, _history = tables.computed_traits, tables.segment_members, tables.segment_history
+_audience, _pending, _quarantine = tables.audience_members, tables.audience_pending, system_tables.quarantine
+_log = system_tables.ingest_log
 
 KIND_TABLES: dict[str, Table] = {
-    str(RecordKind.profile): table_of(m.ProfileRecord),
-    str(RecordKind.event): table_of(m.Event),
-    str(RecordKind.order): table_of(m.Order),
-    str(RecordKind.nps_response): table_of(m.NpsResponse),
-    str(RecordKind.consent): table_of(m.Consent),
+    str(RecordKind.profile): tables.profile_records,
+    str(RecordKind.event): tables.events,
+    str(RecordKind.order): tables.orders,
+    str(RecordKind.nps_response): tables.nps_responses,
+    str(RecordKind.consent): tables.consents,
 }
 """Each record kind's table: the ``records`` section has one list per kind, by these names."""
 

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from cdp_core.config import Config
-from cdp_core.store.tables import table_of
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
 from sqlalchemy import Connection, Engine
@@ -42,13 +41,13 @@ from cdp_profiles.privacy.run_traces import delete_logged, delete_quarantined, p
 from cdp_profiles.privacy.suppression import add_suppressions
 from cdp_profiles.privacy.targets import PENDING, queue_targets
 from cdp_profiles.privacy.traces import MARK, Traces
-from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
+from cdp_profiles.store import tables
 from cdp_profiles.store.queries import lookup_profile
 from cdp_profiles.store.schema import WRITE_LOCK
 
 FORGET = "forget"
 DONE, NOT_FOUND = "done", "not_found"
-_requests, _suppressions = table_of(PrivacyRequest), table_of(Suppression)
+_requests, _suppressions = tables.privacy_requests, tables.suppressions
 
 
 class NotFound(LookupError):

@@ -24,11 +24,10 @@ from cdp_core.http import HttpFactory
 from cdp_core.ingest.log import LOG
 from cdp_core.ingest.reader import IngestLogStream, log_cursor
 from cdp_core.runner import connector_context
-from cdp_core.store.models import SyncState
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from sqlalchemy import ColumnElement, Connection, and_, or_, select, tuple_
 
-_state = table_of(SyncState)
+_state = system_tables.sync_state
 
 
 @dataclass

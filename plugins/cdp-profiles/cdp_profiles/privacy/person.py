@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Engine, select
 
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import records_of
 from cdp_profiles.store.queries import lookup_profile, merged_ids
 
-_identities, _sets = (table_of(t) for t in (m.Identity, m.IdSet))
+_identities, _sets = tables.identities, tables.id_sets
 
 
 @dataclass

@@ -27,8 +27,7 @@ from typing import Any
 from cdp_core.ingest.log import LOG
 from cdp_core.jobs import Job
 from cdp_core.runinfo import RunKind, RunStatus
-from cdp_core.store.models import QuarantineRecord, SyncRun
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from cdp_core.store.transaction import write_transaction
 from cdp_core.timeutil import utc_now
 from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, delete, exists, func, not_, select, tuple_
@@ -37,15 +36,15 @@ from cdp_profiles.consent import latest_consents
 from cdp_profiles.privacy.audit import write_request
 from cdp_profiles.privacy.config import RetentionConfig, privacy_of
 from cdp_profiles.privacy.log_retention import LogReaders, log_readers, purgeable, read_up_to
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 from cdp_profiles.store.schema import WRITE_LOCK
 
-_index, _quarantine, _runs = table_of(m.RecordIndex), table_of(QuarantineRecord), table_of(SyncRun)
+_index, _quarantine, _runs = tables.record_index, system_tables.quarantine, system_tables.sync_runs
 RECORD_KINDS: dict[str, tuple[str, Table]] = {
-    "events": ("event", table_of(m.Event)),
-    "orders": ("order", table_of(m.Order)),
-    "nps_responses": ("nps_response", table_of(m.NpsResponse)),
-    "consents": ("consent", table_of(m.Consent)),
+    "events": ("event", tables.events),
+    "orders": ("order", tables.orders),
+    "nps_responses": ("nps_response", tables.nps_responses),
+    "consents": ("consent", tables.consents),
 }
 """Retention kind -> (``record_index.kind``, its table)."""
 

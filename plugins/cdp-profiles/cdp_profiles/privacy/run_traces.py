@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdp_core.store.ingest_models import IngestLogRow
-from cdp_core.store.models import QuarantineRecord, SyncRun, SyncState
-from cdp_core.store.tables import table_of
+from cdp_core.store import system_tables
 from sqlalchemy import Connection, Text, bindparam, cast, delete, select, update
 
 from cdp_profiles.privacy.erase import chunks
 from cdp_profiles.privacy.traces import Traces
 
 PAGE = 1_000
-_quarantine, _runs, _state = table_of(QuarantineRecord), table_of(SyncRun), table_of(SyncState)
-_log = table_of(IngestLogRow)
+_quarantine, _runs, _state = system_tables.quarantine, system_tables.sync_runs, system_tables.sync_state
+_log = system_tables.ingest_log
 
 
 def quarantined_ids(conn: Connection, traces: Traces) -> list[int]:

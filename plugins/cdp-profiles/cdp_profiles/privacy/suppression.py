@@ -31,7 +31,6 @@ from cdp_core.records import JsonValue, Record, Rejected
 from cdp_core.screens import RecordScreen
 from cdp_core.store.engine import make_engine
 from cdp_core.store.sql import upsert
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, delete, inspect, select
 
 from cdp_profiles.identifiers import IdentifierNormalizer
@@ -39,10 +38,10 @@ from cdp_profiles.identity import identity_section
 from cdp_profiles.privacy.config import privacy_of
 from cdp_profiles.privacy.identifiers import split_identifier
 from cdp_profiles.privacy.keys import KeyProblem, PrivacyKey
-from cdp_profiles.store.privacy_models import PrivacyRequest, Suppression
+from cdp_profiles.store import tables
 from cdp_profiles.store.queries import PHONE_LIKE
 
-_suppressions, _requests = table_of(Suppression), table_of(PrivacyRequest)
+_suppressions, _requests = tables.suppressions, tables.privacy_requests
 
 Normalize = Callable[[str, Any], tuple[str | None, str]]
 """``(type, value) -> (normalized value or None, why not)``: the store's own normalization."""

@@ -14,16 +14,14 @@ from datetime import datetime
 
 from cdp_core.config import Config
 from cdp_core.forget import AudienceRow, ForgetSubject
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, insert, select
 
 from cdp_profiles.privacy.keys import PrivacyKey
 from cdp_profiles.privacy.person import Person
-from cdp_profiles.store.audience_models import AudienceMember
-from cdp_profiles.store.privacy_models import PrivacyTarget
+from cdp_profiles.store import tables
 
 PENDING, DONE, FAILED, UNSUPPORTED = "pending", "done", "failed", "unsupported"
-_targets, _audience = table_of(PrivacyTarget), table_of(AudienceMember)
+_targets, _audience = tables.privacy_targets, tables.audience_members
 _STORE_TYPES = frozenset({"profile_store"})
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from sqlalchemy import Connection, Table, select
 
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import segment_models as segment_tables
+from cdp_profiles.store import tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.trait_docs import trait_values
 
@@ -36,14 +34,14 @@ class Person:
     """Traits the analytics wrote (``computed_traits``: ``rfm_group``, ``clv_p_alive``...): name -> value."""
 
 
-_profiles = table_of(m.Profile)
-_identities = table_of(m.Identity)
-_computed = table_of(segment_tables.ComputedTrait)
+_profiles = tables.profiles
+_identities = tables.identities
+_computed = tables.computed_traits
 _KINDS: dict[str, Table] = {
-    "events": table_of(m.Event),
-    "orders": table_of(m.Order),
-    "nps": table_of(m.NpsResponse),
-    "consents": table_of(m.Consent),
+    "events": tables.events,
+    "orders": tables.orders,
+    "nps": tables.nps_responses,
+    "consents": tables.consents,
 }
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdp_core.store.tables import table_of
 from sqlalchemy import ColumnElement, CompoundSelect, Subquery, Table, and_, func, select, union_all
 
-from cdp_profiles.store import profile_models as m
+from cdp_profiles.store import tables
 
-_index = table_of(m.RecordIndex)
-_sets = table_of(m.IdSet)
+_index = tables.record_index
+_sets = tables.id_sets
 
 OWNER_JOIN = "LEFT JOIN id_sets s ON s.id = r.set_id"
 """Raw SQL: join a ``record_index r`` to its set as ``s`` (use with :data:`OWNER_SQL`)."""

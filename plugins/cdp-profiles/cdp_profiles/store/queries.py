@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from cdp_core.timeutil import as_utc
@@ -22,16 +22,12 @@ from sqlalchemy import Connection, Engine, Table, case, func, or_, select
 from cdp_profiles.consent import ConsentConfig, allowed, latest_consents
 from cdp_profiles.identifiers import IdentifierNormalizer
 from cdp_profiles.identity import IdentityConfig
-from cdp_profiles.store import profile_models as m
-from cdp_profiles.store import sortkey
+from cdp_profiles.store import sortkey, tables
 from cdp_profiles.store.owners import owned
 from cdp_profiles.store.trait_docs import trait_entries, trait_values, value_text
 
-_profiles, _identities, _merges, _index, _events, _orders, _nps, _consents = (
-    cast(Table, model.__table__)  # type: ignore[union-attr]  # SQLModel's hints lack __table__
-    for model in (m.Profile, m.Identity, m.MergeLog, m.RecordIndex)
-    + (m.Event, m.Order, m.NpsResponse, m.Consent)
-)
+_profiles, _identities, _merges, _index = tables.profiles, tables.identities, tables.merge_log, tables.record_index
+_events, _orders, _nps, _consents = tables.events, tables.orders, tables.nps_responses, tables.consents
 
 RECENT_EVENTS = 20
 RECENT_ORDERS = 20
