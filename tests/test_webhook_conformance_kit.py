@@ -4,6 +4,7 @@ contract and fails each deliberately broken one on the case that names the break
 from __future__ import annotations
 
 import pytest
+from kit_outcomes import failing, suite_outcomes
 
 from cdp_core.testing.webhook_conformance import HmacSignature
 
@@ -257,24 +258,6 @@ class TestNoDeliveries(Base):
 """
 
 
-def _results(pytester: pytest.Pytester) -> dict[str, tuple[str, str]]:
-    pytester.makepyfile(test_suite=WEBHOOKS)
-    recorder = pytester.inline_run("-p", "no:cacheprovider")
-    passed, skipped, failed = recorder.listoutcomes()
-    assert not skipped, "the suite never skips"
-    results = {r.nodeid.split("::", 1)[1]: ("passed", "") for r in passed}
-    results |= {r.nodeid.split("::", 1)[1]: ("failed", r.longreprtext) for r in failed}
-    return results
-
-
-def _failing(results: dict[str, tuple[str, str]], cls: str) -> set[str]:
-    return {
-        name.split("::")[1]
-        for name, (outcome, _) in results.items()
-        if name.startswith(f"{cls}::") and outcome == "failed"
-    }
-
-
 CASES = {
     "test_registered",
     "test_config_model",
@@ -292,28 +275,29 @@ CASES = {
 
 
 def test_the_webhook_suite_passes_a_good_webhook_and_fails_broken_ones(pytester: pytest.Pytester) -> None:
-    results = _results(pytester)
+    results = suite_outcomes(pytester, WEBHOOKS)
+    assert not [n for n, (o, _) in results.items() if o == "skipped"], "the suite never skips"
     assert {n.split("::")[1] for n in results if n.startswith("TestGood::")} == CASES
-    assert _failing(results, "TestGood") == set()
-    assert _failing(results, "TestRetryAmongDeliveries") == set()
+    assert failing(results, "TestGood") == set()
+    assert failing(results, "TestRetryAmongDeliveries") == set()
     failure = {name: text for name, (outcome, text) in results.items() if outcome == "failed"}
-    assert _failing(results, "TestUnchecked") == {"test_bad_signatures_are_refused"}
+    assert failing(results, "TestUnchecked") == {"test_bad_signatures_are_refused"}
     assert "delivery 0 with a tampered body: answered 200" in failure["TestUnchecked::test_bad_signatures_are_refused"]
-    assert _failing(results, "TestNewIdEachTime") == {"test_a_retry_is_stored_once"}
+    assert failing(results, "TestNewIdEachTime") == {"test_a_retry_is_stored_once"}
     assert "the retries were logged again: 4 accepted" in failure["TestNewIdEachTime::test_a_retry_is_stored_once"]
-    assert _failing(results, "TestLenient") == {"test_an_unreadable_body_is_refused"}
+    assert failing(results, "TestLenient") == {"test_an_unreadable_body_is_refused"}
     assert "answered 200" in failure["TestLenient::test_an_unreadable_body_is_refused"]
-    assert _failing(results, "TestSecretless") == {
+    assert failing(results, "TestSecretless") == {
         "test_webhook_registered",
         "test_without_its_secret_every_delivery_is_refused",
     }
     assert "Secretless.secret_options is empty" in failure["TestSecretless::test_webhook_registered"]
-    assert _failing(results, "TestUndeclared") == {"test_declared_deletions"}
+    assert failing(results, "TestUndeclared") == {"test_declared_deletions"}
     assert (
         "deliveries [4] expect tombstones, but stream 'webhook_items' does not declare emits_deletions"
         in failure["TestUndeclared::test_declared_deletions"]
     )
-    wrong = _failing(results, "TestWrongExpectations")
+    wrong = failing(results, "TestWrongExpectations")
     assert wrong == {"test_signed_deliveries_are_read", "test_a_retry_is_stored_once", "test_deliveries_after_the_cursor",
                      "test_declared_deletions"}  # fmt: skip
     assert (
@@ -331,24 +315,24 @@ def test_the_webhook_suite_passes_a_good_webhook_and_fails_broken_ones(pytester:
 def _check_handshake_cases(results: dict[str, tuple[str, str]], failure: dict[str, str]) -> None:
     """test_subscription_handshake passes a hub-style check and fails each broken one (same pytester run)."""
     assert {n.split("::")[1] for n in results if n.startswith("TestHub::")} == CASES
-    assert _failing(results, "TestHub") == set()
-    assert _failing(results, "TestHubAnyToken") == {"test_subscription_handshake"}
+    assert failing(results, "TestHub") == set()
+    assert failing(results, "TestHubAnyToken") == {"test_subscription_handshake"}
     assert (
         "the subscription check {'hub.mode': 'subscribe', 'hub.verify_token': 'tok-42-not-it', "
         "'hub.challenge': '1158201444'}: answered 200" in failure["TestHubAnyToken::test_subscription_handshake"]
     )
-    assert _failing(results, "TestHubSecretless") == {
+    assert failing(results, "TestHubSecretless") == {
         "test_webhook_registered",
         "test_without_its_secret_every_delivery_is_refused",
         "test_subscription_handshake",
     }
     assert "the check without the secrets: answered 200" in failure["TestHubSecretless::test_subscription_handshake"]
-    assert _failing(results, "TestHubUndeclared") == {"test_subscription_handshake"}
+    assert failing(results, "TestHubUndeclared") == {"test_subscription_handshake"}
     assert (
         "Hub answers GET subscription checks (it overrides Webhook.handshake): set handshake = Handshake("
         in failure["TestHubUndeclared::test_subscription_handshake"]
     )
-    assert _failing(results, "TestHandshakeWithoutOne") == {"test_subscription_handshake"}
+    assert failing(results, "TestHandshakeWithoutOne") == {"test_subscription_handshake"}
     assert (
         "handshake is set, but Good does not override Webhook.handshake"
         in failure["TestHandshakeWithoutOne::test_subscription_handshake"]

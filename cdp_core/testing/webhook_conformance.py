@@ -26,7 +26,7 @@ import pytest
 from cdp_core.base import Page, Source, Stream
 from cdp_core.plugins import Plugins, Role
 from cdp_core.records import JsonValue
-from cdp_core.testing.conformance import _Conformance, identifiers_problem
+from cdp_core.testing.conformance_base import PluginConformance, identifiers_problem, new_source
 from cdp_core.testing.deletions import tombstone_problem
 from cdp_core.testing.helpers import make_context, roundtrip, to_toml
 from cdp_core.testing.serve import Served, serve_config
@@ -100,7 +100,7 @@ def _check_secret_options(webhook_class: type[Webhook]) -> None:
     )
 
 
-class WebhookConformance(_Conformance):
+class WebhookConformance(PluginConformance):
     """The contract of a connector type's webhook and one of the streams that read it (:attr:`stream`).
 
     Set ``plugin``, ``type_name`` (the connector type, whose source reads the log), ``config``,
@@ -184,10 +184,7 @@ class WebhookConformance(_Conformance):
     # -- the suite's own steps ------------------------------------------------------------
     def _source(self, plugin_class: type, tmp_path: Path, store_url: str | None = None) -> Source:
         """A new source of ``config`` (building it does no I/O: the source suite checks that)."""
-        options = plugin_class.config_model.model_validate(self.config)  # type: ignore[attr-defined]
-        source = plugin_class(options, make_context(tmp_path, self.connector_name, store_url=store_url))
-        assert isinstance(source, Source), f"{plugin_class.__name__} is not a cdp_core.Source"
-        return source
+        return new_source(plugin_class, self.config, make_context(tmp_path, self.connector_name, store_url=store_url))
 
     def _deliveries(self) -> list[Delivery]:
         deliveries = self.deliveries()
