@@ -5,8 +5,8 @@ Streams (``source = "CONNECTOR.STREAM"``), both over every form in ``form_ids``:
 - ``leads`` (kind ``profile``, key: the lead id): identifiers ``meta_lead_id``,
   ``email``, ``phone``; the form's answers as traits (:mod:`cdp_meta_leads.mapping`);
 - ``submissions`` (kind ``event`` named ``lead_form_submitted``, key: the lead id):
-  when which form was sent from which ad and campaign. Optional: configure it
-  where the timeline of submissions matters (it reads the same endpoint again).
+  when which form was sent from which ad and campaign. Optional: a run of both
+  reads each page of a form once (:mod:`cdp_meta_leads.fetched`).
 
 Meta's ``leadgen`` webhook (``cdp serve``'s ``/webhooks/CONNECTOR``,
 :mod:`cdp_meta_leads.webhooks`) feeds ``webhook_leads`` and ``webhook_submissions``,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
-from cdp_core.traits import TraitMap, traits_for
+from cdp_core.traits import TraitMap, TraitsByStream, traits_for
 from pydantic import Field, SecretStr, field_validator
+
+if TYPE_CHECKING:  # a type checker reads the option's type; pydantic gets the one that checks the stream names
+    LeadTraitsOption = TraitsByStream
+else:
+    LeadTraitsOption = traits_for("leads")
 
 _VERSION = re.compile(r"v\d+\.\d+")
 _ID = re.compile(r"\d+")
@@ -76,7 +82,7 @@ class MetaLeadsConfig(PluginConfig):
     max_rate_limit_wait: float = Field(
         900.0, ge=0, le=86400, description="Longest single wait; a longer one Meta asks for fails the run instead."
     )
-    traits: traits_for("leads") = Field(
+    traits: LeadTraitsOption = Field(
         default_factory=dict,
         description="stream -> the trait mapping replacing its default (leads: LEAD_TRAITS); "
         "the form's custom questions become traits only when a mapping names them.",

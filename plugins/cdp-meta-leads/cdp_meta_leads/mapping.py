@@ -38,7 +38,7 @@ def _value(values: list[Any]) -> Any:
     return kept[0] if len(kept) == 1 else kept
 
 
-def answers(lead: Lead) -> tuple[dict[str, str], dict[str, Any]]:
+def answers(lead: Lead) -> tuple[dict[str, str | list[str]], dict[str, Any]]:
     """(identifiers, traits) from the lead's ``field_data``."""
     identifiers: dict[str, str | list[str]] = {"meta_lead_id": lead.id}
     traits: dict[str, Any] = {}

@@ -24,6 +24,11 @@ that form, with the same filter. Should Meta refuse that saved paging cursor
 leads of the interrupted read may then come a second time, with the same keys. Forms finished
 earlier in that read keep their new ``since`` and are asked again only for what
 is newer.
+
+Both streams send their requests through the source's
+:class:`~cdp_meta_leads.fetched.FetchedPages`: in a run that reads both, the second
+stream at the same mark is answered from the first one's pages (each page is fetched
+once per run); a stream at another mark, or alone, asks Meta as before.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ from cdp_core.isolation import split_items
 from cdp_core.traits import stream_traits
 
 from cdp_meta_leads.config import LEAD_TRAITS, MetaLeadsConfig
-from cdp_meta_leads.fetched import FetchedLeads
+from cdp_meta_leads.fetched import FetchedLeads, FetchedPages, Scratch
 from cdp_meta_leads.graph import GraphClient
 from cdp_meta_leads.mapping import lead_event, lead_profile
 from cdp_meta_leads.models import Lead, LeadsPage
@@ -136,7 +141,7 @@ class LeadsStream(Stream):
 
         def pages(cursor: str | None) -> Iterator[CursorPage[LeadsPage]]:
             return cursor_pages(
-                self.source.graph,  # type: ignore[arg-type]  # an HttpClient plus Meta's error codes
+                self.source.pages,  # type: ignore[arg-type]  # the Graph client, through the run's pages
                 f"/{form_id}/leads",
                 params=params,
                 cursor_param="after",
@@ -206,14 +211,19 @@ class MetaLeadsSource(Source):
         factory = context.services.get("http")
         redactor = (factory if isinstance(factory, HttpFactory) else default_factory()).redactor
         self.graph = GraphClient(client, config, redactor)
-        self.fetched = FetchedLeads()
-        """What Meta answered the webhook streams in this run: each logged lead is fetched once."""
+        self.scratch = Scratch()
+        """What Meta answered in this run, on disk until the source closes (:mod:`cdp_meta_leads.fetched`)."""
+        self.fetched = FetchedLeads(self.scratch)
+        """The webhook streams' leads: each logged lead is fetched once per run."""
+        self.pages = FetchedPages(self.graph, self.scratch)
+        """The pull streams' pages: each page of a form is fetched once per run."""
 
     def streams(self) -> Sequence[Stream]:
         return [Leads(self), Submissions(self), WebhookLeads(self), WebhookSubmissions(self)]
 
     def close(self) -> None:
         try:
-            self.fetched.close()
+            self.pages.close()
+            self.scratch.close()
         finally:
             self.graph.close()
