@@ -78,6 +78,10 @@ def parse_timestamp(value: Any, unit: TimestampUnit = "iso") -> datetime:
     number: float | None = None
     if isinstance(value, str):
         text = value.strip()
+        if text[4:5] == "-":
+            # "YYYY-...", the common form: neither pattern below matches a "-" there, so the ISO parse
+            # decides at once (two regular expressions fewer per row, bench/file_sources.py)
+            return _iso_timestamp(text)
         if _COMPACT_DATE.fullmatch(text):
             try:
                 return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
@@ -86,11 +90,7 @@ def parse_timestamp(value: Any, unit: TimestampUnit = "iso") -> datetime:
         if _UNIX_TEXT.fullmatch(text):
             number = float(text) if "." in text else int(text)
         else:
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                raise ValueError("not ISO 8601 (such as 2024-02-12T10:15:00Z) nor Unix time") from None
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return _iso_timestamp(text)
     elif isinstance(value, (int, float)):
         number = value
     else:
@@ -102,6 +102,14 @@ def parse_timestamp(value: Any, unit: TimestampUnit = "iso") -> datetime:
         return _EPOCH + timedelta(seconds=seconds)
     except (OverflowError, ValueError):
         raise ValueError(f"out of range as Unix time in {'milliseconds' if unit == 'ms' else 'seconds'}") from None
+
+
+def _iso_timestamp(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError("not ISO 8601 (such as 2024-02-12T10:15:00Z) nor Unix time") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _is_date(text: str) -> bool:

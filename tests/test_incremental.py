@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cdp_core import CursorValueError, Incremental
+from cdp_core.incremental import parse_timestamp
 
 
 def roundtrip(cursor: Any) -> Any:
@@ -178,3 +179,27 @@ def test_a_lookback_must_fit_the_type() -> None:
         Incremental("version", type="number", lookback=timedelta(seconds=1))
     with pytest.raises(ValueError, match="token"):
         Incremental("token", type="token", lookback=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-02-12T10:15:00+01:00", datetime(2024, 2, 12, 9, 15, tzinfo=UTC)),
+        (" 2024-02-12 ", datetime(2024, 2, 12, tzinfo=UTC)),
+        ("2024-02-12 10:15:00.5Z", datetime(2024, 2, 12, 10, 15, 0, 500000, tzinfo=UTC)),
+        ("20240212", datetime(2024, 2, 12, tzinfo=UTC)),
+        ("20240212T101500Z", datetime(2024, 2, 12, 10, 15, tzinfo=UTC)),
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        ("-100", datetime(1969, 12, 31, 23, 58, 20, tzinfo=UTC)),
+        ("2024-2-12", "not ISO 8601"),
+        ("1234-", "not ISO 8601"),
+        ("-123-4", "not ISO 8601"),
+    ],
+)
+def test_timestamp_text_forms(text: str, expected: datetime | str) -> None:
+    # "YYYY-..." is parsed as ISO at once; every other form goes through the patterns as before
+    if isinstance(expected, str):
+        with pytest.raises(ValueError, match=expected):
+            parse_timestamp(text)
+    else:
+        assert parse_timestamp(text) == expected
