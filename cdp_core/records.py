@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cdp_core.traits import TraitMap
 
@@ -52,9 +52,23 @@ class Record(BaseModel):
     """A tombstone: the vendor deleted the record ``(stream, key)`` (its ``kind`` the deleted record's).
     Data and identifiers may be empty; ``occurred_at`` is the deletion time when the vendor gives one.
     The profile store removes the record; destinations that do not handle deletions skip it."""
+    missing_ok: bool = False
+    """Only on a tombstone: the vendor's deletion may name a record never synced (a delete webhook that
+    gives an id only, so the connector deletes every record that id may have). The profile store deletes
+    the record when it holds it, exactly as any tombstone, and passes silently when it does not; a plain
+    tombstone of a record the store does not hold is counted as a warning (a wrong stream name or key)."""
     trait_map: TraitMap | None = Field(default=None, exclude=True, repr=False)
     """The trait mapping of the stream the record came from (cdp_core/traits.py), set by the runner:
     one object shared by every record of the stream, kept through copies; only :meth:`raw` writes it."""
+
+    @field_validator("missing_ok")
+    @classmethod
+    def _only_on_tombstones(cls, value: bool, info: ValidationInfo) -> bool:
+        # Runs only when the flag is given: records without it cost nothing more to build.
+        if value and not info.data.get("deleted"):
+            where = f"{info.data.get('stream')}|{info.data.get('key')}"
+            raise ValueError(f"record {where}: missing_ok is only meaningful on a tombstone (deleted=True)")
+        return value
 
     @field_validator("trait_map", mode="before")
     @classmethod

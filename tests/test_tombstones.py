@@ -1,5 +1,6 @@
 """Tombstones (``Record.deleted``) through the runner: a destination that does not handle deletions
-never sees one (counted held back on its node); the JSON lines destination writes a ``deleted`` line."""
+never sees one (counted held back on its node); the JSON lines destination writes a ``deleted`` line;
+``missing_ok`` is taken on a tombstone only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import csv
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
 
 from cdp_core import Register, hookimpl
 from cdp_core.base import SKIPPED_DELETION, Page, Source, Stream
@@ -83,3 +87,12 @@ def test_the_conformance_suite_names_malformed_identifier_lists() -> None:
     assert problem(email=["a@x.de", "A@X.de"]) == "identifiers.email: ['a@x.de', 'A@X.de'] repeats a value"
     assert problem(email=["a@x.de", ""]) == "identifiers.email: '' is no value (an empty text, or not a text)"
     assert problem(email=[" a@x.de"]) == "identifiers.email: ' a@x.de' has blanks around it"
+
+
+def test_missing_ok_is_only_for_tombstones_and_survives_a_copy() -> None:
+    only_tombstones = r"record shop\.consents\|7:sms: missing_ok is only meaningful on a tombstone"
+    with pytest.raises(ValidationError, match=only_tombstones):
+        Record(stream="shop.consents", key="7:sms", missing_ok=True)
+    flagged = Record(stream="shop.consents", key="7:sms", deleted=True, missing_ok=True)
+    assert Record.model_validate(flagged.raw()).missing_ok and flagged.model_copy(deep=True).missing_ok
+    assert not Record(stream="s", key="k", deleted=True).missing_ok and not Record(stream="s", key="k").missing_ok

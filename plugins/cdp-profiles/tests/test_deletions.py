@@ -3,7 +3,8 @@
 The store removes the deleted record and recomputes its person from the records that remain:
 identifiers only that record brought are released, traits fall back to the next record, the
 merge log has a ``record_deleted`` entry; a tombstone older than the stored version deletes
-nothing; one for an unknown record is counted; the record delivered again is stored again.
+nothing; one for an unknown record is counted, unless it is marked ``missing_ok`` (a vendor deletion
+that may name a record never synced); the record delivered again is stored again.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def rec(stream: str, key: str, minutes: int, city: str | None = None, **identifi
                   occurred_at=T0 + timedelta(minutes=minutes))  # fmt: skip
 
 
-def gone(stream: str, key: str, minutes: int | None, kind: RecordKind = RecordKind.profile) -> Record:
+def gone(stream: str, key: str, minutes: int | None, kind: RecordKind = RecordKind.profile, **flags: bool) -> Record:
     when = None if minutes is None else T0 + timedelta(minutes=minutes)
-    return Record(stream=stream, key=key, kind=kind, deleted=True, occurred_at=when)
+    return Record(stream=stream, key=key, kind=kind, deleted=True, occurred_at=when, **flags)
 
 
 def write(engine: Engine, *records: Record) -> Checkpoint:
@@ -98,6 +99,36 @@ def test_a_tombstone_older_than_the_stored_version_deletes_nothing(store_engine:
 def test_a_tombstone_for_an_unknown_record_is_counted(store_engine: Engine) -> None:
     checkpoint = write(store_engine, gone("crm.contacts", "nope", None), gone("shop.orders", "o9", None, RecordKind.order))
     assert checkpoint.warnings == {("store", UNKNOWN_DELETION): 2} and checkpoint.rejected == []
+
+
+def test_a_missing_ok_tombstone_deletes_a_held_record_as_any_tombstone(store_engine: Engine) -> None:
+    consent = Record(stream="shop.consents", key="s1:email", kind=RecordKind.consent, identifiers={"email": "a@x.de"},
+                     data={"purpose": "email", "status": "granted"}, occurred_at=T0)  # fmt: skip
+    write(store_engine, rec("shop.customers", "s1", 0, city="Köln", email="a@x.de", phone="+4917112345678"), consent)
+    assert len(people(store_engine)) == 1
+    checkpoint = write(store_engine, gone("shop.customers", "s1", 10, missing_ok=True),
+                       gone("shop.consents", "s1:email", 10, RecordKind.consent, missing_ok=True))  # fmt: skip
+    assert checkpoint.warnings == {} and checkpoint.rejected == []
+    assert people(store_engine) == {} and stored_keys(store_engine) == set()
+    with store_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM consents").scalar_one() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM record_index").scalar_one() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM identities").scalar_one() == 0
+        reasons = [r.reason for r in conn.execute(select(_log))]
+    assert len(reasons) == 2 and all(r.startswith("record_deleted") for r in reasons)
+
+
+def test_a_missing_ok_tombstone_of_an_unknown_record_passes_silently(store_engine: Engine) -> None:
+    write(store_engine, rec("shop.customers", "s1", 0, email="a@x.de"))
+    checkpoint = write(store_engine, gone("shop.consents", "s1:sms", 5, RecordKind.consent, missing_ok=True),
+                       gone("shop.consents", "s1:typo", 5, RecordKind.consent))  # fmt: skip
+    assert checkpoint.warnings == {("store", UNKNOWN_DELETION): 1}, "only the plain tombstone is counted"
+    assert checkpoint.rejected == []
+    with store_engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM consents").scalar_one() == 0
+        assert conn.exec_driver_sql("SELECT stream, \"key\" FROM record_index").all() == [("shop.customers", "s1")]
+        assert conn.execute(select(_log)).all() == []
+    assert len(people(store_engine)) == 1
 
 
 def test_deleting_the_linking_record_is_the_replay_of_the_remaining_records(store_engine: Engine) -> None:

@@ -20,8 +20,10 @@ The topics kept (:data:`TOPICS`) and the streams that read them:
   (``Record.deleted``) of the customer or order in ``webhook_customers`` and ``webhook_orders``,
   and in ``webhook_consents`` one of each consent record the customer may have (``ID:email``,
   ``ID:sms``): the profile store removes the records the pull or an earlier delivery stored.
-  The body does not say which consents the customer gave, so every purpose is deleted; the
-  store counts a tombstone of a record it never held as a warning and deletes nothing.
+  The body does not say which consents the customer gave, so every purpose is deleted, each
+  tombstone marked ``missing_ok``: a consent the customer never had passes silently. The
+  customer's and the order's tombstones stay plain (their record is held once the customer or
+  order was synced), so the store still warns when one names a record it does not hold.
 
 Any other topic is acknowledged and not kept. The records carry the pull stream's name
 (``CONNECTOR.customers``...) and key, so the profile store upserts the very row the pull
@@ -127,11 +129,14 @@ def _deleted_id(entry: IngestEntry) -> str:
     return str(record_id)
 
 
-def _tombstones(entry: IngestEntry, stream: str, kind: RecordKind, keys: list[str]) -> list[Record]:
+def _tombstones(
+    entry: IngestEntry, stream: str, kind: RecordKind, keys: list[str], *, missing_ok: bool = False
+) -> list[Record]:
     """A ``*/delete`` topic's entry as tombstones of the pull stream's records ``keys``: the store removes
-    them (docs/store.md). The deletion time is unknown: the delivery's time stands for it."""
-    return [Record(stream=f"{entry.source}.{stream}", kind=kind, key=key, deleted=True, occurred_at=entry.received_at)
-            for key in keys]  # fmt: skip
+    them (docs/store.md). The deletion time is unknown: the delivery's time stands for it. ``missing_ok``:
+    the keys may name records that never existed (``Record.missing_ok``)."""
+    return [Record(stream=f"{entry.source}.{stream}", kind=kind, key=key, deleted=True, missing_ok=missing_ok,
+                   occurred_at=entry.received_at) for key in keys]  # fmt: skip
 
 
 def customer_records(entry: IngestEntry) -> list[Record]:
@@ -148,14 +153,16 @@ def consent_records(entry: IngestEntry) -> list[Record]:
     """A customer topic's entry as the ``consent`` records the ``consents`` stream makes of that customer.
 
     ``customers/delete``: a tombstone of each purpose's record, whether or not the customer gave it (the
-    body has the id only). Left in the store, a consent record (it carries the customer's identifiers)
-    would keep the deleted person alive, and in the segments that ask for that consent."""
+    body has the id only), marked ``missing_ok``: most customers never had an SMS consent, and the store
+    passes a tombstone of a record it does not hold silently. Left in the store, a consent record (it
+    carries the customer's identifiers) would keep the deleted person alive, and in the segments that ask
+    for that consent."""
     if entry.kind not in CUSTOMER_TOPICS:
         if entry.kind != "customers/delete":
             return []
         customer_id = _deleted_id(entry)
         keys = [consent_key(customer_id, purpose) for purpose, _ in CONSENT_PURPOSES]
-        return _tombstones(entry, "consents", RecordKind.consent, keys)
+        return _tombstones(entry, "consents", RecordKind.consent, keys, missing_ok=True)
     customer = entry_item(entry.body, Customer, where=_where(entry))
     try:
         return customer_consents(customer, f"{entry.source}.consents")

@@ -227,15 +227,19 @@ def test_deletions_are_tombstones_of_the_pull_streams_records() -> None:
     deleted = entry("customers/delete", CUSTOMER_DELETED)
     [gone] = customer_records(deleted)
     assert (gone.stream, gone.kind, gone.key, gone.deleted) == ("shop.customers", "profile", "706405506930370084", True)
-    assert gone.occurred_at == AT and gone.data == {} and gone.identifiers == {}
+    assert gone.occurred_at == AT and gone.data == {} and gone.identifiers == {} and not gone.missing_ok
     assert order_records(deleted) == []
-    # the body does not say which consents the customer gave: a tombstone of each purpose's record
+    # the body does not say which consents the customer gave: a tombstone of each purpose's record, each
+    # missing_ok (the customer may never have had it)
     consents = [
-        (c.stream, c.kind, c.key, c.deleted, c.occurred_at, c.data, c.identifiers) for c in consent_records(deleted)
+        (c.stream, c.kind, c.key, c.deleted, c.missing_ok, c.occurred_at, c.data, c.identifiers)
+        for c in consent_records(deleted)
     ]
-    assert consents == [("shop.consents", "consent", f"{gone.key}:{p}", True, AT, {}, {}) for p in ("email", "sms")]
+    expected = [("shop.consents", "consent", f"{gone.key}:{p}", True, True, AT, {}, {}) for p in ("email", "sms")]
+    assert consents == expected
     [order] = order_records(entry("orders/delete", ORDER_DELETED))
     assert (order.stream, order.kind, order.key, order.deleted) == ("shop.orders", "order", str(ORDER_DELETED["id"]), True)
+    assert not order.missing_ok
     for records in (customer_records, consent_records):
         with pytest.raises(EntryRejected, match="no id of the deleted object"):
             records(entry("customers/delete", {"id": None}))

@@ -228,7 +228,8 @@ class ProfileWriter:
                 return
         tombstones = [p for p in prepared if p.record.deleted]
         if tombstones:
-            unknown = sum(1 for p in tombstones if _key(p) not in old)
+            # A tombstone marked missing_ok may name a record never synced (Record.missing_ok): no warning.
+            unknown = sum(1 for p in tombstones if _key(p) not in old and not p.record.missing_ok)
             if unknown:
                 checkpoint.warn(UNKNOWN_DELETION, unknown)
             deletions.delete_records(db, [_key(p) for p in tombstones if _key(p) in old], run_id, now)
