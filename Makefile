@@ -4,7 +4,7 @@
 #   make test    the same with dev extras, then the type and import checks and every test suite
 #                against SQLite and a throwaway PostgreSQL (installs Debian's chromium when missing,
 #                for the NPS report's browser test; CDP_SKIP_BROWSER_TESTS=1 skips that test)
-#   make typecheck     only the type check: mypy over cdp_core and cdp_profiles
+#   make typecheck     only the type check: mypy over cdp_core and every plugin's package
 #   make importcheck   only the import check: lint-imports (the kernel imports no plugin)
 #   make bench   the 1M-record pipeline benchmark (bench/README.md)
 #   make bench-ingest   1M person records into the profile store vs the raw SQLite floor (bench/README.md)

@@ -40,7 +40,7 @@ __all__ = [
     "TraitsOption",
     "check_trait_streams",
     "stream_traits",
-    "traits_for",
+    "trait_streams",
 ]
 
 TRAIT_TYPES = ("string", "number", "boolean", "timestamp", "list")
@@ -108,15 +108,16 @@ TraitsByStream = dict[str, TraitsOption]
 """A vendor connector's ``traits`` option: stream name -> the mapping that replaces its default."""
 
 
-def traits_for(*streams: str) -> Any:
-    """The type of a vendor config's ``traits`` option whose keys must be among ``streams``:
-    ``traits: traits_for("contacts", "companies") = Field(default_factory=dict, description=...)``."""
+def trait_streams(*streams: str) -> AfterValidator:
+    """The check of a vendor config's ``traits`` option, whose keys must be among ``streams``:
+    ``traits: Annotated[TraitsByStream, trait_streams("contacts", "companies")] = Field(default_factory=dict, ...)``
+    (a type checker reads ``TraitsByStream``; pydantic runs the check)."""
 
     def check(value: dict[str, Any]) -> dict[str, Any]:
         check_trait_streams(value, list(streams))
         return value
 
-    return Annotated[TraitsByStream, AfterValidator(check)]
+    return AfterValidator(check)
 
 
 def stream_traits(default: TraitMap | None, overrides: Mapping[str, Mapping[str, TraitField]], stream: str) -> TraitMap | None:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The static checks of make test, each also a make target of its own:
 #
-#   scripts/checks.sh typecheck     mypy over the kernel (cdp_core) and the profile product
-#                                   (cdp_profiles) in one run; settings in pyproject.toml [tool.mypy]
+#   scripts/checks.sh typecheck     mypy over the kernel (cdp_core) and every plugin's package (the
+#                                   profile product and each connector) in one run; settings in
+#                                   pyproject.toml [tool.mypy]
 #   scripts/checks.sh importcheck   lint-imports: the kernel imports no plugin; the contract is
 #                                   pyproject.toml's [tool.importlinter]
 #   scripts/checks.sh               both
@@ -15,8 +16,13 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 
 typecheck() {
-    # By path, so the profile product is checked from its source folder, with the kernel, in one run.
-    "$BIN/mypy" cdp_core plugins/cdp-profiles/cdp_profiles
+    # By path, so every plugin's package is checked from its source folder, with the kernel and
+    # each other (the ad connectors import the profile product), in one run.
+    local packages=()
+    for init in plugins/*/cdp_*/__init__.py; do
+        packages+=("${init%/__init__.py}")
+    done
+    "$BIN/mypy" cdp_core "${packages[@]}"
 }
 
 importcheck() {

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cdp_core.config import ConfigError, load_config
 from cdp_core.plugins import load_plugins
@@ -17,7 +17,7 @@ from cdp_core.runinfo import RunStatus
 from cdp_core.testing import kit_plugin, load_test_plugins
 from cdp_core.testing.fakes import Collector
 from cdp_core.testing.helpers import run_graph
-from cdp_core.traits import TraitMap
+from cdp_core.traits import TraitMap, TraitsByStream, trait_streams
 
 
 def traits_of(spec: Any, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -223,3 +223,14 @@ def test_without_a_mapping_records_carry_none(tmp_path: Path) -> None:
 def test_a_mapping_cannot_be_built_from_a_bad_spec() -> None:
     with pytest.raises(ValidationError):
         TraitMap.of({"x": {"field": "", "type": "number"}})
+
+
+def test_a_vendor_traits_option_names_only_its_streams() -> None:
+    """``Annotated[TraitsByStream, trait_streams(...)]``: what a type checker reads is the plain mapping type;
+    pydantic refuses a stream the connector does not map, naming the ones it does."""
+    class Options(BaseModel):
+        traits: Annotated[TraitsByStream, trait_streams("contacts", "companies")] = Field(default_factory=dict)
+
+    assert Options(traits={"contacts": {"city": "address.city"}}).traits["contacts"]["city"].field == "address.city"
+    with pytest.raises(ValidationError, match="no stream 'contact'.*streams with traits: contacts, companies"):
+        Options(traits={"contact": {"city": "city"}})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from cdp_core import PluginConfig
 from cdp_core.base import ConnectorContext
 from cdp_core.http import BearerAuth, HttpClient, RateLimit, check_base_url, client_for, error_body
-from cdp_core.traits import TraitMap, traits_for
+from cdp_core.traits import TraitMap, TraitsByStream, trait_streams
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "hubspot"
@@ -119,7 +119,7 @@ class HubSpotConfig(PluginConfig):
     )
     search_rate_period: float = Field(1.0, gt=0, description="Seconds of search_rate_limit's window.")
     max_concurrency: int = Field(4, ge=1, le=32, description="Requests of this connector in flight at once.")
-    traits: traits_for("contacts", "companies") = Field(
+    traits: Annotated[TraitsByStream, trait_streams("contacts", "companies")] = Field(
         default_factory=dict,
         description="Source: stream -> the trait mapping replacing its default (contacts: CONTACT_TRAITS, "
         'companies: COMPANY_TRAITS), e.g. { contacts = { first_name = "firstname", tags = { field = "tags", type = "list", separator = ";" } } }.',

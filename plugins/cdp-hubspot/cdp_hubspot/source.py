@@ -82,7 +82,7 @@ _TIMES = Incremental("lastmodifieddate", unit="ms")
 def parse_time(value: Any) -> int | None:
     """HubSpot's datetime property (ISO 8601, or epoch milliseconds) as epoch milliseconds; None if it is neither."""
     try:
-        return _TIMES.encode(_TIMES.parse(value))  # type: ignore[return-value]
+        return _TIMES.encode(_TIMES.parse(value))
     except CursorValueError:
         return None
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from cdp_core import ConnectorContext, PluginConfig
 from cdp_core.http import BasicAuth, HttpClient, check_base_url, client_for
 from cdp_core.http.errors import error_body
-from cdp_core.traits import TraitMap, traits_for
+from cdp_core.traits import TraitMap, TraitsByStream, trait_streams
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 TYPE_NAME = "mailchimp"
@@ -88,7 +88,7 @@ class MailchimpConfig(PluginConfig):
         description="Source: merge tag -> trait name (FNAME -> first_name). Unlisted merge tags keep their tag as name.",
     )
     page_size: int = Field(1000, ge=1, le=1000, description="Members per request (Mailchimp allows up to 1000).")
-    traits: traits_for("members") = Field(
+    traits: Annotated[TraitsByStream, trait_streams("members")] = Field(
         default_factory=dict,
         description="Source: stream -> the trait mapping replacing its default (members: MEMBER_TRAITS); "
         "a merge field outside the default mapping becomes a trait only when a mapping names it.",

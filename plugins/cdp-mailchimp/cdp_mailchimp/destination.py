@@ -157,9 +157,9 @@ class MailchimpDestination(Destination):
             refused.setdefault(error.email_address.strip().lower(), error)
         matched: set[str] = set()
         for record, email, _member in chunk:
-            error = refused.get(email.lower())
-            if error is not None:
-                checkpoint.reject(record, _reason(error))
+            refusal = refused.get(email.lower())
+            if refusal is not None:
+                checkpoint.reject(record, _reason(refusal))
                 matched.add(email.lower())
         missing = len(refused) - len(matched) + max(0, result.error_count - len(result.errors))
         if missing:

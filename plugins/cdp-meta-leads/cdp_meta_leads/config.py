@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Annotated
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
-from cdp_core.traits import TraitMap, TraitsByStream, traits_for
+from cdp_core.traits import TraitMap, TraitsByStream, trait_streams
 from pydantic import Field, SecretStr, field_validator
-
-if TYPE_CHECKING:  # a type checker reads the option's type; pydantic gets the one that checks the stream names
-    LeadTraitsOption = TraitsByStream
-else:
-    LeadTraitsOption = traits_for("leads")
 
 _VERSION = re.compile(r"v\d+\.\d+")
 _ID = re.compile(r"\d+")
@@ -82,7 +77,7 @@ class MetaLeadsConfig(PluginConfig):
     max_rate_limit_wait: float = Field(
         900.0, ge=0, le=86400, description="Longest single wait; a longer one Meta asks for fails the run instead."
     )
-    traits: LeadTraitsOption = Field(
+    traits: Annotated[TraitsByStream, trait_streams("leads")] = Field(
         default_factory=dict,
         description="stream -> the trait mapping replacing its default (leads: LEAD_TRAITS); "
         "the form's custom questions become traits only when a mapping names them.",

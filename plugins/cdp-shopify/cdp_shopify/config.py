@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 from cdp_core import PluginConfig
 from cdp_core.http import check_base_url
-from cdp_core.traits import TraitMap, traits_for
+from cdp_core.traits import TraitMap, TraitsByStream, trait_streams
 from pydantic import Field, SecretStr, field_validator
 
 _SHOP = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
@@ -70,7 +71,7 @@ class ShopifyConfig(PluginConfig):
         le=86400,
         description="How far before the newest updated_at read the next run starts (records seen there are skipped).",
     )
-    traits: traits_for("customers") = Field(
+    traits: Annotated[TraitsByStream, trait_streams("customers")] = Field(
         default_factory=dict,
         description="stream -> the trait mapping replacing its default (customers: CUSTOMER_TRAITS).",
     )

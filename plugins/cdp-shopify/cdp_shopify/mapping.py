@@ -49,7 +49,8 @@ def _address(customer: Customer) -> Address | None:
     if customer.default_address is not None:
         return customer.default_address
     defaults = [a for a in customer.addresses if a.default]
-    return (defaults or customer.addresses or [None])[0]
+    candidates = defaults or customer.addresses
+    return candidates[0] if candidates else None
 
 
 def _identifiers(shopify_id: int | None, email: str | None, phone: str | None) -> dict[str, str]:
