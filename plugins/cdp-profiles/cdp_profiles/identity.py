@@ -265,7 +265,10 @@ class IdentityRules:
             matchers = self._matchers[type_name]
         except KeyError:
             matchers = self._matchers[type_name] = _alternation([*self._by_type.get(type_name, ()), *self._any_type])
-        return any(m.match(value) for m in matchers)
+        for matcher in matchers:  # a loop, not any() over a generator: once per identifier value written
+            if matcher.match(value):
+                return True
+        return False
 
 
 def _alternation(patterns: list[re.Pattern[str]]) -> list[re.Pattern[str]]:

@@ -116,15 +116,18 @@ def data_json(data: dict[str, Any]) -> bytes | None:
         return None
 
 
-def data_problem(data: dict[str, Any]) -> str | None:
+def data_problem(data: dict[str, Any], text: bytes | None = None) -> str | None:
     """``"data.PATH: why"`` for the first value of ``data`` the store cannot hold, or None.
 
     Most records are cleared by their JSON alone: orjson refuses lone surrogates and
     integers beyond 64 bits, writes a NUL as ``\\u0000`` and NaN or ±Infinity as ``null``.
     Only data that orjson refused, or whose JSON holds either of those, is walked to find
     (and name) the value.
+
+    :param text: ``data_json(data)`` when the caller has it already.
     """
-    text = data_json(data)
+    if text is None:
+        text = data_json(data)
     if text is not None and b"\\u0000" not in text and b"null" not in text:
         return None
     try:
@@ -137,8 +140,12 @@ def data_problem(data: dict[str, Any]) -> str | None:
     return f"data{''.join(reversed(parts))}: {why}"
 
 
-def record_problem(record: Record) -> str | None:
-    """The first field of ``record`` (key, identifiers, data) the store cannot hold, or None."""
+def record_problem(record: Record, data_text: bytes | None = None) -> str | None:
+    """The first field of ``record`` (key, identifiers, data) the store cannot hold, or None.
+
+    :param data_text: ``data_json(record.data)`` when the caller has it already (the write path
+        stores that JSON as it is).
+    """
     key = record.key
     if _NUL in key or not key.isascii():
         why = text_problem(key)
@@ -156,7 +163,7 @@ def record_problem(record: Record) -> str | None:
                 why = text_problem(item)
                 if why is not None:
                     return f"identifiers.{type_name}[{index}]: {why}"
-    return data_problem(record.data)
+    return data_problem(record.data, data_text)
 
 
 def amount_problem(amount: Decimal | None, sqlite: bool = False) -> str | None:

@@ -36,6 +36,13 @@ class SortKey(NamedTuple):
     key: str
 
 
+def naive_utc(occurred_at: datetime | None) -> datetime | None:
+    """``occurred_at`` as a naive UTC time (a naive one is UTC already), as TIME holds it."""
+    if occurred_at is not None and occurred_at.tzinfo is not None:
+        return occurred_at.astimezone(UTC).replace(tzinfo=None)
+    return occurred_at
+
+
 def encode(occurred_at: datetime | None, stream: str, key: str) -> str:
     """The sort key of a record: ``TIME|STREAM|KEY`` (TIME ``~`` without a time)."""
     if SEPARATOR in stream:
