@@ -29,7 +29,8 @@ class _Contacts(Stream):
     def read(self, cursor: JsonValue) -> Iterator[Page]:
         stream = f"{self.connector}.contacts"
         yield Page([Record(stream=stream, key="1", data={"name": "Ada"}, identifiers={"email": ["a@x.de", "b@x.de"]}),
-                    Record(stream=stream, key="2", deleted=True)], None)  # fmt: skip
+                    Record(stream=stream, key="2", deleted=True),
+                    Record(stream=stream, key="3", deleted=True, missing_ok=True)], None)  # fmt: skip
 
 
 class Tombs(Source):
@@ -67,13 +68,14 @@ def test_tombstones_are_written_by_the_jsonl_destination_and_skipped_by_the_csv_
     plugins = load_plugins(entry_points=False, extra=[("tombs", TombsPlugin())])
     run = run_graph(tmp_path, GRAPH, plugins)
     assert run.status == "succeeded", run.error
-    first, second = [json.loads(line) for line in (tmp_path / "out/lines.jsonl").read_text().splitlines()]
+    first, second, third = [json.loads(line) for line in (tmp_path / "out/lines.jsonl").read_text().splitlines()]
     assert first["identifiers"] == {"email": ["a@x.de", "b@x.de"]} and "deleted" not in first
     assert second == {"stream": "vendor.contacts", "kind": "profile", "key": "2", "deleted": True, "occurred_at": None}
+    assert third == {**second, "key": "3", "missing_ok": True}
     with (tmp_path / "out/table.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 1, "the tombstone is no row"
     table = run.nodes["table"]
-    assert table.held_back == {SKIPPED_DELETION: 1} and table.rejected == 0
+    assert table.held_back == {SKIPPED_DELETION: 2} and table.rejected == 0
     assert run.nodes["lines"].held_back == {}
 
 

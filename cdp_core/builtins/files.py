@@ -454,8 +454,9 @@ class _FileDestination(Destination):
 
     def _payload(self, record: Record) -> dict[str, Any]:
         if record.deleted:  # a tombstone (JSON lines only): what was deleted, whatever the content
-            return {"stream": record.stream, "kind": str(record.kind), "key": record.key, "deleted": True,
+            line = {"stream": record.stream, "kind": str(record.kind), "key": record.key, "deleted": True,
                     "occurred_at": iso(record.occurred_at)}  # fmt: skip
+            return {**line, "missing_ok": True} if record.missing_ok else line
         if self.config.content == "data":  # type: ignore[attr-defined]
             return record.data
         # The same shape as record.model_dump(mode="json"), at a fraction of its cost per record.
@@ -485,7 +486,7 @@ class JsonlDestination(_FileDestination):
     """Appends records as JSON lines; durable (fsync) when ``write`` returns, exactly once across crashes.
 
     A tombstone (``Record.deleted``) is a line ``{"stream", "kind", "key", "deleted": true, "occurred_at"}``
-    whatever ``content`` says; the CSV destination skips tombstones (the runner counts them held back)."""
+    (with ``"missing_ok": true`` when the tombstone has it) whatever ``content`` says; the CSV destination skips tombstones (the runner counts them held back)."""
 
     config_model = FileDestinationConfig
     handles_deletions: ClassVar[bool] = True
