@@ -65,25 +65,20 @@ class OffByOne(Good):
         return cursor + 1 if cursor else 0
 
 
-class AllNumbers(Numbers):
-    cursor_field = None
-
-    def read(self, cursor: Any) -> Iterator[Page]:
-        pages = list(super().read(cursor)) or [Page([], None)]
-        yield from pages[:-1]
-        yield Page(pages[-1].records, None)
-
-
-class FullRefresh(Good):
-    def streams(self):
-        return [AllNumbers(self)]
-
-
 class EndsWithNone(Numbers):
     def read(self, cursor: Any) -> Iterator[Page]:
         pages = list(super().read(cursor)) or [Page([], None)]
         yield from pages[:-1]
         yield Page(pages[-1].records, None)
+
+
+class AllNumbers(EndsWithNone):
+    cursor_field = None
+
+
+class FullRefresh(Good):
+    def streams(self):
+        return [AllNumbers(self)]
 
 
 class Unmarked(Good):
